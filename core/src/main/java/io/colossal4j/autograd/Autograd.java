@@ -1,0 +1,168 @@
+package io.colossal4j.autograd;
+
+import io.colossal4j.backend.BinaryOp;
+import io.colossal4j.tensor.MemoryCategory;
+import io.colossal4j.tensor.Tensor;
+import io.colossal4j.tensor.TensorException;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.PriorityQueue;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * Define-by-run recording and the backward engine.
+ *
+ * <p>Ops call {@link #record} after computing their output. {@link #backward} runs the recorded rules in
+ * reverse creation order (a node runs once every consumer of its output has contributed), which is the
+ * reverse of the forward pass: the order in which data parallelism wants its gradient buckets. A leaf's
+ * gradient-ready hooks fire as soon as its last contribution in the pass has been accumulated.
+ */
+public final class Autograd {
+  private Autograd() {}
+
+  private static final AtomicLong SEQUENCE = new AtomicLong();
+
+  /**
+   * Records {@code out} as produced by {@code name} from {@code inputs} when grad mode is on and any input
+   * requires grad. Returns {@code out} for chaining.
+   */
+  public static Tensor record(String name, Tensor out, Node.Backward backward, Tensor... inputs) {
+    if (!GradMode.isEnabled()) return out;
+    boolean any = false;
+    for (Tensor t : inputs) if (t != null && t.requiresGrad()) { any = true; break; }
+    if (!any) return out;
+    List<Tensor> in = new ArrayList<>(inputs.length);
+    for (Tensor t : inputs) in.add(t);
+    out.attachGradFn(new Node(name, in, backward, SEQUENCE.incrementAndGet()));
+    return out;
+  }
+
+  /** Whether an op with these inputs would record (lets ops skip saving tensors for backward). */
+  public static boolean needsGrad(Tensor... inputs) {
+    if (!GradMode.isEnabled()) return false;
+    for (Tensor t : inputs) if (t != null && t.requiresGrad()) return true;
+    return false;
+  }
+
+  /** Backward from a one-element tensor with gradient 1. */
+  public static void backward(Tensor root) {
+    if (root.numel() != 1)
+      throw new TensorException("backward() without a gradient needs a one-element output, got shape " + root.shape() + "; pass the output gradient");
+    backward(root, Tensor.full(root.shape(), root.dtype(), root.backend(), 1.0), false);
+  }
+
+  public static void backward(Tensor root, Tensor gradRoot, boolean retainGraph) {
+    if (!root.requiresGrad())
+      throw new TensorException("backward: the tensor does not require grad (no input of its graph was marked requiresGrad(true))");
+    if (!gradRoot.shape().equals(root.shape()))
+      throw new TensorException("backward: gradient shape " + gradRoot.shape() + " differs from output shape " + root.shape());
+    if (root.isLeaf()) {
+      accumulateLeaf(root, gradRoot);
+      for (var h : root.gradReadyHooks()) h.accept(root);
+      return;
+    }
+    Map<Node, Integer> pendingNodes = new IdentityHashMap<>();
+    Map<Tensor, Integer> pendingLeaves = new IdentityHashMap<>();
+    countDependencies((Node) root.gradFn(), pendingNodes, pendingLeaves);
+
+    Map<Node, Tensor> grads = new IdentityHashMap<>();
+    PriorityQueue<Node> ready = new PriorityQueue<>((a, b) -> Long.compare(b.sequence(), a.sequence()));
+    Node start = (Node) root.gradFn();
+    grads.put(start, gradRoot);
+    ready.add(start);
+    while (!ready.isEmpty()) {
+      Node n = ready.poll();
+      Tensor g = grads.remove(n);
+      Node.Backward rule = n.backward();
+      if (rule == null)
+        throw new TensorException("backward through " + n.name() + " a second time: its saved tensors were freed; pass retainGraph=true to the first backward");
+      Tensor[] inGrads = GradMode.noGrad(() -> rule.apply(g));
+      if (!retainGraph) n.free();
+      List<Tensor> inputs = n.inputs();
+      for (int i = 0; i < inputs.size(); i++) {
+        Tensor t = inputs.get(i);
+        if (t == null || !t.requiresGrad()) continue;
+        Tensor gi = i < inGrads.length ? inGrads[i] : null;
+        if (gi != null && !gi.shape().equals(t.shape()))
+          throw new TensorException("backward of " + n.name() + " returned a gradient of shape " + gi.shape() + " for input " + i + " of shape " + t.shape());
+        if (t.isLeaf()) {
+          if (gi != null) accumulateLeaf(t, gi);
+          if (pendingLeaves.merge(t, -1, Integer::sum) == 0)
+            for (var h : t.gradReadyHooks()) h.accept(t);
+        } else {
+          Node m = (Node) t.gradFn();
+          if (gi != null) grads.merge(m, gi, Autograd::sum);
+          if (pendingNodes.merge(m, -1, Integer::sum) == 0) {
+            if (grads.containsKey(m)) ready.add(m);
+            else skipSubgraph(m, pendingNodes, pendingLeaves, ready, grads, retainGraph);
+          }
+        }
+      }
+    }
+  }
+
+  /** A node all of whose consumers gave no gradient: its inputs still count down (so hooks fire), with nothing to add. */
+  private static void skipSubgraph(Node m, Map<Node, Integer> pendingNodes, Map<Tensor, Integer> pendingLeaves,
+                                   PriorityQueue<Node> ready, Map<Node, Tensor> grads, boolean retainGraph) {
+    ArrayDeque<Node> stack = new ArrayDeque<>();
+    stack.push(m);
+    while (!stack.isEmpty()) {
+      Node n = stack.pop();
+      if (!retainGraph) n.free();
+      for (Tensor t : n.inputs()) {
+        if (t == null || !t.requiresGrad()) continue;
+        if (t.isLeaf()) {
+          if (pendingLeaves.merge(t, -1, Integer::sum) == 0 && t.grad() != null)
+            for (var h : t.gradReadyHooks()) h.accept(t);
+        } else {
+          Node k = (Node) t.gradFn();
+          if (pendingNodes.merge(k, -1, Integer::sum) == 0) {
+            if (grads.containsKey(k)) ready.add(k);
+            else stack.push(k);
+          }
+        }
+      }
+    }
+  }
+
+  private static void countDependencies(Node root, Map<Node, Integer> pendingNodes, Map<Tensor, Integer> pendingLeaves) {
+    ArrayDeque<Node> stack = new ArrayDeque<>();
+    IdentityHashMap<Node, Boolean> seen = new IdentityHashMap<>();
+    stack.push(root);
+    seen.put(root, true);
+    while (!stack.isEmpty()) {
+      Node n = stack.pop();
+      for (Tensor t : n.inputs()) {
+        if (t == null || !t.requiresGrad()) continue;
+        if (t.isLeaf()) {
+          pendingLeaves.merge(t, 1, Integer::sum);
+        } else {
+          Node m = (Node) t.gradFn();
+          pendingNodes.merge(m, 1, Integer::sum);
+          if (seen.put(m, true) == null) stack.push(m);
+        }
+      }
+    }
+  }
+
+  private static Tensor sum(Tensor a, Tensor b) {
+    Tensor out = Tensor.empty(a.shape(), a.dtype(), a.backend(), MemoryCategory.GRADIENT);
+    a.backend().kernels().binary(BinaryOp.ADD, a, b, out);
+    return out;
+  }
+
+  /** Adds g into leaf.grad (allocating it on first use, in the leaf's dtype, so no gradient ever aliases another tensor). */
+  static void accumulateLeaf(Tensor leaf, Tensor g) {
+    Tensor acc = leaf.grad();
+    if (acc == null) {
+      acc = Tensor.empty(leaf.shape(), leaf.dtype(), leaf.backend(), MemoryCategory.GRADIENT);
+      leaf.backend().kernels().copy(g, acc);
+      leaf.setGrad(acc);
+    } else {
+      acc.backend().kernels().binary(BinaryOp.ADD, acc, g, acc);
+    }
+  }
+}

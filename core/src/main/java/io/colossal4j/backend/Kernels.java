@@ -1,0 +1,103 @@
+package io.colossal4j.backend;
+
+import io.colossal4j.tensor.Tensor;
+
+/**
+ * The primitives a backend implements. Ops (in {@code ops}) validate shapes, allocate outputs and record
+ * autograd; kernels only compute. Contract for every method:
+ * <ul>
+ *   <li>all tensors belong to this backend; outputs are allocated by the caller with the documented shape;</li>
+ *   <li>inputs may have any strides (views, expanded broadcast dims with stride 0) unless stated;</li>
+ *   <li>an output may alias an input only where stated (elementwise ops allow {@code out == a});</li>
+ *   <li>floating math accumulates in at least f32 (f64 for f64 tensors).</li>
+ * </ul>
+ * The scalar CPU kernels are the reference implementation; every other implementation is tested against them.
+ */
+public interface Kernels {
+  // ------------------------------------------------------------- elementwise
+  void fill(Tensor out, double value);
+
+  /** dst[i] = src[i] with dtype conversion; same shape, any strides on both sides. */
+  void copy(Tensor src, Tensor dst);
+
+  void unary(UnaryOp op, Tensor x, Tensor out);
+
+  /** out = op(a, b); a and b are already broadcast (expanded) to out's shape. Comparisons write 0/1 in out's dtype. */
+  void binary(BinaryOp op, Tensor a, Tensor b, Tensor out);
+
+  /** out = op(a, s). */
+  void binaryScalar(BinaryOp op, Tensor a, double s, Tensor out);
+
+  /** out = cond != 0 ? a : b; all three broadcast to out's shape. */
+  void where(Tensor cond, Tensor a, Tensor b, Tensor out);
+
+  // ------------------------------------------------------------- reductions
+  /**
+   * Reduces x over {@code dims} (sorted, distinct) into out, whose shape is x's with those dims set to 1
+   * (keepdim). ARGMAX/ARGMIN take one dim and write i64 (the first index on ties, as PyTorch).
+   */
+  void reduce(ReduceOp op, Tensor x, int[] dims, Tensor out);
+
+  // ------------------------------------------------------------- linear algebra
+  /**
+   * out[..., M, N] = a[..., M, K] @ b[..., K, N]; batch dims equal (already broadcast). Any strides, so
+   * a transposed operand is a transposed view. {@code accumulate} adds into out instead of overwriting.
+   */
+  void matmul(Tensor a, Tensor b, Tensor out, boolean accumulate);
+
+  // ------------------------------------------------------------- normalisation
+  /** Softmax (or log-softmax) along {@code dim}. */
+  void softmax(Tensor x, int dim, boolean log, Tensor out);
+
+  /** Gradient of softmax given its output y and the output gradient gy. */
+  void softmaxBackward(Tensor y, Tensor gy, int dim, boolean log, Tensor gx);
+
+  /**
+   * Layer norm over the last dimension of contiguous x viewed as [rows, n]. w and b ([n]) may be null.
+   * Writes y, and per-row mean and rstd ([rows], f32) for the backward.
+   */
+  void layerNorm(Tensor x, Tensor w, Tensor b, double eps, Tensor y, Tensor mean, Tensor rstd);
+
+  /** gx, and (when non-null) gw and gb, from the saved mean/rstd. gw/gb are overwritten, not accumulated. */
+  void layerNormBackward(Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor gx, Tensor gw, Tensor gb);
+
+  // ------------------------------------------------------------- convolution and pooling
+  /** out[N, Cout, Ho, Wo] = conv(x[N, Cin, H, W], w[Cout, Cin/groups, kH, kW]); contiguous x and w. */
+  void conv2d(Tensor x, Tensor w, Conv2dSpec spec, Tensor out);
+
+  void conv2dBackwardInput(Tensor gy, Tensor w, Conv2dSpec spec, Tensor gx);
+
+  void conv2dBackwardWeight(Tensor x, Tensor gy, Conv2dSpec spec, Tensor gw);
+
+  /** Max pool; {@code indices} (i64, out's shape) receives the flat h*W+w index of each max within its plane. */
+  void maxPool2d(Tensor x, Pool2dSpec spec, Tensor out, Tensor indices);
+
+  /** gx (zeroed by the kernel) receives gy at the saved indices. */
+  void maxPool2dBackward(Tensor gy, Tensor indices, Tensor gx);
+
+  void avgPool2d(Tensor x, Pool2dSpec spec, Tensor out);
+
+  void avgPool2dBackward(Tensor gy, Pool2dSpec spec, Tensor gx);
+
+  // ------------------------------------------------------------- indexing
+  /** out = x.index_select(dim, index); index is i32 or i64 of rank 1; out is x's shape with size(dim) = index.numel(). */
+  void indexSelect(Tensor x, int dim, Tensor index, Tensor out);
+
+  /** out.index_add_(dim, index, src): out[.., index[i], ..] += src[.., i, ..]. */
+  void indexAdd(Tensor out, int dim, Tensor index, Tensor src);
+
+  /** out = x.gather(dim, index); index has out's shape. */
+  void gather(Tensor x, int dim, Tensor index, Tensor out);
+
+  /** out.scatter_add_(dim, index, src): out[.., index[i..], ..] += src[i..]. */
+  void scatterAdd(Tensor out, int dim, Tensor index, Tensor src);
+
+  // ------------------------------------------------------------- randomness
+  /**
+   * Fills out (contiguous, floating) with uniform [0, 1) numbers from the counter-based Philox4x32-10
+   * generator: element i uses counter (offset + i/4), lane i%4, under key {@code seed}. The same
+   * (seed, offset) gives the same numbers on every backend, which is what makes dropout reproducible
+   * across devices, parallel layouts and activation recomputation.
+   */
+  void uniform(Tensor out, long seed, long offset);
+}

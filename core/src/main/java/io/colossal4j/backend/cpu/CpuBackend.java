@@ -1,0 +1,105 @@
+package io.colossal4j.backend.cpu;
+
+import io.colossal4j.backend.Backend;
+import io.colossal4j.backend.Kernels;
+import io.colossal4j.backend.MemoryStats;
+import io.colossal4j.tensor.Device;
+import io.colossal4j.tensor.Elements;
+import io.colossal4j.tensor.MemoryCategory;
+import io.colossal4j.tensor.Storage;
+import io.colossal4j.tensor.Tensor;
+import io.colossal4j.tensor.TensorException;
+import java.lang.foreign.MemorySegment;
+import java.util.function.Function;
+
+/**
+ * The CPU backend: a caching host allocator, a worker pool, and a kernel set. {@link #create(int)} gives the
+ * fast kernels (Vector API, multithreaded); {@link #reference()} the scalar reference kernels that tests
+ * use as the oracle. Both compute on the same kind of storage, so tensors can be compared directly.
+ */
+public final class CpuBackend implements Backend {
+  private final String name;
+  private final CpuParallel parallel;
+  private final CpuAllocator allocator;
+  private final Kernels kernels;
+
+  private CpuBackend(String name, int threads, long capBytes, Function<CpuParallel, Kernels> kernelFactory) {
+    this.name = name;
+    this.parallel = new CpuParallel(threads);
+    this.allocator = new CpuAllocator(4L << 30, capBytes);
+    this.kernels = kernelFactory.apply(parallel);
+  }
+
+  /** Fast kernels on {@code threads} worker threads. */
+  public static CpuBackend create(int threads) {
+    return new CpuBackend("cpu-simd", threads, Long.MAX_VALUE, io.colossal4j.backend.cpu.simd.SimdKernels::new);
+  }
+
+  /** Fast kernels on as many threads as the machine has cores. */
+  public static CpuBackend create() { return create(Runtime.getRuntime().availableProcessors()); }
+
+  /** The scalar reference kernels, single-threaded: slow and obviously right. */
+  public static CpuBackend reference() {
+    return new CpuBackend("cpu-scalar", 1, Long.MAX_VALUE, p -> new ScalarKernels());
+  }
+
+  @Override public Device device() { return Device.cpu(); }
+
+  @Override public String name() { return name; }
+
+  @Override public Kernels kernels() { return kernels; }
+
+  public CpuParallel parallel() { return parallel; }
+
+  @Override public Storage allocate(long bytes, MemoryCategory category) {
+    return allocator.allocate(this, bytes, category);
+  }
+
+  @Override public MemoryStats memoryStats() { return allocator.stats(); }
+
+  /** Frees the cached (unused) blocks. */
+  public void emptyCache() { allocator.emptyCache(); }
+
+  @Override public void copyFromHost(MemorySegment src, Tensor dst) {
+    long bytes = dst.numel() * dst.dtype().byteSize();
+    if (src.byteSize() < bytes)
+      throw new TensorException("copyFromHost: source has " + src.byteSize() + " bytes, tensor " + dst.shape() + " " + dst.dtype() + " needs " + bytes);
+    MemorySegment seg = segment(dst);
+    if (dst.isContiguous()) {
+      MemorySegment.copy(src, 0, seg, dst.offset() * dst.dtype().byteSize(), bytes);
+      return;
+    }
+    int es = dst.dtype().byteSize();
+    long[] i = {0};
+    Strided.forEach(dst.shape(), dst.strides(), dst.offset(), off -> {
+      Elements.set(seg, dst.dtype(), off * es, Elements.get(src, dst.dtype(), i[0]++ * es));
+    });
+  }
+
+  @Override public void copyToHost(Tensor src, MemorySegment dst) {
+    long bytes = src.numel() * src.dtype().byteSize();
+    if (dst.byteSize() < bytes)
+      throw new TensorException("copyToHost: destination has " + dst.byteSize() + " bytes, tensor " + src.shape() + " needs " + bytes);
+    MemorySegment seg = segment(src);
+    if (src.isContiguous()) {
+      MemorySegment.copy(seg, src.offset() * src.dtype().byteSize(), dst, 0, bytes);
+      return;
+    }
+    int es = src.dtype().byteSize();
+    long[] i = {0};
+    Strided.forEach(src.shape(), src.strides(), src.offset(), off -> {
+      MemorySegment.copy(seg, off * es, dst, i[0]++ * es, es);
+    });
+  }
+
+  /** The host memory of a CPU tensor; rejects tensors of another device with a message naming it. */
+  public static MemorySegment segment(Tensor t) {
+    if (!(t.storage() instanceof CpuStorage cs))
+      throw new TensorException("expected a CPU tensor, got one on " + t.device());
+    return cs.segment();
+  }
+
+  @Override public void close() { parallel.close(); }
+
+  @Override public String toString() { return name; }
+}
