@@ -1,0 +1,32 @@
+package io.colossal4j.nn;
+
+import io.colossal4j.ops.LinAlg;
+import io.colossal4j.tensor.Tensor;
+
+/** y = x Wᵀ + b with W of shape [out, in] (PyTorch's layout and init). */
+public final class Linear extends Module {
+  private final int inFeatures;
+  private final int outFeatures;
+  private Tensor weight;
+  private Tensor bias;
+
+  public Linear(ModuleContext ctx, int inFeatures, int outFeatures, boolean bias) {
+    if (inFeatures < 1 || outFeatures < 1) throw new IllegalArgumentException("Linear sizes must be >= 1, got in=" + inFeatures + " out=" + outFeatures);
+    this.inFeatures = inFeatures;
+    this.outFeatures = outFeatures;
+    this.weight = parameter("weight", Init.torchDefault(ctx, inFeatures, outFeatures, inFeatures));
+    this.bias = bias ? parameter("bias", Init.torchDefault(ctx, inFeatures, outFeatures)) : null;
+  }
+
+  @Override public Tensor forward(Tensor x) { return LinAlg.linear(x, weight, bias); }
+
+  public Tensor weight() { return weight; }
+
+  public Tensor bias() { return bias; }
+
+  public int inFeatures() { return inFeatures; }
+
+  public int outFeatures() { return outFeatures; }
+
+  @Override public String toString() { return "Linear(" + inFeatures + " -> " + outFeatures + (bias == null ? ", no bias)" : ")"); }
+}

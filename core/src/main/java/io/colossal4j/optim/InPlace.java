@@ -1,0 +1,69 @@
+package io.colossal4j.optim;
+
+import io.colossal4j.backend.BinaryOp;
+import io.colossal4j.backend.ReduceOp;
+import io.colossal4j.backend.UnaryOp;
+import io.colossal4j.tensor.DType;
+import io.colossal4j.tensor.MemoryCategory;
+import io.colossal4j.tensor.Shape;
+import io.colossal4j.tensor.Tensor;
+
+/**
+ * In-place updates for optimizer steps, written directly against the kernels (no autograd, no output
+ * allocation beyond one scratch tensor). All tensors of one call share shape and backend.
+ */
+final class InPlace {
+  private InPlace() {}
+
+  /** t *= s. */
+  static void scale(Tensor t, double s) { t.backend().kernels().binaryScalar(BinaryOp.MUL, t, s, t); }
+
+  /** y += alpha * x. */
+  static void axpy(Tensor y, double alpha, Tensor x, Tensor scratch) {
+    var k = y.backend().kernels();
+    k.binaryScalar(BinaryOp.MUL, x, alpha, scratch);
+    k.binary(BinaryOp.ADD, y, scratch, y);
+  }
+
+  /** y += alpha * a * b. */
+  static void addProduct(Tensor y, double alpha, Tensor a, Tensor b, Tensor scratch) {
+    var k = y.backend().kernels();
+    k.binary(BinaryOp.MUL, a, b, scratch);
+    if (alpha != 1) k.binaryScalar(BinaryOp.MUL, scratch, alpha, scratch);
+    k.binary(BinaryOp.ADD, y, scratch, y);
+  }
+
+  /** out = m / (sqrt(v) + eps), with m and v already bias-corrected by the given factors. */
+  static void adamDirection(Tensor m, double mScale, Tensor v, double vScale, double eps, Tensor out) {
+    var k = out.backend().kernels();
+    k.binaryScalar(BinaryOp.MUL, v, vScale, out);
+    k.unary(UnaryOp.SQRT, out, out);
+    k.binaryScalar(BinaryOp.ADD, out, eps, out);
+    k.binary(BinaryOp.DIV, m, out, out);
+    if (mScale != 1) k.binaryScalar(BinaryOp.MUL, out, mScale, out);
+  }
+
+  static Tensor zerosLike(Tensor t) {
+    Tensor z = Tensor.empty(t.shape(), t.dtype(), t.backend(), MemoryCategory.OPTIMIZER_STATE);
+    t.backend().kernels().fill(z, 0);
+    return z;
+  }
+
+  static Tensor scratch(Tensor t) { return Tensor.empty(t.shape(), t.dtype(), t.backend(), MemoryCategory.TEMPORARY); }
+
+  /** Sum of squares of all elements, accumulated in f64 on the host side of the reduction. */
+  static double sumOfSquares(Tensor t) {
+    Tensor sq = scratch(t);
+    var k = t.backend().kernels();
+    k.unary(UnaryOp.SQUARE, t, sq);
+    int[] all = new int[t.rank()];
+    for (int i = 0; i < all.length; i++) all[i] = i;
+    int[] ones = new int[t.rank()];
+    java.util.Arrays.fill(ones, 1);
+    Tensor s = Tensor.empty(Shape.of(ones), DType.F64, t.backend(), MemoryCategory.TEMPORARY);
+    if (t.rank() == 0) k.copy(sq, s); else k.reduce(ReduceOp.SUM, sq, all, s);
+    return s.item();
+  }
+
+  static double norm(Tensor t) { return Math.sqrt(sumOfSquares(t)); }
+}
