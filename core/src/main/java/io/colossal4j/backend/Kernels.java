@@ -100,4 +100,11 @@ public interface Kernels {
    * across devices, parallel layouts and activation recomputation.
    */
   void uniform(Tensor out, long seed, long offset);
+
+  // ------------------------------------------------------------- optional fused kernels
+  /**
+   * A fused attention kernel, if this backend has one. The default says it is absent, and
+   * {@code ops.Attention} then composes matmul, softmax and dropout (the reference).
+   */
+  default java.util.Optional<FusedAttention> fusedAttention() { return java.util.Optional.empty(); }
 }
