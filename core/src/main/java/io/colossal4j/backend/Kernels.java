@@ -54,7 +54,7 @@ public interface Kernels {
 
   /**
    * Layer norm over the last dimension of contiguous x viewed as [rows, n]. w and b ([n]) may be null.
-   * Writes y, and per-row mean and rstd ([rows], f32) for the backward.
+   * Writes y, and per-row mean and rstd ([rows], f32; f64 when x is f64) for the backward.
    */
   void layerNorm(Tensor x, Tensor w, Tensor b, double eps, Tensor y, Tensor mean, Tensor rstd);
 
@@ -62,14 +62,23 @@ public interface Kernels {
   void layerNormBackward(Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor gx, Tensor gw, Tensor gb);
 
   // ------------------------------------------------------------- convolution and pooling
-  /** out[N, Cout, Ho, Wo] = conv(x[N, Cin, H, W], w[Cout, Cin/groups, kH, kW]); contiguous x and w. */
+  /**
+   * out[N, Cout, Ho, Wo] = conv(x[N, Cin, H, W], w[Cout, Cin/groups, kH, kW]) (cross-correlation, no bias);
+   * contiguous x and w. Here and in the convolution and pooling kernels below, the ops pass contiguous
+   * operands and contiguous outputs, and outputs are overwritten, not accumulated.
+   */
   void conv2d(Tensor x, Tensor w, Conv2dSpec spec, Tensor out);
 
+  /** gx[N, Cin, H, W] = the gradient of conv2d with respect to x, given gy [N, Cout, Ho, Wo]. */
   void conv2dBackwardInput(Tensor gy, Tensor w, Conv2dSpec spec, Tensor gx);
 
+  /** gw[Cout, Cin/groups, kH, kW] = the gradient of conv2d with respect to w, summed over the batch. */
   void conv2dBackwardWeight(Tensor x, Tensor gy, Conv2dSpec spec, Tensor gw);
 
-  /** Max pool; {@code indices} (i64, out's shape) receives the flat h*W+w index of each max within its plane. */
+  /**
+   * Max pool; {@code indices} (i64, out's shape) receives the flat h*W+w index of each max within its plane
+   * (first on ties; a NaN wins, as PyTorch).
+   */
   void maxPool2d(Tensor x, Pool2dSpec spec, Tensor out, Tensor indices);
 
   /** gx (zeroed by the kernel) receives gy at the saved indices. */

@@ -10,6 +10,11 @@ public record Pool2dSpec(int kernelH, int kernelW, int strideH, int strideW, int
       throw new IllegalArgumentException("pool padding must be in [0, kernel/2], got " + padH + "x" + padW + " for kernel " + kernelH + "x" + kernelW);
   }
 
+  /** Square kernel, stride and padding. */
+  public static Pool2dSpec of(int kernel, int stride, int padding, boolean ceilMode, boolean countIncludePad) {
+    return new Pool2dSpec(kernel, kernel, stride, stride, padding, padding, ceilMode, countIncludePad);
+  }
+
   public int outH(int inH) { return outSize(inH, kernelH, strideH, padH); }
 
   public int outW(int inW) { return outSize(inW, kernelW, strideW, padW); }
