@@ -1,0 +1,149 @@
+package io.colossal4j.backend.cuda;
+
+import io.colossal4j.backend.MemoryStats;
+import io.colossal4j.tensor.MemoryCategory;
+import io.colossal4j.tensor.TensorException;
+import java.util.ArrayDeque;
+import java.util.EnumMap;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * A caching device allocator, stream-ordered: all work of a backend runs on one stream, so a block freed
+ * after the kernels that use it were queued can be handed to the next allocation at once; any later
+ * kernel on that stream runs after those uses. Blocks go back to the device only after a stream
+ * synchronisation (when the cache is emptied).
+ *
+ * <p>Size classes: 512-byte steps up to 1 MiB, then 1/8 of the power of two above (at most 12.5% slack);
+ * a request takes a cached block of its class, or of the next classes up to twice its size. Statistics per
+ * {@link MemoryCategory} (current and peak bytes in use) and the cached total. An optional cap limits the
+ * bytes held from the device (in use + cached), so a large GPU can behave like a smaller one. When a
+ * request does not fit, the cache is emptied and the request retried before an {@link OutOfMemory} is thrown.
+ *
+ * <p>Thread-safe (one lock); a storage may be released from any thread, including the GC's cleaner.
+ */
+final class CachingAllocator {
+  static final long SMALL_STEP = 512;
+  static final long SMALL_LIMIT = 1L << 20;
+
+  /** The device (or the cap) cannot satisfy a request even after the cache was emptied. */
+  static final class OutOfMemory extends TensorException {
+    OutOfMemory(String message) { super(message); }
+  }
+
+  /** One device block handed out: its address and size class. */
+  record Block(long pointer, long size) {}
+
+  private final DeviceMemory memory;
+  private final long capBytes;
+  private final String deviceName;
+  private final TreeMap<Long, ArrayDeque<Long>> free = new TreeMap<>();
+  private final Map<MemoryCategory, Long> current = new EnumMap<>(MemoryCategory.class);
+  private final Map<MemoryCategory, Long> peak = new EnumMap<>(MemoryCategory.class);
+  private long cached;
+  private long inUse;
+  private long deviceAllocations;
+
+  CachingAllocator(DeviceMemory memory, long capBytes, String deviceName) {
+    if (capBytes <= 0) throw new IllegalArgumentException("memory cap must be > 0 bytes, got " + capBytes);
+    this.memory = memory;
+    this.capBytes = capBytes;
+    this.deviceName = deviceName;
+    for (MemoryCategory c : MemoryCategory.values()) { current.put(c, 0L); peak.put(c, 0L); }
+  }
+
+  static long sizeClass(long bytes) {
+    long b = Math.max(bytes, 1);
+    if (b <= SMALL_LIMIT) return roundUp(b, SMALL_STEP);
+    long pow = Long.highestOneBit(b - 1) << 1;
+    return roundUp(b, pow / 8);
+  }
+
+  private static long roundUp(long v, long m) { return (v + m - 1) / m * m; }
+
+  /** A block of at least {@code bytes}, charged to {@code category}. */
+  synchronized Block allocate(long bytes, MemoryCategory category) {
+    if (bytes < 0) throw new TensorException("cannot allocate " + bytes + " bytes on " + deviceName);
+    long size = sizeClass(bytes);
+    Block b = takeCached(size);
+    if (b == null) b = fromDevice(size, bytes, category);
+    inUse += b.size;
+    long now = current.merge(category, b.size, Long::sum);
+    peak.merge(category, now, Math::max);
+    return b;
+  }
+
+  private Block takeCached(long size) {
+    Map.Entry<Long, ArrayDeque<Long>> e = free.ceilingEntry(size);
+    while (e != null && e.getKey() <= 2 * size) {
+      Long p = e.getValue().poll();
+      if (p != null) {
+        if (e.getValue().isEmpty()) free.remove(e.getKey());
+        cached -= e.getKey();
+        return new Block(p, e.getKey());
+      }
+      free.remove(e.getKey());
+      e = free.ceilingEntry(size);
+    }
+    return null;
+  }
+
+  private Block fromDevice(long size, long requested, MemoryCategory category) {
+    if (inUse + cached + size > capBytes) emptyCache();
+    long p = inUse + size <= capBytes ? memory.allocate(size) : 0;
+    if (p == 0 && cached > 0) {
+      emptyCache();
+      p = memory.allocate(size);
+    }
+    if (p == 0) throw new OutOfMemory(outOfMemoryReport(requested, category));
+    deviceAllocations++;
+    return new Block(p, size);
+  }
+
+  /** Returns a block to the cache; the caller's uses of it are already queued on the stream. */
+  synchronized void release(Block b, MemoryCategory category) {
+    inUse -= b.size;
+    current.merge(category, -b.size, Long::sum);
+    free.computeIfAbsent(b.size, k -> new ArrayDeque<>()).push(b.pointer);
+    cached += b.size;
+  }
+
+  /** Gives every cached block back to the device, after the stream has finished with them. */
+  synchronized void emptyCache() {
+    if (free.isEmpty()) return;
+    memory.synchronize();
+    for (Map.Entry<Long, ArrayDeque<Long>> e : free.entrySet()) for (long p : e.getValue()) memory.free(p);
+    free.clear();
+    cached = 0;
+  }
+
+  synchronized MemoryStats stats() { return new MemoryStats(current, peak, cached, capBytes); }
+
+  synchronized long deviceAllocations() { return deviceAllocations; }
+
+  /** Zeroes the peaks (to the current values), e.g. between a warm-up step and a measured one. */
+  synchronized void resetPeaks() { peak.putAll(current); }
+
+  String outOfMemoryReport(long requested, MemoryCategory category) {
+    MemoryStats s = new MemoryStats(current, peak, cached, capBytes);
+    String limit = capBytes == Long.MAX_VALUE
+        ? "the device's " + MemoryStats.human(memory.totalBytes())
+        : "the cap of " + MemoryStats.human(capBytes) + " (device " + MemoryStats.human(memory.totalBytes()) + ")";
+    return "CUDA out of memory on " + deviceName + ": " + MemoryStats.human(requested) + " requested for "
+        + category.name().toLowerCase() + ", " + MemoryStats.human(inUse) + " in use within " + limit
+        + " (cache emptied and retried).\nHeld per category:\n" + s.describe() + "What would help: " + advice();
+  }
+
+  /** Advice from what holds the most memory. */
+  private String advice() {
+    MemoryCategory top = MemoryCategory.ACTIVATION;
+    for (MemoryCategory c : MemoryCategory.values()) if (current.get(c) > current.get(top)) top = c;
+    return switch (top) {
+      case ACTIVATION, TEMPORARY -> "activations dominate: a smaller micro-batch (more gradient accumulation steps), "
+          + "activation checkpointing, or more pipeline stages.";
+      case PARAMETER -> "parameters dominate: tensor or pipeline parallelism, ZeRO stage 3 (shard parameters), or Gemini offload.";
+      case GRADIENT -> "gradients dominate: ZeRO stage 2 (shard gradients), or more pipeline stages.";
+      case OPTIMIZER_STATE -> "optimizer state dominates: ZeRO stage 1 (shard optimizer state) or Gemini/CPU offload of the optimizer.";
+    };
+  }
+}

@@ -1,0 +1,222 @@
+package io.colossal4j.backend.cuda;
+
+import io.colossal4j.backend.Backend;
+import io.colossal4j.backend.Kernels;
+import io.colossal4j.backend.MemoryStats;
+import io.colossal4j.backend.cuda.ffi.CublasLt;
+import io.colossal4j.backend.cuda.ffi.CudaException;
+import io.colossal4j.backend.cuda.ffi.CudaUnavailableException;
+import io.colossal4j.backend.cuda.ffi.Driver;
+import io.colossal4j.backend.cuda.ffi.LibraryLocator;
+import io.colossal4j.backend.cuda.ffi.Nvrtc;
+import io.colossal4j.tensor.Device;
+import io.colossal4j.tensor.MemoryCategory;
+import io.colossal4j.tensor.Storage;
+import io.colossal4j.tensor.Tensor;
+import io.colossal4j.tensor.TensorException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.ref.Cleaner;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * One NVIDIA GPU: its primary context, one stream on which every kernel and copy of this backend is queued
+ * (so work is ordered without events), the caching allocator, our NVRTC-compiled kernels and cuBLASLt.
+ * Host transfers synchronise the stream; kernels do not.
+ *
+ * <p>{@link #open} fails with a {@link CudaUnavailableException} saying what was looked for and where when
+ * there is no driver, no GPU, a too-old GPU or a missing library; it never falls back to the CPU.
+ * Thread-safety: any thread may call in (the context is made current per thread); work from several threads
+ * is serialised on the one stream in call order.
+ */
+public final class CudaBackend implements Backend {
+  /** Oldest supported compute capability (bf16 tensor cores; tested on 9.0). */
+  public static final int MIN_CC = 80;
+
+  private final Device device;
+  private final Arena libraries = Arena.ofShared();
+  private final LibraryLocator locator;
+  private final Driver driver;
+  private final int cuDevice;
+  private final long context;
+  private final long stream;
+  private final String deviceName;
+  private final int ccMajor, ccMinor, multiprocessors;
+  private final CachingAllocator allocator;
+  private final CudaModule module;
+  private final CudaKernels kernels;
+  private final Cleaner cleaner = Cleaner.create();
+  private final ThreadLocal<Boolean> current = ThreadLocal.withInitial(() -> false);
+  private CublasLt cublasLt;
+  private volatile boolean closed;
+
+  private CudaBackend(Device device, CudaOptions options) {
+    this.device = device;
+    this.locator = new LibraryLocator(options.environment());
+    try {
+      this.driver = Driver.load(locator, libraries);
+      this.cuDevice = driver.device(device.index());
+      this.deviceName = driver.deviceName(cuDevice);
+      this.ccMajor = driver.attribute(cuDevice, Driver.ATTR_CC_MAJOR);
+      this.ccMinor = driver.attribute(cuDevice, Driver.ATTR_CC_MINOR);
+      this.multiprocessors = driver.attribute(cuDevice, Driver.ATTR_MULTIPROCESSOR_COUNT);
+      if (ccMajor * 10 + ccMinor < MIN_CC)
+        throw new CudaUnavailableException(device + " (" + deviceName + ") has compute capability " + ccMajor + "." + ccMinor
+            + "; colossal4j needs " + MIN_CC / 10 + "." + MIN_CC % 10 + " or newer (Ampere, Hopper)");
+      this.context = driver.retainPrimaryContext(cuDevice);
+      enter();
+      this.stream = driver.streamCreate(Driver.STREAM_NON_BLOCKING);
+      this.allocator = new CachingAllocator(new DriverMemory(), options.memoryCapBytes(), device + " (" + deviceName + ")");
+      Nvrtc nvrtc = Nvrtc.load(locator, libraries);
+      this.module = CudaModule.load(driver, nvrtc, ccMajor, ccMinor, options.kernelCacheDir());
+      this.kernels = new CudaKernels(this);
+    } catch (RuntimeException e) {
+      libraries.close();
+      throw e;
+    }
+  }
+
+  /**
+   * Opens {@code device} (must be {@code cuda:N}). Throws {@link CudaUnavailableException} when CUDA cannot
+   * be used here, naming what was looked for and where.
+   */
+  public static CudaBackend open(Device device, CudaOptions options) {
+    if (device.kind() != Device.Kind.CUDA) throw new TensorException("CudaBackend.open needs a cuda:N device, got " + device);
+    return new CudaBackend(device, options);
+  }
+
+  private final class DriverMemory implements DeviceMemory {
+    @Override public long allocate(long bytes) { enter(); return driver.memAlloc(bytes); }
+
+    @Override public void free(long pointer) { enter(); driver.memFree(pointer); }
+
+    @Override public void synchronize() { enter(); driver.streamSynchronize(stream); }
+
+    @Override public long totalBytes() { return driver.totalMemory(cuDevice); }
+  }
+
+  /** Makes this backend's context current on the calling thread (once per thread). */
+  void enter() {
+    if (closed) throw new TensorException("the CUDA backend for " + device + " is closed");
+    if (!current.get()) {
+      driver.setCurrent(context);
+      current.set(true);
+    }
+  }
+
+  Driver driver() { return driver; }
+
+  long stream() { return stream; }
+
+  CudaModule module() { return module; }
+
+  int multiprocessors() { return multiprocessors; }
+
+  /** cuBLASLt, loaded on first use (its absence only matters to matmul). */
+  synchronized CublasLt cublasLt() {
+    if (cublasLt == null) cublasLt = CublasLt.load(locator, libraries);
+    return cublasLt;
+  }
+
+  @Override public Device device() { return device; }
+
+  @Override public String name() { return device.toString(); }
+
+  /** "NVIDIA H200, compute capability 9.0, 132 SMs, driver 13000, kernels from cache ...". */
+  public String describe() {
+    return deviceName + ", compute capability " + ccMajor + "." + ccMinor + ", " + multiprocessors + " SMs, "
+        + MemoryStats.human(driver.totalMemory(cuDevice)) + ", driver API " + driver.version() + ", kernels from " + module.origin();
+  }
+
+  @Override public Kernels kernels() { return kernels; }
+
+  @Override public Storage allocate(long bytes, MemoryCategory category) {
+    enter();
+    CachingAllocator.Block block = allocator.allocate(bytes, category);
+    AtomicBoolean returned = new AtomicBoolean();
+    Runnable giveBack = () -> {
+      if (returned.compareAndSet(false, true)) allocator.release(block, category);
+    };
+    CudaStorage s = new CudaStorage(this, bytes, category, block.pointer(), giveBack);
+    cleaner.register(s, giveBack);
+    return s;
+  }
+
+  @Override public MemoryStats memoryStats() { return allocator.stats(); }
+
+  /** Gives cached device blocks back to the driver. */
+  public void emptyCache() { allocator.emptyCache(); }
+
+  public void resetPeakMemory() { allocator.resetPeaks(); }
+
+  /** The device address of element {@code t.offset()} of a tensor of this backend; validates ownership and liveness. */
+  long pointer(Tensor t) {
+    if (!(t.storage() instanceof CudaStorage cs) || t.backend() != this)
+      throw new TensorException("expected a tensor on " + name() + ", got one on " + t.device() + " (" + t.backend().name() + ")");
+    return cs.pointer();
+  }
+
+  @Override public void copyFromHost(MemorySegment src, Tensor dst) {
+    long bytes = dst.numel() * dst.dtype().byteSize();
+    if (src.byteSize() < bytes)
+      throw new TensorException("copyFromHost: source has " + src.byteSize() + " bytes, tensor " + dst.shape() + " " + dst.dtype() + " needs " + bytes);
+    if (bytes == 0) return;
+    enter();
+    try (Arena a = Arena.ofConfined()) {
+      MemorySegment host = src.isNative() ? src : a.allocate(bytes, 16).copyFrom(src.asSlice(0, bytes));
+      if (dst.isContiguous()) {
+        driver.copyHostToDevice(pointer(dst) + dst.offset() * dst.dtype().byteSize(), host, bytes, stream);
+      } else {
+        Tensor tmp = Tensor.empty(dst.shape(), dst.dtype(), this, MemoryCategory.TEMPORARY);
+        driver.copyHostToDevice(pointer(tmp), host, bytes, stream);
+        kernels.copy(tmp, dst);
+        tmp.storage().release();
+      }
+      driver.streamSynchronize(stream); // the host buffer may be reused as soon as we return
+    }
+  }
+
+  @Override public void copyToHost(Tensor src, MemorySegment dst) {
+    long bytes = src.numel() * src.dtype().byteSize();
+    if (dst.byteSize() < bytes)
+      throw new TensorException("copyToHost: destination has " + dst.byteSize() + " bytes, tensor " + src.shape() + " needs " + bytes);
+    if (bytes == 0) return;
+    enter();
+    try (Arena a = Arena.ofConfined()) {
+      MemorySegment host = dst.isNative() ? dst : a.allocate(bytes, 16);
+      Tensor from = src;
+      if (!src.isContiguous()) {
+        from = Tensor.empty(src.shape(), src.dtype(), this, MemoryCategory.TEMPORARY);
+        kernels.copy(src, from);
+      }
+      driver.copyDeviceToHost(host, pointer(from) + from.offset() * from.dtype().byteSize(), bytes, stream);
+      driver.streamSynchronize(stream);
+      if (from != src) from.storage().release();
+      if (host != dst) MemorySegment.copy(host, 0, dst, 0, bytes);
+    }
+  }
+
+  /** Waits for all queued work; a kernel fault surfaces here as a {@link CudaException}. */
+  @Override public void synchronize() {
+    enter();
+    driver.streamSynchronize(stream);
+  }
+
+  @Override public synchronized void close() {
+    if (closed) return;
+    try {
+      synchronize();
+      allocator.emptyCache();
+      kernels.close();
+      module.close();
+      driver.streamDestroy(stream);
+      driver.releasePrimaryContext(cuDevice);
+    } catch (CudaException e) {
+      throw new CudaException("closing " + name() + ": " + e.getMessage(), e.status());
+    } finally {
+      closed = true;
+    }
+  }
+
+  @Override public String toString() { return name(); }
+}

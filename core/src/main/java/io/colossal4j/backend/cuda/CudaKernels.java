@@ -1,0 +1,224 @@
+package io.colossal4j.backend.cuda;
+
+import io.colossal4j.backend.BinaryOp;
+import io.colossal4j.backend.Conv2dSpec;
+import io.colossal4j.backend.Kernels;
+import io.colossal4j.backend.Pool2dSpec;
+import io.colossal4j.backend.ReduceOp;
+import io.colossal4j.backend.UnaryOp;
+import io.colossal4j.backend.cuda.ffi.Driver.Dim3;
+import io.colossal4j.tensor.DType;
+import io.colossal4j.tensor.Tensor;
+import io.colossal4j.tensor.TensorException;
+import java.lang.foreign.Arena;
+import java.util.function.BiConsumer;
+
+/**
+ * The {@link Kernels} of a {@link CudaBackend}: every launch is queued on the backend's stream and returns
+ * at once. Elementwise kernels take any strides and dtypes through a coalesced geometry (a contiguous
+ * operand costs one multiply-add per element); reductions, softmax and layer norm live in
+ * {@link CudaNormKernels}, matmul in {@link CudaMatmul}.
+ *
+ * <p>Before every launch the operands are checked (right backend, live storage, matching shapes), so a bad
+ * call is an exception here rather than a fault on the device.
+ */
+final class CudaKernels implements Kernels, AutoCloseable {
+  static final int THREADS = 256;
+
+  private final CudaBackend backend;
+  private final CudaNormKernels norm;
+  private final CudaMatmul matmul;
+
+  CudaKernels(CudaBackend backend) {
+    this.backend = backend;
+    this.norm = new CudaNormKernels(this);
+    this.matmul = new CudaMatmul(this);
+  }
+
+  CudaBackend backend() { return backend; }
+
+  // ------------------------------------------------------------- launch plumbing
+
+  long ptr(Tensor t) { return backend.pointer(t); }
+
+  static int dt(Tensor t) { return t.dtype().ordinal(); }
+
+  /** True when some operand needs double arithmetic to match the reference (f64 and integer types). */
+  static boolean wide(Tensor... ts) {
+    for (Tensor t : ts) {
+      if (t == null) continue;
+      DType d = t.dtype();
+      if (d == DType.F64 || d == DType.I32 || d == DType.I64) return true;
+    }
+    return false;
+  }
+
+  static String variant(String base, Tensor... ts) { return base + (wide(ts) ? "_d" : "_f"); }
+
+  /** Blocks for a grid-stride loop over n items: enough to fill the device, at least one. */
+  int blocks(long n, int threads) {
+    long want = (n + threads - 1) / threads;
+    return (int) Math.max(1, Math.min(want, (long) backend.multiprocessors() * 32));
+  }
+
+  void launch(String kernel, Dim3 grid, Dim3 block, BiConsumer<Arena, KernelArgs> fill) {
+    backend.enter();
+    long f = backend.module().function(kernel);
+    try (Arena a = Arena.ofConfined()) {
+      KernelArgs args = new KernelArgs(a);
+      fill.accept(a, args);
+      backend.driver().launch(f, grid, block, 0, backend.stream(), args.pointers());
+    }
+  }
+
+  static void sameShape(String op, Tensor a, Tensor out) {
+    if (!a.shape().equals(out.shape()))
+      throw new TensorException(op + ": operand shape " + a.shape() + " differs from output shape " + out.shape());
+  }
+
+  static CudaGeometry.Space space(Tensor... ops) {
+    long[][] strides = new long[ops.length][];
+    long[] offsets = new long[ops.length];
+    for (int k = 0; k < ops.length; k++) {
+      strides[k] = ops[k].strides();
+      offsets[k] = ops[k].offset();
+    }
+    return CudaGeometry.coalesce(ops[ops.length - 1].shape(), strides, offsets);
+  }
+
+  // ------------------------------------------------------------- elementwise
+
+  @Override public void fill(Tensor out, double value) {
+    long p = ptr(out);
+    if (out.numel() == 0) return;
+    if (value == 0 && Double.doubleToRawLongBits(value) == 0 && out.isContiguous()) {
+      backend.enter();
+      int es = out.dtype().byteSize();
+      backend.driver().memsetBytes(p + out.offset() * es, (byte) 0, out.numel() * es, backend.stream());
+      return;
+    }
+    CudaGeometry.Space s = space(out);
+    launch(variant("fill", out), Dim3.of(blocks(out.numel(), THREADS)), Dim3.of(THREADS), (a, args) -> {
+      args.struct(CudaGeometry.geom(a, s, "fill")).ptr(p).i32(dt(out));
+      if (wide(out)) args.f64(value); else args.f32((float) value);
+    });
+  }
+
+  @Override public void copy(Tensor src, Tensor dst) {
+    sameShape("copy", src, dst);
+    long ps = ptr(src), pd = ptr(dst);
+    if (dst.numel() == 0) return;
+    int es = src.dtype().byteSize();
+    if (src.dtype() == dst.dtype() && src.isContiguous() && dst.isContiguous()) {
+      backend.enter();
+      backend.driver().copyDeviceToDevice(pd + dst.offset() * es, ps + src.offset() * es, dst.numel() * es, backend.stream());
+      return;
+    }
+    CudaGeometry.Space s = space(src, dst);
+    Dim3 grid = Dim3.of(blocks(dst.numel(), THREADS));
+    if (src.dtype() == dst.dtype()) {
+      launch("copy_raw", grid, Dim3.of(THREADS), (a, args) -> args.struct(CudaGeometry.geom(a, s, "copy")).ptr(ps).ptr(pd).i32(es));
+    } else {
+      launch(variant("convert", src, dst), grid, Dim3.of(THREADS),
+          (a, args) -> args.struct(CudaGeometry.geom(a, s, "copy")).ptr(ps).i32(dt(src)).ptr(pd).i32(dt(dst)));
+    }
+  }
+
+  @Override public void unary(UnaryOp op, Tensor x, Tensor out) {
+    sameShape(op.name(), x, out);
+    long px = ptr(x), po = ptr(out);
+    if (out.numel() == 0) return;
+    CudaGeometry.Space s = space(x, out);
+    launch(variant("unary", x, out), Dim3.of(blocks(out.numel(), THREADS)), Dim3.of(THREADS),
+        (a, args) -> args.struct(CudaGeometry.geom(a, s, op.name())).i32(op.ordinal()).ptr(px).i32(dt(x)).ptr(po).i32(dt(out)));
+  }
+
+  @Override public void binary(BinaryOp op, Tensor a, Tensor b, Tensor out) {
+    sameShape(op.name(), a, out);
+    sameShape(op.name(), b, out);
+    long pa = ptr(a), pb = ptr(b), po = ptr(out);
+    if (out.numel() == 0) return;
+    CudaGeometry.Space s = space(a, b, out);
+    launch(variant("binary", a, b, out), Dim3.of(blocks(out.numel(), THREADS)), Dim3.of(THREADS), (ar, args) ->
+        args.struct(CudaGeometry.geom(ar, s, op.name())).i32(op.ordinal()).ptr(pa).i32(dt(a)).ptr(pb).i32(dt(b)).ptr(po).i32(dt(out)));
+  }
+
+  @Override public void binaryScalar(BinaryOp op, Tensor a, double scalar, Tensor out) {
+    sameShape(op.name(), a, out);
+    long pa = ptr(a), po = ptr(out);
+    if (out.numel() == 0) return;
+    CudaGeometry.Space s = space(a, out);
+    launch(variant("binary_scalar", a, out), Dim3.of(blocks(out.numel(), THREADS)), Dim3.of(THREADS), (ar, args) ->
+        args.struct(CudaGeometry.geom(ar, s, op.name())).i32(op.ordinal()).ptr(pa).i32(dt(a)).f64(scalar).ptr(po).i32(dt(out)));
+  }
+
+  @Override public void where(Tensor cond, Tensor a, Tensor b, Tensor out) {
+    sameShape("where", cond, out);
+    sameShape("where", a, out);
+    sameShape("where", b, out);
+    long pc = ptr(cond), pa = ptr(a), pb = ptr(b), po = ptr(out);
+    if (out.numel() == 0) return;
+    CudaGeometry.Space s = space(cond, a, b, out);
+    launch(variant("where", cond, a, b, out), Dim3.of(blocks(out.numel(), THREADS)), Dim3.of(THREADS), (ar, args) ->
+        args.struct(CudaGeometry.geom(ar, s, "where")).ptr(pc).i32(dt(cond)).ptr(pa).i32(dt(a)).ptr(pb).i32(dt(b)).ptr(po).i32(dt(out)));
+  }
+
+  @Override public void uniform(Tensor out, long seed, long offset) {
+    if (!out.isContiguous()) throw new TensorException("uniform: output must be contiguous, got strides " + java.util.Arrays.toString(out.strides()));
+    if (!out.dtype().isFloating()) throw new TensorException("uniform: output must be floating, got " + out.dtype());
+    long po = ptr(out);
+    long n = out.numel();
+    if (n == 0) return;
+    launch("uniform_kernel", Dim3.of(blocks((n + 3) / 4, THREADS)), Dim3.of(THREADS),
+        (a, args) -> args.ptr(po).i32(dt(out)).i64(out.offset()).i64(n).i64(seed).i64(offset));
+  }
+
+  // ------------------------------------------------------------- reductions, normalisation, matmul
+
+  @Override public void reduce(ReduceOp op, Tensor x, int[] dims, Tensor out) { norm.reduce(op, x, dims, out); }
+
+  @Override public void matmul(Tensor a, Tensor b, Tensor out, boolean accumulate) { matmul.matmul(a, b, out, accumulate); }
+
+  @Override public void softmax(Tensor x, int dim, boolean log, Tensor out) { norm.softmax(x, dim, log, out); }
+
+  @Override public void softmaxBackward(Tensor y, Tensor gy, int dim, boolean log, Tensor gx) { norm.softmaxBackward(y, gy, dim, log, gx); }
+
+  @Override public void layerNorm(Tensor x, Tensor w, Tensor b, double eps, Tensor y, Tensor mean, Tensor rstd) {
+    norm.layerNorm(x, w, b, eps, y, mean, rstd);
+  }
+
+  @Override public void layerNormBackward(Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor gx, Tensor gw, Tensor gb) {
+    norm.layerNormBackward(gy, x, w, mean, rstd, gx, gw, gb);
+  }
+
+  // ------------------------------------------------------------- not yet on CUDA
+
+  private UnsupportedOperationException missing(String kernel) {
+    return new UnsupportedOperationException(kernel + " is not implemented by CudaKernels yet");
+  }
+
+  @Override public void conv2d(Tensor x, Tensor w, Conv2dSpec spec, Tensor out) { throw missing("conv2d"); }
+
+  @Override public void conv2dBackwardInput(Tensor gy, Tensor w, Conv2dSpec spec, Tensor gx) { throw missing("conv2dBackwardInput"); }
+
+  @Override public void conv2dBackwardWeight(Tensor x, Tensor gy, Conv2dSpec spec, Tensor gw) { throw missing("conv2dBackwardWeight"); }
+
+  @Override public void maxPool2d(Tensor x, Pool2dSpec spec, Tensor out, Tensor indices) { throw missing("maxPool2d"); }
+
+  @Override public void maxPool2dBackward(Tensor gy, Tensor indices, Tensor gx) { throw missing("maxPool2dBackward"); }
+
+  @Override public void avgPool2d(Tensor x, Pool2dSpec spec, Tensor out) { throw missing("avgPool2d"); }
+
+  @Override public void avgPool2dBackward(Tensor gy, Pool2dSpec spec, Tensor gx) { throw missing("avgPool2dBackward"); }
+
+  @Override public void indexSelect(Tensor x, int dim, Tensor index, Tensor out) { throw missing("indexSelect"); }
+
+  @Override public void indexAdd(Tensor out, int dim, Tensor index, Tensor src) { throw missing("indexAdd"); }
+
+  @Override public void gather(Tensor x, int dim, Tensor index, Tensor out) { throw missing("gather"); }
+
+  @Override public void scatterAdd(Tensor out, int dim, Tensor index, Tensor src) { throw missing("scatterAdd"); }
+
+  @Override public void close() { matmul.close(); }
+
+}

@@ -1,0 +1,238 @@
+package io.colossal4j.backend.cuda;
+
+import static io.colossal4j.backend.cuda.CudaKernels.dt;
+
+import io.colossal4j.backend.cuda.ffi.CublasLt;
+import io.colossal4j.backend.cuda.ffi.Driver.Dim3;
+import io.colossal4j.tensor.DType;
+import io.colossal4j.tensor.MemoryCategory;
+import io.colossal4j.tensor.Shape;
+import io.colossal4j.tensor.Storage;
+import io.colossal4j.tensor.Tensor;
+import io.colossal4j.tensor.TensorException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * Matmul on CUDA. f32, bf16 and f16 operands of one dtype whose matrices have a BLAS layout (one of the two
+ * strides of each matrix is 1) go to cuBLASLt, which computes in f32 (exact f32 for f32 tensors, as PyTorch
+ * does by default: no TF32); everything else goes to the generic tiled kernel in matmul.cu.
+ *
+ * <p>Row-major to column-major: out[M,N] = a[M,K] b[K,N] is computed as out^T = b^T a^T, with cuBLASLt's
+ * "A" = our b and "B" = our a, so no operand is copied. Batch dims are folded into M when b is broadcast
+ * over them (the linear-layer case); otherwise one strided-batched call per coalesced batch run.
+ * Plans (descriptors, layouts, the chosen algorithm) are cached per problem shape.
+ */
+final class CudaMatmul implements AutoCloseable {
+  private static final long WORKSPACE_BYTES = 32L << 20;
+  private static final int MAX_PLANS = 256;
+
+  private final CudaKernels k;
+  private final Arena plansArena = Arena.ofShared();
+  private final Map<Problem, Plan> plans = new LinkedHashMap<>();
+  private long handle;
+  private Storage workspace;
+
+  CudaMatmul(CudaKernels kernels) { this.k = kernels; }
+
+  /** One cuBLASLt problem, column-major: D[m,n] = op(A)[m,k] op(B)[k,n], batched with strides. */
+  record Problem(int dataType, int opA, int opB, long m, long n, long kk, long lda, long ldb, long ldd,
+                 int batch, long strideA, long strideB, long strideD, boolean accumulate) {}
+
+  private record Plan(long desc, long layoutA, long layoutB, long layoutD, MemorySegment algo) {}
+
+  /** A matrix as BLAS sees it: transposed or not, and its leading dimension; null when strides allow neither. */
+  private record Mat(boolean rowMajor, long ld) {}
+
+  /** Layout of a rows x cols matrix with strides (sr, sc): row-major needs sc == 1, column-major sr == 1. */
+  static Object layoutOf(long rows, long cols, long sr, long sc) {
+    if ((cols == 1 || sc == 1) && (rows == 1 || sr >= cols)) return new Mat(true, rows == 1 ? Math.max(cols, 1) : sr);
+    if ((rows == 1 || sr == 1) && (cols == 1 || sc >= rows)) return new Mat(false, cols == 1 ? Math.max(rows, 1) : sc);
+    return null;
+  }
+
+  void matmul(Tensor a, Tensor b, Tensor out, boolean accumulate) {
+    int r = out.rank();
+    if (r < 2 || a.rank() != r || b.rank() != r)
+      throw new TensorException("matmul: operands must have the output's rank (>= 2), got " + a.shape() + " @ " + b.shape() + " -> " + out.shape());
+    int m = out.size(-2), n = out.size(-1), kk = a.size(-1);
+    if (a.size(-2) != m || b.size(-1) != n || b.size(-2) != kk)
+      throw new TensorException("matmul: shapes " + a.shape() + " @ " + b.shape() + " do not give " + out.shape());
+    for (int d = 0; d < r - 2; d++)
+      if (a.size(d) != out.size(d) || b.size(d) != out.size(d))
+        throw new TensorException("matmul: batch dims of " + a.shape() + " and " + b.shape() + " must equal those of " + out.shape());
+    long pa = k.ptr(a), pb = k.ptr(b), po = k.ptr(out);
+    if (out.numel() == 0) return;
+    if (kk == 0) {
+      if (!accumulate) k.fill(out, 0);
+      return;
+    }
+    boolean blasType = a.dtype() == b.dtype() && a.dtype() == out.dtype()
+        && (a.dtype() == DType.F32 || a.dtype() == DType.BF16 || a.dtype() == DType.F16);
+    if (!blasType || !tryBlas(a, b, out, accumulate)) generic(a, b, out, accumulate, pa, pb, po);
+  }
+
+  // ------------------------------------------------------------- cuBLASLt path
+
+  private boolean tryBlas(Tensor a, Tensor b, Tensor out, boolean accumulate) {
+    int r = out.rank();
+    long m = out.size(-2), n = out.size(-1), kk = a.size(-1);
+    Object ao = layoutOf(m, kk, a.stride(-2), a.stride(-1)), bo = layoutOf(kk, n, b.stride(-2), b.stride(-1));
+    Object oo = layoutOf(m, n, out.stride(-2), out.stride(-1));
+    if (!(ao instanceof Mat am) || !(bo instanceof Mat bm) || !(oo instanceof Mat om) || !om.rowMajor()) return false;
+    // batch dims, coalesced over (a, b, out)
+    Shape batch = Shape.of(Arrays.copyOf(out.shape().toArray(), r - 2));
+    long[][] bs = {Arrays.copyOf(a.strides(), r - 2), Arrays.copyOf(b.strides(), r - 2), Arrays.copyOf(out.strides(), r - 2)};
+    CudaGeometry.Space s = CudaGeometry.coalesce(batch, bs, new long[] {0, 0, 0});
+    int es = a.dtype().byteSize();
+    long a0 = k.ptr(a) + a.offset() * es, b0 = k.ptr(b) + b.offset() * es, o0 = k.ptr(out) + out.offset() * es;
+    // fold a broadcast b into M: a and out step by whole matrices of rows along the batch
+    if (s.rank() == 1 && s.strides()[1][0] == 0 && am.rowMajor() && s.strides()[0][0] == m * am.ld() && s.strides()[2][0] == m * om.ld()) {
+      long mm = m * s.sizes()[0];
+      return run(a.dtype(), mm, n, kk, am, bm, om, 1, 0, 0, 0, a0, b0, o0, accumulate);
+    }
+    if (s.rank() > 1) {
+      // several non-mergeable batch runs: one strided-batched call per outer index
+      int inner = s.sizes()[s.rank() - 1];
+      long outer = s.numel() / inner;
+      int[] outerSizes = Arrays.copyOf(s.sizes(), s.rank() - 1);
+      for (long i = 0; i < outer; i++) {
+        long ia = 0, ib = 0, io = 0, rem = i;
+        for (int d = outerSizes.length - 1; d >= 0; d--) {
+          long idx = rem % outerSizes[d];
+          rem /= outerSizes[d];
+          ia += idx * s.strides()[0][d];
+          ib += idx * s.strides()[1][d];
+          io += idx * s.strides()[2][d];
+        }
+        int last = s.rank() - 1;
+        if (!run(a.dtype(), m, n, kk, am, bm, om, inner, s.strides()[0][last], s.strides()[1][last], s.strides()[2][last],
+            a0 + ia * es, b0 + ib * es, o0 + io * es, accumulate)) return false;
+      }
+      return true;
+    }
+    int batchCount = s.rank() == 0 ? 1 : s.sizes()[0];
+    long sa = s.rank() == 0 ? 0 : s.strides()[0][0], sb = s.rank() == 0 ? 0 : s.strides()[1][0], so = s.rank() == 0 ? 0 : s.strides()[2][0];
+    return run(a.dtype(), m, n, kk, am, bm, om, batchCount, sa, sb, so, a0, b0, o0, accumulate);
+  }
+
+  /** Queues out^T = b^T a^T for {@code batch} matrices; false when cuBLASLt has no algorithm (the caller falls back). */
+  private boolean run(DType dtype, long m, long n, long kk, Mat am, Mat bm, Mat om, int batch, long sa, long sb, long so,
+                      long pa, long pb, long po, boolean accumulate) {
+    if (batch > 1 && (sa == 0 || sb == 0 || so == 0)) {
+      // a broadcast operand inside a strided batch: one call per matrix keeps the layouts plain
+      int es = dtype.byteSize();
+      for (int i = 0; i < batch; i++)
+        if (!run(dtype, m, n, kk, am, bm, om, 1, 0, 0, 0, pa + i * sa * es, pb + i * sb * es, po + i * so * es, accumulate)) return false;
+      return true;
+    }
+    int type = switch (dtype) {
+      case F32 -> CublasLt.R_32F;
+      case BF16 -> CublasLt.R_16BF;
+      case F16 -> CublasLt.R_16F;
+      default -> throw new IllegalStateException("no BLAS type for " + dtype);
+    };
+    // column-major problem: D (n x m, ld = om.ld) = opA(our b) (n x k) * opB(our a) (k x m)
+    Problem p = new Problem(type, bm.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T, am.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T,
+        n, m, kk, bm.ld(), am.ld(), om.ld(), batch, sb, sa, so, accumulate);
+    Plan plan = plan(p);
+    if (plan == null) return false;
+    CublasLt lt = k.backend().cublasLt();
+    try (Arena ar = Arena.ofConfined()) {
+      MemorySegment alpha = ar.allocateFrom(ValueLayout.JAVA_FLOAT, 1f), beta = ar.allocateFrom(ValueLayout.JAVA_FLOAT, accumulate ? 1f : 0f);
+      k.backend().enter();
+      lt.matmul(handle, plan.desc, alpha, pb, plan.layoutA, pa, plan.layoutB, beta, po, plan.layoutD, po, plan.layoutD,
+          plan.algo, k.ptr(workspaceTensor()), WORKSPACE_BYTES, k.backend().stream());
+    }
+    return true;
+  }
+
+  private Tensor workspaceView;
+
+  private Tensor workspaceTensor() {
+    if (workspaceView == null) {
+      workspaceView = Tensor.empty(Shape.of((int) WORKSPACE_BYTES), DType.BOOL, k.backend(), MemoryCategory.TEMPORARY);
+      workspace = workspaceView.storage();
+    }
+    return workspaceView;
+  }
+
+  private synchronized Plan plan(Problem p) {
+    Plan cached = plans.get(p);
+    if (cached != null) return cached;
+    CublasLt lt = k.backend().cublasLt();
+    k.backend().enter();
+    if (handle == 0) handle = lt.create();
+    if (plans.size() >= MAX_PLANS) clearPlans();
+    long desc = lt.matmulDesc(CublasLt.COMPUTE_32F, CublasLt.R_32F);
+    lt.setDescInt(desc, CublasLt.DESC_TRANSA, p.opA());
+    lt.setDescInt(desc, CublasLt.DESC_TRANSB, p.opB());
+    long la = p.opA() == CublasLt.OP_N ? lt.layout(p.dataType(), p.m(), p.kk(), p.lda()) : lt.layout(p.dataType(), p.kk(), p.m(), p.lda());
+    long lb = p.opB() == CublasLt.OP_N ? lt.layout(p.dataType(), p.kk(), p.n(), p.ldb()) : lt.layout(p.dataType(), p.n(), p.kk(), p.ldb());
+    long ld = lt.layout(p.dataType(), p.m(), p.n(), p.ldd());
+    if (p.batch() > 1) {
+      for (long[] l : new long[][] {{la, p.strideA()}, {lb, p.strideB()}, {ld, p.strideD()}}) {
+        lt.setLayoutInt(l[0], CublasLt.LAYOUT_BATCH_COUNT, p.batch());
+        lt.setLayoutLong(l[0], CublasLt.LAYOUT_STRIDED_BATCH_OFFSET, l[1]);
+      }
+    }
+    long pref = lt.preference();
+    lt.setPreferenceLong(pref, CublasLt.PREF_MAX_WORKSPACE_BYTES, WORKSPACE_BYTES);
+    MemorySegment result = plansArena.allocate(CublasLt.HEURISTIC_RESULT_BYTES, 16);
+    boolean found = lt.heuristic(handle, desc, la, lb, ld, ld, pref, result);
+    lt.destroyPreference(pref);
+    if (!found) {
+      lt.destroyLayout(la);
+      lt.destroyLayout(lb);
+      lt.destroyLayout(ld);
+      lt.destroyMatmulDesc(desc);
+      return null;
+    }
+    Plan plan = new Plan(desc, la, lb, ld, result);
+    plans.put(p, plan);
+    return plan;
+  }
+
+  private void clearPlans() {
+    CublasLt lt = k.backend().cublasLt();
+    k.backend().synchronize();
+    for (Plan p : plans.values()) {
+      lt.destroyLayout(p.layoutA);
+      lt.destroyLayout(p.layoutB);
+      lt.destroyLayout(p.layoutD);
+      lt.destroyMatmulDesc(p.desc);
+    }
+    plans.clear();
+  }
+
+  // ------------------------------------------------------------- generic kernel
+
+  private void generic(Tensor a, Tensor b, Tensor out, boolean accumulate, long pa, long pb, long po) {
+    int r = out.rank();
+    int m = out.size(-2), n = out.size(-1), kk = a.size(-1);
+    Shape batch = Shape.of(Arrays.copyOf(out.shape().toArray(), r - 2));
+    CudaGeometry.Space s = CudaGeometry.coalesce(batch,
+        new long[][] {Arrays.copyOf(a.strides(), r - 2), Arrays.copyOf(b.strides(), r - 2), Arrays.copyOf(out.strides(), r - 2)},
+        new long[] {a.offset(), b.offset(), out.offset()});
+    long gx = (n + 15) / 16, gy = (m + 15) / 16;
+    if (gy > 65535) throw new TensorException("matmul: " + m + " rows exceed the generic kernel's grid (" + 65535 * 16 + ")");
+    Dim3 grid = new Dim3((int) gx, (int) gy, (int) Math.min(s.numel(), 65535));
+    String name = CudaKernels.variant("matmul", a, b, out);
+    k.launch(name, grid, Dim3.of(16, 16), (ar, args) -> args.struct(CudaGeometry.geom(ar, s, "matmul"))
+        .i32(m).i32(n).i32(kk).i64(a.stride(-2)).i64(a.stride(-1)).i64(b.stride(-2)).i64(b.stride(-1))
+        .i64(out.stride(-2)).i64(out.stride(-1)).i32(accumulate ? 1 : 0).ptr(pa).i32(dt(a)).ptr(pb).i32(dt(b)).ptr(po).i32(dt(out)));
+  }
+
+  @Override public synchronized void close() {
+    if (handle != 0) {
+      clearPlans();
+      k.backend().cublasLt().destroy(handle);
+      handle = 0;
+    }
+    if (workspace != null) workspace.release();
+  }
+}

@@ -1,0 +1,205 @@
+package io.colossal4j.backend.cuda;
+
+import static io.colossal4j.backend.cuda.CudaKernels.dt;
+import static io.colossal4j.backend.cuda.CudaKernels.variant;
+import static io.colossal4j.backend.cuda.CudaKernels.wide;
+
+import io.colossal4j.backend.ReduceOp;
+import io.colossal4j.backend.cuda.ffi.Driver.Dim3;
+import io.colossal4j.tensor.DType;
+import io.colossal4j.tensor.MemoryCategory;
+import io.colossal4j.tensor.Shape;
+import io.colossal4j.tensor.Tensor;
+import io.colossal4j.tensor.TensorException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
+
+/** Host side of reduce.cu and norm.cu: reductions, softmax and layer norm with their backward passes. */
+final class CudaNormKernels {
+  private static final int LN_VALUES_PER_THREAD = 8;
+  private final CudaKernels k;
+
+  CudaNormKernels(CudaKernels kernels) { this.k = kernels; }
+
+  static int pow2AtLeast(long n, int min, int max) {
+    int t = min;
+    while (t < n && t < max) t <<= 1;
+    return t;
+  }
+
+  static int gridFor(long items) { return (int) Math.max(1, Math.min(items, 1L << 30)); }
+
+  // ------------------------------------------------------------- reductions
+
+  void reduce(ReduceOp op, Tensor x, int[] dims, Tensor out) {
+    int r = x.rank();
+    boolean[] reduced = new boolean[r];
+    for (int d : dims) {
+      if (d < 0 || d >= Math.max(r, 1)) throw new TensorException("reduce: dim " + d + " out of range for " + x.shape());
+      if (r > 0) reduced[d] = true;
+    }
+    int[] keepShape = x.shape().toArray();
+    for (int d = 0; d < r; d++) if (reduced[d]) keepShape[d] = 1;
+    if (!Shape.of(keepShape).equals(out.shape()))
+      throw new TensorException("reduce " + op + ": output shape " + out.shape() + " should be " + Arrays.toString(keepShape));
+    if ((op == ReduceOp.ARGMAX || op == ReduceOp.ARGMIN) && (dims.length != 1 || x.numel() == 0))
+      throw new TensorException(op + " reduces exactly one non-empty dim, got dims " + Arrays.toString(dims) + " of " + x.shape());
+    long px = k.ptr(x), po = k.ptr(out);
+    if (out.numel() == 0) return;
+    int nk = 0, nr = 0;
+    for (int d = 0; d < r; d++) if (reduced[d]) nr++; else nk++;
+    int[] ks = new int[nk], rs = new int[nr];
+    long[] kxs = new long[nk], kos = new long[nk], rxs = new long[nr];
+    int smallestDim = -1;
+    for (int d = 0, i = 0, j = 0; d < r; d++) {
+      if (x.size(d) > 1 && (smallestDim < 0 || Math.abs(x.stride(d)) < Math.abs(x.stride(smallestDim)))) smallestDim = d;
+      if (reduced[d]) { rs[j] = x.size(d); rxs[j++] = x.stride(d); }
+      else { ks[i] = x.size(d); kxs[i] = x.stride(d); kos[i++] = out.stride(d); }
+    }
+    CudaGeometry.Space kept = CudaGeometry.coalesce(Shape.of(ks), new long[][] {kxs, kos}, new long[] {x.offset(), out.offset()});
+    CudaGeometry.Space red = CudaGeometry.coalesce(Shape.of(rs), new long[][] {rxs}, new long[] {0});
+    long nout = kept.numel();
+    boolean rows = nout < 256 || smallestDim < 0 || reduced[smallestDim];
+    // double accumulation for f64/integer inputs or an f64 result; an i64 index output needs no double values
+    boolean dbl = wide(x) || out.dtype() == DType.F64;
+    String name = (rows ? "reduce_rows" : "reduce_cols") + (dbl ? "_d" : "_f");
+    Dim3 grid = rows ? Dim3.of(gridFor(nout)) : Dim3.of((int) Math.min((nout + 31) / 32, Integer.MAX_VALUE));
+    Dim3 block = rows ? Dim3.of(pow2AtLeast(red.numel(), 32, 256)) : Dim3.of(32, 8);
+    if (!rows && (nout + 31) / 32 > Integer.MAX_VALUE) throw new TensorException("reduce: too many outputs " + nout);
+    k.launch(name, grid, block, (a, args) -> args.struct(CudaGeometry.rgeom(a, kept, red, x.offset(), out.offset()))
+        .i32(op.ordinal()).ptr(px).i32(dt(x)).ptr(po).i32(dt(out)));
+  }
+
+  // ------------------------------------------------------------- softmax
+
+  void softmax(Tensor x, int dim, boolean log, Tensor out) {
+    CudaKernels.sameShape("softmax", x, out);
+    int d = x.shape().axis(dim);
+    long px = k.ptr(x), po = k.ptr(out);
+    if (x.numel() == 0) return;
+    int n = x.rank() == 0 ? 1 : x.size(d);
+    Shape lines = x.rank() == 0 ? x.shape() : x.shape().with(d, 1);
+    CudaGeometry.Space s = CudaGeometry.coalesce(lines, new long[][] {x.strides(), out.strides()}, new long[] {x.offset(), out.offset()});
+    long sx = x.rank() == 0 ? 0 : x.stride(d), so = out.rank() == 0 ? 0 : out.stride(d);
+    k.launch(variant("softmax", x, out), Dim3.of(gridFor(s.numel())), Dim3.of(lineThreads(n)), (a, args) ->
+        args.struct(CudaGeometry.geom(a, s, "softmax")).i32(n).i64(sx).i64(so).i32(log ? 1 : 0).ptr(px).i32(dt(x)).ptr(po).i32(dt(out)));
+  }
+
+  void softmaxBackward(Tensor y, Tensor gy, int dim, boolean log, Tensor gx) {
+    CudaKernels.sameShape("softmaxBackward", y, gx);
+    CudaKernels.sameShape("softmaxBackward", gy, gx);
+    int d = y.shape().axis(dim);
+    long py = k.ptr(y), pg = k.ptr(gy), pgx = k.ptr(gx);
+    if (y.numel() == 0) return;
+    int n = y.rank() == 0 ? 1 : y.size(d);
+    Shape lines = y.rank() == 0 ? y.shape() : y.shape().with(d, 1);
+    CudaGeometry.Space s = CudaGeometry.coalesce(lines, new long[][] {y.strides(), gy.strides(), gx.strides()},
+        new long[] {y.offset(), gy.offset(), gx.offset()});
+    long sy = y.rank() == 0 ? 0 : y.stride(d), sg = gy.rank() == 0 ? 0 : gy.stride(d), sgx = gx.rank() == 0 ? 0 : gx.stride(d);
+    k.launch(variant("softmax_bwd", y, gy, gx), Dim3.of(gridFor(s.numel())), Dim3.of(lineThreads(n)), (a, args) ->
+        args.struct(CudaGeometry.geom(a, s, "softmaxBackward")).i32(n).i64(sy).i64(sg).i64(sgx).i32(log ? 1 : 0)
+            .ptr(py).i32(dt(y)).ptr(pg).i32(dt(gy)).ptr(pgx).i32(dt(gx)));
+  }
+
+  private static int lineThreads(int n) { return n <= 256 ? pow2AtLeast(n, 32, 256) : n <= 4096 ? 256 : 512; }
+
+  // ------------------------------------------------------------- layer norm
+
+  /** struct TArg { const void* p; int dt; int pad; i64 off; i64 stride; } (32 bytes); a null tensor is p = 0. */
+  private MemorySegment targ(Arena a, Tensor t) {
+    MemorySegment s = a.allocate(32, 8);
+    if (t == null) return s;
+    s.set(ValueLayout.JAVA_LONG, 0, k.ptr(t));
+    s.set(ValueLayout.JAVA_INT, 8, dt(t));
+    s.set(ValueLayout.JAVA_LONG, 16, t.offset());
+    s.set(ValueLayout.JAVA_LONG, 24, t.rank() == 0 ? 0 : t.stride(-1));
+    return s;
+  }
+
+  private Tensor contiguous(Tensor t) {
+    if (t.isContiguous()) return t;
+    Tensor c = Tensor.empty(t.shape(), t.dtype(), k.backend(), MemoryCategory.TEMPORARY);
+    k.copy(t, c);
+    return c;
+  }
+
+  private static void requireContiguous(String op, String what, Tensor t) {
+    if (t != null && !t.isContiguous()) throw new TensorException(op + ": " + what + " must be contiguous, got strides " + Arrays.toString(t.strides()));
+  }
+
+  private static void requireLength(String op, String what, Tensor t, long n) {
+    if (t != null && t.numel() != n) throw new TensorException(op + ": " + what + " has " + t.numel() + " elements, expected " + n + " (shape " + t.shape() + ")");
+  }
+
+  private static int normThreads(int n) {
+    return pow2AtLeast((n + LN_VALUES_PER_THREAD - 1) / LN_VALUES_PER_THREAD, 32, 1024);
+  }
+
+  void layerNorm(Tensor x, Tensor w, Tensor b, double eps, Tensor y, Tensor mean, Tensor rstd) {
+    CudaKernels.sameShape("layerNorm", x, y);
+    int n = x.rank() == 0 ? 1 : x.size(-1);
+    long rows = n == 0 ? 0 : x.numel() / n;
+    requireContiguous("layerNorm", "y", y);
+    requireContiguous("layerNorm", "mean", mean);
+    requireContiguous("layerNorm", "rstd", rstd);
+    requireLength("layerNorm", "mean", mean, rows);
+    requireLength("layerNorm", "rstd", rstd, rows);
+    requireLength("layerNorm", "weight", w, n);
+    requireLength("layerNorm", "bias", b, n);
+    if (rows == 0) return;
+    Tensor xc = contiguous(x);
+    boolean d = wide(x, w, b, y);
+    k.launch(d ? "layernorm_d" : "layernorm_f", Dim3.of(gridFor(rows)), Dim3.of(normThreads(n)), (a, args) ->
+        args.i64(rows).i32(n).f64(eps).struct(targ(a, xc)).struct(targ(a, w)).struct(targ(a, b)).struct(targ(a, y))
+            .struct(targ(a, mean)).struct(targ(a, rstd)));
+    if (xc != x) xc.storage().release();
+  }
+
+  void layerNormBackward(Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor gx, Tensor gw, Tensor gb) {
+    CudaKernels.sameShape("layerNormBackward", gy, x);
+    CudaKernels.sameShape("layerNormBackward", gx, x);
+    int n = x.rank() == 0 ? 1 : x.size(-1);
+    long rows = n == 0 ? 0 : x.numel() / n;
+    requireContiguous("layerNormBackward", "gx", gx);
+    requireLength("layerNormBackward", "mean", mean, rows);
+    requireLength("layerNormBackward", "rstd", rstd, rows);
+    requireLength("layerNormBackward", "weight", w, n);
+    requireLength("layerNormBackward", "gw", gw, n);
+    requireLength("layerNormBackward", "gb", gb, n);
+    if (n == 0) return;
+    Tensor xc = contiguous(x), gyc = contiguous(gy), mc = contiguous(mean), rc = contiguous(rstd);
+    boolean d = wide(x, gy, w, gx, gw, gb);
+    String sfx = d ? "_d" : "_f";
+    if (rows > 0)
+      k.launch("layernorm_bwd" + sfx, Dim3.of(gridFor(rows)), Dim3.of(normThreads(n)), (a, args) ->
+          args.i64(rows).i32(n).struct(targ(a, gyc)).struct(targ(a, xc)).struct(targ(a, w)).struct(targ(a, mc)).struct(targ(a, rc)).struct(targ(a, gx)));
+    if (gw != null || gb != null) weightGrads(rows, n, d, gyc, xc, mc, rc, gw, gb);
+    for (Tensor t : new Tensor[] {xc, gyc, mc, rc}) if (t != x && t != gy && t != mean && t != rstd) t.storage().release();
+  }
+
+  /** gw = sum over rows of gy * xhat, gb = sum of gy: partial sums per chunk of rows, then one pass over the chunks. */
+  private void weightGrads(long rows, int n, boolean d, Tensor gy, Tensor x, Tensor mean, Tensor rstd, Tensor gw, Tensor gb) {
+    int colBlocks = (n + 255) / 256;
+    long want = Math.max(1, (long) k.backend().multiprocessors() * 4 / colBlocks);
+    int chunks = (int) Math.max(1, Math.min(Math.min(want, rows), 1024));
+    long rowsPerChunk = (rows + chunks - 1) / chunks;
+    DType acc = d ? DType.F64 : DType.F32;
+    Tensor pw = Tensor.empty(Shape.of(chunks, n), acc, k.backend(), MemoryCategory.TEMPORARY);
+    Tensor pb = Tensor.empty(Shape.of(chunks, n), acc, k.backend(), MemoryCategory.TEMPORARY);
+    String sfx = d ? "_d" : "_f";
+    if (rows > 0) {
+      k.launch("layernorm_wb_partial" + sfx, Dim3.of(colBlocks, chunks), Dim3.of(256), (a, args) ->
+          args.i64(rows).i32(n).i64(rowsPerChunk).struct(targ(a, gy)).struct(targ(a, x)).struct(targ(a, mean)).struct(targ(a, rstd))
+              .ptr(k.ptr(pw)).ptr(k.ptr(pb)));
+    } else {
+      k.fill(pw, 0);
+      k.fill(pb, 0);
+    }
+    k.launch("layernorm_wb_final" + sfx, Dim3.of(colBlocks), Dim3.of(256), (a, args) ->
+        args.i32(n).i32(chunks).ptr(k.ptr(pw)).ptr(k.ptr(pb)).struct(targ(a, gw)).struct(targ(a, gb)));
+    pw.storage().release();
+    pb.storage().release();
+  }
+}

@@ -1,0 +1,37 @@
+package io.colossal4j.backend.cuda;
+
+import io.colossal4j.backend.Backend;
+import io.colossal4j.tensor.MemoryCategory;
+import io.colossal4j.tensor.Storage;
+import io.colossal4j.tensor.TensorException;
+
+/**
+ * A block of device memory from the {@link CachingAllocator}, {@code byteSize()} usable bytes at
+ * {@link #pointer()}. Released explicitly or when unreachable; a released storage refuses to hand out
+ * its pointer, so no kernel is ever launched on memory that was given back.
+ */
+public final class CudaStorage extends Storage {
+  private final long pointer;
+  private final Runnable giveBack;
+  private volatile boolean released;
+
+  CudaStorage(Backend backend, long byteSize, MemoryCategory category, long pointer, Runnable giveBack) {
+    super(backend, byteSize, category);
+    this.pointer = pointer;
+    this.giveBack = giveBack;
+  }
+
+  /** The device address; throws once released. */
+  public long pointer() {
+    if (released) throw new TensorException("CUDA storage of " + byteSize() + " bytes on " + device() + " was released and cannot be used");
+    return pointer;
+  }
+
+  @Override public void release() {
+    if (released) return;
+    released = true;
+    giveBack.run();
+  }
+
+  @Override public boolean isReleased() { return released; }
+}

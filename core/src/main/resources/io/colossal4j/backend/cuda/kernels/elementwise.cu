@@ -1,0 +1,204 @@
+// Elementwise kernels over arbitrary strides (Geom), any dtype per operand. The _f entry points compute in
+// float (all operands f32/bf16/f16/bool), the _d ones in double (an operand is f64 or an integer type), so
+// results match the double reference within the precision of the stored type.
+// Op codes are the ordinals of io.colossal4j.backend.UnaryOp / BinaryOp; KernelSourceTest checks the
+// "case N: // NAME" labels below against those enums.
+
+template <typename A> __device__ __forceinline__ A sigmoid_of(A x) {
+  return x >= (A)0 ? (A)1 / ((A)1 + m_exp(-x)) : m_exp(x) / ((A)1 + m_exp(x));
+}
+
+template <typename A> __device__ __forceinline__ A gelu_tanh_inner(A x) {
+  return (A)0.7978845608028654 * (x + (A)0.044715 * x * x * x);
+}
+
+template <typename A> __device__ A unary_op(int op, A v) {
+  switch (op) {
+    case 0: return -v;  // NEG
+    case 1: return m_abs(v);  // ABS
+    case 2: return m_exp(v);  // EXP
+    case 3: return m_log(v);  // LOG
+    case 4: return m_sqrt(v);  // SQRT
+    case 5: return (A)1 / m_sqrt(v);  // RSQRT
+    case 6: return m_tanh(v);  // TANH
+    case 7: return m_erf(v);  // ERF
+    case 8: return sigmoid_of(v);  // SIGMOID
+    case 9: return v > (A)0 ? v : (m_isnan(v) ? v : (A)0);  // RELU
+    case 10: return (A)0.5 * v * ((A)1 + m_erf(v * (A)0.7071067811865476));  // GELU
+    case 11: return (A)0.5 * v * ((A)1 + m_tanh(gelu_tanh_inner(v)));  // GELU_TANH
+    case 12: return v * sigmoid_of(v);  // SILU
+    case 13: return v > (A)0 ? (A)1 : (v < (A)0 ? (A)-1 : v);  // SIGN
+    case 14: return (A)1 / v;  // RECIPROCAL
+    case 15: return v * v;  // SQUARE
+    case 16: return m_sin(v);  // SIN
+    case 17: return m_cos(v);  // COS
+    case 18: return m_floor(v);  // FLOOR
+    default: return m_nan<A>();
+  }
+}
+
+template <typename A> __device__ A binary_op(int op, A x, A y) {
+  switch (op) {
+    case 0: return x + y;  // ADD
+    case 1: return x - y;  // SUB
+    case 2: return x * y;  // MUL
+    case 3: return x / y;  // DIV
+    case 4: return m_pow(x, y);  // POW
+    case 5: return (m_isnan(x) || m_isnan(y)) ? m_nan<A>() : (x > y ? x : y);  // MAX
+    case 6: return (m_isnan(x) || m_isnan(y)) ? m_nan<A>() : (x < y ? x : y);  // MIN
+    case 7: return x == y ? (A)1 : (A)0;  // EQ
+    case 8: return x != y ? (A)1 : (A)0;  // NE
+    case 9: return x < y ? (A)1 : (A)0;  // LT
+    case 10: return x <= y ? (A)1 : (A)0;  // LE
+    case 11: return x > y ? (A)1 : (A)0;  // GT
+    case 12: return x >= y ? (A)1 : (A)0;  // GE
+    case 13: return x > (A)0 ? y : (A)0;  // RELU_BACKWARD
+    case 14: {  // GELU_BACKWARD
+      A cdf = (A)0.5 * ((A)1 + m_erf(x * (A)0.7071067811865476));
+      return (cdf + x * (A)0.3989422804014327 * m_exp((A)-0.5 * x * x)) * y;
+    }
+    case 15: {  // GELU_TANH_BACKWARD
+      A t = m_tanh(gelu_tanh_inner(x));
+      A du = (A)0.7978845608028654 * ((A)1 + (A)3 * (A)0.044715 * x * x);
+      return ((A)0.5 * ((A)1 + t) + (A)0.5 * x * ((A)1 - t * t) * du) * y;
+    }
+    case 16: {  // SILU_BACKWARD
+      A s = sigmoid_of(x);
+      return s * ((A)1 + x * ((A)1 - s)) * y;
+    }
+    case 17: {  // SIGMOID_BACKWARD
+      A s = sigmoid_of(x);
+      return s * ((A)1 - s) * y;
+    }
+    case 18: {  // TANH_BACKWARD
+      A t = m_tanh(x);
+      return ((A)1 - t * t) * y;
+    }
+    default: return m_nan<A>();
+  }
+}
+
+template <typename A> __device__ void fill_impl(Geom g, void* out, int dt, A value) {
+  GRID_LOOP(i, g.numel) {
+    i64 off[1];
+    offsets_of(g, i, 1, off);
+    store<A>(out, dt, off[0], value);
+  }
+}
+
+extern "C" __global__ void fill_f(Geom g, void* out, int dt, float value) { fill_impl<float>(g, out, dt, value); }
+extern "C" __global__ void fill_d(Geom g, void* out, int dt, double value) { fill_impl<double>(g, out, dt, value); }
+
+// Same-dtype copy moves the raw bytes (exact for i64 and NaN payloads); operand 0 = src, 1 = dst.
+extern "C" __global__ void copy_raw(Geom g, const void* src, void* dst, int elemBytes) {
+  GRID_LOOP(i, g.numel) {
+    i64 off[2];
+    offsets_of(g, i, 2, off);
+    switch (elemBytes) {
+      case 1: ((unsigned char*)dst)[off[1]] = ((const unsigned char*)src)[off[0]]; break;
+      case 2: ((u16*)dst)[off[1]] = ((const u16*)src)[off[0]]; break;
+      case 4: ((unsigned*)dst)[off[1]] = ((const unsigned*)src)[off[0]]; break;
+      default: ((u64*)dst)[off[1]] = ((const u64*)src)[off[0]]; break;
+    }
+  }
+}
+
+template <typename A> __device__ void convert_impl(Geom g, const void* src, int sdt, void* dst, int ddt) {
+  GRID_LOOP(i, g.numel) {
+    i64 off[2];
+    offsets_of(g, i, 2, off);
+    store<A>(dst, ddt, off[1], load<A>(src, sdt, off[0]));
+  }
+}
+
+extern "C" __global__ void convert_f(Geom g, const void* src, int sdt, void* dst, int ddt) { convert_impl<float>(g, src, sdt, dst, ddt); }
+extern "C" __global__ void convert_d(Geom g, const void* src, int sdt, void* dst, int ddt) { convert_impl<double>(g, src, sdt, dst, ddt); }
+
+// Operand 0 = x, 1 = out.
+template <typename A> __device__ void unary_impl(Geom g, int op, const void* x, int xdt, void* out, int odt) {
+  GRID_LOOP(i, g.numel) {
+    i64 off[2];
+    offsets_of(g, i, 2, off);
+    store<A>(out, odt, off[1], unary_op<A>(op, load<A>(x, xdt, off[0])));
+  }
+}
+
+extern "C" __global__ void unary_f(Geom g, int op, const void* x, int xdt, void* out, int odt) { unary_impl<float>(g, op, x, xdt, out, odt); }
+extern "C" __global__ void unary_d(Geom g, int op, const void* x, int xdt, void* out, int odt) { unary_impl<double>(g, op, x, xdt, out, odt); }
+
+// Operand 0 = a, 1 = b, 2 = out.
+template <typename A> __device__ void binary_impl(Geom g, int op, const void* a, int adt, const void* b, int bdt, void* out, int odt) {
+  GRID_LOOP(i, g.numel) {
+    i64 off[3];
+    offsets_of(g, i, 3, off);
+    store<A>(out, odt, off[2], binary_op<A>(op, load<A>(a, adt, off[0]), load<A>(b, bdt, off[1])));
+  }
+}
+
+extern "C" __global__ void binary_f(Geom g, int op, const void* a, int adt, const void* b, int bdt, void* out, int odt) {
+  binary_impl<float>(g, op, a, adt, b, bdt, out, odt);
+}
+extern "C" __global__ void binary_d(Geom g, int op, const void* a, int adt, const void* b, int bdt, void* out, int odt) {
+  binary_impl<double>(g, op, a, adt, b, bdt, out, odt);
+}
+
+// Operand 0 = a, 1 = out; the scalar is always passed as double and rounded to A.
+template <typename A> __device__ void binary_scalar_impl(Geom g, int op, const void* a, int adt, double s, void* out, int odt) {
+  A sv = (A)s;
+  GRID_LOOP(i, g.numel) {
+    i64 off[2];
+    offsets_of(g, i, 2, off);
+    store<A>(out, odt, off[1], binary_op<A>(op, load<A>(a, adt, off[0]), sv));
+  }
+}
+
+extern "C" __global__ void binary_scalar_f(Geom g, int op, const void* a, int adt, double s, void* out, int odt) {
+  binary_scalar_impl<float>(g, op, a, adt, s, out, odt);
+}
+extern "C" __global__ void binary_scalar_d(Geom g, int op, const void* a, int adt, double s, void* out, int odt) {
+  binary_scalar_impl<double>(g, op, a, adt, s, out, odt);
+}
+
+// Operand 0 = cond, 1 = a, 2 = b, 3 = out.
+template <typename A> __device__ void where_impl(Geom g, const void* c, int cdt, const void* a, int adt, const void* b, int bdt, void* out, int odt) {
+  GRID_LOOP(i, g.numel) {
+    i64 off[4];
+    offsets_of(g, i, 4, off);
+    A v = load<A>(c, cdt, off[0]) != (A)0 ? load<A>(a, adt, off[1]) : load<A>(b, bdt, off[2]);
+    store<A>(out, odt, off[3], v);
+  }
+}
+
+extern "C" __global__ void where_f(Geom g, const void* c, int cdt, const void* a, int adt, const void* b, int bdt, void* out, int odt) {
+  where_impl<float>(g, c, cdt, a, adt, b, bdt, out, odt);
+}
+extern "C" __global__ void where_d(Geom g, const void* c, int cdt, const void* a, int adt, const void* b, int bdt, void* out, int odt) {
+  where_impl<double>(g, c, cdt, a, adt, b, bdt, out, odt);
+}
+
+// Philox4x32-10, bit-identical to io.colossal4j.backend.Philox: element i of out (contiguous from element
+// offset outOff) uses counter (offset + i/4), lane i%4, under key seed.
+__device__ __forceinline__ void philox(u64 seed, u64 ctr, unsigned* r) {
+  unsigned c0 = (unsigned)ctr, c1 = (unsigned)(ctr >> 32), c2 = 0, c3 = 0;
+  unsigned k0 = (unsigned)seed, k1 = (unsigned)(seed >> 32);
+  for (int round = 0; round < 10; round++) {
+    unsigned hi0 = __umulhi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
+    unsigned hi1 = __umulhi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
+    unsigned n0 = hi1 ^ c1 ^ k0, n1 = lo1, n2 = hi0 ^ c3 ^ k1, n3 = lo0;
+    c0 = n0; c1 = n1; c2 = n2; c3 = n3;
+    k0 += 0x9E3779B9u; k1 += 0xBB67AE85u;
+  }
+  r[0] = c0; r[1] = c1; r[2] = c2; r[3] = c3;
+}
+
+extern "C" __global__ void uniform_kernel(void* out, int dt, i64 outOff, i64 n, u64 seed, u64 offset) {
+  i64 blocks = (n + 3) / 4;
+  GRID_LOOP(q, blocks) {
+    unsigned r[4];
+    philox(seed, offset + (u64)q, r);
+    for (int lane = 0; lane < 4; lane++) {
+      i64 i = q * 4 + lane;
+      if (i < n) store<float>(out, dt, outOff + i, (float)(r[lane] >> 8) * 5.9604644775390625e-8f);
+    }
+  }
+}

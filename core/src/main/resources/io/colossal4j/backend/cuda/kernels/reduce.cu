@@ -1,0 +1,163 @@
+// Reductions. The host splits x's dims into kept dims (one output each) and reduced dims, coalesced,
+// and picks a kernel: reduce_rows (a block per output, threads over the reduced elements: for reductions
+// over x's innermost dim) or reduce_cols (threads over outputs, for reductions over outer dims so that
+// neighbouring threads read neighbouring elements). Op codes are io.colossal4j.backend.ReduceOp ordinals:
+// 0 SUM, 1 MEAN, 2 MAX, 3 MIN, 4 PROD, 5 ARGMAX, 6 ARGMIN.
+
+struct RGeom {  // 296 bytes, laid out by CudaGeometry.java
+  i64 nout;
+  i64 nred;
+  int krank;
+  int rrank;
+  int kshape[MAXR];
+  int rshape[MAXR];
+  i64 kxs[MAXR];  // kept dims: x strides
+  i64 kos[MAXR];  // kept dims: out strides
+  i64 rxs[MAXR];  // reduced dims: x strides
+  i64 xoff;
+  i64 ooff;
+};
+
+__device__ __forceinline__ void kept_offsets(const RGeom& g, i64 o, i64* xo, i64* oo) {
+  i64 x = g.xoff, y = g.ooff;
+  for (int d = g.krank - 1; d >= 0; d--) {
+    i64 s = g.kshape[d];
+    i64 idx = o % s;
+    o /= s;
+    x += idx * g.kxs[d];
+    y += idx * g.kos[d];
+  }
+  *xo = x;
+  *oo = y;
+}
+
+__device__ __forceinline__ i64 reduced_offset(const RGeom& g, i64 j) {
+  i64 x = 0;
+  for (int d = g.rrank - 1; d >= 0; d--) {
+    i64 s = g.rshape[d];
+    x += (j % s) * g.rxs[d];
+    j /= s;
+  }
+  return x;
+}
+
+// A partial result: value, and for ARGMAX/ARGMIN the index of that value.
+template <typename A> struct Part {
+  A v;
+  i64 i;
+};
+
+template <typename A> __device__ __forceinline__ Part<A> r_init(int op) {
+  Part<A> p;
+  p.i = 0x7fffffffffffffffLL;  // "no element yet" for arg reductions
+  switch (op) {
+    case 4: p.v = (A)1; break;
+    case 2: p.v = -m_inf<A>(); break;
+    case 3: p.v = m_inf<A>(); break;
+    default: p.v = (A)0;
+  }
+  return p;
+}
+
+// Combines two partials; for arg reductions a NaN wins (the first one), else the larger (smaller) value,
+// ties going to the lower index, as the reference's left-to-right scan does.
+template <typename A> __device__ __forceinline__ Part<A> r_combine(int op, Part<A> a, Part<A> b) {
+  switch (op) {
+    case 0: case 1: a.v = a.v + b.v; return a;
+    case 4: a.v = a.v * b.v; return a;
+    case 2: a.v = (m_isnan(a.v) || m_isnan(b.v)) ? m_nan<A>() : (a.v > b.v ? a.v : b.v); return a;
+    case 3: a.v = (m_isnan(a.v) || m_isnan(b.v)) ? m_nan<A>() : (a.v < b.v ? a.v : b.v); return a;
+    default: {
+      if (b.i == 0x7fffffffffffffffLL) return a;
+      if (a.i == 0x7fffffffffffffffLL) return b;
+      bool an = m_isnan(a.v), bn = m_isnan(b.v);
+      if (an || bn) return (an && bn) ? (a.i < b.i ? a : b) : (an ? a : b);
+      bool better = op == 5 ? b.v > a.v : b.v < a.v;
+      if (better || (b.v == a.v && b.i < a.i)) return b;
+      return a;
+    }
+  }
+}
+
+template <typename A> __device__ __forceinline__ Part<A> r_shfl(Part<A> p, int delta) {
+  Part<A> q;
+  q.v = __shfl_down_sync(0xffffffffu, p.v, delta);
+  q.i = __shfl_down_sync(0xffffffffu, p.i, delta);
+  return q;
+}
+
+template <typename A> __device__ void r_store(const RGeom& g, int op, void* out, int odt, i64 oo, Part<A> p) {
+  if (op == 5 || op == 6) {
+    store<double>(out, odt, oo, (double)(p.i == 0x7fffffffffffffffLL ? 0 : p.i));
+  } else {
+    A v = p.v;
+    if (op == 1) v = v * (A)(1.0 / (double)g.nred);
+    store<A>(out, odt, oo, v);
+  }
+}
+
+// One block (blockDim.x a multiple of 32, at most 1024) per output.
+template <typename A> __device__ void reduce_rows_impl(RGeom g, int op, const void* x, int xdt, void* out, int odt) {
+  __shared__ A sv[32];
+  __shared__ i64 si[32];
+  for (i64 o = blockIdx.x; o < g.nout; o += gridDim.x) {
+    i64 xo, oo;
+    kept_offsets(g, o, &xo, &oo);
+    Part<A> acc = r_init<A>(op);
+    for (i64 j = threadIdx.x; j < g.nred; j += blockDim.x) {
+      Part<A> e;
+      e.v = load<A>(x, xdt, xo + reduced_offset(g, j));
+      e.i = j;
+      acc = r_combine<A>(op, acc, e);
+    }
+    for (int d = 16; d > 0; d >>= 1) acc = r_combine<A>(op, acc, r_shfl<A>(acc, d));
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    if (lane == 0) { sv[warp] = acc.v; si[warp] = acc.i; }
+    __syncthreads();
+    if (warp == 0) {
+      int nw = blockDim.x >> 5;
+      Part<A> p = r_init<A>(op);
+      if (lane < nw) { p.v = sv[lane]; p.i = si[lane]; }
+      for (int d = 16; d > 0; d >>= 1) p = r_combine<A>(op, p, r_shfl<A>(p, d));
+      if (lane == 0) r_store<A>(g, op, out, odt, oo, p);
+    }
+    __syncthreads();
+  }
+}
+
+extern "C" __global__ void reduce_rows_f(RGeom g, int op, const void* x, int xdt, void* out, int odt) { reduce_rows_impl<float>(g, op, x, xdt, out, odt); }
+extern "C" __global__ void reduce_rows_d(RGeom g, int op, const void* x, int xdt, void* out, int odt) { reduce_rows_impl<double>(g, op, x, xdt, out, odt); }
+
+// Block (32, 8): threadIdx.x picks the output, threadIdx.y strides over the reduced elements.
+template <typename A> __device__ void reduce_cols_impl(RGeom g, int op, const void* x, int xdt, void* out, int odt) {
+  __shared__ A sv[8][33];
+  __shared__ i64 si[8][33];
+  i64 o = (i64)blockIdx.x * 32 + threadIdx.x;
+  Part<A> acc = r_init<A>(op);
+  i64 xo = 0, oo = 0;
+  if (o < g.nout) {
+    kept_offsets(g, o, &xo, &oo);
+    for (i64 j = threadIdx.y; j < g.nred; j += 8) {
+      Part<A> e;
+      e.v = load<A>(x, xdt, xo + reduced_offset(g, j));
+      e.i = j;
+      acc = r_combine<A>(op, acc, e);
+    }
+  }
+  sv[threadIdx.y][threadIdx.x] = acc.v;
+  si[threadIdx.y][threadIdx.x] = acc.i;
+  __syncthreads();
+  if (threadIdx.y == 0 && o < g.nout) {
+    Part<A> p = r_init<A>(op);
+    for (int k = 0; k < 8; k++) {
+      Part<A> e;
+      e.v = sv[k][threadIdx.x];
+      e.i = si[k][threadIdx.x];
+      p = r_combine<A>(op, p, e);
+    }
+    r_store<A>(g, op, out, odt, oo, p);
+  }
+}
+
+extern "C" __global__ void reduce_cols_f(RGeom g, int op, const void* x, int xdt, void* out, int odt) { reduce_cols_impl<float>(g, op, x, xdt, out, odt); }
+extern "C" __global__ void reduce_cols_d(RGeom g, int op, const void* x, int xdt, void* out, int odt) { reduce_cols_impl<double>(g, op, x, xdt, out, odt); }

@@ -1,0 +1,139 @@
+package io.colossal4j.backend.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.colossal4j.backend.MemoryStats;
+import io.colossal4j.tensor.MemoryCategory;
+import java.util.HashMap;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/** The caching allocator's policy (size classes, reuse, statistics, cap, OOM report) on a fake device. */
+class CachingAllocatorTest {
+  /** A device of {@code total} bytes handing out fake addresses; counts calls so reuse is visible. */
+  static final class FakeDevice implements DeviceMemory {
+    final long total;
+    final Map<Long, Long> live = new HashMap<>();
+    long next = 0x10000, used, allocs, frees, syncs;
+
+    FakeDevice(long total) { this.total = total; }
+
+    @Override public long allocate(long bytes) {
+      if (used + bytes > total) return 0;
+      long p = next;
+      next += bytes + 4096;
+      live.put(p, bytes);
+      used += bytes;
+      allocs++;
+      return p;
+    }
+
+    @Override public void free(long pointer) {
+      Long b = live.remove(pointer);
+      if (b == null) throw new AssertionError("double free or foreign pointer " + pointer);
+      used -= b;
+      frees++;
+    }
+
+    @Override public void synchronize() { syncs++; }
+
+    @Override public long totalBytes() { return total; }
+  }
+
+  @Test void sizeClassesRoundUpWithBoundedSlack() {
+    assertEquals(512, CachingAllocator.sizeClass(1));
+    assertEquals(512, CachingAllocator.sizeClass(512));
+    assertEquals(1024, CachingAllocator.sizeClass(513));
+    assertEquals(1 << 20, CachingAllocator.sizeClass(1 << 20));
+    // above 1 MiB: steps of 1/8 of the next power of two, so slack stays under 12.5% + rounding
+    for (long b : new long[] {(1 << 20) + 1, 3_000_000, 100_000_000, 5L << 30}) {
+      long c = CachingAllocator.sizeClass(b);
+      assertTrue(c >= b && c - b <= b / 4, b + " -> " + c);
+    }
+  }
+
+  @Test void freedBlocksAreReusedWithoutTouchingTheDevice() {
+    FakeDevice dev = new FakeDevice(1L << 30);
+    CachingAllocator alloc = new CachingAllocator(dev, Long.MAX_VALUE, "fake:0");
+    CachingAllocator.Block a = alloc.allocate(10_000, MemoryCategory.ACTIVATION);
+    alloc.release(a, MemoryCategory.ACTIVATION);
+    CachingAllocator.Block b = alloc.allocate(9_000, MemoryCategory.GRADIENT);
+    assertEquals(a.pointer(), b.pointer(), "same size class reuses the cached block");
+    assertEquals(1, dev.allocs);
+    // a much smaller request does not take a block more than twice its size
+    alloc.release(b, MemoryCategory.GRADIENT);
+    CachingAllocator.Block c = alloc.allocate(100, MemoryCategory.TEMPORARY);
+    assertNotEquals(a.pointer(), c.pointer());
+    assertEquals(2, dev.allocs);
+  }
+
+  @Test void statisticsPerCategoryWithPeaks() {
+    CachingAllocator alloc = new CachingAllocator(new FakeDevice(1L << 30), Long.MAX_VALUE, "fake:0");
+    CachingAllocator.Block p = alloc.allocate(4096, MemoryCategory.PARAMETER);
+    CachingAllocator.Block x1 = alloc.allocate(1 << 20, MemoryCategory.ACTIVATION);
+    CachingAllocator.Block x2 = alloc.allocate(1 << 20, MemoryCategory.ACTIVATION);
+    alloc.release(x1, MemoryCategory.ACTIVATION);
+    MemoryStats s = alloc.stats();
+    assertEquals(4096, s.current().get(MemoryCategory.PARAMETER));
+    assertEquals(1 << 20, s.current().get(MemoryCategory.ACTIVATION));
+    assertEquals(2 << 20, s.peak().get(MemoryCategory.ACTIVATION));
+    assertEquals(1 << 20, s.cachedBytes());
+    alloc.release(x2, MemoryCategory.ACTIVATION);
+    alloc.release(p, MemoryCategory.PARAMETER);
+    assertEquals(0, alloc.stats().totalCurrent());
+    alloc.resetPeaks();
+    assertEquals(0, alloc.stats().peak().get(MemoryCategory.ACTIVATION));
+  }
+
+  @Test void capEmptiesTheCacheThenReportsWhatIsHeldAndWhatWouldHelp() {
+    FakeDevice dev = new FakeDevice(1L << 40);
+    long cap = 64L << 20;
+    CachingAllocator alloc = new CachingAllocator(dev, cap, "fake:0");
+    CachingAllocator.Block w = alloc.allocate(8L << 20, MemoryCategory.PARAMETER);
+    CachingAllocator.Block a = alloc.allocate(40L << 20, MemoryCategory.ACTIVATION);
+    CachingAllocator.Block t = alloc.allocate(8L << 20, MemoryCategory.TEMPORARY);
+    alloc.release(t, MemoryCategory.TEMPORARY);
+    // 48 MiB in use + 8 MiB cached: a 24 MiB request exceeds the cap even after the cache is emptied
+    CachingAllocator.OutOfMemory oom = assertThrows(CachingAllocator.OutOfMemory.class, () -> alloc.allocate(24L << 20, MemoryCategory.ACTIVATION));
+    assertEquals(1, dev.frees, "the cached block went back to the device before giving up");
+    assertTrue(dev.syncs >= 1, "the stream was synchronised before freeing");
+    String msg = oom.getMessage();
+    assertTrue(msg.contains("24.0 MiB requested for activation"), msg);
+    assertTrue(msg.contains("cap of 64.0 MiB"), msg);
+    assertTrue(msg.contains("parameter") && msg.contains("8.0 MiB"), msg);
+    assertTrue(msg.contains("smaller micro-batch") && msg.contains("activation checkpointing") && msg.contains("pipeline stages"), msg);
+    // within the cap, after freeing the activations, the same request succeeds
+    alloc.release(a, MemoryCategory.ACTIVATION);
+    alloc.allocate(24L << 20, MemoryCategory.ACTIVATION);
+    alloc.release(w, MemoryCategory.PARAMETER);
+  }
+
+  @Test void deviceOutOfMemoryRetriesAfterEmptyingTheCache() {
+    FakeDevice dev = new FakeDevice(10L << 20);
+    CachingAllocator alloc = new CachingAllocator(dev, Long.MAX_VALUE, "fake:0");
+    CachingAllocator.Block a = alloc.allocate(6L << 20, MemoryCategory.ACTIVATION);
+    alloc.release(a, MemoryCategory.ACTIVATION);
+    // 6 MiB cached in the wrong class for an 8 MiB request: the device is full until the cache is freed
+    CachingAllocator.Block b = alloc.allocate(8L << 20, MemoryCategory.ACTIVATION);
+    assertEquals(1, dev.frees);
+    assertEquals(0, alloc.stats().cachedBytes());
+    OutOfMemoryCheck.expectOom(alloc, 4L << 20);
+    alloc.release(b, MemoryCategory.ACTIVATION);
+  }
+
+  static final class OutOfMemoryCheck {
+    static void expectOom(CachingAllocator alloc, long bytes) {
+      CachingAllocator.OutOfMemory e = assertThrows(CachingAllocator.OutOfMemory.class, () -> alloc.allocate(bytes, MemoryCategory.OPTIMIZER_STATE));
+      assertTrue(e.getMessage().contains("the device's 10.0 MiB"), e.getMessage());
+    }
+  }
+
+  @Test void rejectsNegativeSizesAndCaps() {
+    assertThrows(IllegalArgumentException.class, () -> new CachingAllocator(new FakeDevice(1), 0, "fake:0"));
+    CachingAllocator alloc = new CachingAllocator(new FakeDevice(1 << 20), Long.MAX_VALUE, "fake:0");
+    assertThrows(io.colossal4j.tensor.TensorException.class, () -> alloc.allocate(-1, MemoryCategory.TEMPORARY));
+  }
+}
