@@ -91,8 +91,8 @@ public final class Conv {
           + " must be divisible by groups and weight " + w.shape() + " must have " + (cin / Math.max(g, 1)) + " channels per group in dim 1");
     if (bias != null) {
       OpSupport.sameBackend("conv2d", x, bias);
-      if (bias.rank() != 1 || bias.size(0) != cout)
-        throw new TensorException("conv2d: bias must be [" + cout + "], got " + bias.shape());
+      if (bias.rank() != 1 || bias.size(0) != cout || bias.dtype() != x.dtype())
+        throw new TensorException("conv2d: bias must be [" + cout + "] " + x.dtype() + ", got " + bias.shape() + " " + bias.dtype());
     }
     int oh = spec.outH(x.size(2), w.size(2)), ow = spec.outW(x.size(3), w.size(3));
     if (oh < 1 || ow < 1)

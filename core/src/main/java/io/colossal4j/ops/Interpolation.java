@@ -62,8 +62,54 @@ final class Interpolation {
   }
 
   /** Kernel for |x| <= 1: (A+2)|x|^3 - (A+3)|x|^2 + 1. */
-  static double cubicNear(double x) { return ((CUBIC_A + 2) * x - (CUBIC_A + 3)) * x * x + 1; }
+  static double cubicNear(double x) { return cubicNear(x, CUBIC_A); }
 
   /** Kernel for 1 < |x| < 2: A|x|^3 - 5A|x|^2 + 8A|x| - 4A. */
-  static double cubicFar(double x) { return ((CUBIC_A * x - 5 * CUBIC_A) * x + 8 * CUBIC_A) * x - 4 * CUBIC_A; }
+  static double cubicFar(double x) { return cubicFar(x, CUBIC_A); }
+
+  private static double cubicNear(double x, double a) { return ((a + 2) * x - (a + 3)) * x * x + 1; }
+
+  private static double cubicFar(double x, double a) { return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a; }
+
+  // ------------------------------------------------------------- antialiased (PyTorch's antialias=True)
+
+  /** The cubic parameter of PyTorch's antialiased bicubic, which follows Pillow rather than OpenCV. */
+  static final double AA_CUBIC_A = -0.5;
+
+  /**
+   * Weights of F.interpolate(..., antialias=True) for BILINEAR or BICUBIC: when downsampling by a scale s > 1
+   * the filter is stretched by s (support 1 or 2 times s), so every input pixel contributes, as a box-like
+   * low-pass; when upsampling it is the plain triangle or cubic (A = -0.5) filter. Taps outside the input are
+   * dropped and each row is renormalised to sum 1 (no border replication). align_corners only changes the
+   * scale to (in-1)/(out-1); the filter stays centred on (dst + 0.5) * scale, as PyTorch does.
+   */
+  static double[] antialiasedWeights(Resize.Mode mode, int in, int out, boolean alignCorners) {
+    double halfWidth = switch (mode) {
+      case BILINEAR -> 1;
+      case BICUBIC -> 2;
+      case NEAREST -> throw new IllegalArgumentException("antialiasing applies to BILINEAR and BICUBIC, not NEAREST");
+    };
+    double scale = alignCorners ? (out > 1 ? (in - 1) / (double) (out - 1) : 0) : in / (double) out;
+    double support = scale >= 1 ? halfWidth * scale : halfWidth;
+    double invScale = scale >= 1 ? 1 / scale : 1;
+    double[] m = new double[out * in];
+    for (int i = 0; i < out; i++) {
+      double center = scale * (i + 0.5);
+      int lo = Math.max((int) (center - support + 0.5), 0); // truncation, as PyTorch's int64 cast
+      int hi = Math.min((int) (center + support + 0.5), in);
+      double total = 0;
+      for (int j = lo; j < hi; j++) total += m[i * in + j] = aaFilter(mode, (j - center + 0.5) * invScale);
+      if (total != 0) for (int j = lo; j < hi; j++) m[i * in + j] /= total;
+    }
+    return m;
+  }
+
+  private static double aaFilter(Resize.Mode mode, double x) {
+    double d = Math.abs(x);
+    return switch (mode) {
+      case BILINEAR -> d < 1 ? 1 - d : 0;
+      case BICUBIC -> d < 1 ? cubicNear(d, AA_CUBIC_A) : d < 2 ? cubicFar(d, AA_CUBIC_A) : 0;
+      case NEAREST -> throw new IllegalArgumentException("antialiasing applies to BILINEAR and BICUBIC, not NEAREST");
+    };
+  }
 }

@@ -91,15 +91,35 @@ public final class Resize {
    * size does not change.
    */
   public static Tensor interpolate(Tensor x, int outH, int outW, Mode mode, boolean alignCorners) {
+    checkInterpolate(x, outH, outW, mode, alignCorners);
+    int inH = x.size(2), inW = x.size(3);
+    if (inH == outH && inW == outW) return x;
+    return separable(x, Interpolation.weights(mode, inH, outH, alignCorners), outH,
+        Interpolation.weights(mode, inW, outW, alignCorners), outW);
+  }
+
+  /**
+   * F.interpolate(x, size=(outH, outW), mode, align_corners, antialias=True) on NCHW x, BILINEAR or BICUBIC:
+   * when shrinking, each output averages every input pixel under a filter widened by the scale (no aliasing);
+   * when enlarging, the bicubic filter is Pillow's (A = -0.5), not {@link #interpolate}'s. timm resizes
+   * position embeddings this way ({@code resample_abs_pos_embed}). Returns x itself when the size does not
+   * change.
+   */
+  public static Tensor interpolateAntialiased(Tensor x, int outH, int outW, Mode mode, boolean alignCorners) {
+    checkInterpolate(x, outH, outW, mode, alignCorners);
+    if (mode == Mode.NEAREST) throw new TensorException("interpolateAntialiased: antialiasing applies to BILINEAR and BICUBIC, not NEAREST");
+    int inH = x.size(2), inW = x.size(3);
+    if (inH == outH && inW == outW) return x;
+    return separable(x, Interpolation.antialiasedWeights(mode, inH, outH, alignCorners), outH,
+        Interpolation.antialiasedWeights(mode, inW, outW, alignCorners), outW);
+  }
+
+  private static void checkInterpolate(Tensor x, int outH, int outW, Mode mode, boolean alignCorners) {
     if (x.rank() != 4) throw new TensorException("interpolate: input must be [N, C, H, W], got " + x.shape());
     OpSupport.requireFloating("interpolate", x);
     if (outH < 1 || outW < 1) throw new TensorException("interpolate: output size must be >= 1, got " + outH + "x" + outW);
     if (mode == Mode.NEAREST && alignCorners)
       throw new TensorException("interpolate: align_corners only applies to BILINEAR and BICUBIC, not NEAREST");
-    int inH = x.size(2), inW = x.size(3);
-    if (inH == outH && inW == outW) return x;
-    return separable(x, Interpolation.weights(mode, inH, outH, alignCorners), outH,
-        Interpolation.weights(mode, inW, outW, alignCorners), outW);
   }
 
   /**

@@ -97,6 +97,18 @@ class ResizeTest {
     assertClose(new double[] {0, 2, 4}, Resize.interpolate(x, 1, 3, Mode.NEAREST, false).toDoubleArray(), 0, 0, "nearest 7 -> 3");
   }
 
+  @Test void antialiasedDownsamplingWidensTheFilter() {
+    // [0, 1, 2, 3] -> 2, bilinear: scale 2, so the triangle spans 2 pixels each side of centres 1 and 3.
+    // Output 0 weighs pixels 0, 1, 2 by tri(0.25), tri(0.25), tri(0.75) = 3/7, 3/7, 1/7 after normalising;
+    // output 1 weighs pixels 1, 2, 3 by 1/7, 3/7, 3/7.
+    Tensor x = t(Shape.of(1, 1, 1, 4), 0, 1, 2, 3);
+    assertClose(new double[] {5.0 / 7, 16.0 / 7}, Resize.interpolateAntialiased(x, 1, 2, Mode.BILINEAR, false).toDoubleArray(), EXACT, 0, "aa");
+    check(CPU, a -> Resize.interpolateAntialiased(a[0], 2, 7, Mode.BICUBIC, false), Shape.of(1, 2, 5, 3));
+    check(CPU, a -> Resize.interpolateAntialiased(Views.transpose(a[0], 2, 3), 3, 2, Mode.BILINEAR, true), Shape.of(1, 1, 5, 6));
+    var nearest = assertThrows(TensorException.class, () -> Resize.interpolateAntialiased(x, 1, 2, Mode.NEAREST, false));
+    assertTrue(nearest.getMessage().contains("NEAREST"), nearest.getMessage());
+  }
+
   @Test void sameSizeIsTheIdentity() {
     Tensor x = t(Shape.of(1, 1, 2, 3), 1, 2, 3, 4, 5, 6);
     for (Mode m : Mode.values())
