@@ -18,6 +18,7 @@ public final class Softmax {
 
   private static Tensor apply(String name, Tensor x, int dim, boolean log) {
     OpSupport.requireFloating(name, x);
+    if (x.rank() == 0) return Views.reshape(apply(name, Views.reshape(x, 1), dim, log)); // a scalar: softmax 1, log-softmax 0
     int d = OpSupport.normalizeDims(name, x.shape(), dim)[0];
     Tensor out = OpSupport.empty(x.shape(), x.dtype(), x.backend());
     if (x.numel() == 0) return out;

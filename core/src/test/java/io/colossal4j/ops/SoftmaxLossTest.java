@@ -36,6 +36,9 @@ class SoftmaxLossTest {
     assertClose(new double[] {0.25, 0.75}, Softmax.softmax(huge, 0).toDoubleArray(), 1e-4, 0, "no overflow at 1000");
     assertClose(new double[] {Math.log(0.25), Math.log(0.75)}, Softmax.logSoftmax(f64(Shape.of(1, 2), 5, 5 + ln3), 1).toDoubleArray(),
         1e-12, 0, "log_softmax");
+    Tensor scalar = Tensor.scalar(3.5, DType.F64, CPU);
+    assertEquals(1.0, Softmax.softmax(scalar, 0).item());
+    assertEquals(0.0, Softmax.logSoftmax(scalar, -1).item());
   }
 
   @Test void softmaxGradientsOnNonContiguousInputs() {
