@@ -1,17 +1,138 @@
 package io.colossal4j.backend.cpu.simd;
 
+import io.colossal4j.backend.BinaryOp;
+import io.colossal4j.backend.Conv2dSpec;
+import io.colossal4j.backend.ReduceOp;
+import io.colossal4j.backend.UnaryOp;
 import io.colossal4j.backend.cpu.CpuParallel;
 import io.colossal4j.backend.cpu.ScalarKernels;
+import io.colossal4j.tensor.DType;
+import io.colossal4j.tensor.Tensor;
 
 /**
- * The fast CPU kernels: Java Vector API loops, width-generic with a scalar tail, multithreaded on the
- * backend's pool. Anything not specialised here (other dtypes, unusual strides) falls through to the
- * reference implementation it extends, which is the same math.
+ * The fast CPU kernels: Java Vector API loops, width-generic with a masked tail, multithreaded on the
+ * backend's pool. Each override takes the f32 layouts it specialises and hands everything else (other
+ * dtypes, unusual strides, ops without a vector form) to the reference implementation it extends, which is
+ * the same math; {@code KernelConformanceTest} checks every method against that reference.
+ *
+ * <p>GEMM is our own Vector API kernel ({@link Gemm}), not a native BLAS: measured side by side in one
+ * process on the 2-core AVX-512 development machine it matches OpenBLAS 0.3.31 at 1024³ and 2048³ (see
+ * docs/benchmarks/cpu.md), so a 20 MB native dependency would buy nothing in core.
  */
 public class SimdKernels extends ScalarKernels {
   protected final CpuParallel parallel;
 
   public SimdKernels(CpuParallel parallel) {
     this.parallel = parallel;
+  }
+
+  private static boolean f32(Tensor... ts) {
+    for (Tensor t : ts) if (t != null && t.dtype() != DType.F32) return false;
+    return true;
+  }
+
+  // ------------------------------------------------------------- elementwise
+  @Override public void copy(Tensor src, Tensor dst) {
+    checkSameShape("copy", src, dst);
+    if (f32(src, dst) && PermuteCopy.copy(parallel, src, dst)) return;
+    super.copy(src, dst);
+  }
+
+  @Override public void unary(UnaryOp op, Tensor x, Tensor out) {
+    checkSameShape(op.name(), x, out);
+    if (f32(x, out) && VOps.supports(op) && Elementwise.unary(parallel, op, x, out)) return;
+    super.unary(op, x, out);
+  }
+
+  @Override public void binary(BinaryOp op, Tensor a, Tensor b, Tensor out) {
+    checkSameShape(op.name(), a, out);
+    checkSameShape(op.name(), b, out);
+    if (f32(a, b, out) && VOps.supports(op) && Elementwise.binary(parallel, op, a, b, out)) return;
+    super.binary(op, a, b, out);
+  }
+
+  @Override public void binaryScalar(BinaryOp op, Tensor a, double s, Tensor out) {
+    checkSameShape(op.name(), a, out);
+    if (f32(a, out) && VOps.supports(op) && Elementwise.binaryScalar(parallel, op, a, (float) s, out)) return;
+    super.binaryScalar(op, a, s, out);
+  }
+
+  // ------------------------------------------------------------- reductions
+  @Override public void reduce(ReduceOp op, Tensor x, int[] dims, Tensor out) {
+    if (f32(x, out) && Reductions.supports(op) && x.isContiguous() && out.isContiguous() && dims.length > 0 && x.numel() > 0) {
+      int r = x.rank();
+      boolean trailing = dims[dims.length - 1] == r - 1 && dims[0] == r - dims.length;
+      boolean leading = dims[0] == 0 && dims[dims.length - 1] == dims.length - 1;
+      for (int i = 1; i < dims.length; i++) if (dims[i] != dims[i - 1] + 1) trailing = leading = false;
+      if (trailing) {
+        long inner = x.shape().numel(dims[0], r);
+        if (inner <= Integer.MAX_VALUE) { Reductions.trailing(parallel, op, x, x.numel() / inner, (int) inner, out); return; }
+      } else if (leading) {
+        long outer = x.shape().numel(0, dims.length), inner = x.numel() / outer;
+        if (inner <= Integer.MAX_VALUE) { Reductions.leading(parallel, op, x, outer, (int) inner, out); return; }
+      }
+    }
+    super.reduce(op, x, dims, out);
+  }
+
+  // ------------------------------------------------------------- matmul
+  @Override public void matmul(Tensor a, Tensor b, Tensor out, boolean accumulate) {
+    if (f32(a, b, out) && Matmul.run(parallel, a, b, out, accumulate)) return;
+    super.matmul(a, b, out, accumulate);
+  }
+
+  // ------------------------------------------------------------- softmax and layer norm
+  @Override public void softmax(Tensor x, int dim, boolean log, Tensor out) {
+    if (f32(x, out) && lastUnit(x, dim) && lastUnit(out, dim)) { RowOps.softmax(parallel, x, log, out); return; }
+    super.softmax(x, dim, log, out);
+  }
+
+  @Override public void softmaxBackward(Tensor y, Tensor gy, int dim, boolean log, Tensor gx) {
+    if (f32(y, gy, gx) && lastUnit(y, dim) && lastUnit(gy, dim) && lastUnit(gx, dim)) {
+      RowOps.softmaxBackward(parallel, y, gy, log, gx);
+      return;
+    }
+    super.softmaxBackward(y, gy, dim, log, gx);
+  }
+
+  /** dim is the last one and has unit stride (rows may sit at any strides). */
+  private static boolean lastUnit(Tensor t, int dim) {
+    return t.rank() > 0 && t.shape().axis(dim) == t.rank() - 1 && (t.stride(-1) == 1 || t.size(-1) == 1);
+  }
+
+  @Override public void layerNorm(Tensor x, Tensor w, Tensor b, double eps, Tensor y, Tensor mean, Tensor rstd) {
+    if (f32(x, w, b, y, mean, rstd) && x.isContiguous() && y.isContiguous() && unit(w) && unit(b) && unit(mean) && unit(rstd)) {
+      LayerNormKernel.forward(parallel, x, w, b, (float) eps, y, mean, rstd);
+      return;
+    }
+    super.layerNorm(x, w, b, eps, y, mean, rstd);
+  }
+
+  @Override public void layerNormBackward(Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor gx, Tensor gw, Tensor gb) {
+    if (f32(gy, x, w, mean, rstd, gx, gw, gb) && gy.isContiguous() && x.isContiguous() && gx.isContiguous()
+        && unit(w) && unit(mean) && unit(rstd) && unit(gw) && unit(gb)) {
+      LayerNormKernel.backward(parallel, gy, x, w, mean, rstd, gx, gw, gb);
+      return;
+    }
+    super.layerNormBackward(gy, x, w, mean, rstd, gx, gw, gb);
+  }
+
+  /** Null, or contiguous (unit stride over its elements). */
+  private static boolean unit(Tensor t) { return t == null || t.isContiguous(); }
+
+  // ------------------------------------------------------------- convolution
+  @Override public void conv2d(Tensor x, Tensor w, Conv2dSpec spec, Tensor out) {
+    if (f32(x, w, out) && x.isContiguous() && w.isContiguous() && out.isContiguous()) { ConvKernel.forward(parallel, x, w, spec, out); return; }
+    super.conv2d(x, w, spec, out);
+  }
+
+  @Override public void conv2dBackwardInput(Tensor gy, Tensor w, Conv2dSpec spec, Tensor gx) {
+    if (f32(gy, w, gx) && gy.isContiguous() && w.isContiguous() && gx.isContiguous()) { ConvKernel.backwardInput(parallel, gy, w, spec, gx); return; }
+    super.conv2dBackwardInput(gy, w, spec, gx);
+  }
+
+  @Override public void conv2dBackwardWeight(Tensor x, Tensor gy, Conv2dSpec spec, Tensor gw) {
+    if (f32(x, gy, gw) && x.isContiguous() && gy.isContiguous() && gw.isContiguous()) { ConvKernel.backwardWeight(parallel, x, gy, spec, gw); return; }
+    super.conv2dBackwardWeight(x, gy, spec, gw);
   }
 }

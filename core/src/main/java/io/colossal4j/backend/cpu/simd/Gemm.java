@@ -1,0 +1,145 @@
+package io.colossal4j.backend.cpu.simd;
+
+import io.colossal4j.backend.cpu.CpuParallel;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Single-precision GEMM, C = A·B (+ C), in the Goto/BLIS structure: for each NC×KC block of B, pack it
+ * into NR-wide column slivers; for each MC×KC block of A, pack it into MR-tall row slivers; then a
+ * register-blocked micro-kernel computes each MR×NR tile of C with 2·MR vector FMAs per k step.
+ *
+ * <p>Geometry: A is m×k with element strides (am, ak), B is k×n with (bk, bn), C is m×n with (cm, 1);
+ * any stride pattern of A and B is accepted (packing reads transposed operands directly, so a transposed
+ * view is never copied first). Blocking for this machine's caches (48 KiB L1d, 1 MiB L2 per core):
+ * one KC×NR sliver of B (256×32 floats = 32 KiB) stays in L1 while the micro-kernel streams MR×KC slivers
+ * of A from a 144×256 block (144 KiB) held in L2; the packed B block (≤ 4 MiB) lives in L3.
+ *
+ * <p>Threading: the packed B block is shared read-only; tasks (row blocks of C, split further along N when
+ * there are fewer row blocks than threads) each pack their own A block into a task-local buffer.
+ * Tiles at the right/bottom edges are computed in full on zero-padded panels into a scratch tile and only
+ * the valid part is added to C. Thread-safe: all state is per call.
+ */
+final class Gemm {
+  private Gemm() {}
+
+  static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+  static final int L = S.length();
+  static final int MR = 8;
+  static final int NR = 2 * L;
+  static final int KC = 256;
+  static final int MC = 144;
+  static final int NC = 4096;
+  private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
+  private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
+
+  /** One operand: element offset and strides into a segment of f32. */
+  record Mat(MemorySegment seg, long off, long rs, long cs) {
+    float at(long r, long c) { return seg.getAtIndex(F, off + r * rs + c * cs); }
+
+    Mat transpose() { return new Mat(seg, off, cs, rs); }
+  }
+
+  /** C[m×n] (=|+=) A[m×k]·B[k×n]; C must have unit column stride. */
+  static void gemm(CpuParallel par, int m, int n, int k, Mat a, Mat b, Mat c, boolean accumulate) {
+    if (c.cs() != 1) throw new IllegalArgumentException("gemm: C needs unit column stride, got " + c.cs());
+    if (m == 0 || n == 0) return;
+    if (k == 0) {
+      if (!accumulate) for (int i = 0; i < m; i++) c.seg().asSlice((c.off() + i * c.rs()) * 4, n * 4L).fill((byte) 0);
+      return;
+    }
+    int threads = par == null ? 1 : par.threads();
+    for (int jc = 0; jc < n; jc += NC) {
+      int nc = Math.min(NC, n - jc);
+      int slivers = (nc + NR - 1) / NR;
+      float[] bp = new float[slivers * NR * Math.min(KC, k)];
+      for (int pc = 0; pc < k; pc += KC) {
+        int kc = Math.min(KC, k - pc);
+        boolean add = accumulate || pc > 0;
+        int jc0 = jc, pc0 = pc;
+        run(par, slivers, Math.max(1, 64 * 1024 / (kc * NR)), (s0, s1) -> {
+          for (long s = s0; s < s1; s++) packB(b, pc0, kc, jc0 + (int) s * NR, Math.min(NR, n - jc0 - (int) s * NR), bp, (int) s * NR * kc);
+        });
+        int rowBlocks = (m + MC - 1) / MC;
+        int nParts = rowBlocks >= threads ? 1 : Math.min(slivers, (threads + rowBlocks - 1) / rowBlocks);
+        run(par, (long) rowBlocks * nParts, 1, (t0, t1) -> {
+          float[] ap = new float[MC * kc];
+          float[] tile = new float[MR * NR];
+          for (long t = t0; t < t1; t++) {
+            int ic = (int) (t / nParts) * MC, part = (int) (t % nParts);
+            int mc = Math.min(MC, m - ic);
+            packA(a, ic, mc, pc0, kc, ap);
+            int s0 = slivers * part / nParts, s1 = slivers * (part + 1) / nParts;
+            macro(ap, bp, mc, kc, s0, s1, nc, c, ic, jc0, add, tile);
+          }
+        });
+      }
+    }
+  }
+
+  private static void run(CpuParallel par, long n, long grain, CpuParallel.RangeBody body) {
+    if (par == null) body.run(0, n); else par.forRange(n, grain, body);
+  }
+
+  /** Packs B[pc.., j0..j0+w) into one sliver at dst[d..]: layout [kc][NR], columns ≥ w zero. */
+  static void packB(Mat b, int pc, int kc, int j0, int w, float[] dst, int d) {
+    MemorySegment seg = b.seg();
+    if (b.cs() == 1 && w == NR) {
+      for (int p = 0; p < kc; p++) {
+        long src = (b.off() + (long) (pc + p) * b.rs() + j0) * 4;
+        for (int v = 0; v < NR; v += L) FloatVector.fromMemorySegment(S, seg, src + v * 4L, NATIVE).intoArray(dst, d + p * NR + v);
+      }
+      return;
+    }
+    for (int j = 0; j < NR; j++) {
+      if (j >= w) { for (int p = 0; p < kc; p++) dst[d + p * NR + j] = 0; continue; }
+      long base = b.off() + (long) pc * b.rs() + (long) (j0 + j) * b.cs();
+      for (int p = 0; p < kc; p++) dst[d + p * NR + j] = seg.getAtIndex(F, base + p * b.rs());
+    }
+  }
+
+  /** Packs A[i0..i0+mc, pc..pc+kc) into MR-tall slivers: sliver r at [r*MR*kc], layout [kc][MR], rows ≥ mc zero. */
+  static void packA(Mat a, int i0, int mc, int pc, int kc, float[] dst) {
+    MemorySegment seg = a.seg();
+    for (int r0 = 0; r0 < mc; r0 += MR) {
+      int d = r0 * kc;
+      if (a.rs() == 1 && r0 + MR <= mc) { // transposed A: the MR rows of one k are adjacent in memory
+        long base = a.off() + i0 + r0 + (long) pc * a.cs();
+        for (int p = 0; p < kc; p++)
+          for (int r = 0; r < MR; r++) dst[d + p * MR + r] = seg.getAtIndex(F, base + p * a.cs() + r);
+        continue;
+      }
+      for (int r = 0; r < MR; r++) {
+        if (r0 + r >= mc) { for (int p = 0; p < kc; p++) dst[d + p * MR + r] = 0; continue; }
+        long base = a.off() + (long) (i0 + r0 + r) * a.rs() + (long) pc * a.cs();
+        long cs = a.cs();
+        for (int p = 0; p < kc; p++) dst[d + p * MR + r] = seg.getAtIndex(F, base + p * cs);
+      }
+    }
+  }
+
+  private static void macro(float[] ap, float[] bp, int mc, int kc, int s0, int s1, int nc, Mat c, int ic, int jc,
+                            boolean add, float[] tile) {
+    for (int s = s0; s < s1; s++) {
+      int j = s * NR, w = Math.min(NR, nc - j);
+      for (int r0 = 0; r0 < mc; r0 += MR) {
+        int h = Math.min(MR, mc - r0);
+        long cOff = c.off() + (long) (ic + r0) * c.rs() + jc + j;
+        if (h == MR && w == NR) MicroKernel.kernel(ap, r0 * kc, bp, s * NR * kc, kc, c.seg(), cOff, c.rs(), add);
+        else {
+          MicroKernel.tile(ap, r0 * kc, bp, s * NR * kc, kc, tile);
+          MemorySegment cs = c.seg();
+          for (int r = 0; r < h; r++)
+            for (int q = 0; q < w; q++) {
+              long o = cOff + r * c.rs() + q;
+              float v = tile[r * NR + q];
+              cs.setAtIndex(F, o, add ? cs.getAtIndex(F, o) + v : v);
+            }
+        }
+      }
+    }
+  }
+}

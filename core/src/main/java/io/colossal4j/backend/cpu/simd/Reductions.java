@@ -1,0 +1,91 @@
+package io.colossal4j.backend.cpu.simd;
+
+import static io.colossal4j.backend.cpu.CpuBackend.segment;
+import static io.colossal4j.backend.cpu.simd.RowOps.F;
+import static io.colossal4j.backend.cpu.simd.RowOps.L;
+import static io.colossal4j.backend.cpu.simd.RowOps.load;
+import static io.colossal4j.backend.cpu.simd.VMath.S;
+
+import io.colossal4j.backend.ReduceOp;
+import io.colossal4j.backend.cpu.CpuParallel;
+import io.colossal4j.tensor.Tensor;
+import java.lang.foreign.MemorySegment;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+
+/**
+ * SUM, MEAN, MAX, MIN of a contiguous f32 tensor viewed as [outer, inner] into a contiguous output, over
+ * either the trailing dims (each output is a horizontal reduction of one unit-stride row of length inner)
+ * or the leading dims (out[j] = reduce_i x[i, j], vectorised across j). Sums accumulate in f32 vector
+ * lanes (four independent accumulators for trailing rows), so the error grows like length·2^-24 in the
+ * worst case; MAX/MIN propagate NaN as the reference does.
+ */
+final class Reductions {
+  private Reductions() {}
+
+  static boolean supports(ReduceOp op) {
+    return op == ReduceOp.SUM || op == ReduceOp.MEAN || op == ReduceOp.MAX || op == ReduceOp.MIN;
+  }
+
+  private static float identity(ReduceOp op) {
+    return switch (op) {
+      case MAX -> Float.NEGATIVE_INFINITY;
+      case MIN -> Float.POSITIVE_INFINITY;
+      default -> 0f;
+    };
+  }
+
+  private static FloatVector combine(ReduceOp op, FloatVector acc, FloatVector v) {
+    return switch (op) {
+      case MAX -> acc.max(v);
+      case MIN -> acc.min(v);
+      default -> acc.add(v);
+    };
+  }
+
+  /** Reduces each of {@code outer} rows of length {@code inner}. */
+  static void trailing(CpuParallel par, ReduceOp op, Tensor x, long outer, int inner, Tensor out) {
+    MemorySegment sx = segment(x), so = segment(out);
+    float id = identity(op);
+    float scale = op == ReduceOp.MEAN ? 1f / inner : 1f;
+    par.forRange(outer, RowOps.grain(inner), (r0, r1) -> {
+      for (long r = r0; r < r1; r++) {
+        long xo = x.offset() + r * inner;
+        FloatVector a0 = FloatVector.broadcast(S, id), a1 = a0, a2 = a0, a3 = a0;
+        int j = 0;
+        for (; j + 4 * L <= inner; j += 4 * L) {
+          a0 = combine(op, a0, FloatVector.fromMemorySegment(S, sx, (xo + j) * 4, RowOps.NATIVE));
+          a1 = combine(op, a1, FloatVector.fromMemorySegment(S, sx, (xo + j + L) * 4, RowOps.NATIVE));
+          a2 = combine(op, a2, FloatVector.fromMemorySegment(S, sx, (xo + j + 2 * L) * 4, RowOps.NATIVE));
+          a3 = combine(op, a3, FloatVector.fromMemorySegment(S, sx, (xo + j + 3 * L) * 4, RowOps.NATIVE));
+        }
+        for (; j < inner; j += L) a0 = combine(op, a0, load(sx, xo, j, inner).blend(id, S.indexInRange(j, inner).not()));
+        FloatVector a = combine(op, combine(op, a0, a1), combine(op, a2, a3));
+        float v = switch (op) {
+          case MAX -> a.reduceLanes(VectorOperators.MAX);
+          case MIN -> a.reduceLanes(VectorOperators.MIN);
+          default -> a.reduceLanes(VectorOperators.ADD);
+        };
+        so.setAtIndex(F, out.offset() + r, v * scale);
+      }
+    });
+  }
+
+  /** out[j] = reduce over i of x[i, j], for a contiguous x viewed as [outer, inner]. Split over j. */
+  static void leading(CpuParallel par, ReduceOp op, Tensor x, long outer, int inner, Tensor out) {
+    MemorySegment sx = segment(x), so = segment(out);
+    float id = identity(op);
+    float scale = op == ReduceOp.MEAN ? 1f / outer : 1f;
+    long blocks = (inner + 4L * L - 1) / (4L * L);
+    par.forRange(blocks, Math.max(1, (1 << 14) / Math.max(1, outer * 4 * L)), (b0, b1) -> {
+      for (long blk = b0; blk < b1; blk++) {
+        int j0 = (int) blk * 4 * L, j1 = Math.min(inner, j0 + 4 * L);
+        for (int j = j0; j < j1; j += L) {
+          FloatVector acc = FloatVector.broadcast(S, id);
+          for (long i = 0; i < outer; i++) acc = combine(op, acc, load(sx, x.offset() + i * inner, j, j1));
+          RowOps.store(acc.mul(scale), so, out.offset(), j, j1);
+        }
+      }
+    });
+  }
+}
