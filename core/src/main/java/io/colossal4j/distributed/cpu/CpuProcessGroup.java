@@ -1,0 +1,226 @@
+package io.colossal4j.distributed.cpu;
+
+import io.colossal4j.backend.cpu.CpuBackend;
+import io.colossal4j.distributed.CollectiveException;
+import io.colossal4j.distributed.ProcessGroup;
+import io.colossal4j.distributed.Reduction;
+import io.colossal4j.distributed.Work;
+import io.colossal4j.tensor.DType;
+import io.colossal4j.tensor.Tensor;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.function.Consumer;
+
+/**
+ * The CPU process group: validates each call on the caller's thread (so bad arguments fail where they
+ * are made), numbers it, and runs it on the group's own executor thread, in issue order, with the
+ * {@link Algorithms}. Tensors must be CPU tensors ({@link CpuBackend#segment}).
+ */
+public final class CpuProcessGroup implements ProcessGroup {
+  private final CpuWorld world;
+  private final int id;
+  private final String name;
+  private final List<Integer> members;
+  private final int rank;
+  private final ExecutorService executor;
+  private final Map<Long, Integer> sendCounters = new HashMap<>(), recvCounters = new HashMap<>();
+  private long collectiveSeq;
+  private ShmAllReduce shm;
+
+  CpuProcessGroup(CpuWorld world, int id, String label, List<Integer> worldRanks) {
+    this.world = world;
+    this.id = id;
+    this.members = List.copyOf(worldRanks);
+    this.rank = members.indexOf(world.transport.rank());
+    if (rank < 0) throw new IllegalArgumentException("world rank " + world.transport.rank() + " is not a member of " + members);
+    this.name = id == 0 ? label : label + members;
+    this.executor = Executors.newSingleThreadExecutor(r -> {
+      Thread t = new Thread(r, "c4j-" + name + "-rank" + world.transport.rank());
+      t.setDaemon(true);
+      return t;
+    });
+  }
+
+  @Override public int rank() { return rank; }
+
+  @Override public int size() { return members.size(); }
+
+  @Override public List<Integer> worldRanks() { return members; }
+
+  @Override public String name() { return name; }
+
+  int id() { return id; }
+
+  Transport transport() { return world.transport; }
+
+  int worldRank(int groupRank) { return members.get(groupRank); }
+
+  // ---------------------------------------------------------------- collectives
+
+  @Override public Work allReduceAsync(Tensor t, Reduction op) {
+    check(Op.ALL_REDUCE, op, t);
+    return submit(Op.ALL_REDUCE, t, run -> Algorithms.allReduce(run, buf(t), t.numel(), op, sharedMemory(t)));
+  }
+
+  @Override public Work reduceScatterAsync(Tensor out, Tensor in, Reduction op) {
+    check(Op.REDUCE_SCATTER, op, out, in);
+    if (in.numel() != out.numel() * size())
+      throw bad(Op.REDUCE_SCATTER, "input has " + in.numel() + " elements, output " + out.numel() + "; the input must have group size " + size() + " times the output's");
+    return submit(Op.REDUCE_SCATTER, in, run -> Algorithms.reduceScatter(run, buf(out), buf(in), out.numel(), op));
+  }
+
+  @Override public Work allGatherAsync(Tensor out, Tensor in) {
+    check(Op.ALL_GATHER, null, out, in);
+    if (out.numel() != in.numel() * size())
+      throw bad(Op.ALL_GATHER, "input has " + in.numel() + " elements, output " + out.numel() + "; the output must have group size " + size() + " times the input's");
+    return submit(Op.ALL_GATHER, in, run -> Algorithms.allGather(run, buf(out), buf(in), in.numel()));
+  }
+
+  @Override public Work broadcastAsync(Tensor t, int root) {
+    check(Op.BROADCAST, null, t);
+    checkRank(Op.BROADCAST, "root", root);
+    return submit(Op.BROADCAST, t, run -> Algorithms.broadcast(run, buf(t), t.numel(), root));
+  }
+
+  @Override public Work reduceAsync(Tensor t, int root, Reduction op) {
+    check(Op.REDUCE, op, t);
+    checkRank(Op.REDUCE, "root", root);
+    return submit(Op.REDUCE, t, run -> Algorithms.reduce(run, buf(t), t.numel(), root, op));
+  }
+
+  @Override public Work allToAllAsync(Tensor out, Tensor in) {
+    check(Op.ALL_TO_ALL, null, out, in);
+    if (in.numel() != out.numel() || in.numel() % size() != 0)
+      throw bad(Op.ALL_TO_ALL, "input has " + in.numel() + " elements, output " + out.numel() + "; both must be equal and divisible by the group size " + size());
+    return submit(Op.ALL_TO_ALL, in, run -> Algorithms.allToAll(run, buf(out), buf(in), in.numel() / size()));
+  }
+
+  @Override public Work barrierAsync() {
+    return submit(Op.BARRIER, Header.COLLECTIVE, nextCollective(), null, 0, Algorithms::barrier);
+  }
+
+  // ---------------------------------------------------------------- point to point
+
+  @Override public Work sendAsync(Tensor t, int peer, int tag) {
+    check(Op.SEND, null, t);
+    checkPeer(Op.SEND, peer);
+    long seq = p2pSeq(sendCounters, peer, tag);
+    return submit(Op.SEND, Header.P2P, seq, t.dtype(), t.numel(), run -> run.send(peer, 0, seg(t), byteOffset(t), bytes(t)));
+  }
+
+  @Override public Work recvAsync(Tensor t, int peer, int tag) {
+    check(Op.RECV, null, t);
+    checkPeer(Op.RECV, peer);
+    long seq = p2pSeq(recvCounters, peer, tag);
+    return submit(Op.RECV, Header.P2P, seq, t.dtype(), t.numel(), run -> run.recv(peer, 0, seg(t), byteOffset(t), bytes(t), null));
+  }
+
+  /** seq of point-to-point messages: tag in the high half, the count of earlier messages with (peer, tag) in the low half. */
+  private synchronized long p2pSeq(Map<Long, Integer> counters, int peer, int tag) {
+    long k = ((long) peer << 32) | (tag & 0xffffffffL);
+    int count = counters.merge(k, 1, Integer::sum) - 1;
+    return ((long) tag << 32) | (count & 0xffffffffL);
+  }
+
+  // ---------------------------------------------------------------- groups
+
+  @Override public ProcessGroup subgroup(String label, List<Integer> groupRanks) {
+    var seen = new HashSet<Integer>();
+    List<Integer> worldRanks = new ArrayList<>();
+    for (int g : groupRanks) {
+      if (g < 0 || g >= size() || !seen.add(g))
+        throw new IllegalArgumentException("subgroup '" + label + "' of " + name + ": members " + groupRanks + " must be distinct ranks in 0.." + (size() - 1));
+      worldRanks.add(members.get(g));
+    }
+    if (!worldRanks.contains(world.transport.rank()))
+      throw new IllegalArgumentException("subgroup '" + label + "' " + groupRanks + " of " + name + " does not contain this rank (" + rank + ")");
+    return world.group(label, worldRanks);
+  }
+
+  @Override public void close() { world.close(); }
+
+  void shutdownExecutor() {
+    executor.shutdownNow();
+    if (shm != null) shm.close();
+  }
+
+  // ---------------------------------------------------------------- plumbing
+
+  private synchronized long nextCollective() { return collectiveSeq++; }
+
+  private Work submit(Op op, Tensor t, Consumer<OpRun> body) {
+    return submit(op, Header.COLLECTIVE, nextCollective(), t.dtype(), t.numel(), body);
+  }
+
+  private Work submit(Op op, int channel, long seq, DType dtype, long numel, Consumer<OpRun> body) {
+    long timeoutMillis = world.timeout.toMillis();
+    OpRun probe = new OpRun(this, op, channel, seq, dtype, numel, timeoutMillis);
+    CollectiveException failed = world.transport.mailbox().failure();
+    if (failed != null) throw new CollectiveException(probe.where() + " refused: the group failed earlier: " + failed.getMessage(), failed);
+    CompletableFuture<Void> f = CompletableFuture.runAsync(() -> {
+      OpRun run = new OpRun(this, op, channel, seq, dtype, numel, timeoutMillis);
+      try {
+        body.accept(run);
+      } catch (CollectiveException e) {
+        world.transport.abort(e.getMessage());
+        throw e;
+      } catch (RuntimeException e) {
+        var ce = new CollectiveException(run.where() + " failed: " + e, e);
+        world.transport.abort(ce.getMessage());
+        throw ce;
+      }
+    }, executor);
+    return new FutureWork(f, probe.where());
+  }
+
+  /** Shared memory for large all-reduces when every member runs on this host (created on first use). */
+  private ShmAllReduce sharedMemory(Tensor t) {
+    if (!world.sharedMemory || size() < 2 || t.numel() * t.dtype().byteSize() <= Algorithms.SMALL_BYTES) return null;
+    String here = world.transport.hostKey(world.transport.rank());
+    for (int m : members) if (!world.transport.hostKey(m).equals(here)) return null;
+    synchronized (this) {
+      if (shm == null) shm = new ShmAllReduce(world.transport.jobId() + "-g" + id, size(), rank, world.shmSlotBytes);
+      return shm;
+    }
+  }
+
+  private static java.lang.foreign.MemorySegment seg(Tensor t) { return CpuBackend.segment(t); }
+
+  private static long byteOffset(Tensor t) { return t.offset() * t.dtype().byteSize(); }
+
+  private static long bytes(Tensor t) { return t.numel() * t.dtype().byteSize(); }
+
+  private static Algorithms.Buf buf(Tensor t) { return new Algorithms.Buf(seg(t), byteOffset(t), t.dtype().byteSize()); }
+
+  private void check(Op op, Reduction red, Tensor... ts) {
+    for (Tensor t : ts) {
+      if (t.dtype() == DType.BOOL) throw bad(op, "dtype bool is not supported; use i32, i64, f16, bf16, f32 or f64");
+      if (!t.isContiguous()) throw bad(op, "tensor " + t.shape() + " with strides " + java.util.Arrays.toString(t.strides()) + " is not contiguous; pass a contiguous copy");
+      if (t.dtype() != ts[0].dtype()) throw bad(op, "input and output dtypes differ (" + ts[0].dtype() + " vs " + t.dtype() + ")");
+      seg(t);
+    }
+    if (red == Reduction.AVG && !ts[0].dtype().isFloating())
+      throw bad(op, "AVG needs a floating tensor, got " + ts[0].dtype() + "; use SUM and divide");
+  }
+
+  private void checkRank(Op op, String what, int r) {
+    if (r < 0 || r >= size()) throw bad(op, what + " " + r + " is out of range; valid: 0.." + (size() - 1));
+  }
+
+  private void checkPeer(Op op, int peer) {
+    checkRank(op, "peer", peer);
+    if (peer == rank) throw bad(op, "peer " + peer + " is this rank itself");
+  }
+
+  private IllegalArgumentException bad(Op op, String why) {
+    return new IllegalArgumentException(op.text + " on group " + name + " (rank " + rank + " of " + size() + "): " + why);
+  }
+
+  @Override public String toString() { return "CpuProcessGroup(" + name + ", rank " + rank + "/" + size() + ")"; }
+}

@@ -1,0 +1,100 @@
+package io.colossal4j.distributed.cpu;
+
+import io.colossal4j.distributed.CollectiveException;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * Received messages of one rank, matched by exact {@link Header.Key}, plus the rank's failure state.
+ * Transports deliver into it from their reader threads; operations wait on it. Once failed (a peer died,
+ * an operation timed out, a peer aborted) every wait throws, so nothing hangs after the first failure.
+ * Thread-safe.
+ */
+final class Mailbox {
+  private final ReentrantLock lock = new ReentrantLock();
+  private final Condition changed = lock.newCondition();
+  private final Map<Header.Key, Message> messages = new HashMap<>();
+  private final String[] departed;
+  private CollectiveException failure;
+
+  Mailbox(int worldSize) { this.departed = new String[worldSize]; }
+
+  void deliver(Message m) {
+    lock.lock();
+    try {
+      if (messages.putIfAbsent(m.header().key(), m) != null)
+        failLocked(new CollectiveException("received two messages for " + m.header().key() + "; the peers' operation order differs"));
+      changed.signalAll();
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** Marks the job failed (first reason wins) and wakes every waiter. */
+  void fail(CollectiveException reason) {
+    lock.lock();
+    try {
+      failLocked(reason);
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  private void failLocked(CollectiveException reason) {
+    if (failure == null) failure = reason;
+    changed.signalAll();
+  }
+
+  /** The peer closed its group normally: waits for its messages fail instead of hanging. */
+  void departed(int peer, String how) {
+    lock.lock();
+    try {
+      departed[peer] = how;
+      changed.signalAll();
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  CollectiveException failure() {
+    lock.lock();
+    try {
+      return failure;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /**
+   * Takes the message with {@code key}, waiting until {@code deadlineNanos} (System.nanoTime). Throws a
+   * {@link CollectiveException} prefixed by {@code where} on failure, departure of the sender or timeout.
+   */
+  Message take(Header.Key key, long deadlineNanos, String where, long timeoutMillis) {
+    lock.lock();
+    try {
+      while (true) {
+        Message m = messages.remove(key);
+        if (m != null) return m;
+        if (failure != null) throw new CollectiveException(where + " failed: " + failure.getMessage(), failure);
+        if (departed[key.src()] != null)
+          throw new CollectiveException(where + " failed: world rank " + key.src() + " " + departed[key.src()]);
+        long left = deadlineNanos - System.nanoTime();
+        if (left <= 0) {
+          var e = new CollectiveException(where + " timed out after " + timeoutMillis + " ms waiting for world rank " + key.src()
+              + " (the peer is stuck, or the ranks issue different collectives)");
+          failLocked(e);
+          throw e;
+        }
+        changed.awaitNanos(Math.min(left, TimeUnit.SECONDS.toNanos(1)));
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new CollectiveException(where + " was interrupted", e);
+    } finally {
+      lock.unlock();
+    }
+  }
+}
