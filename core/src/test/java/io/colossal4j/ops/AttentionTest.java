@@ -119,6 +119,7 @@ class AttentionTest {
   }
 
   @Test void fusedKernelSeamMatchesTheComposite() {
+    assertTrue(CPU.kernels().fusedAttention().isEmpty(), "the CPU backends have no fused kernel: the composite is used");
     ReferenceFusedAttention fake = new ReferenceFusedAttention();
     Options o = Options.DEFAULT.withCausal(true).withDropout(0.25, new Rng(8));
     Tensor[] a = leaves(), b = leaves();

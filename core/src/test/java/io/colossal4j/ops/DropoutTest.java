@@ -26,7 +26,7 @@ class DropoutTest {
    * The number of kept elements K of n independent trials is Binomial(n, q), q = 1 − p, with standard
    * deviation sqrt(n·q·(1−q)). We accept |K − n·q| <= 6 sd: a correct generator fails this with
    * probability about 2e-9 (normal tail at 6 sd; n is large enough for the normal approximation), while a
-   * mask with keep probability off by more than 6 sd / n (0.9% here) is caught.
+   * mask whose keep probability is off by more than 6 sd / n (0.007 to 0.012 for the cases below) is caught.
    */
   static void assertBinomial(long kept, long n, double q) {
     double sd = Math.sqrt(n * q * (1 - q));
