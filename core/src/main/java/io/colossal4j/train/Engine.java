@@ -1,0 +1,99 @@
+package io.colossal4j.train;
+
+import io.colossal4j.autograd.Autograd;
+import io.colossal4j.autograd.GradMode;
+import io.colossal4j.nn.Module;
+import io.colossal4j.ops.Arith;
+import io.colossal4j.optim.GradClip;
+import io.colossal4j.optim.LrSchedule;
+import io.colossal4j.optim.Optimizer;
+import io.colossal4j.tensor.Tensor;
+import java.util.List;
+
+/**
+ * Wraps model, optimizer, loss and learning-rate schedule: one call per optimizer step. A global batch is
+ * split into {@code accumulation} micro-batches; each contributes loss/accumulation to the gradients, so
+ * the update equals one step on the whole batch. Parallel strategies plug in around this through the
+ * model's gradient-ready hooks and {@link StepHooks}, never by changing model code.
+ */
+public final class Engine {
+  /** Called around the optimizer step (data parallelism synchronises gradients here, pipeline schedules drive it). */
+  public interface StepHooks {
+    /** Before backward of micro-batch {@code micro} of {@code count}; {@code last} tells whether gradients must be synchronised. */
+    default void beforeBackward(int micro, int count) {}
+
+    /** After all micro-batches, before clipping and the optimizer step. */
+    default void beforeStep() {}
+
+    /** Global squared gradient norm (parallel strategies reduce it over ranks and count replicas once). */
+    default double gradSquaredNorm(List<Tensor> params) { return GradClip.sumOfSquares(params); }
+  }
+
+  /** What one step reports. */
+  public record StepResult(double loss, long correct, int samples, double lr, double gradNorm) {}
+
+  private final Module model;
+  private final Optimizer optimizer;
+  private final LossFunction loss;
+  private final LrSchedule schedule;
+  private final int accumulation;
+  private final double clipGradNorm;
+  private final StepHooks hooks;
+  private final List<Tensor> params;
+
+  public Engine(Module model, Optimizer optimizer, LossFunction loss, LrSchedule schedule, int accumulation, double clipGradNorm, StepHooks hooks) {
+    if (accumulation < 1) throw new IllegalArgumentException("gradient accumulation must be >= 1, got " + accumulation);
+    this.model = model;
+    this.optimizer = optimizer;
+    this.loss = loss;
+    this.schedule = schedule;
+    this.accumulation = accumulation;
+    this.clipGradNorm = clipGradNorm;
+    this.hooks = hooks;
+    this.params = model.parameters();
+  }
+
+  public Engine(Module model, Optimizer optimizer, LossFunction loss, LrSchedule schedule) {
+    this(model, optimizer, loss, schedule, 1, 0, new StepHooks() {});
+  }
+
+  public Module model() { return model; }
+
+  public Optimizer optimizer() { return optimizer; }
+
+  /** Forward, backward and update on one global batch. */
+  public StepResult trainStep(Batch batch) {
+    model.train(true);
+    double lossSum = 0;
+    long correct = 0;
+    List<Batch> micro = batch.split(Math.min(accumulation, batch.size()));
+    for (int i = 0; i < micro.size(); i++) {
+      Batch mb = micro.get(i);
+      Tensor out = model.forward(mb.inputs());
+      Tensor l = loss.apply(out, mb.targets());
+      // weight each micro-batch by its share of the samples, so the sum is the mean over the whole batch
+      double weight = mb.size() / (double) batch.size();
+      lossSum += l.item() * weight;
+      correct += Accuracy.correctTopK(out.detach(), mb.targets(), 1);
+      hooks.beforeBackward(i, micro.size());
+      Autograd.backward(Arith.mulScalar(l, weight));
+    }
+    hooks.beforeStep();
+    double norm = Math.sqrt(hooks.gradSquaredNorm(params));
+    if (clipGradNorm > 0) GradClip.clipToNorm(params, clipGradNorm, norm);
+    double lr = schedule.lr(optimizer.steps());
+    optimizer.step(lr);
+    optimizer.zeroGrad();
+    return new StepResult(lossSum, correct, batch.size(), lr, norm);
+  }
+
+  /** Loss and correct count on one batch, without gradients, in eval mode. */
+  public StepResult evalStep(Batch batch) {
+    model.eval();
+    return GradMode.noGrad(() -> {
+      Tensor out = model.forward(batch.inputs());
+      double l = loss.apply(out, batch.targets()).item();
+      return new StepResult(l, Accuracy.correctTopK(out, batch.targets(), 1), batch.size(), 0, 0);
+    });
+  }
+}
