@@ -19,11 +19,14 @@ import java.util.List;
 public final class Engine {
   /** Called around the optimizer step (data parallelism synchronises gradients here, pipeline schedules drive it). */
   public interface StepHooks {
-    /** Before backward of micro-batch {@code micro} of {@code count}; {@code last} tells whether gradients must be synchronised. */
+    /** Before backward of micro-batch {@code micro} (0-based) of {@code count}: only the last one's gradients need synchronising. */
     default void beforeBackward(int micro, int count) {}
 
     /** After all micro-batches, before clipping and the optimizer step. */
     default void beforeStep() {}
+
+    /** After the optimizer step and zero-grad (data parallelism re-attaches its bucket views here). */
+    default void afterStep() {}
 
     /** Global squared gradient norm (parallel strategies reduce it over ranks and count replicas once). */
     default double gradSquaredNorm(List<Tensor> params) { return GradClip.sumOfSquares(params); }
@@ -84,6 +87,7 @@ public final class Engine {
     double lr = schedule.lr(optimizer.steps());
     optimizer.step(lr);
     optimizer.zeroGrad();
+    hooks.afterStep();
     return new StepResult(lossSum, correct, batch.size(), lr, norm);
   }
 

@@ -1,0 +1,32 @@
+package io.colossal4j.models.gpt;
+
+import io.colossal4j.nn.Dropout;
+import io.colossal4j.nn.Linear;
+import io.colossal4j.nn.Module;
+import io.colossal4j.nn.ModuleContext;
+import io.colossal4j.ops.Attention;
+import io.colossal4j.ops.Views;
+import io.colossal4j.tensor.Tensor;
+
+/** Causal multi-head attention; heads are read from c_attn's width, so a tensor-parallel column shard works unchanged. */
+final class CausalSelfAttention extends Module {
+  private final int headDim;
+  private final Dropout residDrop;
+
+  CausalSelfAttention(ModuleContext ctx, GptConfig c) {
+    this.headDim = c.nEmbd() / c.nHead();
+    child("c_attn", new Linear(ctx, c.nEmbd(), 3 * c.nEmbd(), c.bias()));
+    child("c_proj", new Linear(ctx, c.nEmbd(), c.nEmbd(), c.bias()));
+    this.residDrop = child("resid_dropout", new Dropout(ctx, c.dropout()));
+  }
+
+  @Override public Tensor forward(Tensor x) {
+    int b = x.size(0), t = x.size(1);
+    Tensor qkv = children().get("c_attn").forward(x);
+    int heads = qkv.size(2) / (3 * headDim);
+    Tensor p = Views.permute(Views.reshape(qkv, b, t, 3, heads, headDim), 2, 0, 3, 1, 4);
+    Tensor o = Attention.scaledDotProductAttention(Views.select(p, 0, 0), Views.select(p, 0, 1), Views.select(p, 0, 2), Attention.Options.DEFAULT.withCausal(true));
+    Tensor merged = Views.reshape(Views.transpose(o, 1, 2), b, t, heads * headDim);
+    return residDrop.forward(children().get("c_proj").forward(merged));
+  }
+}

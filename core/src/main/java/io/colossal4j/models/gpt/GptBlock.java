@@ -1,0 +1,31 @@
+package io.colossal4j.models.gpt;
+
+import io.colossal4j.nn.Activation;
+import io.colossal4j.nn.Dropout;
+import io.colossal4j.nn.LayerNorm;
+import io.colossal4j.nn.Linear;
+import io.colossal4j.nn.Module;
+import io.colossal4j.nn.ModuleContext;
+import io.colossal4j.nn.Sequential;
+import io.colossal4j.ops.Arith;
+import io.colossal4j.tensor.Tensor;
+
+/** ln_1 → attn → residual; ln_2 → mlp (c_fc, GELU-tanh, c_proj) → residual. */
+final class GptBlock extends Module {
+  GptBlock(ModuleContext ctx, GptConfig c) {
+    child("ln_1", new LayerNorm(ctx, c.nEmbd(), 1e-5, false));
+    child("attn", new CausalSelfAttention(ctx, c));
+    child("ln_2", new LayerNorm(ctx, c.nEmbd(), 1e-5, false));
+    child("mlp", new Sequential()
+        .add("c_fc", new Linear(ctx, c.nEmbd(), 4 * c.nEmbd(), c.bias()))
+        .add("gelu", new Activation(Activation.Kind.GELU_TANH))
+        .add("c_proj", new Linear(ctx, 4 * c.nEmbd(), c.nEmbd(), c.bias()))
+        .add("dropout", new Dropout(ctx, c.dropout())));
+  }
+
+  @Override public Tensor forward(Tensor x) {
+    var m = children();
+    Tensor h = Arith.add(x, m.get("attn").forward(m.get("ln_1").forward(x)));
+    return Arith.add(h, m.get("mlp").forward(m.get("ln_2").forward(h)));
+  }
+}

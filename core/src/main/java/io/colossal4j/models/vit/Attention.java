@@ -1,0 +1,37 @@
+package io.colossal4j.models.vit;
+
+import io.colossal4j.nn.Dropout;
+import io.colossal4j.nn.Linear;
+import io.colossal4j.nn.Module;
+import io.colossal4j.nn.ModuleContext;
+import io.colossal4j.ops.Views;
+import io.colossal4j.tensor.Tensor;
+
+/**
+ * Multi-head self-attention as timm's: qkv projection, scaled dot-product attention, output projection.
+ * The number of heads is read from the qkv projection's width (3 · heads · headDim), so a tensor-parallel
+ * plan that gives this rank a column shard of qkv (its heads) and a row shard of proj needs no change here.
+ * Shapes: x_BND → qkv_BN(3HD) → q,k,v_BHND → o_BHND → o_BN(HD) → proj.
+ */
+public final class Attention extends Module {
+  private final int headDim;
+  private final Dropout projDrop;
+
+  public Attention(ModuleContext ctx, int dim, int heads, boolean qkvBias, double dropRate) {
+    this.headDim = dim / heads;
+    child("qkv", new Linear(ctx, dim, 3 * dim, qkvBias));
+    child("proj", new Linear(ctx, dim, dim, true));
+    this.projDrop = child("proj_drop", new Dropout(ctx, dropRate));
+  }
+
+  @Override public Tensor forward(Tensor x) {
+    int b = x.size(0), n = x.size(1);
+    Tensor qkvOut = children().get("qkv").forward(x);
+    int heads = qkvOut.size(2) / (3 * headDim);
+    Tensor t = Views.permute(Views.reshape(qkvOut, b, n, 3, heads, headDim), 2, 0, 3, 1, 4);
+    Tensor q = Views.select(t, 0, 0), k = Views.select(t, 0, 1), v = Views.select(t, 0, 2);
+    Tensor o = io.colossal4j.ops.Attention.scaledDotProductAttention(q, k, v, io.colossal4j.ops.Attention.Options.DEFAULT);
+    Tensor merged = Views.reshape(Views.transpose(o, 1, 2), b, n, heads * headDim);
+    return projDrop.forward(children().get("proj").forward(merged));
+  }
+}

@@ -1,0 +1,26 @@
+package io.colossal4j.models.vit;
+
+import io.colossal4j.nn.Activation;
+import io.colossal4j.nn.Dropout;
+import io.colossal4j.nn.Linear;
+import io.colossal4j.nn.Module;
+import io.colossal4j.nn.ModuleContext;
+import io.colossal4j.tensor.Tensor;
+
+/** fc1 → activation → dropout → fc2 → dropout (timm's Mlp); fc1/fc2 are the column/row pair of a tensor-parallel plan. */
+public final class Mlp extends Module {
+  private final Activation act;
+  private final Dropout drop;
+
+  public Mlp(ModuleContext ctx, int dim, int hidden, Activation act, double dropRate) {
+    child("fc1", new Linear(ctx, dim, hidden, true));
+    this.act = act;
+    child("fc2", new Linear(ctx, hidden, dim, true));
+    this.drop = child("drop", new Dropout(ctx, dropRate));
+  }
+
+  @Override public Tensor forward(Tensor x) {
+    var c = children();
+    return drop.forward(c.get("fc2").forward(drop.forward(act.forward(c.get("fc1").forward(x)))));
+  }
+}
