@@ -62,13 +62,14 @@ public final class Norm {
 
   // ------------------------------------------------------------- RMS norm
 
-  /** F.rms_norm over the last dim: y = x / sqrt(mean(x^2) + eps) * w; w is [n] or null. */
+  /** F.rms_norm over the last dim: y = x / sqrt(mean(x^2) + eps) * w; w is [n] or null. Result in x's dtype. */
   public static Tensor rmsNorm(Tensor x, Tensor w, double eps) {
     if (x.rank() < 1) throw new TensorException("rmsNorm: input must have rank >= 1, got a scalar");
     OpSupport.requireFloating("rmsNorm", x);
     checkAffine("rmsNorm", x, w, null, x.size(-1), "last dim");
-    Tensor y = Arith.mul(x, Arith.rsqrt(Arith.addScalar(Reduce.mean(Arith.square(x), true, -1), eps)));
-    return w == null ? y : Arith.mul(y, w);
+    Tensor xf = widen(x);
+    Tensor y = Arith.mul(xf, Arith.rsqrt(Arith.addScalar(Reduce.mean(Arith.square(xf), true, -1), eps)));
+    return Arith.cast(w == null ? y : Arith.mul(y, w), x.dtype());
   }
 
   // ------------------------------------------------------------- batch norm
@@ -92,15 +93,16 @@ public final class Norm {
     long m = x.numel() / x.size(1);
     if (m <= 1)
       throw new TensorException("batchNormTrain: expected more than 1 value per channel in training, got input " + x.shape());
-    Tensor mean = Reduce.mean(x, true, dims);
-    Tensor centered = Arith.sub(x, mean);
+    Tensor xf = widen(x);
+    Tensor mean = Reduce.mean(xf, true, dims);
+    Tensor centered = Arith.sub(xf, mean);
     Tensor var = Reduce.mean(Arith.square(centered), true, dims);
     Tensor y = Arith.mul(centered, Arith.rsqrt(Arith.addScalar(var, eps)));
     if (running != null) { // kernels only: the update is not part of the graph
       blendInPlace(running.mean(), mean, momentum, 1.0);
       blendInPlace(running.var(), var, momentum, m / (double) (m - 1));
     }
-    return affine(y, w, b);
+    return Arith.cast(affine(y, w, b), x.dtype());
   }
 
   /** Eval-mode F.batch_norm: y = (x - runningMean) / sqrt(runningVar + eps) * w + b, folded to x * scale + shift. */
@@ -113,7 +115,7 @@ public final class Norm {
     if (w != null) scale = Arith.mul(scale, Views.reshape(w, cShape.toArray()));
     Tensor shift = Arith.neg(Arith.mul(rMean, scale));
     if (b != null) shift = Arith.add(shift, Views.reshape(b, cShape.toArray()));
-    return Arith.add(Arith.mul(x, scale), shift);
+    return Arith.cast(Arith.add(Arith.mul(widen(x), scale), shift), x.dtype());
   }
 
   /** target = (1 - momentum) * target + momentum * factor * stat, in place (stat is [1, C, 1, ...], contiguous). */
@@ -159,6 +161,14 @@ public final class Norm {
   }
 
   // ------------------------------------------------------------- shared
+
+  /**
+   * bf16 and f16 inputs are normalised in f32 and rounded once at the end, as PyTorch computes their
+   * statistics in f32; other dtypes are returned unchanged.
+   */
+  private static Tensor widen(Tensor x) {
+    return x.dtype() == DType.BF16 || x.dtype() == DType.F16 ? Arith.cast(x, DType.F32) : x;
+  }
 
   /** y * w + b with w, b ([C], either may be null) broadcast along dim 1. */
   private static Tensor affine(Tensor y, Tensor w, Tensor b) {

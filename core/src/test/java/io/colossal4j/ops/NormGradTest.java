@@ -2,6 +2,7 @@ package io.colossal4j.ops;
 
 import static io.colossal4j.testing.GradCheck.assertClose;
 import static io.colossal4j.testing.GradCheck.check;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -109,6 +110,19 @@ class NormGradTest {
     // running stats present (updated on every finite-difference evaluation, which must not affect gradients)
     var running = new Norm.RunningStats(Tensor.zeros(Shape.of(2), DType.F64, CPU), Tensor.full(Shape.of(2), DType.F64, CPU, 1));
     check(CPU, a -> Norm.batchNormTrain(Views.transpose(a[0], 2, 3), a[1], a[2], running, 0.1, 1e-5), Shape.of(2, 2, 3, 2), Shape.of(2), Shape.of(2));
+  }
+
+  @Test void halfPrecisionNormsComputeInF32AndRoundOnce() {
+    // the inputs are exact in bf16, so the only error is the final rounding: bf16 keeps 8 significant
+    // bits, so half an ulp is at most 2^-8 relative
+    double[] v = {1, 2, 3, 6, -1, 0.5, 4, 8};
+    Tensor x64 = t(Shape.of(4, 2), v), x16 = Tensor.of(v, Shape.of(4, 2), DType.BF16, CPU);
+    Tensor bn = Norm.batchNormTrain(x16, null, null, null, 0.1, 1e-5);
+    Tensor rms = Norm.rmsNorm(x16, null, 1e-6);
+    assertEquals(DType.BF16, bn.dtype());
+    assertEquals(DType.BF16, rms.dtype());
+    assertClose(Norm.batchNormTrain(x64, null, null, null, 0.1, 1e-5).toDoubleArray(), bn.toDoubleArray(), 1e-6, 0x1p-8, "bf16 batch norm");
+    assertClose(Norm.rmsNorm(x64, null, 1e-6).toDoubleArray(), rms.toDoubleArray(), 1e-6, 0x1p-8, "bf16 rms norm");
   }
 
   // ------------------------------------------------------------- group norm
