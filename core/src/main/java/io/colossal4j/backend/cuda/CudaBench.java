@@ -1,0 +1,169 @@
+package io.colossal4j.backend.cuda;
+
+import io.colossal4j.backend.BinaryOp;
+import io.colossal4j.backend.Kernels;
+import io.colossal4j.tensor.DType;
+import io.colossal4j.tensor.Device;
+import io.colossal4j.tensor.MemoryCategory;
+import io.colossal4j.tensor.Shape;
+import io.colossal4j.tensor.Tensor;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * GPU micro-benchmarks of the CUDA backend, the Java half of a side-by-side comparison with PyTorch
+ * (scripts/bench_gpu_torch.py runs the same cases): bf16 GEMM (square and the vit_huge / GPT-2-medium
+ * linear-layer shapes, y = x W^T), layer norm forward and forward+backward, and attention built from our
+ * kernels (batched matmul, softmax, matmul; forward and backward). Each case: 3 warm-up runs, then 20
+ * runs timed with CUDA events; the median is reported. Inputs are uniform random, never zeros.
+ *
+ * <p>Output: CSV lines {@code impl,case,shape,median_ms,tflops} on stdout ({@code tflops} empty where
+ * FLOPs are not the measure).
+ */
+public final class CudaBench {
+  private static final int WARMUP = 3, RUNS = 20;
+  private final CudaBackend gpu;
+  private final Kernels k;
+  private final PrintStream out;
+  private long seed = 1;
+
+  private CudaBench(CudaBackend gpu, PrintStream out) {
+    this.gpu = gpu;
+    this.k = gpu.kernels();
+    this.out = out;
+  }
+
+  public static void main(String[] args) {
+    Map<String, String> env = System.getenv(); // a command-line entry point, like the launcher: it hands the environment in
+    CudaOptions opts = CudaOptions.defaults(env);
+    if (args.length > 0) opts = opts.withKernelCacheDir(Path.of(args[0]));
+    try (CudaBackend gpu = CudaBackend.open(Device.cuda(0), opts)) {
+      System.err.println("colossal4j GPU bench on " + gpu.describe());
+      CudaBench b = new CudaBench(gpu, System.out);
+      b.out.println("impl,case,shape,median_ms,tflops");
+      b.gemms();
+      b.layerNorms();
+      b.attention();
+    }
+  }
+
+  private Tensor rand(DType t, int... dims) {
+    Tensor x = Tensor.empty(Shape.of(dims), t, gpu, MemoryCategory.ACTIVATION);
+    k.uniform(x, seed++, 0);
+    k.binaryScalar(BinaryOp.SUB, x, 0.5, x);
+    return x;
+  }
+
+  /** Median milliseconds of {@code body} over RUNS event-timed runs after WARMUP untimed ones. */
+  private double time(Runnable body) {
+    for (int i = 0; i < WARMUP; i++) body.run();
+    gpu.synchronize();
+    var d = gpu.driver();
+    long start = d.eventCreate(), end = d.eventCreate();
+    double[] ms = new double[RUNS];
+    for (int i = 0; i < RUNS; i++) {
+      d.eventRecord(start, gpu.stream());
+      body.run();
+      d.eventRecord(end, gpu.stream());
+      d.eventSynchronize(end);
+      ms[i] = d.elapsedMillis(start, end);
+    }
+    d.eventDestroy(start);
+    d.eventDestroy(end);
+    Arrays.sort(ms);
+    return ms[RUNS / 2];
+  }
+
+  private void report(String name, String shape, double ms, double flops) {
+    out.printf("colossal4j,%s,%s,%.4f,%s%n", name, shape, ms, flops > 0 ? String.format("%.1f", flops / ms / 1e9) : "");
+    out.flush();
+  }
+
+  /** [m, k] x [n, k]^T as a linear layer (PyTorch's weight layout). */
+  private void gemm(String name, int m, int n, int kk) {
+    Tensor x = rand(DType.BF16, m, kk), w = rand(DType.BF16, n, kk), y = Tensor.empty(Shape.of(m, n), DType.BF16, gpu);
+    Tensor wt = w.view(Shape.of(kk, n), new long[] {1, kk}, 0);
+    double ms = time(() -> k.matmul(x, wt, y, false));
+    report(name, m + "x" + n + "x" + kk, ms, 2.0 * m * n * kk);
+    for (Tensor t : List.of(x, w, y)) t.storage().release();
+  }
+
+  private void gemms() {
+    gemm("gemm_square", 4096, 4096, 4096);
+    gemm("gemm_square", 8192, 8192, 8192);
+    int vit = 32 * 577, gpt = 8 * 1024;
+    gemm("gemm_vit_qkv", vit, 3 * 1280, 1280);
+    gemm("gemm_vit_fc1", vit, 5120, 1280);
+    gemm("gemm_vit_fc2", vit, 1280, 5120);
+    gemm("gemm_gpt_qkv", gpt, 3 * 1024, 1024);
+    gemm("gemm_gpt_fc1", gpt, 4096, 1024);
+    gemm("gemm_gpt_fc2", gpt, 1024, 4096);
+  }
+
+  private void layerNorm(String name, int rows, int n) {
+    Tensor x = rand(DType.BF16, rows, n), w = rand(DType.BF16, n), b = rand(DType.BF16, n), y = Tensor.empty(Shape.of(rows, n), DType.BF16, gpu);
+    Tensor mean = Tensor.empty(Shape.of(rows), DType.F32, gpu), rstd = Tensor.empty(Shape.of(rows), DType.F32, gpu);
+    Tensor gy = rand(DType.BF16, rows, n), gx = Tensor.empty(Shape.of(rows, n), DType.BF16, gpu);
+    Tensor gw = Tensor.empty(Shape.of(n), DType.BF16, gpu), gb = Tensor.empty(Shape.of(n), DType.BF16, gpu);
+    String shape = rows + "x" + n;
+    report(name + "_fwd", shape, time(() -> k.layerNorm(x, w, b, 1e-6, y, mean, rstd)), 0);
+    report(name + "_fwd_bwd", shape, time(() -> {
+      k.layerNorm(x, w, b, 1e-6, y, mean, rstd);
+      k.layerNormBackward(gy, x, w, mean, rstd, gx, gw, gb);
+    }), 0);
+    for (Tensor t : List.of(x, w, b, y, mean, rstd, gy, gx, gw, gb)) t.storage().release();
+  }
+
+  private void layerNorms() {
+    layerNorm("layernorm_vit", 32 * 577, 1280);
+    layerNorm("layernorm_gpt", 8 * 1024, 1024);
+  }
+
+  /** Attention from our kernels, [B, H, T, D] bf16, no mask: S = QK^T/sqrt(D), P = softmax(S), O = PV, and the backward. */
+  private void attention(String name, int b, int h, int t, int d) {
+    Tensor q = rand(DType.BF16, b, h, t, d), kk = rand(DType.BF16, b, h, t, d), v = rand(DType.BF16, b, h, t, d);
+    Tensor s = Tensor.empty(Shape.of(b, h, t, t), DType.BF16, gpu), p = Tensor.empty(Shape.of(b, h, t, t), DType.BF16, gpu);
+    Tensor o = Tensor.empty(Shape.of(b, h, t, d), DType.BF16, gpu), go = rand(DType.BF16, b, h, t, d);
+    Tensor gp = Tensor.empty(Shape.of(b, h, t, t), DType.BF16, gpu), gs = Tensor.empty(Shape.of(b, h, t, t), DType.BF16, gpu);
+    Tensor gq = Tensor.empty(Shape.of(b, h, t, d), DType.BF16, gpu), gk = Tensor.empty(Shape.of(b, h, t, d), DType.BF16, gpu);
+    Tensor gv = Tensor.empty(Shape.of(b, h, t, d), DType.BF16, gpu);
+    double scale = 1 / Math.sqrt(d);
+    Runnable fwd = () -> {
+      k.matmul(q, transposed(kk), s, false);
+      k.binaryScalar(BinaryOp.MUL, s, scale, s);
+      k.softmax(s, 3, false, p);
+      k.matmul(p, v, o, false);
+    };
+    Runnable bwd = () -> {
+      k.matmul(transposed(p), go, gv, false);
+      k.matmul(go, transposed(v), gp, false);
+      k.softmaxBackward(p, gp, 3, false, gs);
+      k.binaryScalar(BinaryOp.MUL, gs, scale, gs);
+      k.matmul(gs, kk, gq, false);
+      k.matmul(transposed(gs), q, gk, false);
+    };
+    String shape = b + "x" + h + "x" + t + "x" + d;
+    double flopsFwd = 4.0 * b * h * t * t * d;
+    report(name + "_fwd", shape, time(fwd), flopsFwd);
+    report(name + "_fwd_bwd", shape, time(() -> { fwd.run(); bwd.run(); }), flopsFwd * 3);
+    for (Tensor x : new ArrayList<>(List.of(q, kk, v, s, p, o, go, gp, gs, gq, gk, gv))) x.storage().release();
+  }
+
+  private static Tensor transposed(Tensor t) {
+    int r = t.rank();
+    int[] dims = t.shape().toArray();
+    long[] st = t.strides();
+    int tmp = dims[r - 1]; dims[r - 1] = dims[r - 2]; dims[r - 2] = tmp;
+    long ts = st[r - 1]; st[r - 1] = st[r - 2]; st[r - 2] = ts;
+    return t.view(Shape.of(dims), st, t.offset());
+  }
+
+  private void attention() {
+    attention("attention_vit", 32, 16, 577, 80);
+    attention("attention_gpt", 8, 16, 1024, 64);
+  }
+}
