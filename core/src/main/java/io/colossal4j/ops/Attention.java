@@ -169,10 +169,15 @@ public final class Attention {
     return Tensor.of(tril, Shape.of(nq, nk), DType.BOOL, like.backend());
   }
 
-  /** x / max(‖x‖₂, eps) along the last dim (F.normalize). */
+  /**
+   * x / max(‖x‖₂, eps) along the last dim (F.normalize), written as x / sqrt(max(Σx², eps²)): the same
+   * values, but the clamp comes before the square root, so a zero vector (a zero-padded token) gets the
+   * finite gradient g/eps, as in PyTorch, instead of 0·∞ = NaN.
+   */
   static Tensor normalize(Tensor x) {
-    Tensor norm = Arith.sqrt(Reduce.sum(Arith.square(x), true, -1));
-    return Arith.div(x, Arith.maximum(norm, Tensor.scalar(NORMALIZE_EPS, x.dtype(), x.backend())));
+    Tensor sumSq = Reduce.sum(Arith.square(x), true, -1);
+    Tensor eps2 = Tensor.scalar(NORMALIZE_EPS * NORMALIZE_EPS, x.dtype(), x.backend());
+    return Arith.div(x, Arith.sqrt(Arith.maximum(sumSq, eps2)));
   }
 
   /** min(x, max) with torch.clamp's gradient: passed through where x <= max, zero above. */

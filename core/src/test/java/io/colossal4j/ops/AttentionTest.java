@@ -17,6 +17,7 @@ import io.colossal4j.tensor.Rng;
 import io.colossal4j.tensor.Shape;
 import io.colossal4j.tensor.Tensor;
 import io.colossal4j.tensor.TensorException;
+import java.util.Arrays;
 import java.util.Optional;
 import org.junit.jupiter.api.Test;
 
@@ -92,6 +93,19 @@ class AttentionTest {
   @Test void gradientsCosineWithLogitScaleAndBias() {
     check(CPU, t -> Attention.scaledDotProductAttention(t[0], t[1], t[2], Options.DEFAULT.withCosine(t[3]).withBias(t[4])),
         Shape.of(2, 2, 3, 4), Shape.of(2, 2, 3, 4), Shape.of(2, 2, 3, 4), Shape.of(2, 1, 1), Shape.of(2, 3, 3));
+  }
+
+  @Test void cosineAttentionWithZeroVectorsHasFiniteGradients() {
+    // a zero query and a zero key (zero-padded tokens with zero bias): normalising them must not give NaN
+    Tensor q = f64(Shape.of(1, 2, 2), 0, 0, 1, 2).requiresGrad(true);
+    Tensor k = f64(Shape.of(1, 2, 2), 3, 1, 0, 0).requiresGrad(true);
+    Tensor y = Attention.scaledDotProductAttention(q, k, V.detach().view(Shape.of(1, 2, 2), new long[] {4, 2, 1}, 0),
+        Options.DEFAULT.withCosine(f64(Shape.of(1, 1, 1), 1.0)));
+    Autograd.backward(Reduce.sum(Arith.square(y)));
+    for (double g : q.grad().toDoubleArray()) assertTrue(Double.isFinite(g), "q grad " + g);
+    for (double g : k.grad().toDoubleArray()) assertTrue(Double.isFinite(g), "k grad " + g);
+    // the zero query attends uniformly (cos = 0 with every key)
+    assertClose(new double[] {2, 3}, Arrays.copyOf(y.toDoubleArray(), 2), 1e-12, 0, "zero query");
   }
 
   @Test void fullyMaskedRowHasZeroGradient() {
