@@ -17,9 +17,18 @@ public final class SyntheticDataset implements Dataset {
   private final Shape shape;
   private final double noise;
   private final long seed;
+  private final long firstIndex;
   private final float[][] patterns;
 
   public SyntheticDataset(int size, int numClasses, Shape shape, double noise, long seed) {
+    this(size, numClasses, shape, noise, seed, 0);
+  }
+
+  /**
+   * Samples {@code firstIndex .. firstIndex + size - 1} of the endless synthetic stream: a test split is the same
+   * classes with other noise when it starts where the training split ends.
+   */
+  public SyntheticDataset(int size, int numClasses, Shape shape, double noise, long seed, long firstIndex) {
     if (size < 1 || numClasses < 2 || shape.numel() < 1 || !(noise >= 0))
       throw new DataException("synthetic data: need size >= 1, classes >= 2, a non-empty shape and noise >= 0; got size "
           + size + ", classes " + numClasses + ", shape " + shape + ", noise " + noise);
@@ -28,6 +37,7 @@ public final class SyntheticDataset implements Dataset {
     this.shape = shape;
     this.noise = noise;
     this.seed = seed;
+    this.firstIndex = firstIndex;
     Rng root = new Rng(seed);
     this.patterns = new float[numClasses][Math.toIntExact(shape.numel())];
     for (int c = 0; c < numClasses; c++) {
@@ -40,10 +50,11 @@ public final class SyntheticDataset implements Dataset {
 
   @Override public Sample get(int index) {
     checkIndex(index);
-    int label = index % numClasses;
+    long global = firstIndex + index;
+    int label = (int) (global % numClasses);
     float[] p = patterns[label];
     float[] x = new float[p.length];
-    Rng r = new Rng(seed).fork((long) numClasses + index);
+    Rng r = new Rng(seed).fork(numClasses + global);
     for (int i = 0; i < x.length; i += 2) {
       // Box-Muller: two independent standard normals per pair of uniforms
       double u1 = 1 - r.nextDouble(), u2 = r.nextDouble();

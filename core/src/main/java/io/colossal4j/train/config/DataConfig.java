@@ -7,7 +7,8 @@ import java.util.Optional;
 /**
  * The data set and its loading. {@code path} defaults to where the data set is usually installed
  * ({@code /usr/share/datasets/fashion-mnist} for Fashion-MNIST); {@code image_size} resizes samples (default:
- * the data set's own size); {@code num_workers} loader threads build {@code prefetch} batches ahead.
+ * the data set's own size; required for an image folder, which reads {@code <path>/train} and {@code <path>/test}
+ * or {@code <path>/val}); {@code num_workers} loader threads build {@code prefetch} batches ahead.
  */
 public record DataConfig(Name name, Optional<Path> path, Optional<Integer> imageSize, Augmentation augmentation,
                          int numWorkers, int prefetch, Synthetic synthetic) {
