@@ -140,6 +140,15 @@ class ConvGradTest {
     assertClose(g, x.grad().toDoubleArray(), EXACT, 0, "overlapping windows accumulate");
   }
 
+  @Test void maxPoolPropagatesNaNAsPyTorch() {
+    // a NaN replaces the running maximum, so the window's output is NaN and its gradient goes there
+    Tensor x = t(Shape.of(1, 1, 2, 2), 1, Double.NaN, 3, 2).requiresGrad(true);
+    Tensor y = Conv.maxPool2d(x, 2, 2, 0);
+    assertTrue(Double.isNaN(y.item()), "NaN propagates, got " + y.item());
+    Autograd.backward(y);
+    assertClose(new double[] {0, 1, 0, 0}, x.grad().toDoubleArray(), 0, 0, "gradient to the NaN");
+  }
+
   @Test void maxPoolCeilModeKeepsThePartialWindow() {
     Tensor x = arange(1, Shape.of(1, 1, 5, 5));
     Tensor y = Conv.maxPool2d(x, Pool2dSpec.of(2, 2, 0, true, true));
