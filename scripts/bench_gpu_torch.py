@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """PyTorch side of the GPU benchmarks (the Java side is io.colossal4j.backend.cuda.CudaBench).
 
-Runs the same cases with the same shapes, dtypes and timing method (3 warm-ups, 20 runs timed with CUDA
-events, median) and prints CSV lines `impl,case,shape,median_ms,tflops`. With --java FILE (the Java
+Runs the same cases with the same shapes, dtypes and timing method (30 warm-up runs, then 7 groups of
+10 back-to-back runs between CUDA events, median per run) and prints CSV lines `impl,case,shape,median_ms,tflops`. With --java FILE (the Java
 bench's CSV) it prints both side by side with the ratio colossal4j / PyTorch (> 1: we are faster).
 
   python3 scripts/bench_gpu_torch.py                 # torch only
@@ -18,7 +18,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-WARMUP, RUNS = 3, 20
+WARMUP, REPS, ITERS = 30, 7, 10
 
 
 def timed(fn):
@@ -27,12 +27,13 @@ def timed(fn):
     torch.cuda.synchronize()
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     ms = []
-    for _ in range(RUNS):
+    for _ in range(REPS):
         start.record()
-        fn()
+        for _ in range(ITERS):
+            fn()
         end.record()
         end.synchronize()
-        ms.append(start.elapsed_time(end))
+        ms.append(start.elapsed_time(end) / ITERS)
     return statistics.median(ms)
 
 

@@ -32,7 +32,7 @@ if [ "$mode" = prepare ]; then
   mkdir -p "$dev/lib"
   rm -rf "$dev/lib"/* "$dev/test-classes"
   cp core/target/colossal4j-core-*.jar "$dev/lib/"
-  tr ':' '\n' < core/target/classpath.txt | while read -r j; do [ -n "$j" ] && cp "$j" "$dev/lib/"; done
+  for j in $(tr ':' ' ' < core/target/classpath.txt); do cp "$j" "$dev/lib/"; done
   ./mvnw -q -B -ntp dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:6.1.3 -DoutputDirectory="$dev/lib" || exit 1
   cp -r core/target/test-classes "$dev/test-classes"
   # the Java runtime and env.sh come from the shared bundle script (run it from the main checkout)

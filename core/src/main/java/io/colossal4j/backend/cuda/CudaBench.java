@@ -18,14 +18,15 @@ import java.util.Map;
  * GPU micro-benchmarks of the CUDA backend, the Java half of a side-by-side comparison with PyTorch
  * (scripts/bench_gpu_torch.py runs the same cases): bf16 GEMM (square and the vit_huge / GPT-2-medium
  * linear-layer shapes, y = x W^T), layer norm forward and forward+backward, and attention built from our
- * kernels (batched matmul, softmax, matmul; forward and backward). Each case: 3 warm-up runs, then 20
- * runs timed with CUDA events; the median is reported. Inputs are uniform random, never zeros.
+ * kernels (batched matmul, softmax, matmul; forward and backward). Each case: 30 warm-up runs (so the JIT
+ * has compiled the launch path), then 7 repetitions of 10 back-to-back runs between two CUDA events; the
+ * median per run is reported (launch overhead included, as in training). Inputs are uniform random, never zeros.
  *
  * <p>Output: CSV lines {@code impl,case,shape,median_ms,tflops} on stdout ({@code tflops} empty where
  * FLOPs are not the measure).
  */
 public final class CudaBench {
-  private static final int WARMUP = 3, RUNS = 20;
+  private static final int WARMUP = 30, REPS = 7, ITERS = 10;
   private final CudaBackend gpu;
   private final Kernels k;
   private final PrintStream out;
@@ -58,24 +59,24 @@ public final class CudaBench {
     return x;
   }
 
-  /** Median milliseconds of {@code body} over RUNS event-timed runs after WARMUP untimed ones. */
+  /** Median milliseconds per run of {@code body}: REPS event-timed groups of ITERS runs, after WARMUP untimed runs. */
   private double time(Runnable body) {
     for (int i = 0; i < WARMUP; i++) body.run();
     gpu.synchronize();
     var d = gpu.driver();
     long start = d.eventCreate(), end = d.eventCreate();
-    double[] ms = new double[RUNS];
-    for (int i = 0; i < RUNS; i++) {
+    double[] ms = new double[REPS];
+    for (int r = 0; r < REPS; r++) {
       d.eventRecord(start, gpu.stream());
-      body.run();
+      for (int i = 0; i < ITERS; i++) body.run();
       d.eventRecord(end, gpu.stream());
       d.eventSynchronize(end);
-      ms[i] = d.elapsedMillis(start, end);
+      ms[r] = d.elapsedMillis(start, end) / ITERS;
     }
     d.eventDestroy(start);
     d.eventDestroy(end);
     Arrays.sort(ms);
-    return ms[RUNS / 2];
+    return ms[REPS / 2];
   }
 
   private void report(String name, String shape, double ms, double flops) {

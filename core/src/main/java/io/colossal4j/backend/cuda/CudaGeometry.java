@@ -2,7 +2,7 @@ package io.colossal4j.backend.cuda;
 
 import io.colossal4j.tensor.Shape;
 import io.colossal4j.tensor.TensorException;
-import java.lang.foreign.Arena;
+import java.lang.foreign.SegmentAllocator;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
@@ -68,7 +68,7 @@ final class CudaGeometry {
   }
 
   /** Writes {@code struct Geom} for s into a new segment of {@code arena}. */
-  static MemorySegment geom(Arena arena, Space s, String op) {
+  static MemorySegment geom(SegmentAllocator arena, Space s, String op) {
     checkRank(s, op);
     if (s.strides().length > 4) throw new IllegalArgumentException("at most 4 operands, got " + s.strides().length);
     MemorySegment g = arena.allocate(GEOM_BYTES, 8);
@@ -87,7 +87,7 @@ final class CudaGeometry {
    * Writes {@code struct RGeom}: {@code kept} is the coalesced space of the kept dims (operands x, out), {@code red}
    * that of the reduced dims (operand x).
    */
-  static MemorySegment rgeom(Arena arena, Space kept, Space red, long xOffset, long outOffset) {
+  static MemorySegment rgeom(SegmentAllocator arena, Space kept, Space red, long xOffset, long outOffset) {
     checkRank(kept, "reduce");
     checkRank(red, "reduce");
     MemorySegment g = arena.allocate(RGEOM_BYTES, 8);

@@ -11,6 +11,8 @@ import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.Tensor;
 import io.colossal4j.tensor.TensorException;
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SegmentAllocator;
 import java.util.function.BiConsumer;
 
 /**
@@ -61,14 +63,16 @@ final class CudaKernels implements Kernels, AutoCloseable {
     return (int) Math.max(1, Math.min(want, (long) backend.multiprocessors() * 32));
   }
 
-  void launch(String kernel, Dim3 grid, Dim3 block, BiConsumer<Arena, KernelArgs> fill) {
+  /** Per-thread scratch for kernel arguments (geometry structs, the pointer array): no allocation per launch. */
+  private static final ThreadLocal<MemorySegment> SCRATCH = ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(16384, 16));
+
+  void launch(String kernel, Dim3 grid, Dim3 block, BiConsumer<SegmentAllocator, KernelArgs> fill) {
     backend.enter();
     long f = backend.module().function(kernel);
-    try (Arena a = Arena.ofConfined()) {
-      KernelArgs args = new KernelArgs(a);
-      fill.accept(a, args);
-      backend.driver().launch(f, grid, block, 0, backend.stream(), args.pointers());
-    }
+    SegmentAllocator a = SegmentAllocator.slicingAllocator(SCRATCH.get());
+    KernelArgs args = new KernelArgs(a);
+    fill.accept(a, args);
+    backend.driver().launch(f, grid, block, 0, backend.stream(), args.pointers());
   }
 
   static void sameShape(String op, Tensor a, Tensor out) {

@@ -30,10 +30,14 @@ import java.util.Map;
 final class CudaMatmul implements AutoCloseable {
   private static final long WORKSPACE_BYTES = 32L << 20;
   private static final int MAX_PLANS = 256;
+  /** Algorithms asked of the heuristic and timed once per problem shape. */
+  private static final int CANDIDATES = 8;
 
   private final CudaKernels k;
   private final Arena plansArena = Arena.ofShared();
   private final Map<Problem, Plan> plans = new LinkedHashMap<>();
+  /** alpha and beta (f32 host scalars, read by cuBLASLt during the call). */
+  private final MemorySegment one = plansArena.allocateFrom(ValueLayout.JAVA_FLOAT, 1f), zero = plansArena.allocateFrom(ValueLayout.JAVA_FLOAT, 0f);
   private long handle;
   private Storage workspace;
 
@@ -139,15 +143,13 @@ final class CudaMatmul implements AutoCloseable {
     // column-major problem: D (n x m, ld = om.ld) = opA(our b) (n x k) * opB(our a) (k x m)
     Problem p = new Problem(type, bm.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T, am.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T,
         n, m, kk, bm.ld(), am.ld(), om.ld(), batch, sb, sa, so, accumulate);
-    Plan plan = plan(p);
+    // autotune only problems that overwrite their output, on their own buffers: {a, b, out}
+    Plan plan = plan(p, accumulate ? null : new long[] {pa, pb, po});
     if (plan == null) return false;
     CublasLt lt = k.backend().cublasLt();
-    try (Arena ar = Arena.ofConfined()) {
-      MemorySegment alpha = ar.allocateFrom(ValueLayout.JAVA_FLOAT, 1f), beta = ar.allocateFrom(ValueLayout.JAVA_FLOAT, accumulate ? 1f : 0f);
-      k.backend().enter();
-      lt.matmul(handle, plan.desc, alpha, pb, plan.layoutA, pa, plan.layoutB, beta, po, plan.layoutD, po, plan.layoutD,
-          plan.algo, k.ptr(workspaceTensor()), WORKSPACE_BYTES, k.backend().stream());
-    }
+    k.backend().enter();
+    lt.matmul(handle, plan.desc, one, pb, plan.layoutA, pa, plan.layoutB, accumulate ? one : zero, po, plan.layoutD, po, plan.layoutD,
+        plan.algo, k.ptr(workspaceTensor()), WORKSPACE_BYTES, k.backend().stream());
     return true;
   }
 
@@ -161,7 +163,7 @@ final class CudaMatmul implements AutoCloseable {
     return workspaceView;
   }
 
-  private synchronized Plan plan(Problem p) {
+  private synchronized Plan plan(Problem p, long[] pointers) {
     Plan cached = plans.get(p);
     if (cached != null) return cached;
     CublasLt lt = k.backend().cublasLt();
@@ -182,19 +184,59 @@ final class CudaMatmul implements AutoCloseable {
     }
     long pref = lt.preference();
     lt.setPreferenceLong(pref, CublasLt.PREF_MAX_WORKSPACE_BYTES, WORKSPACE_BYTES);
-    MemorySegment result = plansArena.allocate(CublasLt.HEURISTIC_RESULT_BYTES, 16);
-    boolean found = lt.heuristic(handle, desc, la, lb, ld, ld, pref, result);
+    MemorySegment results = plansArena.allocate(CublasLt.HEURISTIC_RESULT_BYTES * CANDIDATES, 16);
+    int found = lt.heuristics(handle, desc, la, lb, ld, ld, pref, CANDIDATES, results);
     lt.destroyPreference(pref);
-    if (!found) {
+    if (found == 0) {
       lt.destroyLayout(la);
       lt.destroyLayout(lb);
       lt.destroyLayout(ld);
       lt.destroyMatmulDesc(desc);
       return null;
     }
-    Plan plan = new Plan(desc, la, lb, ld, result);
+    Plan plan = new Plan(desc, la, lb, ld, results.asSlice(0, CublasLt.HEURISTIC_RESULT_BYTES));
+    if (found > 1 && pointers != null) plan = new Plan(desc, la, lb, ld, fastest(lt, plan, results, found, pointers));
     plans.put(p, plan);
     return plan;
+  }
+
+  /**
+   * Times each candidate algorithm (one warm-up, then the median of three event-timed runs) on the problem's
+   * own buffers and returns the fastest; the heuristic's first choice is not always the fastest on Hopper.
+   * Only for overwriting problems (beta = 0): the runs write the output, which the real call then overwrites.
+   */
+  private MemorySegment fastest(CublasLt lt, Plan first, MemorySegment results, int found, long[] ptrs) {
+    var d = k.backend().driver();
+    long stream = k.backend().stream(), ws = k.ptr(workspaceTensor());
+    long start = d.eventCreate(), end = d.eventCreate();
+    MemorySegment best = first.algo;
+    float bestMs = Float.MAX_VALUE;
+    try {
+      for (int i = 0; i < found; i++) {
+        MemorySegment algo = results.asSlice(i * CublasLt.HEURISTIC_RESULT_BYTES, CublasLt.HEURISTIC_RESULT_BYTES);
+        float[] ms = new float[3];
+        try {
+          lt.matmul(handle, first.desc, one, ptrs[1], first.layoutA, ptrs[0], first.layoutB, zero, ptrs[2], first.layoutD, ptrs[2], first.layoutD,
+              algo, ws, WORKSPACE_BYTES, stream);
+          for (int r = 0; r < ms.length; r++) {
+            d.eventRecord(start, stream);
+            lt.matmul(handle, first.desc, one, ptrs[1], first.layoutA, ptrs[0], first.layoutB, zero, ptrs[2], first.layoutD, ptrs[2], first.layoutD,
+                algo, ws, WORKSPACE_BYTES, stream);
+            d.eventRecord(end, stream);
+            d.eventSynchronize(end);
+            ms[r] = d.elapsedMillis(start, end);
+          }
+        } catch (io.colossal4j.backend.cuda.ffi.CudaException e) {
+          continue; // a candidate the library offered but cannot run here: skip it
+        }
+        Arrays.sort(ms);
+        if (ms[1] < bestMs) { bestMs = ms[1]; best = algo; }
+      }
+    } finally {
+      d.eventDestroy(start);
+      d.eventDestroy(end);
+    }
+    return best;
   }
 
   private void clearPlans() {

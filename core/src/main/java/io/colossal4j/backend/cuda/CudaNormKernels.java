@@ -11,14 +11,13 @@ import io.colossal4j.tensor.MemoryCategory;
 import io.colossal4j.tensor.Shape;
 import io.colossal4j.tensor.Tensor;
 import io.colossal4j.tensor.TensorException;
-import java.lang.foreign.Arena;
+import java.lang.foreign.SegmentAllocator;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 
 /** Host side of reduce.cu and norm.cu: reductions, softmax and layer norm with their backward passes. */
 final class CudaNormKernels {
-  private static final int LN_VALUES_PER_THREAD = 8;
   private final CudaKernels k;
 
   CudaNormKernels(CudaKernels kernels) { this.k = kernels; }
@@ -108,8 +107,8 @@ final class CudaNormKernels {
   // ------------------------------------------------------------- layer norm
 
   /** struct TArg { const void* p; int dt; int pad; i64 off; i64 stride; } (32 bytes); a null tensor is p = 0. */
-  private MemorySegment targ(Arena a, Tensor t) {
-    MemorySegment s = a.allocate(32, 8);
+  private MemorySegment targ(SegmentAllocator a, Tensor t) {
+    MemorySegment s = a.allocate(32, 8).fill((byte) 0); // scratch memory is reused: clear it
     if (t == null) return s;
     s.set(ValueLayout.JAVA_LONG, 0, k.ptr(t));
     s.set(ValueLayout.JAVA_INT, 8, dt(t));
@@ -133,9 +132,8 @@ final class CudaNormKernels {
     if (t != null && t.numel() != n) throw new TensorException(op + ": " + what + " has " + t.numel() + " elements, expected " + n + " (shape " + t.shape() + ")");
   }
 
-  private static int normThreads(int n) {
-    return pow2AtLeast((n + LN_VALUES_PER_THREAD - 1) / LN_VALUES_PER_THREAD, 32, 1024);
-  }
+  /** About four elements per thread, at most 512 threads: several rows' blocks share an SM. */
+  private static int normThreads(int n) { return pow2AtLeast((n + 3) / 4, 32, 512); }
 
   void layerNorm(Tensor x, Tensor w, Tensor b, double eps, Tensor y, Tensor mean, Tensor rstd) {
     CudaKernels.sameShape("layerNorm", x, y);

@@ -1,21 +1,21 @@
 package io.colossal4j.backend.cuda;
 
-import java.lang.foreign.Arena;
+import java.lang.foreign.SegmentAllocator;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
  * cuLaunchKernel's {@code kernelParams}: one native slot per argument, in the kernel's parameter order,
- * and an array of pointers to the slots. Lives in the caller's confined arena; the driver copies the
- * values during the launch call, so the arena may close right after it.
+ * and an array of pointers to the slots. Lives in scratch memory of the launching thread; the driver copies
+ * the values during the launch call, so the memory may be reused right after it.
  */
 final class KernelArgs {
   private static final int MAX_ARGS = 24;
-  private final Arena arena;
+  private final SegmentAllocator arena;
   private final MemorySegment pointers;
   private int count;
 
-  KernelArgs(Arena arena) {
+  KernelArgs(SegmentAllocator arena) {
     this.arena = arena;
     this.pointers = arena.allocate(ValueLayout.ADDRESS, MAX_ARGS);
   }

@@ -134,17 +134,18 @@ public final class CublasLt {
   }
 
   /**
-   * The best algorithm for the problem, copied into {@code algoOut} (at least {@link #HEURISTIC_RESULT_BYTES});
-   * returns false when cuBLASLt has none for these layouts.
+   * Up to {@code requested} algorithms for the problem, best first, written to {@code resultsOut} (an array of
+   * cublasLtMatmulHeuristicResult_t, {@link #HEURISTIC_RESULT_BYTES} each); returns how many (0: none fits).
    */
-  public boolean heuristic(long handle, long desc, long a, long b, long c, long d, long pref, MemorySegment resultOut) {
-    if (resultOut.byteSize() < HEURISTIC_RESULT_BYTES) throw new CudaException("heuristic result buffer too small: " + resultOut.byteSize());
+  public int heuristics(long handle, long desc, long a, long b, long c, long d, long pref, int requested, MemorySegment resultsOut) {
+    if (requested < 1 || resultsOut.byteSize() < requested * HEURISTIC_RESULT_BYTES)
+      throw new CudaException("heuristic result buffer of " + resultsOut.byteSize() + " bytes cannot hold " + requested + " results");
     try (Arena ar = Arena.ofConfined()) {
       MemorySegment count = ar.allocate(I);
-      int st = invoke(heuristic, handle, desc, a, b, c, d, pref, 1, resultOut, count);
-      if (st == 15) return false; // CUBLAS_STATUS_NOT_SUPPORTED: no algorithm for this problem
+      int st = invoke(heuristic, handle, desc, a, b, c, d, pref, requested, resultsOut, count);
+      if (st == 15) return 0; // CUBLAS_STATUS_NOT_SUPPORTED: no algorithm for this problem
       check(st, "cublasLtMatmulAlgoGetHeuristic");
-      return count.get(I, 0) > 0;
+      return count.get(I, 0);
     }
   }
 
