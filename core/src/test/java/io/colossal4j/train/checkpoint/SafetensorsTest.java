@@ -67,6 +67,26 @@ class SafetensorsTest {
     assertEquals(DType.BF16, c.tensors().get("b").dtype());
   }
 
+  /**
+   * A golden file written by Python's safetensors 0.8 ({@code scripts/check_formats.py}, which also checks that
+   * Python, timm and TensorBoard read what we write): tensor t.&lt;dtype&gt; is [[a, b, c], [d, e, f]] with values
+   * i*0.5-1 (floats), i-2 (integers), i%2 (bool) for i = 0..5.
+   */
+  @Test void readsAFileWrittenByPythonSafetensors() throws Exception {
+    Path f = Path.of(SafetensorsTest.class.getResource("/io/colossal4j/golden/python.safetensors").toURI());
+    var c = Safetensors.read(f, CPU, MemoryCategory.PARAMETER);
+    assertEquals(Map.of("format", "pt", "who", "python"), c.metadata());
+    for (DType t : DType.values()) {
+      Tensor x = c.tensors().get("t." + t.name().toLowerCase());
+      assertEquals(t, x.dtype());
+      assertEquals(Shape.of(2, 3), x.shape());
+      double[] expected = new double[6];
+      for (int i = 0; i < 6; i++) expected[i] = t == DType.BOOL ? i % 2 : t.isFloating() ? i * 0.5 - 1 : i - 2;
+      assertArrayEquals(expected, x.toDoubleArray(), t.name());
+    }
+    assertEquals(3.25, c.tensors().get("scalar").item());
+  }
+
   @Test void everyDtypeRoundTripsExactly() {
     Map<String, Tensor> m = new LinkedHashMap<>();
     double[] vals = {0, 1, -2.5, 3, 0.375, -1};

@@ -76,6 +76,32 @@ class TensorBoardWriterTest {
     assertTrue(Math.abs(events.get(1).wallTime() - System.currentTimeMillis() / 1000.0) < 60, "wall time is now, in seconds");
   }
 
+  /**
+   * A golden event file written by PyTorch's SummaryWriter (scripts/check_formats.py): its records carry CRCs
+   * computed by the reference writer, which our masking must reproduce, and scalar events shaped as ours.
+   */
+  @Test void readsAnEventFileWrittenByPyTorch() throws Exception {
+    Path f = Path.of(getClass().getResource("/io/colossal4j/golden/python.tfevents").toURI());
+    ByteBuffer b = ByteBuffer.wrap(Files.readAllBytes(f)).order(ByteOrder.LITTLE_ENDIAN);
+    List<Event> scalars = new ArrayList<>();
+    while (b.hasRemaining()) {
+      byte[] len = new byte[8];
+      b.get(len);
+      assertEquals(b.getInt(), TensorBoardWriter.maskedCrc32c(len));
+      byte[] data = new byte[(int) ByteBuffer.wrap(len).order(ByteOrder.LITTLE_ENDIAN).getLong()];
+      b.get(data);
+      assertEquals(b.getInt(), TensorBoardWriter.maskedCrc32c(data));
+      if (data.length > 0 && data[data.length - 5] == 0x15) scalars.add(decodeEvent(data)); // ends in simple_value
+    }
+    assertEquals(6, scalars.size());
+    for (int s = 1; s <= 5; s++) {
+      assertEquals("train/loss", scalars.get(s - 1).tag());
+      assertEquals(s, scalars.get(s - 1).step());
+      assertEquals((float) (1.0 / s), scalars.get(s - 1).value());
+    }
+    assertEquals(new Event(scalars.get(5).wallTime(), 5, null, "eval/accuracy", 0.875f), scalars.get(5));
+  }
+
   /** A minimal protobuf reader for the fields the writer uses. */
   static Event decodeEvent(byte[] data) {
     ByteBuffer b = ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN);
