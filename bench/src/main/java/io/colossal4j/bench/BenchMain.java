@@ -1,0 +1,31 @@
+package io.colossal4j.bench;
+
+/**
+ * Entry point of {@code ./colossal bench <what>}: {@code cpu} runs the CPU kernel benchmarks against PyTorch CPU
+ * (libtorch through DJL) and OpenBLAS in one process. Prints one line per case ending in
+ * {@code ratio=<ours/peer throughput>}.
+ */
+public final class BenchMain {
+  private BenchMain() {}
+
+  public static void main(String[] args) {
+    String what = args.length == 0 ? "" : args[0];
+    switch (what) {
+      case "cpu" -> CpuBench.run(threadsArg(args));
+      default -> {
+        System.err.println("usage: colossal bench cpu [--threads N]   (got: " + String.join(" ", args) + ")");
+        System.exit(2);
+      }
+    }
+  }
+
+  private static int threadsArg(String[] args) {
+    for (int i = 1; i + 1 < args.length; i++)
+      if (args[i].equals("--threads")) {
+        int n = Integer.parseInt(args[i + 1]);
+        if (n < 1) throw new IllegalArgumentException("--threads must be >= 1, got " + n);
+        return n;
+      }
+    return 2;
+  }
+}

@@ -1,0 +1,160 @@
+package io.colossal4j.bench;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.nn.Activation;
+import ai.djl.nn.convolutional.Conv2d;
+import ai.djl.nn.norm.LayerNorm;
+import ai.djl.training.GradientCollector;
+import io.colossal4j.autograd.Autograd;
+import io.colossal4j.backend.cpu.CpuBackend;
+import io.colossal4j.backend.cpu.blas.ffi.OpenBlas;
+import io.colossal4j.ops.Arith;
+import io.colossal4j.ops.Conv;
+import io.colossal4j.ops.Norm;
+import io.colossal4j.ops.Reduce;
+import io.colossal4j.ops.Softmax;
+import io.colossal4j.tensor.Shape;
+import io.colossal4j.tensor.Tensor;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Random;
+import java.util.function.Supplier;
+
+/**
+ * The CPU benchmark: our fast CPU backend against PyTorch CPU (libtorch 2.7.1 through DJL) and, for sgemm,
+ * OpenBLAS 0.3.31 through FFM, all on the same number of threads in one process. Ours runs through the
+ * public ops (allocating its outputs, as PyTorch's eager ops do); OpenBLAS writes into a preallocated C.
+ * Every output is released right after its call on both sides, so memory stays flat.
+ */
+final class CpuBench {
+  private CpuBench() {}
+
+  static void run(int threads) {
+    System.setProperty("ai.djl.pytorch.num_threads", Integer.toString(threads));
+    System.setProperty("ai.djl.pytorch.num_interop_threads", "1");
+    Engine torch = Engine.getEngine("PyTorch");
+    OpenBlas blas = OpenBlas.load();
+    blas.threads(threads);
+    System.out.printf("colossal4j bench cpu: threads=%d, PyTorch %s (DJL), OpenBLAS %s%n", threads, torch.getVersion(), blas.config().trim());
+    Random rnd = new Random(1);
+    try (CpuBackend cpu = CpuBackend.create(threads); NDManager nd = NDManager.newBaseManager(ai.djl.Device.cpu(), "PyTorch");
+         Arena arena = Arena.ofShared()) {
+      for (int n : new int[] {256, 512, 1024, 2048}) sgemm(cpu, nd, arena, blas, rnd, n);
+      conv(cpu, nd, rnd, false);
+      conv(cpu, nd, rnd, true);
+      rows(cpu, nd, rnd);
+      elementwise(cpu, nd, rnd);
+    }
+  }
+
+  private static float[] data(Random rnd, long n) {
+    float[] d = new float[Math.toIntExact(n)];
+    for (int i = 0; i < d.length; i++) d[i] = rnd.nextFloat() * 2 - 1;
+    return d;
+  }
+
+  private static Tensor ours(CpuBackend cpu, float[] d, int... shape) { return Tensor.of(d, Shape.of(shape), cpu); }
+
+  private static NDArray theirs(NDManager nd, float[] d, int... shape) {
+    long[] s = new long[shape.length];
+    for (int i = 0; i < s.length; i++) s[i] = shape[i];
+    return nd.create(d, new ai.djl.ndarray.types.Shape(s));
+  }
+
+  /** Runs our op and releases its output. */
+  private static Runnable ourCall(Supplier<Tensor> op) { return () -> op.get().storage().release(); }
+
+  /** Runs the PyTorch op and frees its output. */
+  private static Runnable torchCall(Supplier<NDArray> op) { return () -> op.get().close(); }
+
+  private static void sgemm(CpuBackend cpu, NDManager nd, Arena arena, OpenBlas blas, Random rnd, int n) {
+    float[] da = data(rnd, (long) n * n), db = data(rnd, (long) n * n);
+    Tensor a = ours(cpu, da, n, n), b = ours(cpu, db, n, n);
+    NDArray ta = theirs(nd, da, n, n), tb = theirs(nd, db, n, n);
+    MemorySegment na = arena.allocate((long) n * n * 4, 64), nb = arena.allocate((long) n * n * 4, 64), nc = arena.allocate((long) n * n * 4, 64);
+    MemorySegment.copy(da, 0, na, ValueLayout.JAVA_FLOAT, 0, da.length);
+    MemorySegment.copy(db, 0, nb, ValueLayout.JAVA_FLOAT, 0, db.length);
+    double[] t = Measure.sideBySide(ourCall(() -> io.colossal4j.ops.LinAlg.matmul(a, b)),
+        () -> blas.sgemm(false, false, n, n, n, na, nb, 0f, nc), torchCall(() -> ta.matMul(tb)));
+    double flops = 2.0 * n * n * n;
+    double peer = Math.min(t[1], t[2]);
+    System.out.printf("sgemm %dx%dx%d: ours %.1f GFLOP/s, OpenBLAS %.1f GFLOP/s, PyTorch %.1f GFLOP/s, peer=%s ratio=%.2f%n",
+        n, n, n, flops / t[0] / 1e9, flops / t[1] / 1e9, flops / t[2] / 1e9, t[1] <= t[2] ? "OpenBLAS" : "PyTorch", peer / t[0]);
+    ta.close();
+    tb.close();
+  }
+
+  /** 3×3, 64→64 channels, 56×56, batch 8, padding 1: forward only, or forward + backward of sum(y). */
+  private static void conv(CpuBackend cpu, NDManager nd, Random rnd, boolean backward) {
+    int batch = 8, c = 64, hw = 56;
+    float[] dx = data(rnd, (long) batch * c * hw * hw), dw = data(rnd, (long) c * c * 9);
+    Tensor x = ours(cpu, dx, batch, c, hw, hw), w = ours(cpu, dw, c, c, 3, 3);
+    NDArray tx = theirs(nd, dx, batch, c, hw, hw), tw = theirs(nd, dw, c, c, 3, 3);
+    ai.djl.ndarray.types.Shape one = new ai.djl.ndarray.types.Shape(1, 1);
+    Runnable mine, peer;
+    if (!backward) {
+      mine = ourCall(() -> Conv.conv2d(x, w, null, 1, 1, 1, 1));
+      peer = torchCall(() -> Conv2d.conv2d(tx, tw, null, one, one, one, 1).singletonOrThrow());
+    } else {
+      x.requiresGrad(true);
+      w.requiresGrad(true);
+      tx.setRequiresGradient(true);
+      tw.setRequiresGradient(true);
+      mine = () -> {
+        Autograd.backward(Reduce.sum(Conv.conv2d(x, w, null, 1, 1, 1, 1)));
+        x.grad().storage().release();
+        w.grad().storage().release();
+        x.setGrad(null);
+        w.setGrad(null);
+      };
+      peer = () -> {
+        try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
+          NDList y = Conv2d.conv2d(tx, tw, null, one, one, one, 1);
+          NDArray s = y.singletonOrThrow().sum();
+          gc.backward(s);
+          s.close();
+          y.close();
+        }
+      };
+    }
+    double[] t = Measure.sideBySide(mine, peer);
+    double flops = 2.0 * batch * c * hw * hw * c * 9 * (backward ? 3 : 1);
+    System.out.printf("conv2d 3x3 64->64 56x56 batch 8 %s: ours %.1f GFLOP/s, PyTorch %.1f GFLOP/s, peer=PyTorch ratio=%.2f%n",
+        backward ? "forward+backward" : "forward", flops / t[0] / 1e9, flops / t[1] / 1e9, t[1] / t[0]);
+    tx.close();
+    tw.close();
+  }
+
+  private static void rows(CpuBackend cpu, NDManager nd, Random rnd) {
+    int r = 4096, n = 1024;
+    float[] dx = data(rnd, (long) r * n), dg = data(rnd, n), db = data(rnd, n);
+    Tensor x = ours(cpu, dx, r, n), g = ours(cpu, dg, n), b = ours(cpu, db, n);
+    NDArray tx = theirs(nd, dx, r, n), tg = theirs(nd, dg, n), tb = theirs(nd, db, n);
+    double gb = 2.0 * r * n * 4 / 1e9; // read x, write y
+    double[] t = Measure.sideBySide(ourCall(() -> Norm.layerNorm(x, g, b, 1e-5)),
+        torchCall(() -> LayerNorm.layerNorm(tx, new ai.djl.ndarray.types.Shape(n), tg, tb, 1e-5f).singletonOrThrow()));
+    System.out.printf("layer_norm (4096, 1024): ours %.1f GB/s, PyTorch %.1f GB/s, peer=PyTorch ratio=%.2f%n", gb / t[0], gb / t[1], t[1] / t[0]);
+    t = Measure.sideBySide(ourCall(() -> Softmax.softmax(x, -1)), torchCall(() -> tx.softmax(-1)));
+    System.out.printf("softmax (4096, 1024): ours %.1f GB/s, PyTorch %.1f GB/s, peer=PyTorch ratio=%.2f%n", gb / t[0], gb / t[1], t[1] / t[0]);
+    tx.close();
+    tg.close();
+    tb.close();
+  }
+
+  private static void elementwise(CpuBackend cpu, NDManager nd, Random rnd) {
+    int n = 16 << 20;
+    float[] da = data(rnd, n), db = data(rnd, n);
+    Tensor a = ours(cpu, da, n), b = ours(cpu, db, n);
+    NDArray ta = theirs(nd, da, n), tb = theirs(nd, db, n);
+    double[] t = Measure.sideBySide(ourCall(() -> Arith.add(a, b)), torchCall(() -> ta.add(tb)));
+    System.out.printf("add 16M f32: ours %.1f GB/s, PyTorch %.1f GB/s, peer=PyTorch ratio=%.2f%n", 12.0 * n / t[0] / 1e9, 12.0 * n / t[1] / 1e9, t[1] / t[0]);
+    t = Measure.sideBySide(ourCall(() -> Arith.gelu(a)), torchCall(() -> Activation.gelu(ta)));
+    System.out.printf("gelu 16M f32: ours %.2f Gelem/s, PyTorch %.2f Gelem/s, peer=PyTorch ratio=%.2f%n", n / t[0] / 1e9, n / t[1] / 1e9, t[1] / t[0]);
+    ta.close();
+    tb.close();
+  }
+}
