@@ -74,14 +74,14 @@ class ConfigsTest {
   }
 
   @Test void setOverridesAreTypedBySchema() {
-    RunConfig c = parse("optimizer: {name: adamw, lr: 0.001}\nmodel: {name: vit, preset: '16'}",
-        "train.epochs=3", "optimizer.betas=[0.8, 0.9]", "name=123", "model.preset=32", "parallel.zero=2",
+    RunConfig c = parse("optimizer: {name: adamw, lr: 0.001}\nmodel: {name: vit_tiny_28}",
+        "train.epochs=3", "optimizer.betas=[0.8, 0.9]", "name=123", "model.name=resnet18", "parallel.zero=2",
         "parallel.schedule.name=interleaved", "parallel.pipeline=2", "checkpoint.resume=latest", "device.max_memory=512MiB");
     assertEquals(3, c.train().epochs());
     assertEquals(List.of(0.8, 0.9), ((OptimizerConfig.AdamW) c.optimizer()).betas());
     assertEquals(1e-3, c.optimizer().lr());
     assertEquals("123", c.name(), "a string key keeps numeric-looking text as text");
-    assertEquals("32", c.model().preset());
+    assertEquals(new io.colossal4j.models.ModelSpec("resnet18", 0, 0, 0, 0, 0), c.model().spec());
     assertEquals(ZeroStage.SHARD_GRADIENTS, c.parallel().zero());
     assertEquals(new PipelineSchedule.Interleaved(2), c.parallel().schedule());
     assertEquals(new Resume.Latest(), c.checkpoint().resume());
@@ -101,6 +101,8 @@ class ConfigsTest {
     assertTrue(m.startsWith("optimizer.betas: unknown key") && m.contains("valid keys under optimizer: lr, momentum"), m);
     m = error("optimizer: adamww");
     assertTrue(m.contains("'adamww' is not one of sgd, adam, adamw, lamb, lars; did you mean 'adamw'?"), m);
+    m = error("model: {name: vit_tiny28}");
+    assertTrue(m.startsWith("model.name: 'vit_tiny28' is not in the model zoo; did you mean 'vit_tiny_28'?"), m);
     m = error("train: {precision: bf61}");
     assertTrue(m.contains("train.precision: 'bf61' is not one of fp32, bf16, fp16; did you mean 'bf16'?"), m);
   }
