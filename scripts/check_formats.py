@@ -8,7 +8,7 @@ SafetensorsTest / TensorBoardWriterTest for their contents). The script checks t
 readers accept them with the expected values, then writes golden files made by the reference writers
 into OUT_DIR (python.safetensors, tb/events.out.tfevents.*), checked in as
 core/src/test/resources/io/colossal4j/golden/python.safetensors and python.tfevents for the Java tests.
-IN_DIR can be made with safetensors/TensorBoard writes of the same values (see the tests).
+IN_DIR is written by core/src/test/java/io/colossal4j/train/checkpoint/FormatSamples.java.
 """
 import glob
 import os
