@@ -21,6 +21,9 @@ public final class Main {
   static Map<String, Command> commands() {
     Map<String, Command> m = new TreeMap<>();
     m.put("models", new ModelsCommand());
+    m.put("run", new RunCommand());
+    m.put("bench", new BenchCommand());
+    m.put("_dist-selftest", new DistSelfTestCommand());
     return m;
   }
 
@@ -52,6 +55,6 @@ public final class Main {
 
   private static void usage(Map<String, Command> cmds) {
     System.err.println("usage: colossal <command> [args]\ncommands:");
-    cmds.forEach((k, v) -> System.err.printf("  %-10s %s%n", k, v.summary()));
+    cmds.forEach((k, v) -> { if (!k.startsWith("_")) System.err.printf("  %-10s %s%n", k, v.summary()); });
   }
 }

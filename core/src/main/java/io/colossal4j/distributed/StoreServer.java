@@ -82,35 +82,42 @@ public final class StoreServer implements AutoCloseable {
   private void serve(Socket c) {
     String who = String.valueOf(c.getRemoteSocketAddress());
     try (c) {
-      c.setTcpNoDelay(true);
-      var in = new DataInputStream(new BufferedInputStream(c.getInputStream()));
-      var out = new DataOutputStream(new BufferedOutputStream(c.getOutputStream()));
-      String refusal = hello(in);
-      out.writeByte(refusal == null ? OK : ERROR);
-      out.writeShort(VERSION);
-      if (refusal != null) writeString(out, refusal);
-      out.flush();
-      if (refusal != null) {
-        log.println("store: refused " + who + ": " + refusal);
-        return;
+      try {
+        converse(c, who);
+      } catch (MalformedException | EOFException e) {
+        log.println("store: dropped " + who + ": malformed message: " + e.getMessage());
+        replyErrorQuietly(c, "malformed message: " + e.getMessage());
       }
-      while (!closed) {
-        int len;
-        try {
-          len = in.readInt();
-        } catch (EOFException e) {
-          return; // the client closed
-        }
-        if (len < 1 || len > MAX_FRAME) throw new MalformedException("frame length " + len + " (1.." + MAX_FRAME + ")");
-        byte[] frame = readExactly(in, len);
-        handle(new DataInputStream(new ByteArrayInputStream(frame)), out);
-        out.flush();
-      }
-    } catch (MalformedException | EOFException e) {
-      log.println("store: dropped " + who + ": malformed message: " + e.getMessage());
-      replyErrorQuietly(c, "malformed message: " + e.getMessage());
     } catch (IOException e) {
       if (!closed && !(e instanceof SocketException)) log.println("store: connection " + who + " failed: " + e.getMessage());
+    }
+  }
+
+  /** The hello, then requests until the client closes; throws on anything outside the protocol. */
+  private void converse(Socket c, String who) throws IOException {
+    c.setTcpNoDelay(true);
+    var in = new DataInputStream(new BufferedInputStream(c.getInputStream()));
+    var out = new DataOutputStream(new BufferedOutputStream(c.getOutputStream()));
+    String refusal = hello(in);
+    out.writeByte(refusal == null ? OK : ERROR);
+    out.writeShort(VERSION);
+    if (refusal != null) writeString(out, refusal);
+    out.flush();
+    if (refusal != null) {
+      log.println("store: refused " + who + ": " + refusal);
+      return;
+    }
+    while (!closed) {
+      int len;
+      try {
+        len = in.readInt();
+      } catch (EOFException e) {
+        return; // the client closed
+      }
+      if (len < 1 || len > MAX_FRAME) throw new MalformedException("frame length " + len + " (1.." + MAX_FRAME + ")");
+      byte[] frame = readExactly(in, len);
+      handle(new DataInputStream(new ByteArrayInputStream(frame)), out);
+      out.flush();
     }
   }
 

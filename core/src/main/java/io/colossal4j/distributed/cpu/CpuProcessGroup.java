@@ -15,7 +15,9 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
+import java.util.function.LongSupplier;
 
 /**
  * The CPU process group: validates each call on the caller's thread (so bad arguments fail where they
@@ -30,7 +32,9 @@ public final class CpuProcessGroup implements ProcessGroup {
   private final int rank;
   private final ExecutorService executor;
   private final Map<Long, Integer> sendCounters = new HashMap<>(), recvCounters = new HashMap<>();
+  private final ReentrantLock running = new ReentrantLock();
   private long collectiveSeq;
+  private int queued;
   private ShmAllReduce shm;
 
   CpuProcessGroup(CpuWorld world, int id, String label, List<Integer> worldRanks) {
@@ -63,66 +67,96 @@ public final class CpuProcessGroup implements ProcessGroup {
 
   // ---------------------------------------------------------------- collectives
 
-  @Override public Work allReduceAsync(Tensor t, Reduction op) {
+  @Override public Work allReduceAsync(Tensor t, Reduction op) { return allReduce(t, op, false); }
+
+  @Override public void allReduce(Tensor t, Reduction op) { allReduce(t, op, true); }
+
+  private Work allReduce(Tensor t, Reduction op, boolean sync) {
     check(Op.ALL_REDUCE, op, t);
-    return submit(Op.ALL_REDUCE, t, run -> Algorithms.allReduce(run, buf(t), t.numel(), op, sharedMemory(t)));
+    return submit(Op.ALL_REDUCE, t, sync, run -> Algorithms.allReduce(run, buf(t), t.numel(), op, sharedMemory(t)));
   }
 
-  @Override public Work reduceScatterAsync(Tensor out, Tensor in, Reduction op) {
+  @Override public Work reduceScatterAsync(Tensor out, Tensor in, Reduction op) { return reduceScatter(out, in, op, false); }
+
+  @Override public void reduceScatter(Tensor out, Tensor in, Reduction op) { reduceScatter(out, in, op, true); }
+
+  private Work reduceScatter(Tensor out, Tensor in, Reduction op, boolean sync) {
     check(Op.REDUCE_SCATTER, op, out, in);
     if (in.numel() != out.numel() * size())
       throw bad(Op.REDUCE_SCATTER, "input has " + in.numel() + " elements, output " + out.numel() + "; the input must have group size " + size() + " times the output's");
-    return submit(Op.REDUCE_SCATTER, in, run -> Algorithms.reduceScatter(run, buf(out), buf(in), out.numel(), op));
+    return submit(Op.REDUCE_SCATTER, in, sync, run -> Algorithms.reduceScatter(run, buf(out), buf(in), out.numel(), op));
   }
 
-  @Override public Work allGatherAsync(Tensor out, Tensor in) {
+  @Override public Work allGatherAsync(Tensor out, Tensor in) { return allGather(out, in, false); }
+
+  @Override public void allGather(Tensor out, Tensor in) { allGather(out, in, true); }
+
+  private Work allGather(Tensor out, Tensor in, boolean sync) {
     check(Op.ALL_GATHER, null, out, in);
     if (out.numel() != in.numel() * size())
       throw bad(Op.ALL_GATHER, "input has " + in.numel() + " elements, output " + out.numel() + "; the output must have group size " + size() + " times the input's");
-    return submit(Op.ALL_GATHER, in, run -> Algorithms.allGather(run, buf(out), buf(in), in.numel()));
+    return submit(Op.ALL_GATHER, in, sync, run -> Algorithms.allGather(run, buf(out), buf(in), in.numel()));
   }
 
-  @Override public Work broadcastAsync(Tensor t, int root) {
+  @Override public Work broadcastAsync(Tensor t, int root) { return broadcast(t, root, false); }
+
+  @Override public void broadcast(Tensor t, int root) { broadcast(t, root, true); }
+
+  private Work broadcast(Tensor t, int root, boolean sync) {
     check(Op.BROADCAST, null, t);
     checkRank(Op.BROADCAST, "root", root);
-    return submit(Op.BROADCAST, t, run -> Algorithms.broadcast(run, buf(t), t.numel(), root));
+    return submit(Op.BROADCAST, t, sync, run -> Algorithms.broadcast(run, buf(t), t.numel(), root));
   }
 
-  @Override public Work reduceAsync(Tensor t, int root, Reduction op) {
+  @Override public Work reduceAsync(Tensor t, int root, Reduction op) { return reduce(t, root, op, false); }
+
+  @Override public void reduce(Tensor t, int root, Reduction op) { reduce(t, root, op, true); }
+
+  private Work reduce(Tensor t, int root, Reduction op, boolean sync) {
     check(Op.REDUCE, op, t);
     checkRank(Op.REDUCE, "root", root);
-    return submit(Op.REDUCE, t, run -> Algorithms.reduce(run, buf(t), t.numel(), root, op));
+    return submit(Op.REDUCE, t, sync, run -> Algorithms.reduce(run, buf(t), t.numel(), root, op));
   }
 
-  @Override public Work allToAllAsync(Tensor out, Tensor in) {
+  @Override public Work allToAllAsync(Tensor out, Tensor in) { return allToAll(out, in, false); }
+
+  @Override public void allToAll(Tensor out, Tensor in) { allToAll(out, in, true); }
+
+  private Work allToAll(Tensor out, Tensor in, boolean sync) {
     check(Op.ALL_TO_ALL, null, out, in);
     if (in.numel() != out.numel() || in.numel() % size() != 0)
       throw bad(Op.ALL_TO_ALL, "input has " + in.numel() + " elements, output " + out.numel() + "; both must be equal and divisible by the group size " + size());
-    return submit(Op.ALL_TO_ALL, in, run -> Algorithms.allToAll(run, buf(out), buf(in), in.numel() / size()));
+    return submit(Op.ALL_TO_ALL, in, sync, run -> Algorithms.allToAll(run, buf(out), buf(in), in.numel() / size()));
   }
 
-  @Override public Work barrierAsync() {
-    return submit(Op.BARRIER, Header.COLLECTIVE, nextCollective(), null, 0, Algorithms::barrier);
-  }
+  @Override public Work barrierAsync() { return submit(Op.BARRIER, Header.COLLECTIVE, null, null, 0, false, Algorithms::barrier); }
+
+  @Override public void barrier() { submit(Op.BARRIER, Header.COLLECTIVE, null, null, 0, true, Algorithms::barrier); }
 
   // ---------------------------------------------------------------- point to point
 
-  @Override public Work sendAsync(Tensor t, int peer, int tag) {
+  @Override public Work sendAsync(Tensor t, int peer, int tag) { return send(t, peer, tag, false); }
+
+  @Override public void send(Tensor t, int peer, int tag) { send(t, peer, tag, true); }
+
+  @Override public Work recvAsync(Tensor t, int peer, int tag) { return recv(t, peer, tag, false); }
+
+  @Override public void recv(Tensor t, int peer, int tag) { recv(t, peer, tag, true); }
+
+  private Work send(Tensor t, int peer, int tag, boolean sync) {
     check(Op.SEND, null, t);
     checkPeer(Op.SEND, peer);
-    long seq = p2pSeq(sendCounters, peer, tag);
-    return submit(Op.SEND, Header.P2P, seq, t.dtype(), t.numel(), run -> run.send(peer, 0, seg(t), byteOffset(t), bytes(t)));
+    return submit(Op.SEND, Header.P2P, () -> p2pSeq(sendCounters, peer, tag), t.dtype(), t.numel(), sync, run -> run.send(peer, 0, seg(t), byteOffset(t), bytes(t)));
   }
 
-  @Override public Work recvAsync(Tensor t, int peer, int tag) {
+  private Work recv(Tensor t, int peer, int tag, boolean sync) {
     check(Op.RECV, null, t);
     checkPeer(Op.RECV, peer);
-    long seq = p2pSeq(recvCounters, peer, tag);
-    return submit(Op.RECV, Header.P2P, seq, t.dtype(), t.numel(), run -> run.recv(peer, 0, seg(t), byteOffset(t), bytes(t), null));
+    return submit(Op.RECV, Header.P2P, () -> p2pSeq(recvCounters, peer, tag), t.dtype(), t.numel(), sync, run -> run.recv(peer, 0, seg(t), byteOffset(t), bytes(t), null));
   }
 
   /** seq of point-to-point messages: tag in the high half, the count of earlier messages with (peer, tag) in the low half. */
-  private synchronized long p2pSeq(Map<Long, Integer> counters, int peer, int tag) {
+  private long p2pSeq(Map<Long, Integer> counters, int peer, int tag) {
     long k = ((long) peer << 32) | (tag & 0xffffffffL);
     int count = counters.merge(k, 1, Integer::sum) - 1;
     return ((long) tag << 32) | (count & 0xffffffffL);
@@ -152,31 +186,67 @@ public final class CpuProcessGroup implements ProcessGroup {
 
   // ---------------------------------------------------------------- plumbing
 
-  private synchronized long nextCollective() { return collectiveSeq++; }
-
-  private Work submit(Op op, Tensor t, Consumer<OpRun> body) {
-    return submit(op, Header.COLLECTIVE, nextCollective(), t.dtype(), t.numel(), body);
+  private Work submit(Op op, Tensor t, boolean sync, Consumer<OpRun> body) {
+    return submit(op, Header.COLLECTIVE, null, t.dtype(), t.numel(), sync, body);
   }
 
-  private Work submit(Op op, int channel, long seq, DType dtype, long numel, Consumer<OpRun> body) {
+  /**
+   * Numbers the operation and runs it: inline on the caller's thread when it is synchronous and nothing
+   * issued earlier is still queued (saves two thread hand-offs, which dominate small-message latency),
+   * else on the group's executor. {@code running} serialises execution, and the decision and numbering
+   * happen under this object's monitor, so operations execute in issue order either way.
+   * {@code p2pSeq} is null for collectives (they take the next collective number).
+   */
+  private Work submit(Op op, int channel, LongSupplier p2pSeq, DType dtype, long numel, boolean sync, Consumer<OpRun> body) {
     long timeoutMillis = world.timeout.toMillis();
-    OpRun probe = new OpRun(this, op, channel, seq, dtype, numel, timeoutMillis);
-    CollectiveException failed = world.transport.mailbox().failure();
-    if (failed != null) throw new CollectiveException(probe.where() + " refused: the group failed earlier: " + failed.getMessage(), failed);
-    CompletableFuture<Void> f = CompletableFuture.runAsync(() -> {
-      OpRun run = new OpRun(this, op, channel, seq, dtype, numel, timeoutMillis);
+    long seq;
+    boolean inline;
+    synchronized (this) {
+      seq = p2pSeq == null ? collectiveSeq++ : p2pSeq.getAsLong();
+      CollectiveException failed = world.transport.mailbox().failure();
+      if (failed != null)
+        throw new CollectiveException(new OpRun(this, op, channel, seq, dtype, numel, timeoutMillis).where()
+            + " refused: the group failed earlier: " + failed.getMessage(), failed);
+      inline = sync && queued == 0;
+      if (inline) running.lock();
+      else queued++;
+    }
+    if (inline) {
       try {
-        body.accept(run);
-      } catch (CollectiveException e) {
-        world.transport.abort(e.getMessage());
-        throw e;
-      } catch (RuntimeException e) {
-        var ce = new CollectiveException(run.where() + " failed: " + e, e);
-        world.transport.abort(ce.getMessage());
-        throw ce;
+        execute(new OpRun(this, op, channel, seq, dtype, numel, timeoutMillis), body);
+        return Work.completed();
+      } finally {
+        running.unlock();
+      }
+    }
+    String where = new OpRun(this, op, channel, seq, dtype, numel, timeoutMillis).where();
+    CompletableFuture<Void> f = CompletableFuture.runAsync(() -> {
+      running.lock();
+      try {
+        execute(new OpRun(this, op, channel, seq, dtype, numel, timeoutMillis), body);
+      } finally {
+        running.unlock();
+        synchronized (this) {
+          queued--;
+        }
       }
     }, executor);
-    return new FutureWork(f, probe.where());
+    Work w = new FutureWork(f, where);
+    if (sync) w.await();
+    return w;
+  }
+
+  private void execute(OpRun run, Consumer<OpRun> body) {
+    try {
+      body.accept(run);
+    } catch (CollectiveException e) {
+      world.transport.abort(e.getMessage());
+      throw e;
+    } catch (RuntimeException e) {
+      var ce = new CollectiveException(run.where() + " failed: " + e, e);
+      world.transport.abort(ce.getMessage());
+      throw ce;
+    }
   }
 
   /** Shared memory for large all-reduces when every member runs on this host (created on first use). */
@@ -185,7 +255,9 @@ public final class CpuProcessGroup implements ProcessGroup {
     String here = world.transport.hostKey(world.transport.rank());
     for (int m : members) if (!world.transport.hostKey(m).equals(here)) return null;
     synchronized (this) {
-      if (shm == null) shm = new ShmAllReduce(world.transport.jobId() + "-g" + id, size(), rank, world.shmSlotBytes);
+      // the host key is part of the name: two "nodes" of one job on one machine must not share a file
+      String file = world.transport.jobId() + "-" + Integer.toHexString(here.hashCode()) + "-g" + Integer.toHexString(id);
+      if (shm == null) shm = new ShmAllReduce(file, size(), rank, world.shmSlotBytes);
       return shm;
     }
   }

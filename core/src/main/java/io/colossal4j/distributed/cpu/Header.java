@@ -31,7 +31,7 @@ record Header(int src, int group, int channel, Op op, DType dtype, long seq, int
   ByteBuffer encode() {
     ByteBuffer b = ByteBuffer.allocate(BYTES).order(ByteOrder.LITTLE_ENDIAN);
     b.putInt(src).putInt(group).put((byte) channel).put((byte) op.ordinal()).put((byte) (dtype == null ? 0 : dtype.ordinal() + 1))
-        .put((byte) 0).putLong(seq).putInt(step).putLong(numel).putLong(payloadBytes).putInt(0);
+        .put((byte) 0).putLong(seq).putInt(step).putLong(numel).putLong(payloadBytes).putLong(0);
     return b.flip();
   }
 

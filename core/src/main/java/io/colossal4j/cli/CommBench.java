@@ -1,0 +1,164 @@
+package io.colossal4j.cli;
+
+import io.colossal4j.backend.cpu.CpuBackend;
+import io.colossal4j.distributed.ProcessGroup;
+import io.colossal4j.distributed.Reduction;
+import io.colossal4j.launch.LaunchOptions;
+import io.colossal4j.launch.Launcher;
+import io.colossal4j.tensor.DType;
+import io.colossal4j.tensor.Shape;
+import io.colossal4j.tensor.Tensor;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.LocalDate;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * {@code colossal bench comm}: f32 all-reduce between local rank processes started by the launcher, from
+ * 1 KiB to 256 MiB, for 2 and 4 ranks, next to this machine's single-thread memory-copy bandwidth measured
+ * in the same run (the ceiling for the shared-memory path). Bandwidths follow nccl-tests: algbw = bytes /
+ * time, busbw = algbw * 2(n-1)/n; the time is the slowest rank's mean over a fixed number of iterations.
+ * Prints a Markdown table (kept in docs/benchmarks/comm.md).
+ */
+final class CommBench implements Main.Command {
+  private static final long KIB = 1024, MIB = 1024 * KIB;
+
+  @Override public String summary() { return "all-reduce bus bandwidth and latency between local ranks (CPU backend)"; }
+
+  @Override public int run(String[] args) throws Exception {
+    long min = KIB, max = 256 * MIB;
+    int[] worlds = {2, 4};
+    for (int i = 0; i < args.length; i++) {
+      switch (args[i]) {
+        case "--min" -> min = bytes(args[++i]);
+        case "--max" -> max = bytes(args[++i]);
+        case "--ranks" -> worlds = java.util.Arrays.stream(args[++i].split(",")).mapToInt(Integer::parseInt).toArray();
+        default -> throw new IllegalArgumentException("unknown option " + args[i] + "; usage: colossal bench comm [--min 1K] [--max 256M] [--ranks 2,4]");
+      }
+    }
+    double copy = copyBandwidth();
+    System.out.printf("single-thread memory copy (256 MiB, best of 5): %.2f GB/s%n", copy);
+    Map<Integer, Map<Long, double[]>> results = new TreeMap<>();
+    for (int n : worlds) results.put(n, launch(n, min, max));
+    printTable(copy, results, String.join(" ", args));
+    return 0;
+  }
+
+  private static long bytes(String s) {
+    String u = s.toUpperCase();
+    long mult = u.endsWith("K") ? KIB : u.endsWith("M") ? MIB : u.endsWith("G") ? 1024 * MIB : 1;
+    return Long.parseLong(mult == 1 ? u : u.substring(0, u.length() - 1)) * mult;
+  }
+
+  /** Bytes copied per second by one thread, 256 MiB between two fresh buffers, the best of 5 after a warm-up. */
+  static double copyBandwidth() {
+    long n = 256 * MIB;
+    try (Arena arena = Arena.ofConfined()) {
+      MemorySegment a = arena.allocate(n, 64), b = arena.allocate(n, 64);
+      a.fill((byte) 1);
+      MemorySegment.copy(a, 0, b, 0, n);
+      double best = 0;
+      for (int i = 0; i < 5; i++) {
+        long t0 = System.nanoTime();
+        MemorySegment.copy(a, 0, b, 0, n);
+        best = Math.max(best, n / ((System.nanoTime() - t0) / 1e9) / 1e9);
+      }
+      return best;
+    }
+  }
+
+  /** Runs the rank program on n local ranks and collects rank 0's RESULT lines: bytes -> {usec, algbw, busbw}. */
+  private static Map<Long, double[]> launch(int n, long min, long max) throws Exception {
+    Map<Long, double[]> rows = new TreeMap<>();
+    Path logs = Files.createTempDirectory("c4j-bench-comm");
+    var options = new LaunchOptions(n, 1, 0, "127.0.0.1", 0, null, "_dist-selftest",
+        List.of("bench-allreduce", Long.toString(min), Long.toString(max)), logs, 120, 10);
+    PrintStream quiet = new PrintStream(OutputStream.nullOutputStream());
+    int code = new Launcher(options, quiet, (rank, line) -> {
+      if (rank != 0 || !line.startsWith("RESULT ")) return;
+      String[] f = line.split(" ");
+      synchronized (rows) {
+        rows.put(Long.parseLong(f[1]), new double[] {Double.parseDouble(f[2]), Double.parseDouble(f[3]), Double.parseDouble(f[4])});
+      }
+      System.out.printf("  %d ranks %10s  %10.1f us  busbw %7.2f GB/s%n", n, human(Long.parseLong(f[1])), Double.parseDouble(f[2]), Double.parseDouble(f[4]));
+    }).run();
+    if (code != 0) throw new IllegalStateException("the benchmark ranks failed (exit " + code + "); logs in " + logs);
+    return rows;
+  }
+
+  private static void printTable(double copy, Map<Integer, Map<Long, double[]>> results, String args) {
+    List<String> out = new ArrayList<>();
+    out.add("");
+    out.add("Command: `./colossal bench comm" + (args.isEmpty() ? "" : " " + args) + "`, " + LocalDate.now() + ", " + cpuModel()
+        + ", " + Runtime.getRuntime().availableProcessors() + " cores");
+    out.add("Single-thread memory copy: %.2f GB/s".formatted(copy));
+    out.add("");
+    StringBuilder head = new StringBuilder("| size |"), rule = new StringBuilder("|---:|");
+    for (int n : results.keySet()) {
+      head.append(" ").append(n).append(" ranks time (us) | algbw (GB/s) | busbw (GB/s) |");
+      rule.append("---:|---:|---:|");
+    }
+    out.add(head.toString());
+    out.add(rule.toString());
+    var sizes = new java.util.TreeSet<Long>();
+    results.values().forEach(m -> sizes.addAll(m.keySet()));
+    for (long s : sizes) {
+      StringBuilder row = new StringBuilder("| " + human(s) + " |");
+      for (var m : results.values()) {
+        double[] v = m.get(s);
+        row.append(v == null ? " | | |" : " %.1f | %.2f | %.2f |".formatted(v[0], v[1], v[2]));
+      }
+      out.add(row.toString());
+    }
+    out.add("");
+    for (var e : results.entrySet()) {
+      double[] big = e.getValue().get(64 * MIB), small = e.getValue().get(4 * KIB);
+      if (big != null) out.add("%d ranks, 64 MiB: busbw %.2f GB/s = %.2f x copy bandwidth (target >= 0.5 for 2 ranks)".formatted(e.getKey(), big[2], big[2] / copy));
+      if (small != null) out.add("%d ranks, 4 KiB: %.1f us (target < 100 us)".formatted(e.getKey(), small[0]));
+    }
+    out.forEach(System.out::println);
+  }
+
+  private static String cpuModel() {
+    try {
+      for (String l : Files.readAllLines(Path.of("/proc/cpuinfo"))) if (l.startsWith("model name")) return l.substring(l.indexOf(':') + 1).trim();
+    } catch (Exception ignored) {
+      // not Linux: no model name
+    }
+    return System.getProperty("os.arch");
+  }
+
+  static String human(long b) {
+    return b >= MIB ? (b / MIB) + " MiB" : b >= KIB ? (b / KIB) + " KiB" : b + " B";
+  }
+
+  /**
+   * The rank side: for each size (doubling from min to max) a warm-up, then a fixed iteration count (the
+   * same on every rank, from the size alone), timed between barriers; rank 0 prints the slowest rank's mean.
+   */
+  static void rankLoop(ProcessGroup g, CpuBackend cpu, long min, long max) {
+    int n = g.size();
+    for (long bytes = min; bytes <= max; bytes *= 2) {
+      int numel = (int) (bytes / 4);
+      Tensor t = Tensor.zeros(Shape.of(numel), DType.F32, cpu);
+      int iters = (int) Math.max(3, Math.min(500, (64 * MIB) / bytes));
+      for (int i = 0; i < Math.min(iters, 20); i++) g.allReduce(t, Reduction.SUM);
+      g.barrier();
+      long t0 = System.nanoTime();
+      for (int i = 0; i < iters; i++) g.allReduce(t, Reduction.SUM);
+      double usec = (System.nanoTime() - t0) / 1e3 / iters;
+      Tensor slowest = Tensor.scalar(usec, DType.F64, cpu);
+      g.allReduce(slowest, Reduction.MAX);
+      double us = slowest.item(), algbw = bytes / (us * 1e-6) / 1e9, busbw = algbw * 2 * (n - 1) / n;
+      if (g.rank() == 0) System.out.printf("RESULT %d %.2f %.3f %.3f%n", bytes, us, algbw, busbw);
+      t.storage().release();
+    }
+  }
+}
