@@ -24,6 +24,7 @@ public final class Main {
     m.put("run", new RunCommand());
     m.put("bench", new BenchCommand());
     m.put("_dist-selftest", new DistSelfTestCommand());
+    m.put("train", new TrainCommand());
     return m;
   }
 

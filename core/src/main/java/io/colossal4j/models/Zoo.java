@@ -10,6 +10,7 @@ import io.colossal4j.models.vit.VisionTransformer;
 import io.colossal4j.nn.ModuleContext;
 import io.colossal4j.nn.UnitModel;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.function.BiFunction;
 
@@ -33,17 +34,23 @@ public final class Zoo {
   public enum InputKind { IMAGE, TOKENS }
 
   private static final Map<String, Entry> ENTRIES = new LinkedHashMap<>();
+  private static final Map<String, String> ALIASES = new LinkedHashMap<>();
 
   static {
     vit("vit_tiny_28", "ViT for 28x28 grey images: 4x4 patches, dim 96, depth 4, 3 heads (the default job)", ViTConfig.tiny28(10));
-    vit("vit_base_patch16_224", "ViT-B/16 at 224 (timm vit_base_patch16_224)", ViTConfig.base16(1000));
-    vit("vit_huge_patch14_clip_336", "ViT-H/14 CLIP at 336, 577 tokens (timm vit_huge_patch14_clip_336)", ViTConfig.hugeClip336(1000));
-    add("resnet18", "ResNet-18 (timm resnet18)", InputKind.IMAGE, (ctx, s) -> new ResNet(ctx, resnet(ResNetConfig.resnet18(classes(s, 1000)), s)));
-    add("resnet50", "ResNet-50 (timm resnet50)", InputKind.IMAGE, (ctx, s) -> new ResNet(ctx, resnet(ResNetConfig.resnet50(classes(s, 1000)), s)));
+    vit("vit_b16", "ViT-B/16 at 224 (timm vit_base_patch16_224)", ViTConfig.base16(1000));
+    vit("vit_huge_clip_336", "ViT-H/14 CLIP at 336, 577 tokens (timm vit_huge_patch14_clip_336)", ViTConfig.hugeClip336(1000));
+    add("resnet_18", "ResNet-18 (timm resnet18)", InputKind.IMAGE, (ctx, s) -> new ResNet(ctx, resnet(ResNetConfig.resnet18(classes(s, 1000)), s)));
+    add("resnet_50", "ResNet-50 (timm resnet50)", InputKind.IMAGE, (ctx, s) -> new ResNet(ctx, resnet(ResNetConfig.resnet50(classes(s, 1000)), s)));
     add("convnet_small", "two conv blocks and two linear layers, for 28x28 or 32x32 images", InputKind.IMAGE,
         (ctx, s) -> new ConvNet(ctx, s.inChannels() > 0 ? s.inChannels() : 1, s.imageSize() > 0 ? s.imageSize() : 28, classes(s, 10), 32));
     gpt("gpt_small", "GPT-2 style decoder: 4 layers, 4 heads, width 128, vocab 256 (bytes), context 64", GptConfig.small());
-    gpt("gpt2_medium", "GPT-2 medium shape: 24 layers, 16 heads, width 1024, context 1024, untied head", GptConfig.medium());
+    gpt("gpt_medium", "GPT-2 medium shape: 24 layers, 16 heads, width 1024, context 1024, untied head", GptConfig.medium());
+    ALIASES.put("vit_base_patch16_224", "vit_b16");
+    ALIASES.put("vit_huge_patch14_clip_336", "vit_huge_clip_336");
+    ALIASES.put("resnet18", "resnet_18");
+    ALIASES.put("resnet50", "resnet_50");
+    ALIASES.put("gpt2_medium", "gpt_medium");
   }
 
   private static void add(String name, String description, InputKind kind, BiFunction<ModuleContext, ModelSpec, UnitModel> b) {
@@ -75,11 +82,22 @@ public final class Zoo {
 
   public static Map<String, Entry> entries() { return java.util.Collections.unmodifiableMap(ENTRIES); }
 
-  /** The entry, or an error listing the valid names with the closest first. */
+  /** The entry for a zoo key ({@code vit_tiny_28}) or a timm name ({@code vit_base_patch16_224}), or an error listing the valid names. */
   public static Entry entry(String name) {
-    Entry e = ENTRIES.get(name);
-    if (e == null) throw new IllegalArgumentException("unknown model '" + name + "'; valid: " + String.join(", ", ENTRIES.keySet()));
+    Entry e = ENTRIES.get(ALIASES.getOrDefault(name, name));
+    if (e == null) throw new IllegalArgumentException("unknown model '" + name + "'; valid: " + String.join(", ", ENTRIES.keySet())
+        + " (or the timm names " + String.join(", ", ALIASES.keySet()) + ")");
     return e;
+  }
+
+  /** The entry named by a config's family and preset ({@code vit} + {@code tiny_28}), or by a full name in the family field. */
+  public static Entry entry(String family, String preset) {
+    if (preset == null || preset.isBlank()) return entry(family);
+    String key = family + "_" + preset;
+    if (ENTRIES.containsKey(key) || ALIASES.containsKey(key)) return entry(key);
+    List<String> presets = ENTRIES.keySet().stream().filter(k -> k.startsWith(family + "_")).map(k -> k.substring(family.length() + 1)).toList();
+    if (presets.isEmpty()) return entry(family);
+    throw new IllegalArgumentException("model " + family + " has no preset '" + preset + "'; valid presets: " + String.join(", ", presets));
   }
 
   public static UnitModel build(ModuleContext ctx, ModelSpec spec) {

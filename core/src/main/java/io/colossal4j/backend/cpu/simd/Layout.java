@@ -19,8 +19,8 @@ record Layout(int[] outer, long[][] outerStrides, long[] offsets, long[] innerSt
     int k = ts.length;
     long[][] st = new long[k][];
     for (int i = 0; i < k; i++) st[i] = ts[i].strides();
-    int[] dims = new int[shape.length];
-    long[][] ms = new long[k][shape.length];
+    int[] dims = new int[Math.max(1, shape.length)];
+    long[][] ms = new long[k][Math.max(1, shape.length)];
     int r = 0;
     for (int d = 0; d < shape.length; d++) {
       if (shape[d] == 1) continue;

@@ -1,0 +1,139 @@
+package io.colossal4j.train;
+
+import io.colossal4j.data.DataLoader;
+import io.colossal4j.data.LoaderPosition;
+import io.colossal4j.nn.Module;
+import io.colossal4j.tensor.Rng;
+import io.colossal4j.train.checkpoint.Checkpoint;
+import io.colossal4j.train.checkpoint.CheckpointStore;
+import io.colossal4j.train.checkpoint.TrainingState;
+import io.colossal4j.train.metrics.EvalMetrics;
+import io.colossal4j.train.metrics.StepMetrics;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The training loop: epochs over the loader, one {@link Engine#trainStep} per global batch, evaluation and
+ * checkpoints on their schedules, everything reported to listeners. A run resumed from a checkpoint continues
+ * exactly where the saved one stood: model, optimizer state and step, schedule, random streams and loader
+ * position are all restored, so it reaches the same parameters as a run that never stopped.
+ */
+public final class Trainer {
+  /** Loop settings resolved from the config. */
+  public record Plan(String modelName, int epochs, long maxSteps, int evalEvery, int checkpointEvery, Path runDir) {}
+
+  private final Engine engine;
+  private final DataLoader train;
+  private final DataLoader eval;
+  private final CheckpointStore store;
+  private final Plan plan;
+  private final List<TrainListener> listeners;
+  private long step;
+  private LoaderPosition position = LoaderPosition.start();
+  private double bestAccuracy = Double.NaN;
+
+  public Trainer(Engine engine, DataLoader train, DataLoader eval, CheckpointStore store, Plan plan, List<TrainListener> listeners) {
+    this.engine = engine;
+    this.train = train;
+    this.eval = eval;
+    this.store = store;
+    this.plan = plan;
+    this.listeners = List.copyOf(listeners);
+  }
+
+  public long step() { return step; }
+
+  /** Restores everything a checkpoint holds; the next {@link #run} continues from it. */
+  public void resume(Path checkpoint) {
+    Checkpoint c = CheckpointStore.load(checkpoint, engine.model().parameters().getFirst().backend());
+    TrainingState s = c.state();
+    if (!s.model().equals(plan.modelName()))
+      throw new IllegalArgumentException("checkpoint " + checkpoint + " is of model '" + s.model() + "', this run trains '" + plan.modelName() + "'");
+    engine.model().loadStateDict(c.model(), true);
+    engine.optimizer().loadStateDict(c.optimizer(), s.step());
+    List<Rng> rngs = engine.model().rngs();
+    for (int i = 0; i < rngs.size(); i++) {
+      Rng.State st = s.rngs().get("model." + i);
+      if (st == null) throw new IllegalArgumentException("checkpoint " + checkpoint + " lacks random stream model." + i);
+      rngs.get(i).restore(st);
+    }
+    step = s.step();
+    position = s.loader();
+    bestAccuracy = s.scalars().getOrDefault("best_eval_accuracy", Double.NaN);
+  }
+
+  public TrainListener.Summary run() {
+    long startNanos = System.nanoTime(), samples = 0;
+    double lastLoss = Double.NaN;
+    EvalMetrics lastEval = null;
+    int steps = train.batchesPerEpoch();
+    for (int epoch = position.epoch(); epoch < plan.epochs() && !done(); epoch++) {
+      int first = epoch == position.epoch() ? position.batch() : 0;
+      for (TrainListener l : listeners) l.onEpochStart(epoch, steps, first);
+      long epochStart = System.nanoTime(), epochSamples = 0, correct = 0;
+      try (var it = train.from(new LoaderPosition(epoch, first))) {
+        int k = first;
+        while (it.hasNext() && !done()) {
+          DataLoader.Batch b = it.next();
+          Engine.StepResult r = engine.trainStep(new Batch(b.inputs(), b.labels()));
+          step++;
+          k++;
+          samples += r.samples();
+          epochSamples += r.samples();
+          correct += r.correct();
+          lastLoss = r.loss();
+          double sps = epochSamples / Math.max(1e-9, (System.nanoTime() - epochStart) / 1e9);
+          StepMetrics m = new StepMetrics(step, epoch, r.loss(), r.lr(), sps, correct / (double) epochSamples);
+          for (TrainListener l : listeners) l.onStep(m, k);
+          position = b.next();
+          if (plan.evalEvery() > 0 && step % plan.evalEvery() == 0) lastEval = evaluate(epoch);
+          if (plan.checkpointEvery() > 0 && step % plan.checkpointEvery() == 0) save();
+        }
+      }
+      if (plan.evalEvery() == 0) lastEval = evaluate(epoch);
+      position = position.batch() >= steps ? new LoaderPosition(epoch + 1, 0) : position;
+      if (plan.checkpointEvery() == 0) save();
+      for (TrainListener l : listeners) l.onEpochEnd(epoch);
+    }
+    double seconds = (System.nanoTime() - startNanos) / 1e9;
+    TrainListener.Summary s = new TrainListener.Summary(step, plan.epochs(), seconds, samples / Math.max(1e-9, seconds), lastLoss,
+        lastEval == null ? Double.NaN : lastEval.accuracy(), lastEval == null ? Double.NaN : lastEval.loss(), bestAccuracy, plan.runDir());
+    for (TrainListener l : listeners) l.onEnd(s);
+    return s;
+  }
+
+  private boolean done() { return plan.maxSteps() > 0 && step >= plan.maxSteps(); }
+
+  /** Loss and top-1 accuracy over the whole evaluation set. */
+  public EvalMetrics evaluate(int epoch) {
+    double lossSum = 0;
+    long correct = 0, n = 0;
+    try (var it = eval.epoch(0)) {
+      while (it.hasNext()) {
+        DataLoader.Batch b = it.next();
+        Engine.StepResult r = engine.evalStep(new Batch(b.inputs(), b.labels()));
+        lossSum += r.loss() * r.samples();
+        correct += r.correct();
+        n += r.samples();
+      }
+    }
+    EvalMetrics m = new EvalMetrics(step, epoch, lossSum / n, correct / (double) n);
+    if (Double.isNaN(bestAccuracy) || m.accuracy() > bestAccuracy) bestAccuracy = m.accuracy();
+    for (TrainListener l : listeners) l.onEval(m);
+    return m;
+  }
+
+  private void save() {
+    if (store == null) return;
+    Module model = engine.model();
+    Map<String, Rng.State> rngs = new LinkedHashMap<>();
+    List<Rng> streams = model.rngs();
+    for (int i = 0; i < streams.size(); i++) rngs.put("model." + i, streams.get(i).snapshot());
+    Map<String, Double> scalars = Double.isNaN(bestAccuracy) ? Map.of() : Map.of("best_eval_accuracy", bestAccuracy);
+    TrainingState state = new TrainingState(plan.modelName(), step, engine.optimizer().steps(), position, rngs, scalars);
+    Path p = store.save(new Checkpoint(model.stateDict(), engine.optimizer().stateDict(), state));
+    for (TrainListener l : listeners) l.onCheckpoint(p);
+  }
+}
