@@ -12,7 +12,6 @@ import io.colossal4j.optim.Optimizer;
 import io.colossal4j.optim.ParamGroup;
 import io.colossal4j.optim.Sgd;
 import io.colossal4j.tensor.Tensor;
-import io.colossal4j.train.config.ConfigException;
 import io.colossal4j.train.config.ModelConfig;
 import io.colossal4j.train.config.OptimizerConfig;
 import io.colossal4j.train.config.ScheduleConfig;
@@ -25,12 +24,7 @@ public final class Builders {
 
   /** The zoo model the config names, adapted to the data's classes, channels and image size. */
   public static UnitModel model(ModelConfig m, ModuleContext ctx, int dataClasses, int dataChannels, int dataImageSize) {
-    Zoo.Entry entry;
-    try {
-      entry = Zoo.entry(m.name(), m.preset());
-    } catch (IllegalArgumentException e) {
-      throw new ConfigException("model.name", e.getMessage());
-    }
+    Zoo.Entry entry = Zoo.entry(m.name());
     ModelSpec spec = new ModelSpec(entry.name(), m.numClasses().orElse(dataClasses), m.imageSize().orElse(dataImageSize),
         m.inChannels().orElse(dataChannels), m.dropout().orElse(0.0), m.dropPath().orElse(0.0));
     return entry.builder().apply(ctx, spec);

@@ -62,7 +62,7 @@ public final class TrainJob implements AutoCloseable {
     this.reporter = new ConsoleReport(new RunReporter(config.runDir(), progress(config.logging(), interactive, out), out,
         new RunReporter.Options(config.logging().tensorboard(), config.logging().plot(), config.logging().every())), out);
     CheckpointStore store = new CheckpointStore(config.checkpointDir(), config.checkpoint().keep());
-    String modelName = config.model().name() + "_" + config.model().preset();
+    String modelName = config.model().name();
     this.trainer = new Trainer(engine, trainLoader, evalLoader, store,
         new Trainer.Plan(modelName, config.train().epochs(), config.train().maxSteps(), config.train().evalEvery(), config.checkpoint().every(), config.runDir()),
         List.of(reporter));
@@ -80,7 +80,7 @@ public final class TrainJob implements AutoCloseable {
 
   private List<String> describe(DataSetup.Sets sets, RunConfig.BatchPlan batch, long total) {
     List<String> lines = new ArrayList<>();
-    lines.add("model: " + config.model().name() + " " + config.model().preset() + String.format(", %,d parameters", model.parameterCount()));
+    lines.add("model: " + config.model().name() + String.format(", %,d parameters", model.parameterCount()));
     lines.add("data: " + sets.train().describe() + "; eval on " + sets.test().describe());
     lines.add("device: " + backend.name() + (backend instanceof CpuBackend c ? ", " + c.parallel().threads() + " threads" : ""));
     lines.add("layout: 1 process (data 1 x tensor 1 x pipeline 1)");
