@@ -13,4 +13,15 @@ public record Checkpoint(Map<String, Tensor> model, Map<String, Tensor> optimize
     model = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(model));
     optimizer = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(optimizer));
   }
+
+  /**
+   * Copies the saved model state into the live parameters and buffers of the model {@code modelName}, or throws
+   * naming the model the checkpoint was made for and every parameter that is missing, unexpected or shaped
+   * differently. Nothing is copied unless everything matches.
+   */
+  public void copyModelInto(Map<String, Tensor> live, String modelName) {
+    String what = "this checkpoint (of model " + state.model() + ")"
+        + (state.model().equals(modelName) ? "" : " was made for another model than " + modelName + " and");
+    StateDicts.copyInto(live, model, what);
+  }
 }

@@ -116,6 +116,9 @@ class CheckpointStoreTest {
     assertTrue(m.contains("1 missing from the checkpoint: fc.weight"), m);
     assertTrue(m.contains("1 in the checkpoint but not in the model: head.weight"), m);
     assertTrue(m.contains("blocks.0.attn.qkv.weight (saved F32[48, 16], model F32[96, 32])"), m);
+    m = assertThrows(CheckpointException.class, () -> saved.copyModelInto(live, "resnet18")).getMessage();
+    assertTrue(m.startsWith("this checkpoint (of model vit_test) was made for another model than resnet18 and does not match this model:"), m);
+    assertEquals(0.0, live.get("blocks.0.attn.qkv.bias").toDoubleArray()[0], "nothing copied on a mismatch");
   }
 
   @Test void copyIntoFillsLiveTensors() {
