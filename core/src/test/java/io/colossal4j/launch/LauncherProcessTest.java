@@ -98,4 +98,37 @@ class LauncherProcessTest {
       pool.shutdownNow();
     }
   }
+
+  /**
+   * SIGTERM (what Ctrl-C's SIGINT also triggers: the JVM's shutdown hooks) on a launcher whose ranks are
+   * busy stops every rank; then a launcher killed with -9 (no hooks run): its ranks notice and exit by
+   * themselves. The launcher runs as its own JVM here, as a user would start it.
+   */
+  @Test void stoppingTheLauncherStopsEveryRank() throws Exception {
+    for (boolean forcibly : new boolean[] {false, true}) {
+      List<String> cmd = List.of(ProcessHandle.current().info().command().orElseThrow(), "--add-modules", "jdk.incubator.vector",
+          "-cp", System.getProperty("java.class.path"), "io.colossal4j.cli.Main", "run", "--nproc-per-node", "2",
+          "--log-dir", logs.resolve("sig" + forcibly).toString(), "--command", "_dist-selftest", "hang", "1");
+      Process launcher = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+      var reader = new java.io.BufferedReader(new java.io.InputStreamReader(launcher.getInputStream(), StandardCharsets.UTF_8));
+      var seen = new StringBuilder();
+      try {
+        String line;
+        while ((line = reader.readLine()) != null && !line.contains("not joining")) seen.append(line).append('\n');
+        assertTrue(line != null, "rank 1 never started:\n" + seen);
+        List<ProcessHandle> ranks = launcher.descendants().toList();
+        assertEquals(2, ranks.stream().filter(h -> h.info().commandLine().orElse("").contains("_dist-selftest")).count(), ranks.toString());
+        if (forcibly) launcher.destroyForcibly();
+        else launcher.destroy();
+        launcher.waitFor(30, java.util.concurrent.TimeUnit.SECONDS);
+        for (ProcessHandle r : ranks) {
+          r.onExit().get(30, java.util.concurrent.TimeUnit.SECONDS);
+          assertTrue(!r.isAlive(), "rank process " + r.pid() + " survived its launcher (forcibly=" + forcibly + ")");
+        }
+      } finally {
+        launcher.descendants().forEach(ProcessHandle::destroyForcibly);
+        launcher.destroyForcibly();
+      }
+    }
+  }
 }
