@@ -23,7 +23,8 @@ import java.util.TreeMap;
 /**
  * {@code colossal bench comm}: f32 all-reduce between local rank processes started by the launcher, from
  * 1 KiB to 256 MiB, for 2 and 4 ranks, next to this machine's single-thread memory-copy bandwidth measured
- * in the same run (the ceiling for the shared-memory path). Bandwidths follow nccl-tests: algbw = bytes /
+ * in the same run (the ceiling for the shared-memory path): once at the start and, because a shared
+ * machine's speed drifts, again by rank 0 right after each size's trials on a buffer of that size. Bandwidths follow nccl-tests: algbw = bytes /
  * time, busbw = algbw * 2(n-1)/n; the time is the slowest rank's mean over a fixed number of iterations
  * (best of three trials).
  * Prints a Markdown table (kept in docs/benchmarks/comm.md).
@@ -86,7 +87,7 @@ final class CommBench implements Main.Command {
       if (rank != 0 || !line.startsWith("RESULT ")) return;
       String[] f = line.split(" ");
       synchronized (rows) {
-        rows.put(Long.parseLong(f[1]), new double[] {Double.parseDouble(f[2]), Double.parseDouble(f[3]), Double.parseDouble(f[4])});
+        rows.put(Long.parseLong(f[1]), new double[] {Double.parseDouble(f[2]), Double.parseDouble(f[3]), Double.parseDouble(f[4]), Double.parseDouble(f[5])});
       }
       System.out.printf("  %d ranks %10s  %10.1f us  busbw %7.2f GB/s%n", n, human(Long.parseLong(f[1])), Double.parseDouble(f[2]), Double.parseDouble(f[4]));
     }).run();
@@ -99,12 +100,13 @@ final class CommBench implements Main.Command {
     out.add("");
     out.add("Command: `./colossal bench comm" + (args.isEmpty() ? "" : " " + args) + "`, " + LocalDate.now() + ", " + cpuModel()
         + ", " + Runtime.getRuntime().availableProcessors() + " cores");
-    out.add("Single-thread memory copy: %.2f GB/s".formatted(copy));
+    out.add("Single-thread memory copy at the start (256 MiB, best of 5): %.2f GB/s; per size, the copy column is rank 0's".formatted(copy)
+        + " single-thread copy of the same buffer right after that size's all-reduce trials (best of 3)");
     out.add("");
     StringBuilder head = new StringBuilder("| size |"), rule = new StringBuilder("|---:|");
     for (int n : results.keySet()) {
-      head.append(" ").append(n).append(" ranks time (us) | algbw (GB/s) | busbw (GB/s) |");
-      rule.append("---:|---:|---:|");
+      head.append(" ").append(n).append(" ranks time (us) | algbw (GB/s) | busbw (GB/s) | copy (GB/s) | busbw / copy |");
+      rule.append("---:|---:|---:|---:|---:|");
     }
     out.add(head.toString());
     out.add(rule.toString());
@@ -114,14 +116,15 @@ final class CommBench implements Main.Command {
       StringBuilder row = new StringBuilder("| " + human(s) + " |");
       for (var m : results.values()) {
         double[] v = m.get(s);
-        row.append(v == null ? " | | |" : " %.1f | %.2f | %.2f |".formatted(v[0], v[1], v[2]));
+        row.append(v == null ? " | | | | |" : " %.1f | %.2f | %.2f | %.2f | %.2f |".formatted(v[0], v[1], v[2], v[3], v[2] / v[3]));
       }
       out.add(row.toString());
     }
     out.add("");
     for (var e : results.entrySet()) {
       double[] big = e.getValue().get(64 * MIB), small = e.getValue().get(4 * KIB);
-      if (big != null) out.add("%d ranks, 64 MiB: busbw %.2f GB/s = %.2f x copy bandwidth (target >= 0.5 for 2 ranks)".formatted(e.getKey(), big[2], big[2] / copy));
+      if (big != null) out.add("%d ranks, 64 MiB: busbw %.2f GB/s = %.2f x the 64 MiB copy bandwidth measured right after it, %.2f GB/s (target >= 0.5 for 2 ranks)"
+          .formatted(e.getKey(), big[2], big[2] / big[3], big[3]));
       if (small != null) out.add("%d ranks, 4 KiB: %.1f us (target < 100 us)".formatted(e.getKey(), small[0]));
     }
     out.forEach(System.out::println);
@@ -138,6 +141,22 @@ final class CommBench implements Main.Command {
 
   static String human(long b) {
     return b >= MIB ? (b / MIB) + " MiB" : b >= KIB ? (b / KIB) + " KiB" : b + " B";
+  }
+
+  /** Single-thread copy bandwidth of t's bytes into another buffer, best of 3, in GB/s (the other ranks wait). */
+  private static double copyNow(Tensor t) {
+    long bytes = t.numel() * 4;
+    try (Arena arena = Arena.ofConfined()) {
+      MemorySegment src = CpuBackend.segment(t), dst = arena.allocate(bytes, 64);
+      MemorySegment.copy(src, 0, dst, 0, bytes);
+      double best = 0;
+      for (int i = 0; i < 3; i++) {
+        long t0 = System.nanoTime();
+        MemorySegment.copy(src, 0, dst, 0, bytes);
+        best = Math.max(best, bytes / ((System.nanoTime() - t0) / 1e9) / 1e9);
+      }
+      return best;
+    }
   }
 
   /**
@@ -162,7 +181,9 @@ final class CommBench implements Main.Command {
         best = Math.min(best, slowest.item());
       }
       double algbw = bytes / (best * 1e-6) / 1e9, busbw = algbw * 2 * (n - 1) / n;
-      if (g.rank() == 0) System.out.printf("RESULT %d %.2f %.3f %.3f%n", bytes, best, algbw, busbw);
+      double copy = g.rank() == 0 ? copyNow(t) : 0;    // the ceiling, measured now: this machine's speed drifts
+      g.barrier();
+      if (g.rank() == 0) System.out.printf("RESULT %d %.2f %.3f %.3f %.3f%n", bytes, best, algbw, busbw, copy);
       t.storage().release();
     }
   }

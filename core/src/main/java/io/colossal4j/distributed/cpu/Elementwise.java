@@ -69,6 +69,24 @@ final class Elementwise {
     }
   }
 
+  /**
+   * acc[i] = op(acc[i], src[i]) and copy[i] = the result, in one pass (the last step of the shared-memory
+   * reduction, which saves re-reading acc to publish the result).
+   */
+  static void accumulateAndCopy(Reduction op, DType dt, MemorySegment acc, long accOff, MemorySegment src, long srcOff,
+      MemorySegment copy, long copyOff, long n) {
+    if (dt != DType.F32 || op == Reduction.MAX || op == Reduction.MIN) {
+      accumulate(op, dt, acc, accOff, src, srcOff, n);
+      MemorySegment.copy(acc, accOff, copy, copyOff, n * dt.byteSize());
+      return;
+    }
+    for (long i = 0; i < n; i++) {
+      float v = acc.get(F, accOff + (i << 2)) + src.get(F, srcOff + (i << 2));
+      acc.set(F, accOff + (i << 2), v);
+      copy.set(F, copyOff + (i << 2), v);
+    }
+  }
+
   /** x[i] /= divisor for a floating dtype (the last step of AVG). */
   static void divide(DType dt, MemorySegment x, long off, long n, int divisor) {
     int es = dt.byteSize();

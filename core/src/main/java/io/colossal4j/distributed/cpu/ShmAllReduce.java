@@ -17,7 +17,7 @@ import java.nio.file.StandardOpenOption;
  *   <li>member r copies every chunk but its own of the segment into its slot;</li>
  *   <li>signal A (zero-byte messages to every member: all slots are filled);</li>
  *   <li>member r reduces chunk r: its own data combined with chunk r of every other slot, in rank order,
- *   written to its tensor and to chunk r of its own slot;</li>
+ *   written to its tensor and (in the same pass as the last combination) to chunk r of its own slot;</li>
  *   <li>signal B (all reductions are done);</li>
  *   <li>member r copies chunk j of slot j, for every j != r, into its tensor.</li>
  * </ol>
@@ -70,9 +70,13 @@ final class ShmAllReduce implements AutoCloseable {
     }
     signal(run, step);
     if (!unlinked) unlink();
-    long c0 = Algorithms.chunkStart(len, n, r), c1 = Algorithms.chunkStart(len, n, r + 1), bytes = (c1 - c0) * es;
-    for (int j = 0; j < n; j++) if (j != r) Elementwise.accumulate(op, run.dtype, x.seg(), x.at(c0), shared, slot(j) + r * chunkBytes, c1 - c0);
-    MemorySegment.copy(x.seg(), x.at(c0), shared, slot(r) + r * chunkBytes, bytes);
+    long c0 = Algorithms.chunkStart(len, n, r), c1 = Algorithms.chunkStart(len, n, r + 1);
+    int last = r == n - 1 ? n - 2 : n - 1;
+    for (int j = 0; j < n; j++) {
+      if (j == r) continue;
+      if (j != last) Elementwise.accumulate(op, run.dtype, x.seg(), x.at(c0), shared, slot(j) + r * chunkBytes, c1 - c0);
+      else Elementwise.accumulateAndCopy(op, run.dtype, x.seg(), x.at(c0), shared, slot(j) + r * chunkBytes, shared, slot(r) + r * chunkBytes, c1 - c0);
+    }
     signal(run, step + 1);
     for (int j = 0; j < n; j++) {
       if (j == r) continue;
