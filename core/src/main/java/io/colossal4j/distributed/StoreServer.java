@@ -37,6 +37,7 @@ public final class StoreServer implements AutoCloseable {
   private final Condition changed = lock.newCondition();
   private final Map<String, byte[]> values = new HashMap<>();
   private final Thread acceptor;
+  private final java.util.Set<Socket> connections = java.util.concurrent.ConcurrentHashMap.newKeySet();
   private volatile boolean closed;
 
   private StoreServer(ServerSocket socket, byte[] token, PrintStream log) {
@@ -72,6 +73,7 @@ public final class StoreServer implements AutoCloseable {
     while (!closed) {
       try {
         Socket c = socket.accept();
+        connections.add(c);
         Thread.ofVirtual().name("c4j-store-conn").start(() -> serve(c));
       } catch (IOException e) {
         if (!closed) log.println("store: accept failed: " + e.getMessage());
@@ -90,6 +92,8 @@ public final class StoreServer implements AutoCloseable {
       }
     } catch (IOException e) {
       if (!closed && !(e instanceof SocketException)) log.println("store: connection " + who + " failed: " + e.getMessage());
+    } finally {
+      connections.remove(c);
     }
   }
 
@@ -244,6 +248,13 @@ public final class StoreServer implements AutoCloseable {
   @Override public void close() {
     closed = true;
     closeQuietly(socket);
+    for (Socket c : connections) {
+      try {
+        c.close();
+      } catch (IOException ignored) {
+        // the client went first
+      }
+    }
     lock.lock();
     try {
       changed.signalAll();

@@ -15,12 +15,14 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executors;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The launcher with real rank processes (JVMs running the hidden {@code _dist-selftest} program). Bounds
  * are generous for a loaded 2-core machine; every child is stopped by the launcher before a test returns.
  */
+@Timeout(value = 240, unit = java.util.concurrent.TimeUnit.SECONDS)   // a hang fails the test; the launcher then stops its ranks
 class LauncherProcessTest {
   @TempDir Path logs;
 
