@@ -31,12 +31,19 @@ final class Measure {
     return med;
   }
 
-  /** Warms the body up (≥ 1 s of calls, so the JIT has compiled it) and returns the calls per 0.2 s round. */
+  /**
+   * Warms the body up (≥ 2 s and ≥ 20 calls, so the JIT has compiled every loop of ours at its top tier even
+   * on a busy machine) and returns the calls per 0.2 s round, estimated from the last half of the warm-up.
+   */
   private static int calibrate(Runnable body) {
-    long start = System.nanoTime();
-    int calls = 0;
-    while (System.nanoTime() - start < 1_000_000_000L || calls < 3) { body.run(); calls++; }
-    double per = (System.nanoTime() - start) / 1e9 / calls;
+    long start = System.nanoTime(), half = 0;
+    int calls = 0, halfCalls = 0;
+    while (System.nanoTime() - start < 2_000_000_000L || calls < 20) {
+      body.run();
+      calls++;
+      if (half == 0 && System.nanoTime() - start >= 1_000_000_000L && calls >= 10) { half = System.nanoTime(); halfCalls = calls; }
+    }
+    double per = (System.nanoTime() - half) / 1e9 / (calls - halfCalls);
     return (int) Math.max(1, Math.ceil(0.2 / per));
   }
 }

@@ -9,7 +9,9 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
- * conv2d and its two backwards for contiguous f32 NCHW tensors, as GEMMs over an im2col matrix.
+ * conv2d and its two backwards for contiguous f32 NCHW tensors, as GEMMs. Stride 1 (the common case: 3×3
+ * "same", 1×1, depthwise) goes through {@link ShiftedConv}, which never builds the im2col matrix; other
+ * strides use an explicit im2col matrix as below.
  * Per image n and group g, with K = (Cin/g)·kH·kW and P = Ho·Wo:
  * <pre>
  *   col[K, P]     = im2col(x[n, g])                      (zero where the window hangs over the padding)
@@ -38,11 +40,27 @@ final class ConvKernel {
     }
   }
 
+  private static boolean unitStride(Conv2dSpec s) { return s.strideH() == 1 && s.strideW() == 1; }
+
   static void forward(CpuParallel par, Tensor x, Tensor w, Conv2dSpec spec, Tensor out) {
     Geo g = Geo.of(x, w, out, spec);
     MemorySegment sx = segment(x), sw = segment(w), so = segment(out);
     boolean perImage = g.n() >= par.threads();
     CpuParallel inner = perImage ? null : par;
+    if (unitStride(spec)) {
+      ShiftedConv.Plan p = ShiftedConv.Plan.forward(g.cinG(), g.h(), g.w(), g.kh(), g.kw(), spec);
+      long[] rows = p.rowTable();
+      forImages(par, g.n(), perImage, (i0, i1) -> {
+        float[] buf = new float[p.bufferSize()], panel = new float[g.coutG() * p.cols()];
+        for (long img = i0; img < i1; img++)
+          for (int grp = 0; grp < g.groups(); grp++) {
+            ShiftedConv.pad(sx, x.offset() + (img * g.cin() + (long) grp * g.cinG()) * g.h() * g.w(), p, buf);
+            ShiftedConv.gemmImage(inner, p, g.coutG(), ShiftedConv.filter(sw, w.offset(), g.coutG(), g.k(), grp), buf, rows, panel,
+                so, out.offset() + (img * g.cout() + (long) grp * g.coutG()) * g.p());
+          }
+      });
+      return;
+    }
     forImages(par, g.n(), perImage, (i0, i1) -> {
       float[] col = new float[g.k() * g.p()];
       MemorySegment cs = MemorySegment.ofArray(col);
@@ -61,6 +79,21 @@ final class ConvKernel {
     MemorySegment sg = segment(gy), sw = segment(w), so = segment(gx);
     boolean perImage = g.n() >= par.threads();
     CpuParallel inner = perImage ? null : par;
+    ShiftedConv.Plan q = unitStride(spec) ? ShiftedConv.Plan.backwardInput(g.coutG(), g.ho(), g.wo(), g.kh(), g.kw(), spec) : null;
+    if (q != null) {
+      long[] rows = q.rowTable();
+      forImages(par, g.n(), perImage, (i0, i1) -> {
+        float[] buf = new float[q.bufferSize()], panel = new float[g.cinG() * q.cols()];
+        for (long img = i0; img < i1; img++)
+          for (int grp = 0; grp < g.groups(); grp++) {
+            ShiftedConv.pad(sg, gy.offset() + (img * g.cout() + (long) grp * g.coutG()) * g.p(), q, buf);
+            Gemm.Mat flipped = ShiftedConv.flippedFilter(sw, w.offset(), g.coutG(), g.cinG(), g.kh(), g.kw(), grp);
+            ShiftedConv.gemmImage(inner, q, g.cinG(), flipped, buf, rows, panel, so,
+                gx.offset() + (img * g.cin() + (long) grp * g.cinG()) * g.h() * g.w());
+          }
+      });
+      return;
+    }
     forImages(par, g.n(), perImage, (i0, i1) -> {
       float[] col = new float[g.k() * g.p()];
       MemorySegment cs = MemorySegment.ofArray(col);
@@ -77,6 +110,18 @@ final class ConvKernel {
   static void backwardWeight(CpuParallel par, Tensor x, Tensor gy, Conv2dSpec spec, Tensor gw) {
     Geo g = Geo.of(x, gw, gy, spec);
     MemorySegment sx = segment(x), sg = segment(gy), so = segment(gw);
+    if (unitStride(spec)) {
+      ShiftedConv.Plan p = ShiftedConv.Plan.forward(g.cinG(), g.h(), g.w(), g.kh(), g.kw(), spec);
+      long[] rows = p.rowTable();
+      float[] buf = new float[p.bufferSize()], gyPanel = new float[g.coutG() * p.cols()];
+      for (int img = 0; img < g.n(); img++)
+        for (int grp = 0; grp < g.groups(); grp++) {
+          ShiftedConv.pad(sx, x.offset() + ((long) img * g.cin() + (long) grp * g.cinG()) * g.h() * g.w(), p, buf);
+          ShiftedConv.weightGradImage(par, p, g.coutG(), sg, gy.offset() + ((long) img * g.cout() + (long) grp * g.coutG()) * g.p(),
+              buf, rows, gyPanel, so, gw.offset() + (long) grp * g.coutG() * g.k(), img > 0);
+        }
+      return;
+    }
     float[] col = new float[g.k() * g.p()];
     MemorySegment cs = MemorySegment.ofArray(col);
     for (int img = 0; img < g.n(); img++)

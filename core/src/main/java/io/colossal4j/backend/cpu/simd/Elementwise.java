@@ -6,18 +6,21 @@ import static io.colossal4j.backend.cpu.simd.VMath.S;
 import io.colossal4j.backend.BinaryOp;
 import io.colossal4j.backend.UnaryOp;
 import io.colossal4j.backend.cpu.CpuParallel;
+import io.colossal4j.backend.cpu.ScalarKernels;
 import io.colossal4j.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
 
 /**
  * f32 elementwise kernels over a {@link Layout}: every row is a unit-stride run of the output, and each
  * input is either a unit-stride run (contiguous, row-vector broadcast) or one repeated value (scalar,
  * column-vector broadcast). Rows are split over the pool; the last partial vector of each row runs masked
- * through the same vector code, so every element sees identical math. Outputs may alias inputs element for
+ * through the same vector code, so every element sees identical math. Cheap ops are switched inline in the
+ * loop body; transcendental ones run in {@link ActivationRows}' per-op loops (see there why). Outputs may alias inputs element for
  * element (each lane is read before it is written).
  */
 final class Elementwise {
@@ -28,30 +31,53 @@ final class Elementwise {
   private static final int L = S.length();
   private static final long GRAIN = 1 << 15;
 
+  static boolean supports(UnaryOp op) { return VOps.cheap(op) || ActivationRows.hasRow(op); }
+
+  static boolean supports(BinaryOp op) { return VOps.cheap(op) || ActivationRows.hasRow(op); }
+
   /** False when the layout is not unit-stride in the innermost dim (caller falls back). */
   static boolean unary(CpuParallel par, UnaryOp op, Tensor x, Tensor out) {
     Layout lay = Layout.of(out.shape().toArray(), out, x);
     if (lay == null || lay.innerStrides()[0] != 1) return false;
     MemorySegment so = segment(out), sx = segment(x);
-    boolean xVec = lay.innerStrides()[1] == 1;
+    boolean xVec = lay.innerStrides()[1] == 1, cheap = VOps.cheap(op);
     par.forRange(lay.rows(), Math.max(1, GRAIN / Math.max(1, lay.inner())), (r0, r1) -> {
       Layout.Cursor c = lay.new Cursor(r0);
-      for (long r = r0; r < r1; r++, c.next()) unaryRow(op, sx, c.at[1], xVec, so, c.at[0], lay.rowLength(r));
+      for (long r = r0; r < r1; r++, c.next()) {
+        int n = lay.rowLength(r);
+        if (!xVec) fillRow(so, c.at[0], n, (float) ScalarKernels.unary(op, sx.getAtIndex(F, c.at[1])));
+        else if (cheap) cheapUnaryRow(op, sx, c.at[1], so, c.at[0], n);
+        else ActivationRows.unary(op, sx, c.at[1], so, c.at[0], n);
+      }
     });
     return true;
   }
 
-  private static void unaryRow(UnaryOp op, MemorySegment x, long ix, boolean xVec, MemorySegment o, long io, int n) {
-    FloatVector xs = xVec ? null : FloatVector.broadcast(S, x.getAtIndex(F, ix));
+  private static void fillRow(MemorySegment o, long io, int n, float value) {
+    FloatVector v = FloatVector.broadcast(S, value);
     int j = 0;
-    for (; j <= n - L; j += L) {
-      FloatVector v = xVec ? FloatVector.fromMemorySegment(S, x, (ix + j) * 4, NATIVE) : xs;
-      VOps.unary(op, v).intoMemorySegment(o, (io + j) * 4, NATIVE);
-    }
-    if (j < n) {
+    for (; j <= n - L; j += L) v.intoMemorySegment(o, (io + j) * 4, NATIVE);
+    if (j < n) v.intoMemorySegment(o, (io + j) * 4, NATIVE, S.indexInRange(j, n));
+  }
+
+  private static void cheapUnaryRow(UnaryOp op, MemorySegment x, long ix, MemorySegment o, long io, int n) {
+    FloatVector one = FloatVector.broadcast(S, 1f);
+    for (int j = 0; j < n; j += L) {
       VectorMask<Float> m = S.indexInRange(j, n);
-      FloatVector v = xVec ? FloatVector.fromMemorySegment(S, x, (ix + j) * 4, NATIVE, m) : xs;
-      VOps.unary(op, v).intoMemorySegment(o, (io + j) * 4, NATIVE, m);
+      boolean full = j + L <= n;
+      FloatVector v = full ? FloatVector.fromMemorySegment(S, x, (ix + j) * 4, NATIVE) : FloatVector.fromMemorySegment(S, x, (ix + j) * 4, NATIVE, m);
+      FloatVector r = switch (op) {
+        case NEG -> v.neg();
+        case ABS -> v.abs();
+        case SQRT -> v.sqrt();
+        case RSQRT -> one.div(v.sqrt());
+        case RELU -> v.blend(0f, v.compare(VectorOperators.LE, 0f));
+        case SIGN -> v.blend(1f, v.compare(VectorOperators.GT, 0f)).blend(-1f, v.lt(0f));
+        case RECIPROCAL -> one.div(v);
+        case SQUARE -> v.mul(v);
+        default -> throw new IllegalStateException(op + " is not a cheap unary op");
+      };
+      if (full) r.intoMemorySegment(o, (io + j) * 4, NATIVE); else r.intoMemorySegment(o, (io + j) * 4, NATIVE, m);
     }
   }
 
@@ -59,43 +85,62 @@ final class Elementwise {
     Layout lay = Layout.of(out.shape().toArray(), out, a, b);
     if (lay == null || lay.innerStrides()[0] != 1) return false;
     MemorySegment so = segment(out), sa = segment(a), sb = segment(b);
-    boolean aVec = lay.innerStrides()[1] == 1, bVec = lay.innerStrides()[2] == 1;
+    boolean aVec = lay.innerStrides()[1] == 1, bVec = lay.innerStrides()[2] == 1, cheap = VOps.cheap(op);
+    if (!cheap && !(aVec && bVec)) return false;
     par.forRange(lay.rows(), Math.max(1, GRAIN / Math.max(1, lay.inner())), (r0, r1) -> {
       Layout.Cursor c = lay.new Cursor(r0);
-      for (long r = r0; r < r1; r++, c.next())
-        binaryRow(op, sa, c.at[1], aVec, sb, c.at[2], bVec, Float.NaN, so, c.at[0], lay.rowLength(r));
+      for (long r = r0; r < r1; r++, c.next()) {
+        int n = lay.rowLength(r);
+        if (cheap) arithRow(op, sa, c.at[1], aVec, sb.getAtIndex(F, c.at[2]), sb, c.at[2], bVec, so, c.at[0], n);
+        else ActivationRows.binary(op, sa, c.at[1], sb, c.at[2], so, c.at[0], n);
+      }
     });
     return true;
   }
 
   static boolean binaryScalar(CpuParallel par, BinaryOp op, Tensor a, float s, Tensor out) {
+    if (!VOps.cheap(op)) return false;
     Layout lay = Layout.of(out.shape().toArray(), out, a);
     if (lay == null || lay.innerStrides()[0] != 1) return false;
     MemorySegment so = segment(out), sa = segment(a);
     boolean aVec = lay.innerStrides()[1] == 1;
     par.forRange(lay.rows(), Math.max(1, GRAIN / Math.max(1, lay.inner())), (r0, r1) -> {
       Layout.Cursor c = lay.new Cursor(r0);
-      for (long r = r0; r < r1; r++, c.next()) binaryRow(op, sa, c.at[1], aVec, null, 0, false, s, so, c.at[0], lay.rowLength(r));
+      for (long r = r0; r < r1; r++, c.next()) arithRow(op, sa, c.at[1], aVec, s, so, 0, false, so, c.at[0], lay.rowLength(r));
     });
     return true;
   }
 
-  /** One row; b == null means the constant {@code s} instead of a second operand. */
-  private static void binaryRow(BinaryOp op, MemorySegment a, long ia, boolean aVec, MemorySegment b, long ib, boolean bVec,
-                                float s, MemorySegment o, long io, int n) {
-    FloatVector as = aVec ? null : FloatVector.broadcast(S, a.getAtIndex(F, ia));
-    FloatVector bs = bVec ? null : FloatVector.broadcast(S, b == null ? s : b.getAtIndex(F, ib));
-    int j = 0;
-    for (; j <= n - L; j += L) {
-      FloatVector va = aVec ? FloatVector.fromMemorySegment(S, a, (ia + j) * 4, NATIVE) : as;
-      FloatVector vb = bVec ? FloatVector.fromMemorySegment(S, b, (ib + j) * 4, NATIVE) : bs;
-      VOps.binary(op, va, vb).intoMemorySegment(o, (io + j) * 4, NATIVE);
-    }
-    if (j < n) {
+  /**
+   * One row of a cheap binary op. An operand with {@code vec} false is the single value at its offset
+   * ({@code bValue} for b, read by the caller, so a scalar second operand needs no memory).
+   */
+  private static void arithRow(BinaryOp op, MemorySegment a, long ia, boolean aVec, float bValue, MemorySegment b, long ib, boolean bVec,
+                               MemorySegment o, long io, int n) {
+    FloatVector as = FloatVector.broadcast(S, aVec ? 0f : a.getAtIndex(F, ia)), bs = FloatVector.broadcast(S, bValue);
+    FloatVector zero = FloatVector.zero(S);
+    for (int j = 0; j < n; j += L) {
       VectorMask<Float> m = S.indexInRange(j, n);
-      FloatVector va = aVec ? FloatVector.fromMemorySegment(S, a, (ia + j) * 4, NATIVE, m) : as;
-      FloatVector vb = bVec ? FloatVector.fromMemorySegment(S, b, (ib + j) * 4, NATIVE, m) : bs;
-      VOps.binary(op, va, vb).intoMemorySegment(o, (io + j) * 4, NATIVE, m);
+      boolean full = j + L <= n;
+      FloatVector x = !aVec ? as : full ? FloatVector.fromMemorySegment(S, a, (ia + j) * 4, NATIVE) : FloatVector.fromMemorySegment(S, a, (ia + j) * 4, NATIVE, m);
+      FloatVector y = !bVec ? bs : full ? FloatVector.fromMemorySegment(S, b, (ib + j) * 4, NATIVE) : FloatVector.fromMemorySegment(S, b, (ib + j) * 4, NATIVE, m);
+      FloatVector r = switch (op) {
+        case ADD -> x.add(y);
+        case SUB -> x.sub(y);
+        case MUL -> x.mul(y);
+        case DIV -> x.div(y);
+        case MAX -> x.max(y);
+        case MIN -> x.min(y);
+        case EQ -> zero.blend(1f, x.compare(VectorOperators.EQ, y));
+        case NE -> zero.blend(1f, x.compare(VectorOperators.NE, y));
+        case LT -> zero.blend(1f, x.compare(VectorOperators.LT, y));
+        case LE -> zero.blend(1f, x.compare(VectorOperators.LE, y));
+        case GT -> zero.blend(1f, x.compare(VectorOperators.GT, y));
+        case GE -> zero.blend(1f, x.compare(VectorOperators.GE, y));
+        case RELU_BACKWARD -> y.blend(0f, x.compare(VectorOperators.LE, 0f).or(x.test(VectorOperators.IS_NAN)));
+        default -> throw new IllegalStateException(op + " is not a cheap binary op");
+      };
+      if (full) r.intoMemorySegment(o, (io + j) * 4, NATIVE); else r.intoMemorySegment(o, (io + j) * 4, NATIVE, m);
     }
   }
 }

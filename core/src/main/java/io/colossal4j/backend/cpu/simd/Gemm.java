@@ -36,16 +36,28 @@ final class Gemm {
   private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
   private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
 
-  /** One operand: element offset and strides into a segment of f32. */
-  record Mat(MemorySegment seg, long off, long rs, long cs) {
-    float at(long r, long c) { return seg.getAtIndex(F, off + r * rs + c * cs); }
+  /**
+   * One operand: element (r, c) lives at {@code off + row(r) + col(c)} in a segment of f32, where row(r) is
+   * {@code r·rs} or, when a row table is given, {@code rowAt[r]} (likewise for columns). Tables let a
+   * convolution present its input as the im2col matrix without building it: row k = (channel, tap) of the
+   * matrix starts at that tap's shifted position in a padded image.
+   */
+  record Mat(MemorySegment seg, long off, long rs, long cs, long[] rowAt, long[] colAt) {
+    Mat(MemorySegment seg, long off, long rs, long cs) { this(seg, off, rs, cs, null, null); }
 
-    Mat transpose() { return new Mat(seg, off, cs, rs); }
+    long row(int r) { return rowAt == null ? r * rs : rowAt[r]; }
+
+    long col(int c) { return colAt == null ? c * cs : colAt[c]; }
+
+    /** Unit column stride without a column table: rows are contiguous runs. */
+    boolean rowsContiguous() { return colAt == null && cs == 1; }
+
+    Mat transpose() { return new Mat(seg, off, cs, rs, colAt, rowAt); }
   }
 
   /** C[m×n] (=|+=) A[m×k]·B[k×n]; C must have unit column stride. */
   static void gemm(CpuParallel par, int m, int n, int k, Mat a, Mat b, Mat c, boolean accumulate) {
-    if (c.cs() != 1) throw new IllegalArgumentException("gemm: C needs unit column stride, got " + c.cs());
+    if (!c.rowsContiguous() || c.rowAt() != null) throw new IllegalArgumentException("gemm: C needs unit column stride and no row table");
     if (m == 0 || n == 0) return;
     if (k == 0) {
       if (!accumulate) for (int i = 0; i < m; i++) c.seg().asSlice((c.off() + i * c.rs()) * 4, n * 4L).fill((byte) 0);
@@ -87,17 +99,23 @@ final class Gemm {
   /** Packs B[pc.., j0..j0+w) into one sliver at dst[d..]: layout [kc][NR], columns ≥ w zero. */
   static void packB(Mat b, int pc, int kc, int j0, int w, float[] dst, int d) {
     MemorySegment seg = b.seg();
-    if (b.cs() == 1 && w == NR) {
+    if (b.rowsContiguous() && w == NR) {
       for (int p = 0; p < kc; p++) {
-        long src = (b.off() + (long) (pc + p) * b.rs() + j0) * 4;
+        long src = (b.off() + b.row(pc + p) + j0) * 4;
         for (int v = 0; v < NR; v += L) FloatVector.fromMemorySegment(S, seg, src + v * 4L, NATIVE).intoArray(dst, d + p * NR + v);
       }
       return;
     }
+    boolean affineRows = b.rowAt() == null;
     for (int j = 0; j < NR; j++) {
       if (j >= w) { for (int p = 0; p < kc; p++) dst[d + p * NR + j] = 0; continue; }
-      long base = b.off() + (long) pc * b.rs() + (long) (j0 + j) * b.cs();
-      for (int p = 0; p < kc; p++) dst[d + p * NR + j] = seg.getAtIndex(F, base + p * b.rs());
+      long base = b.off() + b.col(j0 + j);
+      if (affineRows) {
+        long start = base + b.row(pc), rs = b.rs();
+        for (int p = 0; p < kc; p++) dst[d + p * NR + j] = seg.getAtIndex(F, start + p * rs);
+      } else {
+        for (int p = 0; p < kc; p++) dst[d + p * NR + j] = seg.getAtIndex(F, base + b.row(pc + p));
+      }
     }
   }
 
@@ -106,7 +124,7 @@ final class Gemm {
     MemorySegment seg = a.seg();
     for (int r0 = 0; r0 < mc; r0 += MR) {
       int d = r0 * kc;
-      if (a.rs() == 1 && r0 + MR <= mc) { // transposed A: the MR rows of one k are adjacent in memory
+      if (a.rowAt() == null && a.rs() == 1 && a.colAt() == null && r0 + MR <= mc) { // transposed A: one k's MR rows are adjacent
         long base = a.off() + i0 + r0 + (long) pc * a.cs();
         for (int p = 0; p < kc; p++)
           for (int r = 0; r < MR; r++) dst[d + p * MR + r] = seg.getAtIndex(F, base + p * a.cs() + r);
@@ -114,9 +132,13 @@ final class Gemm {
       }
       for (int r = 0; r < MR; r++) {
         if (r0 + r >= mc) { for (int p = 0; p < kc; p++) dst[d + p * MR + r] = 0; continue; }
-        long base = a.off() + (long) (i0 + r0 + r) * a.rs() + (long) pc * a.cs();
-        long cs = a.cs();
-        for (int p = 0; p < kc; p++) dst[d + p * MR + r] = seg.getAtIndex(F, base + p * cs);
+        long base = a.off() + a.row(i0 + r0 + r);
+        if (a.colAt() == null) {
+          long start = base + (long) pc * a.cs(), cs = a.cs();
+          for (int p = 0; p < kc; p++) dst[d + p * MR + r] = seg.getAtIndex(F, start + p * cs);
+        } else {
+          for (int p = 0; p < kc; p++) dst[d + p * MR + r] = seg.getAtIndex(F, base + a.col(pc + p));
+        }
       }
     }
   }

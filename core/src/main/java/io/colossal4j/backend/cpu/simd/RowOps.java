@@ -9,7 +9,6 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 
 /**
@@ -57,29 +56,51 @@ final class RowOps {
     });
   }
 
+  /**
+   * Three passes over the row: the max (exact, so the vector tail is a plain scalar loop), then e^{x − max}
+   * and its sum chunk by chunk through {@link ChunkPasses#expShiftSum} (padding lanes hold −inf, whose
+   * exponential is 0), then the scaling (or, for log-softmax, x − max − log Σ). Kept as separate small
+   * methods so that each compiles within the JIT's inlining budget (see {@link ChunkPasses}).
+   */
   private static void softmaxRow(MemorySegment x, long xo, MemorySegment o, long oo, int n, boolean log) {
+    float max = rowMax(x, xo, n);
+    float[] buf = new float[Math.min(n + L, CHUNK)];
+    double total = 0;
+    for (int c = 0; c < n; c += CHUNK) {
+      int len = Math.min(CHUNK, n - c), lv = (len + L - 1) / L * L;
+      MemorySegment.copy(x, F, (xo + c) * 4, buf, 0, len);
+      java.util.Arrays.fill(buf, len, lv, Float.NEGATIVE_INFINITY);
+      total += ChunkPasses.expShiftSum(buf, max, lv);
+      if (!log) MemorySegment.copy(buf, 0, o, F, (oo + c) * 4, len);
+    }
+    if (log) shiftRow(x, xo, o, oo, n, max + (float) Math.log(total));
+    else scaleRow(o, oo, n, (float) (1 / total));
+  }
+
+  private static final int CHUNK = 4096;
+
+  private static float rowMax(MemorySegment x, long xo, int n) {
     FloatVector mx = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
-    for (int j = 0; j < n; j += L) {
-      FloatVector v = load(x, xo, j, n);
-      if (j + L > n) v = v.blend(Float.NEGATIVE_INFINITY, S.indexInRange(j, n).not());
-      mx = mx.max(v);
-    }
+    int j = 0;
+    for (; j + L <= n; j += L) mx = mx.max(FloatVector.fromMemorySegment(S, x, (xo + j) * 4, NATIVE));
     float max = mx.reduceLanes(VectorOperators.MAX);
-    FloatVector sum = FloatVector.zero(S);
-    for (int j = 0; j < n; j += L) {
-      VectorMask<Float> m = S.indexInRange(j, n);
-      FloatVector e = VMath.exp(load(x, xo, j, n).sub(max));
-      sum = sum.add(e, m);
-      if (!log) store(e, o, oo, j, n);
+    for (; j < n; j++) {
+      float v = x.getAtIndex(F, xo + j);
+      max = Float.isNaN(v) ? v : Math.max(max, v);
     }
-    float total = sum.reduceLanes(VectorOperators.ADD);
-    if (log) {
-      float shift = max + (float) Math.log(total);
-      for (int j = 0; j < n; j += L) store(load(x, xo, j, n).sub(shift), o, oo, j, n);
-    } else {
-      float inv = 1f / total;
-      for (int j = 0; j < n; j += L) store(load(o, oo, j, n).mul(inv), o, oo, j, n);
-    }
+    return max;
+  }
+
+  private static void scaleRow(MemorySegment o, long oo, int n, float s) {
+    int j = 0;
+    for (; j + L <= n; j += L) FloatVector.fromMemorySegment(S, o, (oo + j) * 4, NATIVE).mul(s).intoMemorySegment(o, (oo + j) * 4, NATIVE);
+    for (; j < n; j++) o.setAtIndex(F, oo + j, o.getAtIndex(F, oo + j) * s);
+  }
+
+  private static void shiftRow(MemorySegment x, long xo, MemorySegment o, long oo, int n, float shift) {
+    int j = 0;
+    for (; j + L <= n; j += L) FloatVector.fromMemorySegment(S, x, (xo + j) * 4, NATIVE).sub(shift).intoMemorySegment(o, (oo + j) * 4, NATIVE);
+    for (; j < n; j++) o.setAtIndex(F, oo + j, x.getAtIndex(F, xo + j) - shift);
   }
 
   static void softmaxBackward(CpuParallel par, Tensor y, Tensor gy, boolean log, Tensor gx) {

@@ -40,20 +40,20 @@ public class SimdKernels extends ScalarKernels {
 
   @Override public void unary(UnaryOp op, Tensor x, Tensor out) {
     checkSameShape(op.name(), x, out);
-    if (f32(x, out) && VOps.supports(op) && Elementwise.unary(parallel, op, x, out)) return;
+    if (f32(x, out) && Elementwise.supports(op) && Elementwise.unary(parallel, op, x, out)) return;
     super.unary(op, x, out);
   }
 
   @Override public void binary(BinaryOp op, Tensor a, Tensor b, Tensor out) {
     checkSameShape(op.name(), a, out);
     checkSameShape(op.name(), b, out);
-    if (f32(a, b, out) && VOps.supports(op) && Elementwise.binary(parallel, op, a, b, out)) return;
+    if (f32(a, b, out) && Elementwise.supports(op) && Elementwise.binary(parallel, op, a, b, out)) return;
     super.binary(op, a, b, out);
   }
 
   @Override public void binaryScalar(BinaryOp op, Tensor a, double s, Tensor out) {
     checkSameShape(op.name(), a, out);
-    if (f32(a, out) && VOps.supports(op) && Elementwise.binaryScalar(parallel, op, a, (float) s, out)) return;
+    if (f32(a, out) && Elementwise.binaryScalar(parallel, op, a, (float) s, out)) return;
     super.binaryScalar(op, a, s, out);
   }
 

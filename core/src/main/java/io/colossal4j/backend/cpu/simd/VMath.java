@@ -58,7 +58,9 @@ final class VMath {
     p = fma(p, r, 0.5f);
     p = fma(p, r, 1f);
     p = fma(p, r, 1f);
-    IntVector ni = (IntVector) n.convertShape(VectorOperators.F2I, SI, 0);
+    // n is integral and small, so the magic-number sum holds it in its low mantissa bits: no F2I conversion
+    // (which the JIT did not always intrinsify)
+    IntVector ni = x.fma(LOG2E, ROUND).reinterpretAsInts().sub(Float.floatToRawIntBits(ROUND));
     IntVector half = ni.lanewise(VectorOperators.ASHR, 1);
     FloatVector s1 = half.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
     FloatVector s2 = ni.sub(half).add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
@@ -95,6 +97,12 @@ final class VMath {
     // NaN: every branch computes NaN from a NaN input, so it propagates without a blend of its own
     return right.blend(tail, z.compare(VectorOperators.LE, -1f)).blend(mid, a.lt(1f));
   }
+
+  static FloatVector logErfcPoly(FloatVector t) { return poly(LOG_ERFC_Q, t); }
+
+  static FloatVector erfSmallPoly(FloatVector t) { return poly(ERF_P, t); }
+
+  static FloatVector tanhSmallPoly(FloatVector t) { return poly(TANH_P, t); }
 
   /** a·b + c with one rounding. */
   static FloatVector fma(FloatVector a, FloatVector b, float c) { return a.fma(b, FloatVector.broadcast(S, c)); }
