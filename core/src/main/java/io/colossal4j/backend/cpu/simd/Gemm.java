@@ -21,7 +21,8 @@ import jdk.incubator.vector.VectorSpecies;
  * <p>Threading: the packed B block is shared read-only; tasks (row blocks of C, split further along N when
  * there are fewer row blocks than threads) each pack their own A block into a task-local buffer.
  * Tiles at the right/bottom edges are computed in full on zero-padded panels into a scratch tile and only
- * the valid part is added to C. Thread-safe: all state is per call.
+ * the valid part is added to C. Thread-safe: the packing buffers belong to the calling and worker threads
+ * ({@link Scratch}); a thread runs one GEMM at a time.
  */
 final class Gemm {
   private Gemm() {}
@@ -67,7 +68,7 @@ final class Gemm {
     for (int jc = 0; jc < n; jc += NC) {
       int nc = Math.min(NC, n - jc);
       int slivers = (nc + NR - 1) / NR;
-      float[] bp = new float[slivers * NR * Math.min(KC, k)];
+      float[] bp = Scratch.get().packedB(slivers * NR * Math.min(KC, k));
       for (int pc = 0; pc < k; pc += KC) {
         int kc = Math.min(KC, k - pc);
         boolean add = accumulate || pc > 0;
@@ -78,8 +79,8 @@ final class Gemm {
         int rowBlocks = (m + MC - 1) / MC;
         int nParts = rowBlocks >= threads ? 1 : Math.min(slivers, (threads + rowBlocks - 1) / rowBlocks);
         run(par, (long) rowBlocks * nParts, 1, (t0, t1) -> {
-          float[] ap = new float[MC * kc];
-          float[] tile = new float[MR * NR];
+          Scratch own = Scratch.get();
+          float[] ap = own.packedA(MC * kc), tile = own.tile;
           for (long t = t0; t < t1; t++) {
             int ic = (int) (t / nParts) * MC, part = (int) (t % nParts);
             int mc = Math.min(MC, m - ic);
@@ -90,6 +91,23 @@ final class Gemm {
         });
       }
     }
+  }
+
+  /**
+   * Packing buffers kept per thread, so that the many small GEMMs of a batched matmul or of attention do not
+   * allocate (and zero) fresh panels on every call. Contents are scratch: every packed element is written
+   * before it is read. Sizes are bounded by the blocking (≤ 4 MiB for B, 144 KiB for A per thread).
+   */
+  private static final class Scratch {
+    private static final ThreadLocal<Scratch> PER_THREAD = ThreadLocal.withInitial(Scratch::new);
+    private float[] b = new float[0], a = new float[0];
+    final float[] tile = new float[MR * NR];
+
+    static Scratch get() { return PER_THREAD.get(); }
+
+    float[] packedB(int n) { return b.length >= n ? b : (b = new float[n]); }
+
+    float[] packedA(int n) { return a.length >= n ? a : (a = new float[n]); }
   }
 
   private static void run(CpuParallel par, long n, long grain, CpuParallel.RangeBody body) {
