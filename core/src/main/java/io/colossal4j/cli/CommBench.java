@@ -167,6 +167,11 @@ final class CommBench implements Main.Command {
    */
   static void rankLoop(ProcessGroup g, CpuBackend cpu, long min, long max) {
     int n = g.size();
+    // JIT warm-up of both paths first: small sizes get too few iterations of their own for C2 to compile
+    // the collective loops, and a training job runs far more collectives than this benchmark.
+    Tensor small = Tensor.zeros(Shape.of(1024), DType.F32, cpu), large = Tensor.zeros(Shape.of(2 << 20), DType.F32, cpu);
+    for (int i = 0; i < 4000; i++) g.allReduce(small, Reduction.SUM);
+    for (int i = 0; i < 20; i++) g.allReduce(large, Reduction.SUM);
     for (long bytes = min; bytes <= max; bytes *= 2) {
       Tensor t = Tensor.zeros(Shape.of((int) (bytes / 4)), DType.F32, cpu);
       int iters = (int) Math.max(3, Math.min(500, (64 * MIB) / bytes));

@@ -62,16 +62,14 @@ final class Algorithms {
   static void directCombine(OpRun run, Buf own, Buf out, long count, Reduction op) {
     int n = run.group.size(), r = run.group.rank();
     long bytes = count * own.es;
-    try (Arena arena = Arena.ofConfined()) {
-      MemorySegment acc = arena.allocate(Math.max(1, bytes), 64);
-      for (int j = 0; j < n; j++) {
-        if (j == 0 && r == 0) MemorySegment.copy(own.seg, own.off, acc, 0, bytes);
-        else if (j == 0) run.recv(0, 0, acc, 0, bytes, null);
-        else if (j == r) Elementwise.accumulate(op, run.dtype, acc, 0, own.seg, own.off, count);
-        else run.recv(j, 0, acc, 0, bytes, op);
-      }
-      MemorySegment.copy(acc, 0, out.seg, out.off, bytes);
+    MemorySegment acc = Elementwise.buffer(bytes);
+    for (int j = 0; j < n; j++) {
+      if (j == 0 && r == 0) MemorySegment.copy(own.seg, own.off, acc, 0, bytes);
+      else if (j == 0) run.recv(0, 0, acc, 0, bytes, null);
+      else if (j == r) Elementwise.accumulate(op, run.dtype, acc, 0, own.seg, own.off, count);
+      else run.recv(j, 0, acc, 0, bytes, op);
     }
+    MemorySegment.copy(acc, 0, out.seg, out.off, bytes);
   }
 
   static void allReduce(OpRun run, Buf x, long numel, Reduction op, ShmAllReduce shm) {

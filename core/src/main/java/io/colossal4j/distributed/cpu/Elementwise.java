@@ -87,6 +87,15 @@ final class Elementwise {
     }
   }
 
+  /**
+   * Scratch or receive memory, off-heap and GC-tracked (so there is no pool to leak from). Always native:
+   * if the element loops above also saw heap segments, their JIT profiles would turn polymorphic and the
+   * compiled loops would lose their vectorisation (measured: 4-rank all-reduce 10x slower).
+   */
+  static MemorySegment buffer(long bytes) {
+    return bytes == 0 ? MemorySegment.NULL : java.lang.foreign.Arena.ofAuto().allocate(bytes, 64);
+  }
+
   /** x[i] /= divisor for a floating dtype (the last step of AVG). */
   static void divide(DType dt, MemorySegment x, long off, long n, int divisor) {
     int es = dt.byteSize();

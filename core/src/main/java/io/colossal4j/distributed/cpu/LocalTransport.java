@@ -1,7 +1,6 @@
 package io.colossal4j.distributed.cpu;
 
 import io.colossal4j.distributed.CollectiveException;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 /**
@@ -37,7 +36,7 @@ final class LocalTransport implements Transport {
   @Override public Mailbox mailbox() { return fabric.mailboxes[rank]; }
 
   @Override public void send(int dst, Header header, MemorySegment payload) {
-    MemorySegment copy = Arena.ofAuto().allocate(Math.max(1, header.payloadBytes()), 64).asSlice(0, header.payloadBytes());
+    MemorySegment copy = Elementwise.buffer(header.payloadBytes());
     MemorySegment.copy(payload, 0, copy, 0, header.payloadBytes());
     fabric.mailboxes[dst].deliver(new Message(header, copy));
   }

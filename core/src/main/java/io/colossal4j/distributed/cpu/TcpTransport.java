@@ -88,8 +88,7 @@ final class TcpTransport implements Transport {
         readFully(ch, hb);
         Header h = Header.decode(hb.flip());
         if (h.src() != peer) throw new IOException("message claims to come from rank " + h.src());
-        MemorySegment payload = h.payloadBytes() == 0 ? MemorySegment.NULL
-            : Arena.ofAuto().allocate(h.payloadBytes(), 64);
+        MemorySegment payload = h.payloadBytes() == 0 ? MemorySegment.NULL : Elementwise.buffer(h.payloadBytes());
         if (h.payloadBytes() > 0) readFully(ch, payload.asByteBuffer());
         switch (h.op()) {
           case ABORT -> mailbox.fail(new CollectiveException("world rank " + peer + " " + peerNames[peer] + " aborted the job: "
