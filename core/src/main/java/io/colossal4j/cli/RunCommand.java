@@ -19,6 +19,11 @@ final class RunCommand implements Main.Command {
       System.err.println("colossal run: " + e.getMessage());
       return 2;
     }
-    return new Launcher(options, System.out, null).run();
+    try {
+      return new Launcher(options, System.out, null).run();
+    } catch (IllegalArgumentException e) {   // refused before any rank started: port in use, token missing
+      System.err.println("colossal run: " + e.getMessage());
+      return 2;
+    }
   }
 }

@@ -95,6 +95,9 @@ public interface ProcessGroup extends AutoCloseable {
 
   default void barrier() { barrierAsync().await(); }
 
-  /** Releases what this group holds (for the world group: connections, the store, shared memory). Idempotent. */
+  /**
+   * Closing the world group releases everything the job holds here (connections, the store, shared memory,
+   * every subgroup); closing a subgroup releases nothing, as its resources belong to the world. Idempotent.
+   */
   @Override void close();
 }

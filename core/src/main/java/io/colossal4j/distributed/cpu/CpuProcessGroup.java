@@ -177,7 +177,10 @@ public final class CpuProcessGroup implements ProcessGroup {
     return world.group(label, worldRanks);
   }
 
-  @Override public void close() { world.close(); }
+  /** Closing the world group closes everything (connections, store, subgroups); closing a subgroup does nothing. */
+  @Override public void close() {
+    if (id == 0) world.close();
+  }
 
   void shutdownExecutor() {
     executor.shutdownNow();

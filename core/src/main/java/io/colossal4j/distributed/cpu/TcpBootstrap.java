@@ -29,6 +29,8 @@ final class TcpBootstrap {
 
   static final int MAGIC = 0x43344A44; // "C4JD"
   static final short VERSION = 1;
+  /** Acknowledgement sent instead of the rank when the peer's hello carries another protocol version. */
+  private static final int REFUSED_VERSION = -2;
 
   static CpuWorld join(RendezvousSpec spec, PrintStream log) {
     int r = spec.rank(), n = spec.worldSize();
@@ -81,7 +83,9 @@ final class TcpBootstrap {
       c.socket().connect(new InetSocketAddress(peers[j][0], Integer.parseInt(peers[j][1])), 30_000);
       tune(c);
       writeHello(c, spec);
-      if (readInt(c) != r) throw new IOException("rank " + j + " did not acknowledge the connection");
+      int ack = readInt(c);
+      if (ack == REFUSED_VERSION) throw new IOException("rank " + j + " refused the connection: it speaks another data protocol version (this rank: " + VERSION + ")");
+      if (ack != r) throw new IOException("rank " + j + " refused the connection (wrong job token?)");
       ch[j] = c;
     }
     long deadline = System.nanoTime() + spec.connectTimeout().toNanos();
@@ -98,7 +102,8 @@ final class TcpBootstrap {
       SocketChannel c = s.getChannel();
       tune(c);
       int from = readHello(c, spec);
-      if (from <= r || from >= n || ch[from] != null) {
+      if (from == REFUSED_VERSION || from <= r || from >= n || ch[from] != null) {
+        writeInt(c, from == REFUSED_VERSION ? REFUSED_VERSION : -1);
         c.close();
         continue;
       }
@@ -121,7 +126,7 @@ final class TcpBootstrap {
     c.write(b.flip());
   }
 
-  /** The connecting rank, or -1 when the hello is not from a rank of this job (logged by the caller's close). */
+  /** The connecting rank; -1 when the hello is not from a rank of this job, REFUSED_VERSION for another protocol version. */
   private static int readHello(SocketChannel c, RendezvousSpec spec) throws IOException {
     ByteBuffer head = read(c, 8);
     if (head.getInt() != MAGIC) return -1;
@@ -131,8 +136,7 @@ final class TcpBootstrap {
     byte[] t = new byte[len];
     read(c, len).get(t);
     int from = read(c, 4).getInt();
-    if (version != VERSION)
-      throw new IOException("world rank " + from + " speaks data protocol version " + version + ", this rank " + VERSION);
+    if (version != VERSION) return REFUSED_VERSION;
     return MessageDigest.isEqual(t, spec.token()) ? from : -1;
   }
 

@@ -122,4 +122,24 @@ class TcpBootstrapTest {
     assertTrue(e.getMessage().contains("refused this rank") && e.getMessage().contains("wrong job token"), e.getMessage());
     assertThrows(Exception.class, () -> r0.get(60, TimeUnit.SECONDS));
   }
+
+  /** A peer whose data-plane hello carries another protocol version is answered with a refusal, not accepted. */
+  @Test void aPeerOfAnotherProtocolVersionIsRefused() throws Exception {
+    int port = freePort();
+    var r0 = join(spec(0, 2, port, "tok", 4));
+    try (var store = io.colossal4j.distributed.TcpStore.connect("127.0.0.1", port, "tok".getBytes(StandardCharsets.UTF_8), null, Duration.ofSeconds(10))) {
+      store.set("addr/1", "127.0.0.1\n1\nfake-host\n0".getBytes(StandardCharsets.UTF_8));   // pose as rank 1
+      String[] addr = new String(store.get("addr/0", Duration.ofSeconds(10)), StandardCharsets.UTF_8).split("\n");
+      try (var c = java.nio.channels.SocketChannel.open(new java.net.InetSocketAddress(addr[0], Integer.parseInt(addr[1])))) {
+        byte[] t = "tok".getBytes(StandardCharsets.UTF_8);
+        c.write(java.nio.ByteBuffer.allocate(12 + t.length).putInt(TcpBootstrap.MAGIC).putShort((short) (TcpBootstrap.VERSION + 1))
+            .putShort((short) t.length).put(t).putInt(1).flip());
+        var ack = java.nio.ByteBuffer.allocate(4);
+        while (ack.hasRemaining()) if (c.read(ack) < 0) break;
+        org.junit.jupiter.api.Assertions.assertEquals(-2, ack.flip().getInt(), "refusal code for another version");
+      }
+    }
+    var e = assertThrows(Exception.class, () -> r0.get(60, TimeUnit.SECONDS));
+    assertTrue(e.getCause().getMessage().contains("timed out waiting for 1 higher ranks"), e.getCause().getMessage());
+  }
 }
