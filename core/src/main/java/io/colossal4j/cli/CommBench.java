@@ -92,6 +92,9 @@ final class CommBench implements Main.Command {
       System.out.printf("  %d ranks %10s  %10.1f us  busbw %7.2f GB/s%n", n, human(Long.parseLong(f[1])), Double.parseDouble(f[2]), Double.parseDouble(f[4]));
     }).run();
     if (code != 0) throw new IllegalStateException("the benchmark ranks failed (exit " + code + "); logs in " + logs);
+    try (var files = Files.walk(logs)) {   // logs are kept only when something failed
+      files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+    }
     return rows;
   }
 

@@ -94,8 +94,9 @@ class CpuCollectivesTest {
       RankThreads.run(groups, 120, g -> {
         long seed = 100;
         for (DType dt : DTYPES) for (int n : SIZES) {
-          // the large size (ring algorithms) once per element width: the ring code is dtype-independent
-          if (n == SIZES[SIZES.length - 1] && dt != DType.F32 && dt != DType.BF16 && dt != DType.I64) continue;
+          // the large size (ring algorithms) for f32 only: the ring moves bytes whatever the dtype, and the
+          // per-dtype element loops are covered by the small sizes and by the all-reduce test above
+          if (n == SIZES[SIZES.length - 1] && dt != DType.F32) continue;
           checkReduceScatter(g, world, n, seed++, dt);
           checkAllGather(g, world, n, seed++, dt);
           checkBroadcast(g, n, seed++, dt);
