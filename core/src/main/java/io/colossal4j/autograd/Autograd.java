@@ -148,8 +148,9 @@ public final class Autograd {
     }
   }
 
+  /** Sums two contributions to a non-leaf's gradient: an intermediate of this backward pass, hence an activation. */
   private static Tensor sum(Tensor a, Tensor b) {
-    Tensor out = Tensor.empty(a.shape(), a.dtype(), a.backend(), MemoryCategory.GRADIENT);
+    Tensor out = Tensor.empty(a.shape(), a.dtype(), a.backend(), MemoryCategory.ACTIVATION);
     a.backend().kernels().binary(BinaryOp.ADD, a, b, out);
     return out;
   }

@@ -31,6 +31,19 @@ public interface Backend extends AutoCloseable {
   /** Copies {@code src} (any strides) into a contiguous host buffer in {@code src.dtype()}. */
   void copyToHost(Tensor src, MemorySegment dst);
 
+  /**
+   * A region (one training or evaluation step) whose activations and temporaries this backend may hand out
+   * from memory that is reclaimed all at once when the region closes, instead of one allocation at a time.
+   * Tensors of categories {@code ACTIVATION} and {@code TEMPORARY} allocated by the opening thread inside the
+   * region must not be used after it closes (the CPU backend marks them released, so a use fails loudly);
+   * parameters, gradients and optimizer state are unaffected. Regions do not nest: an inner open is a no-op.
+   */
+  interface StepScope extends AutoCloseable {
+    @Override void close();
+  }
+
+  default StepScope openStep() { return () -> {}; }
+
   /** Waits until all work queued on this backend has finished (no-op on the CPU, whose kernels are synchronous). */
   default void synchronize() {}
 

@@ -55,8 +55,13 @@ public abstract class Optimizer {
 
   public final List<ParamGroup> groups() { return groups; }
 
+  /**
+   * Zeroes gradients in place, keeping their memory for the next step (a parameter that never received a
+   * gradient keeps none, and is skipped by {@link #step}).
+   */
   public final void zeroGrad() {
-    for (ParamGroup g : groups) for (Tensor p : g.params().values()) p.setGrad(null);
+    for (ParamGroup g : groups)
+      for (Tensor p : g.params().values()) if (p.grad() != null) p.grad().backend().kernels().fill(p.grad(), 0);
   }
 
   /** State tensors as {@code <param>.<key>} → tensor, for checkpoints. */

@@ -1,9 +1,6 @@
 package io.colossal4j.train;
 
-import io.colossal4j.autograd.Autograd;
-import io.colossal4j.autograd.GradMode;
 import io.colossal4j.nn.Module;
-import io.colossal4j.ops.Arith;
 import io.colossal4j.optim.GradClip;
 import io.colossal4j.optim.LrSchedule;
 import io.colossal4j.optim.Optimizer;
@@ -39,13 +36,20 @@ public final class Engine {
   private final Optimizer optimizer;
   private final LossFunction loss;
   private final LrSchedule schedule;
+  private final MicroBatchSchedule microSchedule;
   private final int accumulation;
   private final double clipGradNorm;
   private final StepHooks hooks;
   private final List<Tensor> params;
 
-  public Engine(Module model, Optimizer optimizer, LossFunction loss, LrSchedule schedule, int accumulation, double clipGradNorm, StepHooks hooks) {
+  /**
+   * @param accumulation micro-batches per step on this rank (gradient accumulation × pipeline micro-batches)
+   * @param microSchedule how those micro-batches run: {@link MicroBatchSchedule#SEQUENTIAL} or a pipeline schedule
+   */
+  public Engine(Module model, Optimizer optimizer, LossFunction loss, LrSchedule schedule, int accumulation, double clipGradNorm,
+                StepHooks hooks, MicroBatchSchedule microSchedule) {
     if (accumulation < 1) throw new IllegalArgumentException("gradient accumulation must be >= 1, got " + accumulation);
+    this.microSchedule = microSchedule;
     this.model = model;
     this.optimizer = optimizer;
     this.loss = loss;
@@ -57,47 +61,38 @@ public final class Engine {
   }
 
   public Engine(Module model, Optimizer optimizer, LossFunction loss, LrSchedule schedule) {
-    this(model, optimizer, loss, schedule, 1, 0, new StepHooks() {});
+    this(model, optimizer, loss, schedule, 1, 0, new StepHooks() {}, MicroBatchSchedule.SEQUENTIAL);
   }
 
   public Module model() { return model; }
 
   public Optimizer optimizer() { return optimizer; }
 
-  /** Forward, backward and update on one global batch. */
+  /** Forward, backward and update on one global batch (this rank's share of it). */
   public StepResult trainStep(Batch batch) {
     model.train(true);
-    double lossSum = 0;
-    long correct = 0;
-    List<Batch> micro = batch.split(Math.min(accumulation, batch.size()));
-    for (int i = 0; i < micro.size(); i++) {
-      Batch mb = micro.get(i);
-      Tensor out = model.forward(mb.inputs());
-      Tensor l = loss.apply(out, mb.targets());
-      // weight each micro-batch by its share of the samples, so the sum is the mean over the whole batch
-      double weight = mb.size() / (double) batch.size();
-      lossSum += l.item() * weight;
-      correct += Accuracy.correctTopK(out.detach(), mb.targets(), 1);
-      hooks.beforeBackward(i, micro.size());
-      Autograd.backward(Arith.mulScalar(l, weight));
+    try (var scope = backend().openStep()) {
+      List<Batch> micro = batch.split(Math.min(accumulation, batch.size()));
+      MicroBatchSchedule.Outcome o = microSchedule.trainStep(model, micro, batch.size(), loss, hooks);
+      hooks.beforeStep();
+      double norm = Math.sqrt(hooks.gradSquaredNorm(params));
+      if (clipGradNorm > 0) GradClip.clipToNorm(params, clipGradNorm, norm);
+      double lr = schedule.lr(optimizer.steps());
+      optimizer.step(lr);
+      optimizer.zeroGrad();
+      hooks.afterStep();
+      return new StepResult(o.loss(), o.correct(), batch.size(), lr, norm);
     }
-    hooks.beforeStep();
-    double norm = Math.sqrt(hooks.gradSquaredNorm(params));
-    if (clipGradNorm > 0) GradClip.clipToNorm(params, clipGradNorm, norm);
-    double lr = schedule.lr(optimizer.steps());
-    optimizer.step(lr);
-    optimizer.zeroGrad();
-    hooks.afterStep();
-    return new StepResult(lossSum, correct, batch.size(), lr, norm);
   }
+
+  private io.colossal4j.backend.Backend backend() { return params.getFirst().backend(); }
 
   /** Loss and correct count on one batch, without gradients, in eval mode. */
   public StepResult evalStep(Batch batch) {
     model.eval();
-    return GradMode.noGrad(() -> {
-      Tensor out = model.forward(batch.inputs());
-      double l = loss.apply(out, batch.targets()).item();
-      return new StepResult(l, Accuracy.correctTopK(out, batch.targets(), 1), batch.size(), 0, 0);
-    });
+    try (var scope = backend().openStep()) {
+      MicroBatchSchedule.Outcome o = microSchedule.evalStep(model, batch, loss);
+      return new StepResult(o.loss(), o.correct(), batch.size(), 0, 0);
+    }
   }
 }

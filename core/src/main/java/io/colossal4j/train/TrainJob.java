@@ -58,7 +58,7 @@ public final class TrainJob implements AutoCloseable {
     LrSchedule schedule = Builders.schedule(config.schedule(), config.optimizer().lr(), total);
     var ce = Loss.CrossEntropyOptions.DEFAULT.withLabelSmoothing(config.train().labelSmoothing());
     Engine engine = new Engine(model, optimizer, (out1, y) -> Loss.crossEntropy(out1, y, ce), schedule,
-        batch.accumulation(), config.train().clipGradNorm(), new Engine.StepHooks() {});
+        batch.accumulation(), config.train().clipGradNorm(), new Engine.StepHooks() {}, MicroBatchSchedule.SEQUENTIAL);
     this.reporter = new ConsoleReport(new RunReporter(config.runDir(), progress(config.logging(), interactive, out), out,
         new RunReporter.Options(config.logging().tensorboard(), config.logging().plot(), config.logging().every())), out);
     CheckpointStore store = new CheckpointStore(config.checkpointDir(), config.checkpoint().keep());

@@ -33,6 +33,7 @@ public final class Trainer {
   private long step;
   private LoaderPosition position = LoaderPosition.start();
   private double bestAccuracy = Double.NaN;
+  private volatile long stopAt = Long.MAX_VALUE;
 
   public Trainer(Engine engine, DataLoader train, DataLoader eval, CheckpointStore store, Plan plan, List<TrainListener> listeners) {
     this.engine = engine;
@@ -44,6 +45,12 @@ public final class Trainer {
   }
 
   public long step() { return step; }
+
+  /**
+   * Asks the loop to stop once {@code atStep} optimizer steps are done (a preemption: it saves a checkpoint
+   * there, so a resumed run continues exactly). Thread-safe; a signal handler may call it.
+   */
+  public void stopAt(long atStep) { stopAt = atStep; }
 
   /** Restores everything a checkpoint holds; the next {@link #run} continues from it. */
   public void resume(Path checkpoint) {
@@ -90,6 +97,7 @@ public final class Trainer {
           position = b.next();
           if (plan.evalEvery() > 0 && step % plan.evalEvery() == 0) lastEval = evaluate(epoch);
           if (plan.checkpointEvery() > 0 && step % plan.checkpointEvery() == 0) save();
+          else if (step == stopAt && it.hasNext()) save();
         }
       }
       if (plan.evalEvery() == 0) lastEval = evaluate(epoch);
@@ -104,7 +112,7 @@ public final class Trainer {
     return s;
   }
 
-  private boolean done() { return plan.maxSteps() > 0 && step >= plan.maxSteps(); }
+  private boolean done() { return (plan.maxSteps() > 0 && step >= plan.maxSteps()) || step >= stopAt; }
 
   /** Loss and top-1 accuracy over the whole evaluation set. */
   public EvalMetrics evaluate(int epoch) {

@@ -22,6 +22,8 @@ public final class CpuBackend implements Backend {
   private final CpuParallel parallel;
   private final CpuAllocator allocator;
   private final Kernels kernels;
+  private final StepArena stepArena = new StepArena();
+  private volatile Thread stepOwner;
 
   private CpuBackend(String name, int threads, long capBytes, Function<CpuParallel, Kernels> kernelFactory) {
     this.name = name;
@@ -52,8 +54,23 @@ public final class CpuBackend implements Backend {
   public CpuParallel parallel() { return parallel; }
 
   @Override public Storage allocate(long bytes, MemoryCategory category) {
+    if (stepOwner == Thread.currentThread() && (category == MemoryCategory.ACTIVATION || category == MemoryCategory.TEMPORARY))
+      return stepArena.allocate(this, bytes, category);
     return allocator.allocate(this, bytes, category);
   }
+
+  /** Activations and temporaries of the opening thread come from the step arena until the scope closes. */
+  @Override public StepScope openStep() {
+    if (stepOwner != null) return () -> {};
+    stepOwner = Thread.currentThread();
+    return () -> {
+      stepOwner = null;
+      stepArena.reset();
+    };
+  }
+
+  /** Bytes the step arena holds (its high-water mark over all steps so far). */
+  public long stepArenaBytes() { return stepArena.reservedBytes(); }
 
   @Override public MemoryStats memoryStats() { return allocator.stats(); }
 

@@ -120,6 +120,6 @@ final class ChunkPasses {
       e.intoArray(a, i);
       sum = sum.add(e);
     }
-    return sum.reduceLanes(VectorOperators.ADD);
+    return VMath.sumLanes(sum);
   }
 }

@@ -34,13 +34,13 @@ final class LayerNormKernel {
         long xo = x.offset() + r * n, yo = y.offset() + r * n;
         FloatVector acc = FloatVector.zero(S);
         for (int j = 0; j < n; j += L) acc = acc.add(load(sx, xo, j, n), S.indexInRange(j, n));
-        float mu = acc.reduceLanes(VectorOperators.ADD) / n;
+        float mu = VMath.sumLanes(acc) / n;
         acc = FloatVector.zero(S);
         for (int j = 0; j < n; j += L) {
           FloatVector d = load(sx, xo, j, n).sub(mu);
           acc = acc.add(d.mul(d), S.indexInRange(j, n));
         }
-        float rs = (float) (1 / Math.sqrt(acc.reduceLanes(VectorOperators.ADD) / n + (double) eps));
+        float rs = (float) (1 / Math.sqrt(VMath.sumLanes(acc) / n + (double) eps));
         sm.setAtIndex(F, mean.offset() + r, mu);
         sr.setAtIndex(F, rstd.offset() + r, rs);
         for (int j = 0; j < n; j += L) {
@@ -77,7 +77,7 @@ final class LayerNormKernel {
             sumG = sumG.add(gw1, m);
             sumGX = sumGX.add(gw1.mul(xh), m);
           }
-          float mg = sumG.reduceLanes(VectorOperators.ADD) / n, mgx = sumGX.reduceLanes(VectorOperators.ADD) / n;
+          float mg = VMath.sumLanes(sumG) / n, mgx = VMath.sumLanes(sumGX) / n;
           for (int j = 0; j < n; j += L) {
             FloatVector xh = load(sx, xo, j, n).sub(mu).mul(rs), g = load(sg, go, j, n);
             FloatVector gw1 = sw == null ? g : g.mul(load(sw, wo, j, n));

@@ -64,7 +64,7 @@ final class Reductions {
         float v = switch (op) {
           case MAX -> a.reduceLanes(VectorOperators.MAX);
           case MIN -> a.reduceLanes(VectorOperators.MIN);
-          default -> a.reduceLanes(VectorOperators.ADD);
+          default -> VMath.sumLanes(a);
         };
         so.setAtIndex(F, out.offset() + r, v * scale);
       }

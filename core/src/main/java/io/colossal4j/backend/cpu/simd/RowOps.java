@@ -115,7 +115,7 @@ final class RowOps {
           FloatVector g = load(sg, go, j, n);
           acc = log ? acc.add(g, S.indexInRange(j, n)) : acc.add(g.mul(load(sy, yo, j, n)), S.indexInRange(j, n));
         }
-        float dot = acc.reduceLanes(VectorOperators.ADD);
+        float dot = VMath.sumLanes(acc);
         for (int j = 0; j < n; j += L) {
           FloatVector yv = load(sy, yo, j, n), g = load(sg, go, j, n);
           store(log ? VMath.exp(yv).mul(-dot).add(g) : g.sub(dot).mul(yv), so, xo, j, n);

@@ -26,6 +26,18 @@ import jdk.incubator.vector.VectorSpecies;
  * Pure functions of their arguments; thread-safe.
  */
 final class VMath {
+  /**
+   * Sum of the lanes in a fixed left-to-right order. {@code reduceLanes(ADD)} is not used for floats: its
+   * intrinsic (a tree) and its Java fallback (a loop) round differently, and which one runs depends on JIT
+   * timing, which made identical calls return results differing in the last bit from one step to the next.
+   */
+  static float sumLanes(FloatVector v) {
+    float[] lanes = v.toArray();
+    float s = 0;
+    for (float x : lanes) s += x;
+    return s;
+  }
+
   private VMath() {}
 
   static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
