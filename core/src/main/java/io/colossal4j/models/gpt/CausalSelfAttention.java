@@ -1,6 +1,7 @@
 package io.colossal4j.models.gpt;
 
 import io.colossal4j.nn.Dropout;
+import io.colossal4j.nn.Layers;
 import io.colossal4j.nn.Linear;
 import io.colossal4j.nn.Module;
 import io.colossal4j.nn.ModuleContext;
@@ -9,12 +10,14 @@ import io.colossal4j.ops.Views;
 import io.colossal4j.tensor.Tensor;
 
 /** Causal multi-head attention; heads are read from c_attn's width, so a tensor-parallel column shard works unchanged. */
-final class CausalSelfAttention extends Module {
+public final class CausalSelfAttention extends Module {
   private final int headDim;
+  private final int heads;
   private final Dropout residDrop;
 
   CausalSelfAttention(ModuleContext ctx, GptConfig c) {
     this.headDim = c.nEmbd() / c.nHead();
+    this.heads = c.nHead();
     child("c_attn", new Linear(ctx, c.nEmbd(), 3 * c.nEmbd(), c.bias()));
     child("c_proj", new Linear(ctx, c.nEmbd(), c.nEmbd(), c.bias()));
     this.residDrop = child("resid_dropout", new Dropout(ctx, c.dropout()));
@@ -29,4 +32,12 @@ final class CausalSelfAttention extends Module {
     Tensor merged = Views.reshape(Views.transpose(o, 1, 2), b, t, heads * headDim);
     return residDrop.forward(children().get("c_proj").forward(merged));
   }
+
+  /** The fused q/k/v projection [3·heads·headDim, n_embd] (q-heads, k-heads, v-heads), while still a plain Linear. */
+  public Linear cAttn() { return Layers.linear(this, "c_attn"); }
+
+  public Linear cProj() { return Layers.linear(this, "c_proj"); }
+
+  /** The number of heads of the single-device model. */
+  public int heads() { return heads; }
 }

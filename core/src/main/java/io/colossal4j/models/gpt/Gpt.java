@@ -3,6 +3,7 @@ package io.colossal4j.models.gpt;
 import io.colossal4j.nn.Dropout;
 import io.colossal4j.nn.Embedding;
 import io.colossal4j.nn.Init;
+import io.colossal4j.nn.Layers;
 import io.colossal4j.nn.LayerNorm;
 import io.colossal4j.nn.Linear;
 import io.colossal4j.nn.Module;
@@ -35,15 +36,14 @@ public final class Gpt extends UnitModel {
     <M extends Module> M addInline(String name, M m) { return inlineChild(name, m); }
   }
 
-  /** Token + position embedding. */
+  /** Token + position embedding; wte is looked up through its module, so a plan may replace it (vocab-parallel). */
   private static final class Embed extends Module {
-    private final Embedding wte;
     private final Embedding wpe;
     private final Dropout drop;
     private final int blockSize;
 
     Embed(ModuleContext ctx, GptConfig c) {
-      this.wte = child("wte", new Embedding(ctx, c.vocabSize(), c.nEmbd(), 0.02));
+      child("wte", new Embedding(ctx, c.vocabSize(), c.nEmbd(), 0.02));
       this.wpe = child("wpe", new Embedding(ctx, c.blockSize(), c.nEmbd(), 0.02));
       this.drop = child("drop", new Dropout(ctx, c.dropout()));
       this.blockSize = c.blockSize();
@@ -55,7 +55,7 @@ public final class Gpt extends UnitModel {
       long[] pos = new long[t];
       for (int i = 0; i < t; i++) pos[i] = i;
       Tensor positions = Tensor.of(pos, Shape.of(t), DType.I64, ids.backend());
-      return drop.forward(Arith.add(Indexing.embedding(wte.weight(), ids), Indexing.embedding(wpe.weight(), positions)));
+      return drop.forward(Arith.add(children().get("wte").forward(ids), Indexing.embedding(wpe.weight(), positions)));
     }
   }
 
@@ -82,6 +82,26 @@ public final class Gpt extends UnitModel {
   }
 
   public GptConfig config() { return config; }
+
+  /** The transformer blocks (transformer.h.*), in order. */
+  public List<GptBlock> blocks() {
+    List<GptBlock> out = new ArrayList<>();
+    for (Module m : trunk().children().get("h").children().values()) out.add((GptBlock) m);
+    return out;
+  }
+
+  /** The token embedding transformer.wte, while still a plain Embedding. */
+  public Embedding wte() { return Layers.embedding(trunk().children().get("embed"), "wte"); }
+
+  /** The LM head, while still a plain Linear. */
+  public Linear lmHead() { return Layers.linear(this, "lm_head"); }
+
+  private Module trunk() { return children().get("transformer"); }
+
+  /** A plan replaced a top-level unit's module (lm_head): the unit list follows, so forward and units agree. */
+  @Override protected void onChildReplaced(String name, Module replacement) {
+    units.replaceAll(u -> u.name().equals(name) ? new Unit(u.name(), u.prefix(), replacement) : u);
+  }
 
   @Override public List<Unit> units() { return units; }
 }

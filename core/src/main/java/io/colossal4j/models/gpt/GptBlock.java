@@ -3,6 +3,7 @@ package io.colossal4j.models.gpt;
 import io.colossal4j.nn.Activation;
 import io.colossal4j.nn.Dropout;
 import io.colossal4j.nn.LayerNorm;
+import io.colossal4j.nn.Layers;
 import io.colossal4j.nn.Linear;
 import io.colossal4j.nn.Module;
 import io.colossal4j.nn.ModuleContext;
@@ -11,7 +12,7 @@ import io.colossal4j.ops.Arith;
 import io.colossal4j.tensor.Tensor;
 
 /** ln_1 → attn → residual; ln_2 → mlp (c_fc, GELU-tanh, c_proj) → residual. */
-final class GptBlock extends Module {
+public final class GptBlock extends Module {
   GptBlock(ModuleContext ctx, GptConfig c) {
     child("ln_1", new LayerNorm(ctx, c.nEmbd(), 1e-5, false));
     child("attn", new CausalSelfAttention(ctx, c));
@@ -28,4 +29,12 @@ final class GptBlock extends Module {
     Tensor h = Arith.add(x, m.get("attn").forward(m.get("ln_1").forward(x)));
     return Arith.add(h, m.get("mlp").forward(m.get("ln_2").forward(h)));
   }
+
+  public CausalSelfAttention attn() { return (CausalSelfAttention) children().get("attn"); }
+
+  /** mlp.c_fc, while still a plain Linear. */
+  public Linear mlpFc() { return Layers.linear(children().get("mlp"), "c_fc"); }
+
+  /** mlp.c_proj, while still a plain Linear. */
+  public Linear mlpProj() { return Layers.linear(children().get("mlp"), "c_proj"); }
 }

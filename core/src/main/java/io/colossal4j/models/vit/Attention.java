@@ -1,6 +1,7 @@
 package io.colossal4j.models.vit;
 
 import io.colossal4j.nn.Dropout;
+import io.colossal4j.nn.Layers;
 import io.colossal4j.nn.Linear;
 import io.colossal4j.nn.Module;
 import io.colossal4j.nn.ModuleContext;
@@ -15,10 +16,12 @@ import io.colossal4j.tensor.Tensor;
  */
 public final class Attention extends Module {
   private final int headDim;
+  private final int heads;
   private final Dropout projDrop;
 
   public Attention(ModuleContext ctx, int dim, int heads, boolean qkvBias, double dropRate) {
     this.headDim = dim / heads;
+    this.heads = heads;
     child("qkv", new Linear(ctx, dim, 3 * dim, qkvBias));
     child("proj", new Linear(ctx, dim, dim, true));
     this.projDrop = child("proj_drop", new Dropout(ctx, dropRate));
@@ -34,4 +37,13 @@ public final class Attention extends Module {
     Tensor merged = Views.reshape(Views.transpose(o, 1, 2), b, n, heads * headDim);
     return projDrop.forward(children().get("proj").forward(merged));
   }
+
+  /** The fused q/k/v projection [3·heads·headDim, dim] (q-heads, then k-heads, then v-heads), while still a plain Linear. */
+  public Linear qkv() { return Layers.linear(this, "qkv"); }
+
+  /** The output projection [dim, heads·headDim], while still a plain Linear. */
+  public Linear proj() { return Layers.linear(this, "proj"); }
+
+  /** The number of heads of the single-device model. */
+  public int heads() { return heads; }
 }

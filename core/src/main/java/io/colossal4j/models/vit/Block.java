@@ -25,4 +25,8 @@ public final class Block extends Module {
     Tensor h = Arith.add(x, dropPath.forward(c.get("attn").forward(c.get("norm1").forward(x))));
     return Arith.add(h, dropPath.forward(c.get("mlp").forward(c.get("norm2").forward(h))));
   }
+
+  public Attention attn() { return (Attention) children().get("attn"); }
+
+  public Mlp mlp() { return (Mlp) children().get("mlp"); }
 }

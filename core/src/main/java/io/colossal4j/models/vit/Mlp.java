@@ -2,6 +2,7 @@ package io.colossal4j.models.vit;
 
 import io.colossal4j.nn.Activation;
 import io.colossal4j.nn.Dropout;
+import io.colossal4j.nn.Layers;
 import io.colossal4j.nn.Linear;
 import io.colossal4j.nn.Module;
 import io.colossal4j.nn.ModuleContext;
@@ -23,4 +24,8 @@ public final class Mlp extends Module {
     var c = children();
     return drop.forward(c.get("fc2").forward(drop.forward(act.forward(c.get("fc1").forward(x)))));
   }
+
+  public Linear fc1() { return Layers.linear(this, "fc1"); }
+
+  public Linear fc2() { return Layers.linear(this, "fc2"); }
 }

@@ -53,5 +53,12 @@ public final class VisionTransformer extends UnitModel {
 
   public ViTConfig config() { return config; }
 
+  /** The transformer blocks, in order. */
+  public List<Block> blocks() {
+    List<Block> out = new ArrayList<>();
+    for (var m : children().get("blocks").children().values()) out.add((Block) m);
+    return out;
+  }
+
   @Override public List<Unit> units() { return units; }
 }
