@@ -1,6 +1,7 @@
 package io.colossal4j.parallel.tensor;
 
 import io.colossal4j.ops.Views;
+import io.colossal4j.tensor.MemoryCategory;
 import io.colossal4j.tensor.Shape;
 import io.colossal4j.tensor.Tensor;
 
@@ -10,7 +11,14 @@ import io.colossal4j.tensor.Tensor;
  */
 public sealed interface Placement {
   /** Every rank holds the full tensor, with identical values (see {@link TensorPlan} for why they stay identical). */
-  record Replicate() implements Placement {}
+  record Replicate() implements Placement {
+    /** A fresh contiguous copy of {@code full} without autograd history, accounted as a parameter. */
+    public Tensor copy(Tensor full) {
+      Tensor out = Tensor.empty(full.shape(), full.dtype(), full.backend(), MemoryCategory.PARAMETER);
+      full.backend().kernels().copy(full, out);
+      return out;
+    }
+  }
 
   /**
    * Dim {@code dim} of the full tensor is {@code blocks} equal consecutive blocks, and each block is cut into
@@ -34,13 +42,15 @@ public sealed interface Placement {
       return full.with(dim, full.dim(dim) / size);
     }
 
-    /** Rank {@code rank}'s slice of {@code full}, as a fresh contiguous tensor without autograd history. */
+    /** Rank {@code rank}'s slice of {@code full}: a fresh contiguous tensor without autograd history, accounted as a parameter. */
     public Tensor take(Tensor full, int rank, int size) {
       requireDivisible(full.shape(), size);
       int chunk = full.size(dim) / (blocks * size);
-      Tensor grid = Views.reshape(TpComm.contiguousCopy(full.detach()), outer(full.shape()), blocks, size * chunk, inner(full.shape()));
-      Tensor mine = TpComm.contiguousCopy(Views.narrow(grid, 2, rank * chunk, chunk));
-      return Views.reshape(mine, shardShape(full.shape(), size).toArray());
+      Tensor grid = Views.reshape(full.detach(), outer(full.shape()), blocks, size * chunk, inner(full.shape()));
+      Tensor mine = Views.narrow(grid, 2, rank * chunk, chunk);                        // [outer, blocks, chunk, inner], strided
+      Tensor out = Tensor.empty(shardShape(full.shape(), size), full.dtype(), full.backend(), MemoryCategory.PARAMETER);
+      full.backend().kernels().copy(mine, out.view(mine.shape(), mine.shape().contiguousStrides(), 0));
+      return out;
     }
 
     /**

@@ -36,7 +36,7 @@ public final class RowParallelLinear extends Module implements TensorParallelMod
     this.inFeatures = full.inFeatures();
     this.outFeatures = full.outFeatures();
     this.weight = parameter("weight", COLUMNS.take(full.weight(), tp.rank(), tp.size()));
-    this.bias = full.bias() == null ? null : parameter("bias", TpComm.contiguousCopy(full.bias().detach()));
+    this.bias = full.bias() == null ? null : parameter("bias", new Placement.Replicate().copy(full.bias()));
   }
 
   @Override public Tensor forward(Tensor x) {
