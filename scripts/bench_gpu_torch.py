@@ -87,6 +87,15 @@ def attention(rows):
                 torch.autograd.backward(fn(), go)
             report(rows, f"{name}_{label}_fwd_bwd", shape, timed(fwd_bwd), 3 * flops)
         del q, k, v, go
+    b, h, t, d = 8, 16, 1024, 64  # the GPT shape, causal (as GPT trains)
+    q, k, v = (rand(b, h, t, d, requires_grad=True) for _ in range(3))
+    go = rand(b, h, t, d)
+    flops = 4.0 * b * h * t * t * d * 0.5
+    with torch.no_grad():
+        report(rows, "attention_gpt_causal_sdpa_fwd", f"{b}x{h}x{t}x{d}", timed(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True)), flops)
+    report(rows, "attention_gpt_causal_sdpa_fwd_bwd", f"{b}x{h}x{t}x{d}",
+           timed(lambda: torch.autograd.backward(F.scaled_dot_product_attention(q, k, v, is_causal=True), go)), 3 * flops)
+    del q, k, v, go
 
 
 def side_by_side(java_csv, torch_rows):
@@ -96,6 +105,7 @@ def side_by_side(java_csv, torch_rows):
         peer[(name, shape)] = float(ms)
         if name.endswith("_sdpa_fwd") or name.endswith("_sdpa_fwd_bwd"):  # our attention is compared with SDPA
             peer[(name.replace("_sdpa", ""), shape)] = float(ms)
+            peer[(name.replace("_sdpa", "_fused"), shape)] = float(ms)
     print(f"\n{'case':28} {'shape':22} {'colossal4j ms':>14} {'pytorch ms':>11} {'ratio':>6} {'c4j TFLOP/s':>12}")
     for (name, shape), r in java.items():
         p = peer.get((name, shape))

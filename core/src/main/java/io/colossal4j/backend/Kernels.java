@@ -116,4 +116,13 @@ public interface Kernels {
    * {@code ops.Attention} then composes matmul, softmax and dropout (the reference).
    */
   default java.util.Optional<FusedAttention> fusedAttention() { return java.util.Optional.empty(); }
+
+  /**
+   * One fused Adam/AdamW step over many parameters at once ({@link AdamUpdate} states the rule): each
+   * parameter's p, m, v are updated in place from its gradient. All tensors of one parameter are contiguous
+   * and on this backend; the math runs in f32 (f64 for f64 tensors) and is rounded once per stored value.
+   */
+  default void adamStep(java.util.List<AdamUpdate.Param> params, AdamUpdate update) {
+    throw new UnsupportedOperationException("adamStep is not implemented by " + getClass().getSimpleName());
+  }
 }

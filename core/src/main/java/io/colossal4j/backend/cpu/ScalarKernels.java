@@ -313,6 +313,10 @@ public class ScalarKernels implements Kernels {
     if (gb != null) { MemorySegment s = segment(gb); for (int i = 0; i < n; i++) set(s, gb, gb.offset() + i * gb.stride(0), accB[i]); }
   }
 
+  @Override public void adamStep(java.util.List<io.colossal4j.backend.AdamUpdate.Param> params, io.colossal4j.backend.AdamUpdate update) {
+    ScalarAdam.step(params, update);
+  }
+
   // ------------------------------------------------------------- convolution, pooling, indexing
   // The loops live in ScalarConv and ScalarIndexing (one file per kernel family).
   @Override public void conv2d(Tensor x, Tensor w, Conv2dSpec spec, Tensor out) { ScalarConv.conv2d(x, w, spec, out); }

@@ -191,6 +191,7 @@ public final class CudaBackend implements Backend {
       }
       driver.copyDeviceToHost(host, pointer(from) + from.offset() * from.dtype().byteSize(), bytes, stream);
       driver.streamSynchronize(stream);
+      kernels.faults().check();
       if (from != src) from.storage().release();
       if (host != dst) MemorySegment.copy(host, 0, dst, 0, bytes);
     }
@@ -200,6 +201,7 @@ public final class CudaBackend implements Backend {
   @Override public void synchronize() {
     enter();
     driver.streamSynchronize(stream);
+    kernels.faults().check();
   }
 
   @Override public synchronized void close() {

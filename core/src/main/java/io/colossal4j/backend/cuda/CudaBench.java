@@ -166,5 +166,28 @@ public final class CudaBench {
   private void attention() {
     attention("attention_vit", 32, 16, 577, 80);
     attention("attention_gpt", 8, 16, 1024, 64);
+    fused("attention_vit_fused", 32, 16, 577, 80, false);
+    fused("attention_gpt_fused", 8, 16, 1024, 64, false);
+    fused("attention_gpt_causal_fused", 8, 16, 1024, 64, true);
+  }
+
+  /** Our fused attention kernel (CudaAttention), [B, H, T, D] bf16, forward and forward+backward. */
+  private void fused(String name, int b, int h, int t, int d, boolean causal) {
+    var fa = k.fusedAttention().orElseThrow();
+    Tensor q = rand(DType.BF16, b, h, t, d), kk = rand(DType.BF16, b, h, t, d), v = rand(DType.BF16, b, h, t, d);
+    Tensor o = Tensor.empty(Shape.of(b, h, t, d), DType.BF16, gpu), lse = Tensor.empty(Shape.of(b, h, t), DType.F32, gpu);
+    Tensor go = rand(DType.BF16, b, h, t, d);
+    Tensor gq = Tensor.empty(Shape.of(b, h, t, d), DType.BF16, gpu), gk = Tensor.empty(Shape.of(b, h, t, d), DType.BF16, gpu);
+    Tensor gv = Tensor.empty(Shape.of(b, h, t, d), DType.BF16, gpu);
+    var spec = new io.colossal4j.backend.FusedAttention.Spec(1 / Math.sqrt(d), causal, 0, 0, 0);
+    if (!fa.supports(q, kk, v, null, spec)) throw new IllegalStateException(name + ": the fused kernel declines " + q.shape());
+    String shape = b + "x" + h + "x" + t + "x" + d;
+    double flopsFwd = 4.0 * b * h * t * t * d * (causal ? 0.5 : 1);
+    report(name + "_fwd", shape, time(() -> fa.forward(q, kk, v, null, spec, o, lse)), flopsFwd);
+    report(name + "_fwd_bwd", shape, time(() -> {
+      fa.forward(q, kk, v, null, spec, o, lse);
+      fa.backward(go, q, kk, v, null, o, lse, spec, gq, gk, gv, null);
+    }), flopsFwd * 3);
+    for (Tensor x : List.of(q, kk, v, o, lse, go, gq, gk, gv)) x.storage().release();
   }
 }

@@ -1,7 +1,9 @@
 package io.colossal4j.backend.cuda;
 
 import io.colossal4j.backend.BinaryOp;
+import io.colossal4j.backend.AdamUpdate;
 import io.colossal4j.backend.Conv2dSpec;
+import io.colossal4j.backend.FusedAttention;
 import io.colossal4j.backend.Kernels;
 import io.colossal4j.backend.Pool2dSpec;
 import io.colossal4j.backend.ReduceOp;
@@ -19,7 +21,8 @@ import java.util.function.BiConsumer;
  * The {@link Kernels} of a {@link CudaBackend}: every launch is queued on the backend's stream and returns
  * at once. Elementwise kernels take any strides and dtypes through a coalesced geometry (a contiguous
  * operand costs one multiply-add per element); reductions, softmax and layer norm live in
- * {@link CudaNormKernels}, matmul in {@link CudaMatmul}.
+ * {@link CudaNormKernels}, matmul in {@link CudaMatmul}, convolution and pooling in {@link CudaSpatial}, indexing in
+ * {@link CudaIndexing}, fused attention in {@link CudaAttention}, AdamW in {@link CudaOptim}.
  *
  * <p>Before every launch the operands are checked (right backend, live storage, matching shapes), so a bad
  * call is an exception here rather than a fault on the device.
@@ -30,11 +33,21 @@ final class CudaKernels implements Kernels, AutoCloseable {
   private final CudaBackend backend;
   private final CudaNormKernels norm;
   private final CudaMatmul matmul;
+  private final CudaSpatial spatial;
+  private final CudaIndexing indexing;
+  private final CudaAttention attention;
+  private final CudaOptim optim;
+  private final DeviceFaults faults;
 
   CudaKernels(CudaBackend backend) {
     this.backend = backend;
     this.norm = new CudaNormKernels(this);
     this.matmul = new CudaMatmul(this);
+    this.spatial = new CudaSpatial(this);
+    this.indexing = new CudaIndexing(this);
+    this.attention = new CudaAttention(this);
+    this.optim = new CudaOptim(this);
+    this.faults = new DeviceFaults(backend);
   }
 
   CudaBackend backend() { return backend; }
@@ -67,12 +80,24 @@ final class CudaKernels implements Kernels, AutoCloseable {
   private static final ThreadLocal<MemorySegment> SCRATCH = ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(16384, 16));
 
   void launch(String kernel, Dim3 grid, Dim3 block, BiConsumer<SegmentAllocator, KernelArgs> fill) {
+    launch(kernel, grid, block, 0, fill);
+  }
+
+  /** Functions whose dynamic shared memory limit was raised, and to how much. */
+  private final java.util.concurrent.ConcurrentHashMap<String, Integer> sharedLimits = new java.util.concurrent.ConcurrentHashMap<>();
+
+  /** A launch with {@code sharedBytes} of dynamic shared memory (the function's limit is raised once when above 48 KiB). */
+  void launch(String kernel, Dim3 grid, Dim3 block, int sharedBytes, BiConsumer<SegmentAllocator, KernelArgs> fill) {
     backend.enter();
     long f = backend.module().function(kernel);
+    if (sharedBytes > 48 * 1024 && sharedLimits.getOrDefault(kernel, 0) < sharedBytes) {
+      backend.driver().setMaxDynamicSharedMemory(f, sharedBytes);
+      sharedLimits.put(kernel, sharedBytes);
+    }
     SegmentAllocator a = SegmentAllocator.slicingAllocator(SCRATCH.get());
     KernelArgs args = new KernelArgs(a);
     fill.accept(a, args);
-    backend.driver().launch(f, grid, block, 0, backend.stream(), args.pointers());
+    backend.driver().launch(f, grid, block, sharedBytes, backend.stream(), args.pointers());
   }
 
   static void sameShape(String op, Tensor a, Tensor out) {
@@ -195,34 +220,47 @@ final class CudaKernels implements Kernels, AutoCloseable {
     norm.layerNormBackward(gy, x, w, mean, rstd, gx, gw, gb);
   }
 
-  // ------------------------------------------------------------- not yet on CUDA
+  // ------------------------------------------------------------- convolution, pooling, indexing
 
-  private UnsupportedOperationException missing(String kernel) {
-    return new UnsupportedOperationException(kernel + " is not implemented by CudaKernels yet");
+  @Override public void conv2d(Tensor x, Tensor w, Conv2dSpec spec, Tensor out) { spatial.conv2d(x, w, spec, out); }
+
+  @Override public void conv2dBackwardInput(Tensor gy, Tensor w, Conv2dSpec spec, Tensor gx) { spatial.conv2dBackwardInput(gy, w, spec, gx); }
+
+  @Override public void conv2dBackwardWeight(Tensor x, Tensor gy, Conv2dSpec spec, Tensor gw) { spatial.conv2dBackwardWeight(x, gy, spec, gw); }
+
+  @Override public void maxPool2d(Tensor x, Pool2dSpec spec, Tensor out, Tensor indices) { spatial.maxPool2d(x, spec, out, indices); }
+
+  @Override public void maxPool2dBackward(Tensor gy, Tensor indices, Tensor gx) { spatial.maxPool2dBackward(gy, indices, gx); }
+
+  @Override public void avgPool2d(Tensor x, Pool2dSpec spec, Tensor out) { spatial.avgPool2d(x, spec, out); }
+
+  @Override public void avgPool2dBackward(Tensor gy, Pool2dSpec spec, Tensor gx) { spatial.avgPool2dBackward(gy, spec, gx); }
+
+  @Override public void indexSelect(Tensor x, int dim, Tensor index, Tensor out) { indexing.indexSelect(x, dim, index, out); }
+
+  @Override public void indexAdd(Tensor out, int dim, Tensor index, Tensor src) { indexing.indexAdd(out, dim, index, src); }
+
+  @Override public void gather(Tensor x, int dim, Tensor index, Tensor out) { indexing.gather(x, dim, index, out); }
+
+  @Override public void scatterAdd(Tensor out, int dim, Tensor index, Tensor src) { indexing.scatterAdd(out, dim, index, src); }
+
+  // ------------------------------------------------------------- fused kernels
+
+  @Override public java.util.Optional<FusedAttention> fusedAttention() { return java.util.Optional.of(attention); }
+
+  @Override public void adamStep(java.util.List<AdamUpdate.Param> params, AdamUpdate update) { optim.adamStep(params, update); }
+
+  // ------------------------------------------------------------- device-side faults
+
+  /** The fault words of the kernels that check values only the device sees (indices). */
+  DeviceFaults faults() { return faults; }
+
+  /** The device address of {@code op}'s fault slot (flag, value, position, limit), allocating it on first use. */
+  long faultWord(String op) { return faults.slot(op); }
+
+  @Override public void close() {
+    matmul.close();
+    faults.close();
   }
-
-  @Override public void conv2d(Tensor x, Tensor w, Conv2dSpec spec, Tensor out) { throw missing("conv2d"); }
-
-  @Override public void conv2dBackwardInput(Tensor gy, Tensor w, Conv2dSpec spec, Tensor gx) { throw missing("conv2dBackwardInput"); }
-
-  @Override public void conv2dBackwardWeight(Tensor x, Tensor gy, Conv2dSpec spec, Tensor gw) { throw missing("conv2dBackwardWeight"); }
-
-  @Override public void maxPool2d(Tensor x, Pool2dSpec spec, Tensor out, Tensor indices) { throw missing("maxPool2d"); }
-
-  @Override public void maxPool2dBackward(Tensor gy, Tensor indices, Tensor gx) { throw missing("maxPool2dBackward"); }
-
-  @Override public void avgPool2d(Tensor x, Pool2dSpec spec, Tensor out) { throw missing("avgPool2d"); }
-
-  @Override public void avgPool2dBackward(Tensor gy, Pool2dSpec spec, Tensor gx) { throw missing("avgPool2dBackward"); }
-
-  @Override public void indexSelect(Tensor x, int dim, Tensor index, Tensor out) { throw missing("indexSelect"); }
-
-  @Override public void indexAdd(Tensor out, int dim, Tensor index, Tensor src) { throw missing("indexAdd"); }
-
-  @Override public void gather(Tensor x, int dim, Tensor index, Tensor out) { throw missing("gather"); }
-
-  @Override public void scatterAdd(Tensor out, int dim, Tensor index, Tensor src) { throw missing("scatterAdd"); }
-
-  @Override public void close() { matmul.close(); }
 
 }

@@ -26,7 +26,9 @@ import java.util.concurrent.ConcurrentHashMap;
  * without compiling. Function handles are looked up once and kept. Thread-safe.
  */
 final class CudaModule implements AutoCloseable {
-  static final List<String> SOURCES = List.of("common.cuh", "elementwise.cu", "reduce.cu", "norm.cu", "matmul.cu");
+  static final List<String> SOURCES = List.of("common.cuh", "elementwise.cu", "reduce.cu", "norm.cu", "norm_vec.cu", "matmul.cu", "spatial.cu",
+      "indexing.cu",
+      "attention.cu", "optim.cu");
 
   private final Driver driver;
   private final long module;

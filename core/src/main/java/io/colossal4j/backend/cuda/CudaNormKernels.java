@@ -132,6 +132,27 @@ final class CudaNormKernels {
     if (t != null && t.numel() != n) throw new TensorException(op + ": " + what + " has " + t.numel() + " elements, expected " + n + " (shape " + t.shape() + ")");
   }
 
+  private long addr(Tensor t) { return t == null ? 0 : k.ptr(t) + t.offset() * t.dtype().byteSize(); }
+
+  private static String vecName(Tensor x) { return x.dtype() == DType.BF16 ? "bf16" : "f32"; }
+
+  /**
+   * Vectors of 16 bytes per lane for the warp-per-row kernels of norm_vec.cu, or 0 when they do not apply:
+   * they need bf16 or f32 rows of one dtype, contiguous and 16-byte aligned, w and b (if any) of that dtype
+   * with unit stride, and n a multiple of the vector width with at most 8 vectors per lane.
+   */
+  private int vectorsPerLane(int n, Tensor x, Tensor w, Tensor b, Tensor y, Tensor... rowsOperands) {
+    DType t = x.dtype();
+    if (t != DType.BF16 && t != DType.F32) return 0;
+    int e = 16 / t.byteSize();
+    if (n % e != 0 || n / e > 8 * 32) return 0;
+    for (Tensor r : rowsOperands) if (r.dtype() != t || !r.isContiguous() || addr(r) % 16 != 0) return 0;
+    for (Tensor v : new Tensor[] {w, b})
+      if (v != null && (v.dtype() != t || (v.rank() > 0 && v.stride(-1) != 1) || addr(v) % 16 != 0)) return 0;
+    if (y.dtype() != t) return 0;
+    return (n / e + 31) / 32;
+  }
+
   /** About four elements per thread, at most 512 threads: several rows' blocks share an SM. */
   private static int normThreads(int n) { return pow2AtLeast((n + 3) / 4, 32, 512); }
 
@@ -147,6 +168,13 @@ final class CudaNormKernels {
     requireLength("layerNorm", "weight", w, n);
     requireLength("layerNorm", "bias", b, n);
     if (rows == 0) return;
+    int vpt = vectorsPerLane(n, x, w, b, y, x, y);
+    if (vpt > 0 && mean.dtype() == DType.F32 && rstd.dtype() == DType.F32) {
+      long px = addr(x), pw = addr(w), pb = addr(b), py = addr(y), pm = addr(mean), pr = addr(rstd);
+      k.launch("ln_vec_" + vecName(x) + "_" + vpt, Dim3.of(gridFor((rows + 3) / 4)), Dim3.of(128), (a, args) ->
+          args.i64(rows).i32(n).f32((float) eps).ptr(px).ptr(pw).ptr(pb).ptr(py).ptr(pm).ptr(pr));
+      return;
+    }
     Tensor xc = contiguous(x);
     boolean d = wide(x, w, b, y);
     k.launch(d ? "layernorm_d" : "layernorm_f", Dim3.of(gridFor(rows)), Dim3.of(normThreads(n)), (a, args) ->
@@ -170,7 +198,12 @@ final class CudaNormKernels {
     Tensor xc = contiguous(x), gyc = contiguous(gy), mc = contiguous(mean), rc = contiguous(rstd);
     boolean d = wide(x, gy, w, gx, gw, gb);
     String sfx = d ? "_d" : "_f";
-    if (rows > 0)
+    int vpt = vectorsPerLane(n, xc, w, null, gx, gyc, gx);
+    if (rows > 0 && vpt > 0 && mc.dtype() == DType.F32 && rc.dtype() == DType.F32) {
+      long pg = addr(gyc), px = addr(xc), pw = addr(w), pm = addr(mc), pr = addr(rc), pgx = addr(gx);
+      k.launch("ln_vec_bwd_" + vecName(x) + "_" + vpt, Dim3.of(gridFor((rows + 3) / 4)), Dim3.of(128), (a, args) ->
+          args.i64(rows).i32(n).ptr(pg).ptr(px).ptr(pw).ptr(pm).ptr(pr).ptr(pgx));
+    } else if (rows > 0)
       k.launch("layernorm_bwd" + sfx, Dim3.of(gridFor(rows)), Dim3.of(normThreads(n)), (a, args) ->
           args.i64(rows).i32(n).struct(targ(a, gyc)).struct(targ(a, xc)).struct(targ(a, w)).struct(targ(a, mc)).struct(targ(a, rc)).struct(targ(a, gx)));
     if (gw != null || gb != null) weightGrads(rows, n, d, gyc, xc, mc, rc, gw, gb);

@@ -1,0 +1,137 @@
+// Layer norm forward and input gradient for contiguous bf16 or f32 rows, one warp per row, the row held in
+// registers and moved with 16-byte loads and stores (8 bf16 or 4 f32 per vector, VPT vectors per lane).
+// The generic kernels in norm.cu handle every other case. Statistics accumulate in f32.
+
+template <bool BF> struct Vec;
+template <> struct Vec<true> {
+  static const int E = 8;
+  static __device__ __forceinline__ void unpack(uint4 r, float* f) {
+    unsigned w[4] = {r.x, r.y, r.z, r.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) { f[2 * i] = bf16_to_f((u16)(w[i] & 0xffffu)); f[2 * i + 1] = bf16_to_f((u16)(w[i] >> 16)); }
+  }
+  static __device__ __forceinline__ uint4 pack(const float* f) {
+    unsigned w[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) w[i] = (unsigned)f_to_bf16(f[2 * i]) | ((unsigned)f_to_bf16(f[2 * i + 1]) << 16);
+    return make_uint4(w[0], w[1], w[2], w[3]);
+  }
+};
+template <> struct Vec<false> {
+  static const int E = 4;
+  static __device__ __forceinline__ void unpack(uint4 r, float* f) {
+    f[0] = __uint_as_float(r.x); f[1] = __uint_as_float(r.y); f[2] = __uint_as_float(r.z); f[3] = __uint_as_float(r.w);
+  }
+  static __device__ __forceinline__ uint4 pack(const float* f) {
+    return make_uint4(__float_as_uint(f[0]), __float_as_uint(f[1]), __float_as_uint(f[2]), __float_as_uint(f[3]));
+  }
+};
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int m = 16; m > 0; m >>= 1) v += __shfl_xor_sync(0xffffffffu, v, m);
+  return v;
+}
+
+// x, y: [rows, n] contiguous and 16-byte aligned; w, b: [n] or null; mean, rstd: f32 [rows]. Block of 4 warps.
+template <bool BF, int VPT> __device__ void ln_vec_impl(i64 rows, int n, float eps, const uint4* x, const uint4* w, const uint4* b,
+                                                        uint4* y, float* mean, float* rstd) {
+  const int E = Vec<BF>::E;
+  i64 row = (i64)blockIdx.x * 4 + (threadIdx.x >> 5);
+  int lane = threadIdx.x & 31, nvec = n / E;
+  if (row >= rows) return;
+  const uint4* xr = x + row * nvec;
+  float v[VPT][E];
+  float sum = 0.f;
+#pragma unroll
+  for (int i = 0; i < VPT; i++) {
+    int c = lane + i * 32;
+    if (c < nvec) Vec<BF>::unpack(xr[c], v[i]);
+    else {
+#pragma unroll
+      for (int e = 0; e < E; e++) v[i][e] = 0.f;
+    }
+#pragma unroll
+    for (int e = 0; e < E; e++) sum += v[i][e];
+  }
+  float mu = warp_sum(sum) / (float)n, sq = 0.f;
+#pragma unroll
+  for (int i = 0; i < VPT; i++)
+    if (lane + i * 32 < nvec)
+#pragma unroll
+      for (int e = 0; e < E; e++) { float d = v[i][e] - mu; sq += d * d; }
+  float rs = 1.f / sqrtf(warp_sum(sq) / (float)n + eps);
+  uint4* yr = y + row * nvec;
+#pragma unroll
+  for (int i = 0; i < VPT; i++) {
+    int c = lane + i * 32;
+    if (c >= nvec) continue;
+    float wv[E], bv[E], o[E];
+    if (w) Vec<BF>::unpack(w[c], wv);
+    if (b) Vec<BF>::unpack(b[c], bv);
+#pragma unroll
+    for (int e = 0; e < E; e++) {
+      float t = (v[i][e] - mu) * rs;
+      if (w) t *= wv[e];
+      if (b) t += bv[e];
+      o[e] = t;
+    }
+    yr[c] = Vec<BF>::pack(o);
+  }
+  if (lane == 0) { mean[row] = mu; rstd[row] = rs; }
+}
+
+// gx = rs·(g·w − mean(g·w) − xhat·mean(g·w·xhat)) per row; gy, x, gx contiguous and aligned like x above.
+template <bool BF, int VPT> __device__ void ln_vec_bwd_impl(i64 rows, int n, const uint4* gy, const uint4* x, const uint4* w,
+                                                            const float* mean, const float* rstd, uint4* gx) {
+  const int E = Vec<BF>::E;
+  i64 row = (i64)blockIdx.x * 4 + (threadIdx.x >> 5);
+  int lane = threadIdx.x & 31, nvec = n / E;
+  if (row >= rows) return;
+  float mu = mean[row], rs = rstd[row];
+  float xh[VPT][E], g[VPT][E];
+  float sg = 0.f, sgx = 0.f;
+#pragma unroll
+  for (int i = 0; i < VPT; i++) {
+    int c = lane + i * 32;
+    if (c < nvec) {
+      Vec<BF>::unpack(x[row * nvec + c], xh[i]);
+      Vec<BF>::unpack(gy[row * nvec + c], g[i]);
+      float wv[E];
+      if (w) Vec<BF>::unpack(w[c], wv);
+#pragma unroll
+      for (int e = 0; e < E; e++) {
+        xh[i][e] = (xh[i][e] - mu) * rs;
+        if (w) g[i][e] *= wv[e];
+        sg += g[i][e];
+        sgx += g[i][e] * xh[i][e];
+      }
+    }
+  }
+  sg = warp_sum(sg) / (float)n;
+  sgx = warp_sum(sgx) / (float)n;
+#pragma unroll
+  for (int i = 0; i < VPT; i++) {
+    int c = lane + i * 32;
+    if (c >= nvec) continue;
+    float o[E];
+#pragma unroll
+    for (int e = 0; e < E; e++) o[e] = rs * (g[i][e] - sg - xh[i][e] * sgx);
+    gx[row * nvec + c] = Vec<BF>::pack(o);
+  }
+}
+
+#define LN_VEC(NAME, BF, VPT)                                                                                                 \
+  extern "C" __global__ void __launch_bounds__(128) ln_vec_##NAME##_##VPT(i64 rows, int n, float eps, const uint4* x,       \
+      const uint4* w, const uint4* b, uint4* y, float* mean, float* rstd) {                                                  \
+    ln_vec_impl<BF, VPT>(rows, n, eps, x, w, b, y, mean, rstd);                                                              \
+  }                                                                                                                           \
+  extern "C" __global__ void __launch_bounds__(128) ln_vec_bwd_##NAME##_##VPT(i64 rows, int n, const uint4* gy, const uint4* x, \
+      const uint4* w, const float* mean, const float* rstd, uint4* gx) {                                                     \
+    ln_vec_bwd_impl<BF, VPT>(rows, n, gy, x, w, mean, rstd, gx);                                                             \
+  }
+
+LN_VEC(bf16, true, 1) LN_VEC(bf16, true, 2) LN_VEC(bf16, true, 3) LN_VEC(bf16, true, 4)
+LN_VEC(bf16, true, 5) LN_VEC(bf16, true, 6) LN_VEC(bf16, true, 7) LN_VEC(bf16, true, 8)
+LN_VEC(f32, false, 1) LN_VEC(f32, false, 2) LN_VEC(f32, false, 3) LN_VEC(f32, false, 4)
+LN_VEC(f32, false, 5) LN_VEC(f32, false, 6) LN_VEC(f32, false, 7) LN_VEC(f32, false, 8)
