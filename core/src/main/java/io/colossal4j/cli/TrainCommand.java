@@ -1,6 +1,10 @@
 package io.colossal4j.cli;
 
+import io.colossal4j.distributed.ProcessGroup;
+import io.colossal4j.launch.EnvRendezvous;
 import io.colossal4j.launch.HostEnvironment;
+import io.colossal4j.launch.LaunchOptions;
+import io.colossal4j.launch.Launcher;
 import io.colossal4j.train.TrainJob;
 import io.colossal4j.train.config.Configs;
 import io.colossal4j.train.config.RunConfig;
@@ -8,17 +12,20 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 
 /**
  * {@code colossal train [config.yaml] [--set key=value ...] [--print-config]}: the default job when no config
- * is given ({@code examples/vit-fashion-mnist.yaml}).
+ * is given ({@code examples/vit-fashion-mnist.yaml}). Started by hand, it launches the ranks its config's layout
+ * needs on this machine (data × tensor × pipeline, when the data size is given); started as a rank by
+ * {@code colossal run}, SLURM or Open MPI, it joins that job.
  */
 final class TrainCommand implements Main.Command {
   static final Path DEFAULT_CONFIG = Path.of("examples/vit-fashion-mnist.yaml");
 
   @Override public String summary() { return "train from a YAML config (default: a ViT on Fashion-MNIST)"; }
 
-  @Override public int run(String[] args) {
+  @Override public int run(String[] args) throws Exception {
     Path configPath = null;
     boolean print = false;
     List<String> rest = new ArrayList<>();
@@ -32,14 +39,29 @@ final class TrainCommand implements Main.Command {
       System.err.println("colossal train: config file " + configPath.toAbsolutePath() + " not found");
       return 2;
     }
-    RunConfig config = Configs.load(configPath, Configs.setsFrom(rest));
+    RunConfig config = Configs.load(configPath, Configs.setsFrom(rest));  // rejected here, before any rank starts
     if (print) {
       System.out.print(Configs.toYaml(config));
       return 0;
     }
-    try (TrainJob job = new TrainJob(config, HostEnvironment.current(), HostEnvironment.interactive(), System.out)) {
+    boolean isRank = EnvRendezvous.spec(HostEnvironment.current()).isPresent();
+    int wanted = config.parallel().data() * config.parallel().tensor().size() * config.parallel().pipeline();
+    if (!isRank && wanted > 1) return launch(wanted, configPath, rest);
+    Optional<ProcessGroup> world = EnvRendezvous.join(System.err);
+    try (TrainJob job = new TrainJob(config, world, HostEnvironment.current(), HostEnvironment.interactive(), System.out)) {
       job.run();
+    } finally {
+      world.ifPresent(ProcessGroup::close);
     }
     return 0;
+  }
+
+  /** Runs this same command as {@code ranks} processes on this machine, as {@code colossal run} would. */
+  private static int launch(int ranks, Path config, List<String> rest) throws Exception {
+    System.out.println("colossal train: the config's layout needs " + ranks + " processes; launching them on this machine "
+        + "(the same as: colossal run --nproc-per-node " + ranks + " " + config + (rest.isEmpty() ? "" : " " + String.join(" ", rest)) + ")");
+    List<String> argv = new ArrayList<>(List.of("--nproc-per-node", Integer.toString(ranks), config.toString()));
+    argv.addAll(rest);
+    return new Launcher(LaunchOptions.parse(argv.toArray(String[]::new)), System.out, null).run();
   }
 }

@@ -25,6 +25,12 @@ public final class Engine {
     /** After the optimizer step and zero-grad (data parallelism re-attaches its bucket views here). */
     default void afterStep() {}
 
+    /**
+     * The step's {loss·samples, correct, samples} summed over the ranks that split the global batch (data
+     * parallelism all-reduces them), so every rank reports the global batch's numbers.
+     */
+    default double[] reduceStepMetrics(double[] sums) { return sums; }
+
     /** Global squared gradient norm (parallel strategies reduce it over ranks and count replicas once). */
     default double gradSquaredNorm(List<Tensor> params) { return GradClip.sumOfSquares(params); }
   }
@@ -81,7 +87,8 @@ public final class Engine {
       optimizer.step(lr);
       optimizer.zeroGrad();
       hooks.afterStep();
-      return new StepResult(o.loss(), o.correct(), batch.size(), lr, norm);
+      double[] m = hooks.reduceStepMetrics(new double[] {o.loss() * batch.size(), o.correct(), batch.size()});
+      return new StepResult(m[0] / m[2], (long) m[1], (int) m[2], lr, norm);
     }
   }
 
@@ -91,7 +98,7 @@ public final class Engine {
   public StepResult evalStep(Batch batch) {
     model.eval();
     try (var scope = backend().openStep()) {
-      MicroBatchSchedule.Outcome o = microSchedule.evalStep(model, batch, loss);
+      MicroBatchSchedule.Outcome o = microSchedule.evalStep(model, batch, loss);   // summed over ranks by the trainer
       return new StepResult(o.loss(), o.correct(), batch.size(), 0, 0);
     }
   }

@@ -5,33 +5,41 @@ import io.colossal4j.backend.cpu.CpuBackend;
 import io.colossal4j.backend.cuda.CudaBackend;
 import io.colossal4j.backend.cuda.CudaOptions;
 import io.colossal4j.data.DataLoader;
-import io.colossal4j.data.Sampler;
+import io.colossal4j.data.Dataset;
+import io.colossal4j.data.Split;
+import io.colossal4j.distributed.MeshAxis;
+import io.colossal4j.distributed.ProcessGroup;
 import io.colossal4j.nn.ModuleContext;
 import io.colossal4j.nn.UnitModel;
 import io.colossal4j.ops.Loss;
 import io.colossal4j.optim.LrSchedule;
 import io.colossal4j.optim.Optimizer;
+import io.colossal4j.parallel.data.DataParallel;
 import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.Device;
 import io.colossal4j.train.checkpoint.CheckpointStore;
 import io.colossal4j.train.config.CheckpointConfig;
+import io.colossal4j.train.config.DataSources;
 import io.colossal4j.train.config.DeviceConfig;
 import io.colossal4j.train.config.LoggingConfig;
 import io.colossal4j.train.config.RunConfig;
 import io.colossal4j.train.metrics.ConsoleProgress;
 import io.colossal4j.train.metrics.RunReporter;
 import java.io.PrintStream;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
- * Assembles a single-process run from a validated config: backend, data, model, optimizer, schedule, engine,
- * checkpoint store, reporter, trainer. Everything the config says is checked before the first step.
+ * Assembles a run from a validated config on this process: backend, data (sharded over data-parallel ranks),
+ * model, the parallel plans applied from outside (data parallelism today; tensor and pipeline plans plug in at
+ * {@link #parallelize}), optimizer, schedule, engine, checkpoints and the report. Everything the config says is
+ * checked before the first step.
  */
 public final class TrainJob implements AutoCloseable {
   private final RunConfig config;
+  private final Layout layout;
   private final Backend backend;
   private final DataLoader trainLoader;
   private final DataLoader evalLoader;
@@ -41,33 +49,59 @@ public final class TrainJob implements AutoCloseable {
   private final TrainListener.RunInfo info;
 
   public TrainJob(RunConfig config, Map<String, String> environment, boolean interactive, PrintStream out) {
+    this(config, Optional.empty(), environment, interactive, out);
+  }
+
+  public TrainJob(RunConfig config, Optional<ProcessGroup> world, Map<String, String> environment, boolean interactive, PrintStream out) {
     this.config = config;
-    RunConfig.BatchPlan batch = config.plan(1);
-    DataSetup.Sets sets = DataSetup.load(config.data(), config.seed(), out);
-    this.backend = backend(config.device(), environment);
-    int workers = config.data().numWorkers(), prefetch = config.data().prefetch();
-    this.trainLoader = new DataLoader(sets.train(), Sampler.shuffled(sets.train().size(), config.seed()), DataSetup.trainTransform(config.data(), sets),
-        backend, new DataLoader.Options(batch.perRankBatch(), true, workers, prefetch, config.seed()));
-    this.evalLoader = new DataLoader(sets.test(), Sampler.sequential(sets.test().size()), DataSetup.evalTransform(config.data(), sets),
-        backend, new DataLoader.Options(Math.max(batch.perRankBatch(), 256), false, workers, prefetch, config.seed()));
-    int imageSize = config.data().imageSize().orElse(sets.imageSize());
-    this.model = Builders.model(config.model(), new ModuleContext(backend, DType.F32, config.seed()), sets.train().numClasses(), sets.channels(), imageSize);
+    this.layout = Layout.of(config, world);
+    if (config.data().name() == io.colossal4j.train.config.DataConfig.Name.FASHION_MNIST)
+      FashionMnistInstall.installIfMissing(config.data().path().orElse(DataSources.defaultPath(config.data().name())), out);
+    Dataset train = DataSources.open(config.data(), Split.TRAIN, config.seed());
+    Dataset test = DataSources.open(config.data(), Split.TEST, config.seed());
+    this.backend = backend(config.device(), environment, layout.worldSize());
+    int dp = layout.size(MeshAxis.DP), dpRank = layout.coordinate(MeshAxis.DP);
+    this.trainLoader = DataSources.loader(config, train, Split.TRAIN, backend, dpRank, dp, layout.batch().perRankBatch());
+    this.evalLoader = DataSources.loader(config, test, Split.TEST, backend, dpRank, dp, Math.max(layout.batch().perRankBatch(), 256));
+    int channels = train.sampleShape().dim(0), image = config.data().imageSize().orElse(train.sampleShape().dim(-1));
+    this.model = Builders.model(config.model(), new ModuleContext(backend, DType.F32, config.seed()), train.numClasses(), channels, image);
+    Engine.StepHooks hooks = parallelize(model);
     Optimizer optimizer = Builders.optimizer(config.optimizer(), model.namedParameters());
     long stepsPerEpoch = trainLoader.batchesPerEpoch();
     long total = config.train().maxSteps() > 0 ? Math.min(config.train().maxSteps(), stepsPerEpoch * config.train().epochs()) : stepsPerEpoch * config.train().epochs();
     LrSchedule schedule = Builders.schedule(config.schedule(), config.optimizer().lr(), total);
     var ce = Loss.CrossEntropyOptions.DEFAULT.withLabelSmoothing(config.train().labelSmoothing());
-    Engine engine = new Engine(model, optimizer, (out1, y) -> Loss.crossEntropy(out1, y, ce), schedule,
-        batch.accumulation(), config.train().clipGradNorm(), new Engine.StepHooks() {}, MicroBatchSchedule.SEQUENTIAL);
-    this.reporter = new ConsoleReport(new RunReporter(config.runDir(), progress(config.logging(), interactive, out), out,
-        new RunReporter.Options(config.logging().tensorboard(), config.logging().plot(), config.logging().every())), out);
-    CheckpointStore store = new CheckpointStore(config.checkpointDir(), config.checkpoint().keep());
-    String modelName = config.model().name();
+    Engine engine = new Engine(model, optimizer, (o, y) -> Loss.crossEntropy(o, y, ce), schedule,
+        layout.batch().accumulation() * layout.batch().microBatches(), config.train().clipGradNorm(), hooks, MicroBatchSchedule.SEQUENTIAL);
+    this.reporter = layout.reports() ? new ConsoleReport(new RunReporter(config.runDir(), progress(config.logging(), interactive, out), out,
+        new RunReporter.Options(config.logging().tensorboard(), config.logging().plot(), config.logging().every())), out) : null;
+    CheckpointStore store = layout.reports() ? new CheckpointStore(config.checkpointDir(), config.checkpoint().keep()) : null;
     this.trainer = new Trainer(engine, trainLoader, evalLoader, store,
-        new Trainer.Plan(modelName, config.train().epochs(), config.train().maxSteps(), config.train().evalEvery(), config.checkpoint().every(), config.runDir()),
-        List.of(reporter));
-    resume(config.checkpoint(), store);
-    this.info = new TrainListener.RunInfo("colossal4j · " + config.name(), describe(sets, batch, total), config.train().epochs(), (int) stepsPerEpoch, total);
+        new Trainer.Plan(config.model().name(), config.train().epochs(), config.train().maxSteps(), config.train().evalEvery(), config.checkpoint().every(), config.runDir()),
+        reporter == null ? List.of() : List.of(reporter), evalReducer());
+    resume(config.checkpoint(), new CheckpointStore(config.checkpointDir(), config.checkpoint().keep()));
+    this.info = new TrainListener.RunInfo("colossal4j · " + config.name(), describe(train, test, total), config.train().epochs(), (int) stepsPerEpoch, total);
+  }
+
+  /**
+   * Applies the parallel plans to the plain model, in a fixed order (as torchtitan does): tensor parallelism,
+   * then pipeline stages, then data parallelism over what remains. Returns the engine hooks they need.
+   */
+  private Engine.StepHooks parallelize(UnitModel m) {
+    if (layout.size(MeshAxis.TP) > 1 || layout.size(MeshAxis.PP) > 1)
+      throw new IllegalArgumentException("tensor and pipeline parallelism are applied by the hybrid trainer (parallel.tensor.size="
+          + layout.size(MeshAxis.TP) + ", parallel.pipeline=" + layout.size(MeshAxis.PP) + "); this build trains data-parallel layouts");
+    Optional<ProcessGroup> dp = layout.group(MeshAxis.DP);
+    return dp.<Engine.StepHooks>map(g -> new DataParallel(m, g, 25L << 20)).orElseGet(() -> new Engine.StepHooks() {});
+  }
+
+  /** Evaluation sums (loss·n, correct, n) over the data-parallel ranks, so every rank reports the whole test set. */
+  private Trainer.EvalReducer evalReducer() {
+    return layout.group(MeshAxis.DP).<Trainer.EvalReducer>map(g -> sums -> {
+      var t = io.colossal4j.tensor.Tensor.of(sums, io.colossal4j.tensor.Shape.of(sums.length), DType.F64, backend);
+      g.allReduce(t, io.colossal4j.distributed.Reduction.SUM);
+      return t.toDoubleArray();
+    }).orElse(sums -> sums);
   }
 
   private void resume(CheckpointConfig c, CheckpointStore store) {
@@ -78,13 +112,13 @@ public final class TrainJob implements AutoCloseable {
     }
   }
 
-  private List<String> describe(DataSetup.Sets sets, RunConfig.BatchPlan batch, long total) {
+  private List<String> describe(Dataset train, Dataset test, long total) {
     List<String> lines = new ArrayList<>();
     lines.add("model: " + config.model().name() + String.format(", %,d parameters", model.parameterCount()));
-    lines.add("data: " + sets.train().describe() + "; eval on " + sets.test().describe());
-    lines.add("device: " + backend.name() + (backend instanceof CpuBackend c ? ", " + c.parallel().threads() + " threads" : ""));
-    lines.add("layout: 1 process (data 1 x tensor 1 x pipeline 1)");
-    lines.add("batch: " + batch);
+    lines.add("data: " + train.describe() + "; eval on " + test.describe());
+    lines.add("device: " + backend.name() + (backend instanceof CpuBackend c ? ", " + c.parallel().threads() + " threads per process" : ""));
+    lines.add("layout: " + layout.describe());
+    lines.add("batch: " + layout.batch());
     lines.add("optimizer: " + config.optimizer().getClass().getSimpleName().toLowerCase() + String.format(", lr %.3g", config.optimizer().lr())
         + ", schedule " + config.schedule().getClass().getSimpleName().toLowerCase());
     lines.add("steps: " + trainLoader.batchesPerEpoch() + " per epoch x " + config.train().epochs() + " epochs = " + total);
@@ -92,9 +126,10 @@ public final class TrainJob implements AutoCloseable {
     return lines;
   }
 
-  static Backend backend(DeviceConfig d, Map<String, String> environment) {
+  /** The backend; CPU threads default to the cores divided among the processes of this machine. */
+  static Backend backend(DeviceConfig d, Map<String, String> environment, int processes) {
     return switch (d.kind()) {
-      case CPU -> CpuBackend.create(d.threadsOn(Runtime.getRuntime().availableProcessors()));
+      case CPU -> CpuBackend.create(d.threads() > 0 ? d.threads() : Math.max(1, Runtime.getRuntime().availableProcessors() / processes));
       case CUDA -> {
         var defaults = CudaOptions.defaults(environment);
         long cap = d.maxMemory().map(m -> m.bytes()).orElse(Long.MAX_VALUE);
@@ -114,7 +149,7 @@ public final class TrainJob implements AutoCloseable {
   }
 
   public TrainListener.Summary run() {
-    reporter.onStart(info);
+    if (reporter != null) reporter.onStart(info);
     return trainer.run();
   }
 
@@ -122,8 +157,10 @@ public final class TrainJob implements AutoCloseable {
 
   public UnitModel model() { return model; }
 
+  public Layout layout() { return layout; }
+
   @Override public void close() {
-    reporter.close();
+    if (reporter != null) reporter.close();
     trainLoader.close();
     evalLoader.close();
     backend.close();

@@ -30,12 +30,23 @@ public final class Trainer {
   private final CheckpointStore store;
   private final Plan plan;
   private final List<TrainListener> listeners;
+  private final EvalReducer evalReducer;
   private long step;
   private LoaderPosition position = LoaderPosition.start();
   private double bestAccuracy = Double.NaN;
   private volatile long stopAt = Long.MAX_VALUE;
 
+  /** Combines evaluation sums {loss·n, correct, n} across the ranks that share the evaluation set. */
+  @FunctionalInterface
+  public interface EvalReducer { double[] reduce(double[] sums); }
+
   public Trainer(Engine engine, DataLoader train, DataLoader eval, CheckpointStore store, Plan plan, List<TrainListener> listeners) {
+    this(engine, train, eval, store, plan, listeners, sums -> sums);
+  }
+
+  public Trainer(Engine engine, DataLoader train, DataLoader eval, CheckpointStore store, Plan plan, List<TrainListener> listeners,
+                 EvalReducer evalReducer) {
+    this.evalReducer = evalReducer;
     this.engine = engine;
     this.train = train;
     this.eval = eval;
@@ -127,7 +138,8 @@ public final class Trainer {
         n += r.samples();
       }
     }
-    EvalMetrics m = new EvalMetrics(step, epoch, lossSum / n, correct / (double) n);
+    double[] sums = evalReducer.reduce(new double[] {lossSum, correct, n});
+    EvalMetrics m = new EvalMetrics(step, epoch, sums[0] / sums[2], sums[1] / sums[2]);
     if (Double.isNaN(bestAccuracy) || m.accuracy() > bestAccuracy) bestAccuracy = m.accuracy();
     for (TrainListener l : listeners) l.onEval(m);
     return m;
