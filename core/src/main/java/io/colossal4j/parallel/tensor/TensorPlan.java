@@ -35,7 +35,7 @@ import java.util.Map;
  * <p>Immutable and thread-safe once built; {@link #apply} mutates the model it is given.
  */
 public final class TensorPlan {
-  /** One planned layer, with its dotted module name in the model. */
+  /** One planned layer, with its name as its parameters are named in the state dict ({@code blocks.0.attn.qkv}). */
   public sealed interface Entry {
     String name();
 
@@ -74,17 +74,18 @@ public final class TensorPlan {
   public <M extends Module> M apply(M model, ProcessGroup group) {
     if (group.size() != tp)
       throw new IllegalArgumentException("plan is for tp = " + tp + " but group " + group.name() + " has " + group.size() + " ranks");
-    Map<String, Module> modules = model.namedModules();
+    Map<Module, Parent> parents = new IdentityHashMap<>();
+    for (Module m : model.namedModules().values()) m.children().forEach((k, c) -> parents.putIfAbsent(c, new Parent(m, k)));
     for (Entry e : entries) {
-      int dot = e.name().lastIndexOf('.');
-      Module parent = modules.get(dot < 0 ? "" : e.name().substring(0, dot));
-      String child = e.name().substring(dot + 1);
-      if (parent == null || parent.children().get(child) != e.layer())
-        throw new IllegalStateException("layer " + e.name() + " of the plan is not in this model as planned (was the plan built for another model, or applied already?)");
-      parent.replaceChild(child, parallel(e, group));
+      Parent p = parents.get(e.layer());
+      if (p == null)
+        throw new IllegalStateException("layer " + e.name() + " of the plan is not in this model (was the plan built for another model, or applied already?)");
+      p.module().replaceChild(p.child(), parallel(e, group));
     }
     return model;
   }
+
+  private record Parent(Module module, String child) {}
 
   private static Module parallel(Entry e, ProcessGroup group) {
     return switch (e) {
@@ -106,7 +107,13 @@ public final class TensorPlan {
     private Builder(Module model, int tp) {
       if (tp < 1) throw new IllegalArgumentException("tensor-parallel size must be >= 1, got tp = " + tp);
       this.tp = tp;
-      model.namedModules().forEach((n, m) -> names.putIfAbsent(m, n));
+      nameModules(model, "");
+    }
+
+    /** Names each module as its parameters are named in the state dict ({@code transformer.wte}), without the trailing dot. */
+    private void nameModules(Module m, String prefix) {
+      names.putIfAbsent(m, prefix.endsWith(".") ? prefix.substring(0, prefix.length() - 1) : prefix);
+      m.children().forEach((k, c) -> nameModules(c, prefix + m.memberPrefix(k)));
     }
 
     /** Output features split over tp; the output stays sharded (the input of a {@link #rowwise} layer). */
