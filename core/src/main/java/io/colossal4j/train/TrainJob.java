@@ -18,7 +18,10 @@ import io.colossal4j.parallel.data.DataParallel;
 import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.Device;
 import io.colossal4j.train.checkpoint.CheckpointStore;
+import io.colossal4j.models.vit.VisionTransformer;
+import io.colossal4j.models.vit.parallel.VitTensorPlan;
 import io.colossal4j.train.config.CheckpointConfig;
+import io.colossal4j.train.config.ConfigException;
 import io.colossal4j.train.config.DataSources;
 import io.colossal4j.train.config.DeviceConfig;
 import io.colossal4j.train.config.LoggingConfig;
@@ -75,7 +78,9 @@ public final class TrainJob implements AutoCloseable {
         layout.batch().accumulation() * layout.batch().microBatches(), config.train().clipGradNorm(), hooks, MicroBatchSchedule.SEQUENTIAL);
     this.reporter = layout.reports() ? new ConsoleReport(new RunReporter(config.runDir(), progress(config.logging(), interactive, out), out,
         new RunReporter.Options(config.logging().tensorboard(), config.logging().plot(), config.logging().every())), out) : null;
-    CheckpointStore store = layout.reports() ? new CheckpointStore(config.checkpointDir(), config.checkpoint().keep()) : null;
+    // checkpoints hold the single-device state; model-parallel layouts save it once their state gather is wired in
+    boolean modelParallel = layout.size(MeshAxis.TP) > 1 || layout.size(MeshAxis.PP) > 1;
+    CheckpointStore store = layout.reports() && !modelParallel ? new CheckpointStore(config.checkpointDir(), config.checkpoint().keep()) : null;
     this.trainer = new Trainer(engine, trainLoader, evalLoader, store,
         new Trainer.Plan(config.model().name(), config.train().epochs(), config.train().maxSteps(), config.train().evalEvery(), config.checkpoint().every(), config.runDir()),
         reporter == null ? List.of() : List.of(reporter), evalReducer());
@@ -88,11 +93,18 @@ public final class TrainJob implements AutoCloseable {
    * then pipeline stages, then data parallelism over what remains. Returns the engine hooks they need.
    */
   private Engine.StepHooks parallelize(UnitModel m) {
-    if (layout.size(MeshAxis.TP) > 1 || layout.size(MeshAxis.PP) > 1)
-      throw new IllegalArgumentException("tensor and pipeline parallelism are applied by the hybrid trainer (parallel.tensor.size="
-          + layout.size(MeshAxis.TP) + ", parallel.pipeline=" + layout.size(MeshAxis.PP) + "); this build trains data-parallel layouts");
-    Optional<ProcessGroup> dp = layout.group(MeshAxis.DP);
-    return dp.<Engine.StepHooks>map(g -> new DataParallel(m, g, 25L << 20)).orElseGet(() -> new Engine.StepHooks() {});
+    Optional<ProcessGroup> tp = layout.group(MeshAxis.TP), pp = layout.group(MeshAxis.PP), dp = layout.group(MeshAxis.DP);
+    if (tp.isPresent()) {
+      switch (m) {
+        case VisionTransformer vit -> VitTensorPlan.parallelize(vit, tp.get());
+        default -> throw new ConfigException("parallel.tensor.size", "tensor parallelism has plans for the vit_* models in this trainer; "
+            + config.model().name() + " has none (use parallel.tensor.size: 1)");
+      }
+    }
+    if (pp.isPresent())
+      throw new ConfigException("parallel.pipeline", "pipeline stages are not yet composed by the trainer; use parallel.pipeline: 1");
+    Engine.StepHooks data = dp.<Engine.StepHooks>map(g -> new DataParallel(m, g, 25L << 20)).orElseGet(() -> new Engine.StepHooks() {});
+    return tp.isEmpty() && pp.isEmpty() ? data : new HybridHooks(data, m, tp, pp);
   }
 
   /** Evaluation sums (loss·n, correct, n) over the data-parallel ranks, so every rank reports the whole test set. */
