@@ -22,6 +22,7 @@ import io.colossal4j.tensor.Shape;
 import io.colossal4j.tensor.Tensor;
 import io.colossal4j.tensor.TensorException;
 import java.util.Map;
+import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -167,6 +168,29 @@ class ParallelLayersTest {
         }
       }
     }
+  }
+
+  /** Top-1 over vocabulary slices equals Accuracy on the full logits, ties (resolved toward the lower index) included. */
+  @Test void vocabParallelAccuracyEqualsAccuracy() {
+    // 6 rows of 8 logits; rows 3-5 have ties across the split at 4 (target first, target second, ignored target)
+    double[] logits = new Random(5).doubles(6 * 8, -1, 1).toArray();
+    logits[0] = 3;                                 // row 0: target 0 (rank 0's slice) is the largest: correct
+    logits[2 * 8 + 7] = 3;                         // row 2: target 7 (rank 1's slice) is the largest: correct
+    logits[3 * 8 + 1] = logits[3 * 8 + 6] = 5;     // target 1 ties with 6: correct
+    logits[4 * 8 + 2] = logits[4 * 8 + 5] = 5;     // target 5 ties with 2: not correct
+    long[] targets = {0, 3, 7, 1, 5, -100};
+    long expected;
+    try (CpuBackend cpu = CpuBackend.reference()) {
+      Tensor full = Tensor.of(logits, Shape.of(2, 3, 8), DType.F64, cpu);
+      expected = io.colossal4j.train.Accuracy.correctTopK(full, Tensor.of(targets, Shape.of(2, 3), DType.I64, cpu), 1);
+      assertEquals(3, expected, "rows 0, 2 and 3 are correct; row 1 (target 3) has no raised logit, with uniform(-1, 1) others it loses");
+    }
+    var counts = TpTesting.ranks(2, CpuBackend::reference, (tp, cpu) -> {
+      Tensor full = Tensor.of(logits, Shape.of(2, 3, 8), DType.F64, cpu);
+      Tensor mine = Views.contiguous(Views.narrow(full, 2, 4 * tp.rank(), 4));
+      return VocabParallelAccuracy.correctTop1(mine, Tensor.of(targets, Shape.of(2, 3), DType.I64, cpu), tp);
+    });
+    for (long c : counts) assertEquals(expected, c);
   }
 
   @Test void crossEntropyRejectsTargetsOutsideTheVocabulary() {

@@ -141,6 +141,26 @@ class TpCommTest {
     }
   }
 
+  /**
+   * Over the tp groups of a device mesh (4 ranks as dp=2 × tp=2): the two tp groups communicate at the same
+   * time without mixing; each gathers its own members' values.
+   */
+  @Test void tpSubgroupsOfAMeshWorkIndependently() {
+    var results = io.colossal4j.distributed.RankThreads.run(CpuDistributed.threads(4), 60, world -> {
+      try (CpuBackend cpu = CpuBackend.reference()) {
+        var tp = io.colossal4j.distributed.DeviceMesh.of(world, 2, 1).group(io.colossal4j.distributed.MeshAxis.TP);
+        Tensor x = leaf(Tensor.full(io.colossal4j.tensor.Shape.of(1, 2), DType.F64, cpu, world.rank()));
+        Tensor y = TpComm.gatherFromRegion(TpComm.copyToRegion(x, tp), tp);
+        Autograd.backward(Reduce.sum(y));
+        double[] out = y.toDoubleArray();
+        world.close();
+        return new double[] {out[0], out[2], x.grad().toDoubleArray()[0]};
+      }
+    });
+    // world ranks 0,1 form tp group 0 and 2,3 tp group 1 (tp varies fastest); d(sum)/dx = 2 ranks' ones summed
+    for (int r = 0; r < 4; r++) assertArrayEquals(new double[] {r / 2 * 2, r / 2 * 2 + 1, 2}, results.get(r), "world rank " + r);
+  }
+
   @Test void singleRankGroupIsIdentityAndBadSizesAreNamed() {
     try (CpuBackend cpu = CpuBackend.reference()) {
       var one = CpuDistributed.threads(1).getFirst();
