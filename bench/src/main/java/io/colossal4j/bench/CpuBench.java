@@ -39,7 +39,9 @@ final class CpuBench {
     Engine torch = Engine.getEngine("PyTorch");
     OpenBlas blas = OpenBlas.load();
     blas.threads(threads);
-    System.out.printf("colossal4j bench cpu: threads=%d, PyTorch %s (DJL), OpenBLAS %s%n", threads, torch.getVersion(), blas.config().trim());
+    System.out.printf("colossal4j bench cpu: threads=%d, PyTorch %s (DJL), OpenBLAS %s, Java %s%n", threads, torch.getVersion(),
+        blas.config().trim(), Runtime.version());
+    System.out.println("load average at start: " + loadAverage());
     Random rnd = new Random(1);
     try (CpuBackend cpu = CpuBackend.create(threads); NDManager nd = NDManager.newBaseManager(ai.djl.Device.cpu(), "PyTorch");
          Arena arena = Arena.ofShared()) {
@@ -48,6 +50,17 @@ final class CpuBench {
       conv(cpu, nd, rnd, true);
       rows(cpu, nd, rnd);
       elementwise(cpu, nd, rnd);
+    }
+    System.out.println("load average at end: " + loadAverage());
+  }
+
+  /** The 1, 5 and 15 minute load averages (Linux), so a result carries the load it was measured under. */
+  private static String loadAverage() {
+    try {
+      String[] f = java.nio.file.Files.readString(java.nio.file.Path.of("/proc/loadavg")).trim().split(" ");
+      return f[0] + " " + f[1] + " " + f[2];
+    } catch (java.io.IOException e) {
+      return "unknown (" + e.getMessage() + ")";
     }
   }
 

@@ -32,18 +32,25 @@ final class Measure {
   }
 
   /**
-   * Warms the body up (≥ 2 s and ≥ 20 calls, so the JIT has compiled every loop of ours at its top tier even
-   * on a busy machine) and returns the calls per 0.2 s round, estimated from the last half of the warm-up.
+   * Warms the body up until it is steady, then returns the calls per 0.2 s round. Steady means: at least 2 s
+   * and 20 calls, and the last 0.2 s batch no more than 10% slower per call than the best batch so far (our
+   * kernels start interpreted and reach full speed only once the JIT has compiled them, which on a busy
+   * machine can take several seconds); at most 30 s.
    */
   private static int calibrate(Runnable body) {
-    long start = System.nanoTime(), half = 0;
-    int calls = 0, halfCalls = 0;
-    while (System.nanoTime() - start < 2_000_000_000L || calls < 20) {
-      body.run();
-      calls++;
-      if (half == 0 && System.nanoTime() - start >= 1_000_000_000L && calls >= 10) { half = System.nanoTime(); halfCalls = calls; }
+    long start = System.nanoTime();
+    int calls = 0;
+    double best = Double.MAX_VALUE, last = Double.MAX_VALUE;
+    while (true) {
+      long b0 = System.nanoTime();
+      int k = 0;
+      do { body.run(); k++; } while (System.nanoTime() - b0 < 200_000_000L);
+      calls += k;
+      last = (System.nanoTime() - b0) / 1e9 / k;
+      best = Math.min(best, last);
+      double elapsed = (System.nanoTime() - start) / 1e9;
+      if ((elapsed >= 2 && calls >= 20 && last <= best * 1.1) || elapsed >= 30) break;
     }
-    double per = (System.nanoTime() - half) / 1e9 / (calls - halfCalls);
-    return (int) Math.max(1, Math.ceil(0.2 / per));
+    return (int) Math.max(1, Math.ceil(0.2 / best));
   }
 }

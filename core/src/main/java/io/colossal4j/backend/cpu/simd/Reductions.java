@@ -49,26 +49,27 @@ final class Reductions {
     float id = identity(op);
     float scale = op == ReduceOp.MEAN ? 1f / inner : 1f;
     par.forRange(outer, RowOps.grain(inner), (r0, r1) -> {
-      for (long r = r0; r < r1; r++) {
-        long xo = x.offset() + r * inner;
-        FloatVector a0 = FloatVector.broadcast(S, id), a1 = a0, a2 = a0, a3 = a0;
-        int j = 0;
-        for (; j + 4 * L <= inner; j += 4 * L) {
-          a0 = combine(op, a0, FloatVector.fromMemorySegment(S, sx, (xo + j) * 4, RowOps.NATIVE));
-          a1 = combine(op, a1, FloatVector.fromMemorySegment(S, sx, (xo + j + L) * 4, RowOps.NATIVE));
-          a2 = combine(op, a2, FloatVector.fromMemorySegment(S, sx, (xo + j + 2 * L) * 4, RowOps.NATIVE));
-          a3 = combine(op, a3, FloatVector.fromMemorySegment(S, sx, (xo + j + 3 * L) * 4, RowOps.NATIVE));
-        }
-        for (; j < inner; j += L) a0 = combine(op, a0, load(sx, xo, j, inner).blend(id, S.indexInRange(j, inner).not()));
-        FloatVector a = combine(op, combine(op, a0, a1), combine(op, a2, a3));
-        float v = switch (op) {
-          case MAX -> a.reduceLanes(VectorOperators.MAX);
-          case MIN -> a.reduceLanes(VectorOperators.MIN);
-          default -> VMath.sumLanes(a);
-        };
-        so.setAtIndex(F, out.offset() + r, v * scale);
-      }
+      for (long r = r0; r < r1; r++) so.setAtIndex(F, out.offset() + r, row(op, sx, x.offset() + r * inner, inner, id) * scale);
     });
+  }
+
+  /** One row, in its own method so the JIT compiles it as a plain hot method (not by on-stack replacement). */
+  private static float row(ReduceOp op, MemorySegment sx, long xo, int inner, float id) {
+    FloatVector a0 = FloatVector.broadcast(S, id), a1 = a0, a2 = a0, a3 = a0;
+    int j = 0;
+    for (; j + 4 * L <= inner; j += 4 * L) {
+      a0 = combine(op, a0, FloatVector.fromMemorySegment(S, sx, (xo + j) * 4, RowOps.NATIVE));
+      a1 = combine(op, a1, FloatVector.fromMemorySegment(S, sx, (xo + j + L) * 4, RowOps.NATIVE));
+      a2 = combine(op, a2, FloatVector.fromMemorySegment(S, sx, (xo + j + 2 * L) * 4, RowOps.NATIVE));
+      a3 = combine(op, a3, FloatVector.fromMemorySegment(S, sx, (xo + j + 3 * L) * 4, RowOps.NATIVE));
+    }
+    for (; j < inner; j += L) a0 = combine(op, a0, load(sx, xo, j, inner).blend(id, S.indexInRange(j, inner).not()));
+    FloatVector a = combine(op, combine(op, a0, a1), combine(op, a2, a3));
+    return switch (op) {
+      case MAX -> a.reduceLanes(VectorOperators.MAX);
+      case MIN -> a.reduceLanes(VectorOperators.MIN);
+      default -> VMath.sumLanes(a);
+    };
   }
 
   /** out[j] = reduce over i of x[i, j], for a contiguous x viewed as [outer, inner]. Split over j. */
