@@ -25,6 +25,7 @@ public final class Main {
     m.put("bench", new BenchCommand());
     m.put("_dist-selftest", new DistSelfTestCommand());
     m.put("train", new TrainCommand());
+    m.put("split", new SplitCommand());
     return m;
   }
 

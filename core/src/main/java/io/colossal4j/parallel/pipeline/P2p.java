@@ -2,13 +2,10 @@ package io.colossal4j.parallel.pipeline;
 
 import io.colossal4j.backend.Backend;
 import io.colossal4j.distributed.ProcessGroup;
-import io.colossal4j.distributed.Work;
 import io.colossal4j.ops.Views;
 import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.Shape;
 import io.colossal4j.tensor.Tensor;
-import java.util.ArrayList;
-import java.util.List;
 
 /**
  * Activations and gradients between pipeline ranks. Every tensor travels as two messages: a fixed-size i64
@@ -20,8 +17,9 @@ import java.util.List;
  * header or data. Distinct (micro-batch, chunk, direction, kind) never share a tag; the process group matches
  * messages of one tag in order, so the same tags are reused safely from step to step.
  *
- * <p>Sends are asynchronous (the process group buffers them at the receiver); the returned handles keep the
- * sent tensors alive until they are awaited. Receives block. Used by one thread (the rank's schedule).
+ * <p>Sends do not wait for the receiver (the process group buffers messages at the receiving rank), so they are
+ * issued synchronously: the process group then runs them on the caller's thread, which saves a hand-off to its
+ * executor per message. Receives block. Used by one thread (the rank's schedule).
  */
 final class P2p {
   static final int MAX_RANK = 8;
@@ -34,7 +32,6 @@ final class P2p {
   private final ProcessGroup group;
   private final Backend backend;
   private final int virtualStages;
-  private final List<Work> pending = new ArrayList<>();
 
   P2p(ProcessGroup group, Backend backend, int virtualStages) {
     this.group = group;
@@ -57,8 +54,8 @@ final class P2p {
     for (int i = 0; i < t.rank(); i++) header[2 + i] = t.size(i);
     Tensor h = Tensor.of(header, Shape.of(header.length), DType.I64, backend);
     Tensor data = t.isContiguous() ? t.detach() : Views.contiguous(t.detach());
-    pending.add(group.sendAsync(h, peer, tag(micro, virtualStage, d, false, virtualStages)));
-    pending.add(group.sendAsync(data, peer, tag(micro, virtualStage, d, true, virtualStages)));
+    group.send(h, peer, tag(micro, virtualStage, d, false, virtualStages));
+    group.send(data, peer, tag(micro, virtualStage, d, true, virtualStages));
   }
 
   /** Receives the tensor that {@code virtualStage} sent for {@code micro} from {@code peer}. */
@@ -74,11 +71,5 @@ final class P2p {
     Tensor t = Tensor.empty(Shape.of(dims), DTYPES[(int) header[0]], backend);
     group.recv(t, peer, tag(micro, virtualStage, d, true, virtualStages));
     return t;
-  }
-
-  /** Waits for every send issued so far (their buffers may then be reused or freed). */
-  void drain() {
-    for (Work w : pending) w.await();
-    pending.clear();
   }
 }

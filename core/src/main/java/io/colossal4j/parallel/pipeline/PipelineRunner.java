@@ -102,7 +102,6 @@ public final class PipelineRunner implements MicroBatchSchedule {
         }
       }
     }
-    step.p2p.drain();
     if (timeline != null) timeline.endStep();
     return share(micro.getFirst().inputs().backend(), step.lossSum, step.correct);
   }
@@ -163,7 +162,6 @@ public final class PipelineRunner implements MicroBatchSchedule {
         }
       }
     });
-    p2p.drain();
     return share(batch.inputs().backend(), result[0], (long) result[1]);
   }
 
