@@ -71,9 +71,10 @@ final class PipelineBench implements Main.Command {
   }
 
   private static Options parse(String[] args) {
-    int[] stages = {2, 4, 8};
-    double f = 2, b = 4;
-    int chunks = 2, steps = 5, width = 8192;
+    // 50/100 ms per stage: long against the few milliseconds a woken thread waits for a core on a loaded 2-core machine
+    int[] stages = {2, 4};
+    double f = 50, b = 100;
+    int chunks = 2, steps = 3, width = 8192;
     for (int i = 0; i < args.length; i++) {
       String a = args[i];
       if (i + 1 >= args.length) throw new IllegalArgumentException(a + " needs a value");
@@ -86,7 +87,7 @@ final class PipelineBench implements Main.Command {
         case "--steps" -> steps = Integer.parseInt(val);
         case "--width" -> width = Integer.parseInt(val);
         default -> throw new IllegalArgumentException("unknown option " + a
-            + "; usage: colossal bench pipeline [--stages 2,4,8] [--forward-ms 2] [--backward-ms 4] [--chunks 2] [--steps 5] [--width 8192]");
+            + "; usage: colossal bench pipeline [--stages 2,4] [--forward-ms 50] [--backward-ms 100] [--chunks 2] [--steps 3] [--width 8192]");
       }
     }
     return new Options(stages, f, b, chunks, steps, width);
