@@ -42,6 +42,7 @@ public final class TensorParallelState {
    * are all-gathered and reassembled, replicated ones copied. Collective: every rank gets the whole dict.
    */
   public static Map<String, Tensor> gather(Module model, ProcessGroup tp) {
+    requireGroupSize(model, tp);
     return gatherAll(model.stateDict(), placements(model), tp);
   }
 
@@ -50,6 +51,7 @@ public final class TensorParallelState {
    * none yet), for comparing a tp run's gradients with a single process's. Collective, as {@link #gather}.
    */
   public static Map<String, Tensor> gatherGradients(Module model, ProcessGroup tp) {
+    requireGroupSize(model, tp);
     Map<String, Tensor> grads = new LinkedHashMap<>();
     model.namedParameters().forEach((n, p) -> grads.put(n, p.grad() != null ? p.grad() : Tensor.zeros(p.shape(), p.dtype(), p.backend())));
     return gatherAll(grads, placements(model), tp);
@@ -74,6 +76,7 @@ public final class TensorParallelState {
    * all reported at once, before anything is copied. No communication.
    */
   public static void load(Module model, Map<String, Tensor> full, ProcessGroup tp) {
+    requireGroupSize(model, tp);
     Map<String, Tensor> local = model.stateDict();
     Map<String, Placement> placements = placements(model);
     List<String> problems = new ArrayList<>();
@@ -101,6 +104,7 @@ public final class TensorParallelState {
    * which equals the single-device model's Σ‖g‖² up to rounding. Callers add the shares of pipeline stages.
    */
   public static double gradSquaredNorm(ProcessGroup tp, Module model) {
+    requireGroupSize(model, tp);
     Map<String, Placement> placements = placements(model);
     List<Tensor> replicated = new ArrayList<>(), sharded = new ArrayList<>();
     Tensor anchor = null;
@@ -116,6 +120,15 @@ public final class TensorParallelState {
       mine = s.item();
     }
     return GradClip.sumOfSquares(replicated) + mine;
+  }
+
+  /** The model's parallel layers must have been built over a group of tp's size (else shapes would be misread). */
+  private static void requireGroupSize(Module model, ProcessGroup tp) {
+    walk(model, "", (prefix, m) -> {
+      if (m instanceof TensorParallelModule t && t.group().size() != tp.size())
+        throw new IllegalArgumentException("layer " + prefix.substring(0, Math.max(0, prefix.length() - 1)) + " is sharded over " + t.group().size() + " ranks (group " + t.group().name()
+            + ") but tp group " + tp.name() + " has " + tp.size());
+    });
   }
 
   private static Shape fullShape(Shape local, Placement.Shard s, int size) {

@@ -97,6 +97,10 @@ class TensorPlanTest {
       assertEquals(Shape.of(16, 32), gpt.namedParameters().get("transformer.h.1.mlp.c_proj.weight").shape());
       var s = assertThrows(IllegalStateException.class, () -> plan.apply(gpt, tp)).getMessage();
       assertTrue(s.contains("transformer.wte of the plan is not in this model"), s);
+      try (var one = CpuDistributed.threads(1).getFirst()) {
+        var g = assertThrows(IllegalArgumentException.class, () -> TensorParallelState.gradSquaredNorm(one, gpt)).getMessage();
+        assertEquals("layer transformer.wte is sharded over 2 ranks (group world) but tp group world has 1", g);
+      }
       return TensorParallelState.placements(gpt);
     });
     var p = names.getFirst();
