@@ -21,7 +21,7 @@ import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 /**
- * Pipeline runs reproduce a single process: K = 3 SGD-with-momentum steps, m = 4 micro-batches, the last step's
+ * Pipeline runs reproduce a single process: K = 3 SGD-with-momentum steps, m = 4 micro-batches (6 in the f64 case), the last step's
  * batch of 6 samples splitting unevenly (1, 1, 2, 2), for each schedule, on the small ViT, a narrow ResNet
  * (BatchNorm included) and the small GPT, at pp = 2 and pp = 4.
  *
@@ -70,6 +70,20 @@ class PipelineEquivalenceTest {
     var runs = PipelineTwin.pipeline(gpt(), 4, new Schedule.OneFOneB(), new SplitPolicy.Uniform());
     assertSame(single, runs, RTOL, ATOL, "GPT pp=4 1F1B");
     for (int r = 0; r < 4; r++) assertEquals(4 - r, runs.get(r).peakInFlight(), "1F1B activations held at rank " + r);
+  }
+
+  /**
+   * A tight check: a small GPT in f64 on the scalar reference kernels (deterministic), pp = 3 with the interleaved
+   * schedule over 6 parts and a customized split. Pipeline and single process then differ only in the order of
+   * the order of the floating-point sums that accumulate gradients over micro-batches, and both add each
+   * parameter's micro-batch gradients in the order 0, 1, ..., 5, so they agree to 1e-12 relative.
+   */
+  @Test void gptF64ReferenceInterleavedPp3Tight() {
+    var tiny = new io.colossal4j.models.gpt.GptConfig(32, 8, 4, 2, 16, 0.0, true);
+    var setup = new PipelineTwin.Setup(b -> new io.colossal4j.models.gpt.Gpt(new ModuleContext(b, DType.F64, 6), tiny), b -> tokens(b, 6, 32),
+        (out, y) -> Loss.crossEntropy(Views.reshape(out, -1, out.size(-1)), Views.reshape(y, -1)), 6, true);
+    var split = new SplitPolicy.Customized(List.of("transformer.h.0", "transformer.h.1", "transformer.h.2", "transformer.h.3", "transformer.ln_f"));
+    assertSame(PipelineTwin.single(setup), PipelineTwin.pipeline(setup, 3, new Schedule.Interleaved(2), split), 1e-12, 1e-14, "GPT f64 pp=3 interleaved(2)");
   }
 
   /** Random images in [-1, 1] and labels, one batch per entry of {@link #BATCHES}. */

@@ -38,14 +38,21 @@ final class PipelineTwin {
   record Run(double[] losses, long[] correct, Map<String, double[]> state, int peakInFlight) {}
 
   /** The model, the data of each step on a given backend, and the loss. */
-  record Setup(Function<Backend, UnitModel> model, Function<Backend, List<Batch>> steps, LossFunction loss, int microBatches) {}
+  record Setup(Function<Backend, UnitModel> model, Function<Backend, List<Batch>> steps, LossFunction loss, int microBatches, boolean reference) {
+    Setup(Function<Backend, UnitModel> model, Function<Backend, List<Batch>> steps, LossFunction loss, int microBatches) {
+      this(model, steps, loss, microBatches, false);
+    }
+
+    /** The scalar reference kernels (f64-capable, deterministic) or the fast kernels on one thread. */
+    CpuBackend backend() { return reference ? CpuBackend.reference() : CpuBackend.create(1); }
+  }
 
   static final double LR = 0.05, MOMENTUM = 0.9;
 
   static Optimizer optimizer(Module m) { return new Sgd(ParamGroup.single(m.namedParameters(), 0), MOMENTUM, 0, false); }
 
   static Run single(Setup s) {
-    try (CpuBackend cpu = CpuBackend.create(1)) {
+    try (CpuBackend cpu = s.backend()) {
       UnitModel model = s.model().apply(cpu);
       return train(model, MicroBatchSchedule.SEQUENTIAL, s.steps().apply(cpu), s.loss(), s.microBatches());
     }
@@ -55,7 +62,7 @@ final class PipelineTwin {
     List<ProcessGroup> groups = CpuDistributed.threads(p);
     try {
       return RankThreads.run(groups, 120, g -> {
-        try (CpuBackend cpu = CpuBackend.create(1)) {
+        try (CpuBackend cpu = s.backend()) {
           UnitModel model = s.model().apply(cpu);
           Split split = SplitPolicy.split(policy, model.units(), p * schedule.chunks());
           Stage stage = Stage.of(model, split, p, g.rank());
