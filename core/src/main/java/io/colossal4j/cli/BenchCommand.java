@@ -13,6 +13,7 @@ final class BenchCommand implements Main.Command {
   static Map<String, Main.Command> benchmarks() {
     Map<String, Main.Command> m = new TreeMap<>();
     m.put("comm", new CommBench());
+    m.put("gpu", new GpuBench());
     m.put("pipeline", new PipelineBench());
     return m;
   }

@@ -20,6 +20,12 @@ import java.util.TreeMap;
  * bytes held from the device (in use + cached), so a large GPU can behave like a smaller one. When a
  * request does not fit, the cache is emptied and the request retried before an {@link OutOfMemory} is thrown.
  *
+ * <p>Garbage: a tensor nobody references returns its block through the GC's cleaner, which the GC runs only
+ * when the Java heap needs it, and a tensor's device memory is invisible to the heap. So the allocator runs
+ * a {@code collector} (System.gc for a real device) and waits for the releases it causes: before declaring
+ * an out-of-memory, and proactively when the bytes in use cross a threshold, which it then sets halfway
+ * between what stays in use after the collection and the limit (the cap or the device's size).
+ *
  * <p>Thread-safe (one lock); a storage may be released from any thread, including the GC's cleaner.
  */
 final class CachingAllocator {
@@ -42,13 +48,25 @@ final class CachingAllocator {
   private final Map<MemoryCategory, Long> peak = new EnumMap<>(MemoryCategory.class);
   private long cached;
   private long inUse;
+  private long peakInUse;
   private long deviceAllocations;
+  private final Runnable collector;
+  private final long limit;
+  private long collectAbove;
+  private long releases;
+  private long collections;
 
-  CachingAllocator(DeviceMemory memory, long capBytes, String deviceName) {
+  /** An allocator without a collector (tests that release explicitly). */
+  CachingAllocator(DeviceMemory memory, long capBytes, String deviceName) { this(memory, capBytes, deviceName, () -> {}); }
+
+  CachingAllocator(DeviceMemory memory, long capBytes, String deviceName, Runnable collector) {
     if (capBytes <= 0) throw new IllegalArgumentException("memory cap must be > 0 bytes, got " + capBytes);
     this.memory = memory;
     this.capBytes = capBytes;
     this.deviceName = deviceName;
+    this.collector = collector;
+    this.limit = Math.min(capBytes, memory.totalBytes());
+    this.collectAbove = limit / 2;
     for (MemoryCategory c : MemoryCategory.values()) { current.put(c, 0L); peak.put(c, 0L); }
   }
 
@@ -61,13 +79,59 @@ final class CachingAllocator {
 
   private static long roundUp(long v, long m) { return (v + m - 1) / m * m; }
 
-  /** A block of at least {@code bytes}, charged to {@code category}. */
-  synchronized Block allocate(long bytes, MemoryCategory category) {
+  /**
+   * A block of at least {@code bytes}, charged to {@code category}. Not synchronised as a whole: a collection
+   * runs outside the lock, so that the cleaner's releases can come in while this thread waits for them.
+   */
+  Block allocate(long bytes, MemoryCategory category) {
     if (bytes < 0) throw new TensorException("cannot allocate " + bytes + " bytes on " + deviceName);
+    Block b = tryAllocate(bytes, category);
+    if (b == null) {
+      collect();
+      b = tryAllocate(bytes, category);
+      if (b == null) throw new OutOfMemory(outOfMemoryReport(bytes, category));
+    } else if (overThreshold()) {
+      collect();
+    }
+    return b;
+  }
+
+  private synchronized boolean overThreshold() { return inUse > collectAbove; }
+
+  private synchronized long releases() { return releases; }
+
+  /** Runs the collector, waits (at most about 200 ms) until its releases stop arriving, and moves the threshold. */
+  private void collect() {
+    collector.run();
+    long seen = releases();
+    for (int i = 0; i < 100; i++) {
+      try {
+        Thread.sleep(2);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        break;
+      }
+      long now = releases();
+      if (now == seen && i >= 2) break;
+      seen = now;
+    }
+    synchronized (this) {
+      collections++;
+      collectAbove = inUse + (limit - inUse) / 2;
+    }
+  }
+
+  /** How many collections the allocator has asked for (for tests and reports). */
+  synchronized long collections() { return collections; }
+
+  /** A block, or null when neither the cache nor the device (within the cap) can provide one. */
+  private synchronized Block tryAllocate(long bytes, MemoryCategory category) {
     long size = sizeClass(bytes);
     Block b = takeCached(size);
-    if (b == null) b = fromDevice(size, bytes, category);
+    if (b == null) b = fromDevice(size);
+    if (b == null) return null;
     inUse += b.size;
+    peakInUse = Math.max(peakInUse, inUse);
     long now = current.merge(category, b.size, Long::sum);
     peak.merge(category, now, Math::max);
     return b;
@@ -88,20 +152,21 @@ final class CachingAllocator {
     return null;
   }
 
-  private Block fromDevice(long size, long requested, MemoryCategory category) {
+  private Block fromDevice(long size) {
     if (inUse + cached + size > capBytes) emptyCache();
     long p = inUse + size <= capBytes ? memory.allocate(size) : 0;
     if (p == 0 && cached > 0) {
       emptyCache();
-      p = memory.allocate(size);
+      p = inUse + size <= capBytes ? memory.allocate(size) : 0;
     }
-    if (p == 0) throw new OutOfMemory(outOfMemoryReport(requested, category));
+    if (p == 0) return null;
     deviceAllocations++;
     return new Block(p, size);
   }
 
   /** Returns a block to the cache; the caller's uses of it are already queued on the stream. */
   synchronized void release(Block b, MemoryCategory category) {
+    releases++;
     inUse -= b.size;
     current.merge(category, -b.size, Long::sum);
     free.computeIfAbsent(b.size, k -> new ArrayDeque<>()).push(b.pointer);
@@ -122,9 +187,15 @@ final class CachingAllocator {
   synchronized long deviceAllocations() { return deviceAllocations; }
 
   /** Zeroes the peaks (to the current values), e.g. between a warm-up step and a measured one. */
-  synchronized void resetPeaks() { peak.putAll(current); }
+  synchronized void resetPeaks() {
+    peak.putAll(current);
+    peakInUse = inUse;
+  }
 
-  String outOfMemoryReport(long requested, MemoryCategory category) {
+  /** The most bytes in use at once (all categories together, size classes included) since the last reset. */
+  synchronized long peakInUse() { return peakInUse; }
+
+  synchronized String outOfMemoryReport(long requested, MemoryCategory category) {
     MemoryStats s = new MemoryStats(current, peak, cached, capBytes);
     String limit = capBytes == Long.MAX_VALUE
         ? "the device's " + MemoryStats.human(memory.totalBytes())

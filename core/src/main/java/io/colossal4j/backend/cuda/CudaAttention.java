@@ -28,9 +28,22 @@ final class CudaAttention implements FusedAttention {
   static final Set<Integer> HEAD_DIMS = Set.of(32, 64, 80, 96, 128);
   private static final int ROWS = 64, THREADS = 128;
 
-  private final CudaKernels k;
+  /**
+   * The kernel generations in attention.cu / attention2.cu. {@code ATOMIC_DQ}: plain tile loads, one backward
+   * kernel accumulating dQ with f32 atomics. {@code SPLIT_DQ}: cp.async double-buffered tiles, masks only on
+   * edge tiles, and a backward in two kernels (dK/dV per key tile, dQ per query tile) without atomics.
+   */
+  enum Variant { ATOMIC_DQ, SPLIT_DQ }
 
-  CudaAttention(CudaKernels kernels) { this.k = kernels; }
+  private final CudaKernels k;
+  private final Variant variant;
+
+  CudaAttention(CudaKernels kernels, Variant variant) {
+    this.k = kernels;
+    this.variant = variant;
+  }
+
+  Variant variant() { return variant; }
 
   /** Batch dims merged to B1 × B2, with each operand's (outer, inner) batch strides in the order given. */
   private record Batch(int b1, int b2, long[][] strides) {
@@ -110,8 +123,9 @@ final class CudaAttention implements FusedAttention {
       throw new TensorException("fused attention: lse must be contiguous f32 with " + (long) b.count() * nq + " elements, got " + lse.shape() + " " + lse.dtype());
     long plse = k.ptr(lse) + lse.offset() * 4;
     float sl2 = (float) (spec.scale() / Math.log(2));
-    int smem = 3 * ROWS * (d + 8) * 2;
-    k.launch("attn_fwd_" + suffix(q), new Dim3((nq + ROWS - 1) / ROWS, b.count(), 1), Dim3.of(THREADS), smem, (a, args) ->
+    boolean split = variant == Variant.SPLIT_DQ;
+    int smem = (split ? 5 : 3) * ROWS * (d + 8) * 2;
+    k.launch((split ? "attn2_fwd_" : "attn_fwd_") + suffix(q), new Dim3((nq + ROWS - 1) / ROWS, b.count(), 1), Dim3.of(THREADS), smem, (a, args) ->
         args.struct(ref(a, q, b.strides()[0])).struct(ref(a, kt, b.strides()[1])).struct(ref(a, v, b.strides()[2])).struct(ref(a, out, b.strides()[3]))
             .ptr(plse).i32(b.b2()).i32(nq).i32(nk).i32(spec.causal() ? 1 : 0).f32(sl2));
   }
@@ -132,24 +146,34 @@ final class CudaAttention implements FusedAttention {
     if (b == null) throw new TensorException("fused attention backward: batch layouts of the gradients do not merge with the operands'");
     long rows = (long) b.count() * nq;
     Tensor dd = Tensor.empty(Shape.of(Math.toIntExact(rows)), DType.F32, k.backend(), MemoryCategory.TEMPORARY);
-    Tensor dq = Tensor.empty(Shape.of(Math.toIntExact(rows * d)), DType.F32, k.backend(), MemoryCategory.TEMPORARY);
-    k.fill(dq, 0);
-    long pdd = k.ptr(dd), pdq = k.ptr(dq), plse = k.ptr(lse) + lse.offset() * 4;
+    long pdd = k.ptr(dd), plse = k.ptr(lse) + lse.offset() * 4;
     String sfx = suffix(q);
     long[][] s = b.strides();
     Tensor goF = go;
     k.launch("attn_bwd_dot_" + sfx, Dim3.of((int) ((rows + 3) / 4)), Dim3.of(THREADS), (a, args) ->
         args.struct(ref(a, out, s[4])).struct(ref(a, goF, s[3])).ptr(pdd).i32(b.b2()).i32(nq).i64(rows));
     float scale = (float) spec.scale(), sl2 = (float) (spec.scale() / Math.log(2));
-    int smem = (4 * ROWS * (d + 8) + ROWS * 72) * 2 + 2 * ROWS * 4;
-    k.launch("attn_bwd_" + sfx, new Dim3((nk + ROWS - 1) / ROWS, b.count(), 1), Dim3.of(THREADS), smem, (a, args) ->
-        args.struct(ref(a, q, s[0])).struct(ref(a, kt, s[1])).struct(ref(a, v, s[2])).struct(ref(a, goF, s[3])).ptr(plse).ptr(pdd).ptr(pdq)
-            .struct(ref(a, gk, s[6])).struct(ref(a, gv, s[7])).i32(b.b2()).i32(nq).i32(nk).i32(spec.causal() ? 1 : 0).f32(sl2).f32(scale));
-    long pairs = rows * d / 2;
-    k.launch("attn_dq_" + sfx, Dim3.of(k.blocks(pairs, CudaKernels.THREADS)), Dim3.of(CudaKernels.THREADS), (a, args) ->
-        args.ptr(pdq).struct(ref(a, gq, s[5])).i32(b.b2()).i32(nq).i64(pairs));
+    int causal = spec.causal() ? 1 : 0, ld = d + 8;
+    if (variant == Variant.SPLIT_DQ) {
+      k.launch("attn2_bwd_kv_" + sfx, new Dim3((nk + ROWS - 1) / ROWS, b.count(), 1), Dim3.of(THREADS), 6 * ROWS * ld * 2 + 4 * ROWS * 4, (a, args) ->
+          args.struct(ref(a, q, s[0])).struct(ref(a, kt, s[1])).struct(ref(a, v, s[2])).struct(ref(a, goF, s[3])).ptr(plse).ptr(pdd)
+              .struct(ref(a, gk, s[6])).struct(ref(a, gv, s[7])).i32(b.b2()).i32(nq).i32(nk).i32(causal).f32(sl2).f32(scale));
+      k.launch("attn2_bwd_q_" + sfx, new Dim3((nq + ROWS - 1) / ROWS, b.count(), 1), Dim3.of(THREADS), 6 * ROWS * ld * 2, (a, args) ->
+          args.struct(ref(a, q, s[0])).struct(ref(a, kt, s[1])).struct(ref(a, v, s[2])).struct(ref(a, goF, s[3])).ptr(plse).ptr(pdd)
+              .struct(ref(a, gq, s[5])).i32(b.b2()).i32(nq).i32(nk).i32(causal).f32(sl2).f32(scale));
+    } else {
+      Tensor dq = Tensor.empty(Shape.of(Math.toIntExact(rows * d)), DType.F32, k.backend(), MemoryCategory.TEMPORARY);
+      k.fill(dq, 0);
+      long pdq = k.ptr(dq);
+      k.launch("attn_bwd_" + sfx, new Dim3((nk + ROWS - 1) / ROWS, b.count(), 1), Dim3.of(THREADS), (4 * ROWS * ld + ROWS * 72) * 2 + 2 * ROWS * 4,
+          (a, args) -> args.struct(ref(a, q, s[0])).struct(ref(a, kt, s[1])).struct(ref(a, v, s[2])).struct(ref(a, goF, s[3])).ptr(plse).ptr(pdd)
+              .ptr(pdq).struct(ref(a, gk, s[6])).struct(ref(a, gv, s[7])).i32(b.b2()).i32(nq).i32(nk).i32(causal).f32(sl2).f32(scale));
+      long pairs = rows * d / 2;
+      k.launch("attn_dq_" + sfx, Dim3.of(k.blocks(pairs, CudaKernels.THREADS)), Dim3.of(CudaKernels.THREADS), (a, args) ->
+          args.ptr(pdq).struct(ref(a, gq, s[5])).i32(b.b2()).i32(nq).i64(pairs));
+      dq.storage().release();
+    }
     dd.storage().release();
-    dq.storage().release();
     if (go != gOut) go.storage().release();
   }
 }

@@ -66,7 +66,8 @@ public final class CudaBackend implements Backend {
       this.context = driver.retainPrimaryContext(cuDevice);
       enter();
       this.stream = driver.streamCreate(Driver.STREAM_NON_BLOCKING);
-      this.allocator = new CachingAllocator(new DriverMemory(), options.memoryCapBytes(), device + " (" + deviceName + ")");
+      // unreachable tensors give their blocks back through the cleaner, so memory pressure asks for a GC
+      this.allocator = new CachingAllocator(new DriverMemory(), options.memoryCapBytes(), device + " (" + deviceName + ")", System::gc);
       Nvrtc nvrtc = Nvrtc.load(locator, libraries);
       this.module = CudaModule.load(driver, nvrtc, ccMajor, ccMinor, options.kernelCacheDir());
       this.kernels = new CudaKernels(this);
@@ -148,6 +149,9 @@ public final class CudaBackend implements Backend {
   public void emptyCache() { allocator.emptyCache(); }
 
   public void resetPeakMemory() { allocator.resetPeaks(); }
+
+  /** The most device memory in use at once since the last {@link #resetPeakMemory} (PyTorch's max_memory_allocated). */
+  public long peakMemoryInUse() { return allocator.peakInUse(); }
 
   /** The device address of element {@code t.offset()} of a tensor of this backend; validates ownership and liveness. */
   long pointer(Tensor t) {

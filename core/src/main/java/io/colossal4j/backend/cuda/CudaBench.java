@@ -22,8 +22,8 @@ import java.util.Map;
  * has compiled the launch path), then 7 repetitions of 10 back-to-back runs between two CUDA events; the
  * median per run is reported (launch overhead included, as in training). Inputs are uniform random, never zeros.
  *
- * <p>Output: CSV lines {@code impl,case,shape,median_ms,tflops} on stdout ({@code tflops} empty where
- * FLOPs are not the measure).
+ * <p>Output: CSV lines {@code impl,case,shape,median_ms,tflops,,} on stdout ({@code tflops} empty where
+ * FLOPs are not the measure); {@code colossal bench gpu} adds training steps to the same table.
  */
 public final class CudaBench {
   private static final int WARMUP = 30, REPS = 7, ITERS = 10;
@@ -44,12 +44,20 @@ public final class CudaBench {
     if (args.length > 0) opts = opts.withKernelCacheDir(Path.of(args[0]));
     try (CudaBackend gpu = CudaBackend.open(Device.cuda(0), opts)) {
       System.err.println("colossal4j GPU bench on " + gpu.describe());
-      CudaBench b = new CudaBench(gpu, System.out);
-      b.out.println("impl,case,shape,median_ms,tflops");
-      b.gemms();
-      b.layerNorms();
-      b.attention();
+      System.out.println(CSV_HEADER);
+      kernels(gpu, System.out);
     }
+  }
+
+  /** The CSV header: the kernel cases leave the last two columns (training throughput, peak memory) empty. */
+  public static final String CSV_HEADER = "impl,case,shape,median_ms,tflops,throughput,peak_gib";
+
+  /** Runs the kernel cases (GEMM, layer norm, attention composed and fused) on {@code gpu}, one CSV line each to {@code out}. */
+  public static void kernels(CudaBackend gpu, PrintStream out) {
+    CudaBench b = new CudaBench(gpu, out);
+    b.gemms();
+    b.layerNorms();
+    b.attention();
   }
 
   private Tensor rand(DType t, int... dims) {
@@ -80,7 +88,7 @@ public final class CudaBench {
   }
 
   private void report(String name, String shape, double ms, double flops) {
-    out.printf("colossal4j,%s,%s,%.4f,%s%n", name, shape, ms, flops > 0 ? String.format("%.1f", flops / ms / 1e9) : "");
+    out.printf("colossal4j,%s,%s,%.4f,%s,,%n", name, shape, ms, flops > 0 ? String.format("%.1f", flops / ms / 1e9) : "");
     out.flush();
   }
 
@@ -166,14 +174,17 @@ public final class CudaBench {
   private void attention() {
     attention("attention_vit", 32, 16, 577, 80);
     attention("attention_gpt", 8, 16, 1024, 64);
-    fused("attention_vit_fused", 32, 16, 577, 80, false);
-    fused("attention_gpt_fused", 8, 16, 1024, 64, false);
-    fused("attention_gpt_causal_fused", 8, 16, 1024, 64, true);
+    for (CudaAttention.Variant v : CudaAttention.Variant.values()) {
+      String tag = v == CudaAttention.Variant.SPLIT_DQ ? "_fused" : "_fused_atomic";
+      fused("attention_vit" + tag, 32, 16, 577, 80, false, v);
+      fused("attention_gpt" + tag, 8, 16, 1024, 64, false, v);
+      fused("attention_gpt_causal" + tag, 8, 16, 1024, 64, true, v);
+    }
   }
 
-  /** Our fused attention kernel (CudaAttention), [B, H, T, D] bf16, forward and forward+backward. */
-  private void fused(String name, int b, int h, int t, int d, boolean causal) {
-    var fa = k.fusedAttention().orElseThrow();
+  /** One generation of our fused attention kernel (CudaAttention), [B, H, T, D] bf16, forward and forward+backward. */
+  private void fused(String name, int b, int h, int t, int d, boolean causal, CudaAttention.Variant variant) {
+    var fa = new CudaAttention((CudaKernels) k, variant);
     Tensor q = rand(DType.BF16, b, h, t, d), kk = rand(DType.BF16, b, h, t, d), v = rand(DType.BF16, b, h, t, d);
     Tensor o = Tensor.empty(Shape.of(b, h, t, d), DType.BF16, gpu), lse = Tensor.empty(Shape.of(b, h, t), DType.F32, gpu);
     Tensor go = rand(DType.BF16, b, h, t, d);

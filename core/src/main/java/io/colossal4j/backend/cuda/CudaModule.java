@@ -28,7 +28,7 @@ import java.util.concurrent.ConcurrentHashMap;
 final class CudaModule implements AutoCloseable {
   static final List<String> SOURCES = List.of("common.cuh", "elementwise.cu", "reduce.cu", "norm.cu", "norm_vec.cu", "matmul.cu", "spatial.cu",
       "indexing.cu",
-      "attention.cu", "optim.cu");
+      "attention.cu", "attention2.cu", "optim.cu");
 
   private final Driver driver;
   private final long module;

@@ -136,4 +136,45 @@ class CachingAllocatorTest {
     CachingAllocator alloc = new CachingAllocator(new FakeDevice(1 << 20), Long.MAX_VALUE, "fake:0");
     assertThrows(io.colossal4j.tensor.TensorException.class, () -> alloc.allocate(-1, MemoryCategory.TEMPORARY));
   }
+
+  /** An allocator whose collector releases the blocks listed as garbage, as the GC's cleaner would. */
+  private static CachingAllocator withGarbage(FakeDevice dev, java.util.List<CachingAllocator.Block> garbage) {
+    CachingAllocator[] self = new CachingAllocator[1];
+    self[0] = new CachingAllocator(dev, Long.MAX_VALUE, "fake:0", () -> {
+      for (CachingAllocator.Block b : garbage) self[0].release(b, MemoryCategory.ACTIVATION);
+      garbage.clear();
+    });
+    return self[0];
+  }
+
+  @Test void garbageIsCollectedBeforeAnOutOfMemory() {
+    FakeDevice dev = new FakeDevice(10L << 20);
+    java.util.List<CachingAllocator.Block> garbage = new java.util.ArrayList<>();
+    CachingAllocator alloc = withGarbage(dev, garbage);
+    garbage.add(alloc.allocate(4L << 20, MemoryCategory.ACTIVATION)); // 4 of 10 MiB: under the threshold (half)
+    assertEquals(0, alloc.collections());
+    // 8 MiB do not fit next to the 4 MiB of garbage: the collector runs, the cache is emptied, the request succeeds
+    CachingAllocator.Block b = alloc.allocate(8L << 20, MemoryCategory.ACTIVATION);
+    assertEquals(1, alloc.collections());
+    assertEquals(8L << 20, alloc.stats().totalCurrent());
+    alloc.release(b, MemoryCategory.ACTIVATION);
+  }
+
+  @Test void crossingTheThresholdCollectsAndMovesIt() {
+    FakeDevice dev = new FakeDevice(10L << 20);
+    java.util.List<CachingAllocator.Block> garbage = new java.util.ArrayList<>();
+    CachingAllocator alloc = withGarbage(dev, garbage);
+    CachingAllocator.Block live = alloc.allocate(2L << 20, MemoryCategory.PARAMETER);
+    garbage.add(alloc.allocate(2L << 20, MemoryCategory.ACTIVATION)); // 4 MiB in use: under half of 10 MiB
+    assertEquals(0, alloc.collections());
+    CachingAllocator.Block c = alloc.allocate(2L << 20, MemoryCategory.ACTIVATION); // 6 MiB > 5 MiB: collect
+    assertEquals(1, alloc.collections());
+    assertEquals(4L << 20, alloc.stats().totalCurrent(), "the garbage went back to the cache");
+    // the next threshold is halfway between what stayed in use (4 MiB) and the limit: 7 MiB
+    CachingAllocator.Block d = alloc.allocate(2L << 20, MemoryCategory.ACTIVATION);
+    assertEquals(1, alloc.collections(), "6 MiB in use is under the moved threshold");
+    alloc.release(d, MemoryCategory.ACTIVATION);
+    alloc.release(c, MemoryCategory.ACTIVATION);
+    alloc.release(live, MemoryCategory.PARAMETER);
+  }
 }

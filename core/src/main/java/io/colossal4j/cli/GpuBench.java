@@ -1,0 +1,134 @@
+package io.colossal4j.cli;
+
+import io.colossal4j.autograd.Autograd;
+import io.colossal4j.backend.MemoryStats;
+import io.colossal4j.backend.cuda.CudaBackend;
+import io.colossal4j.backend.cuda.CudaBench;
+import io.colossal4j.backend.cuda.CudaOptions;
+import io.colossal4j.models.ModelSpec;
+import io.colossal4j.models.Zoo;
+import io.colossal4j.models.gpt.GptConfig;
+import io.colossal4j.models.vit.ViTConfig;
+import io.colossal4j.nn.ModuleContext;
+import io.colossal4j.nn.UnitModel;
+import io.colossal4j.ops.Loss;
+import io.colossal4j.ops.Views;
+import io.colossal4j.optim.Adam;
+import io.colossal4j.optim.Optimizer;
+import io.colossal4j.optim.ParamGroup;
+import io.colossal4j.tensor.DType;
+import io.colossal4j.tensor.Device;
+import io.colossal4j.tensor.MemoryCategory;
+import io.colossal4j.tensor.Shape;
+import io.colossal4j.tensor.Tensor;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.Random;
+
+/**
+ * {@code colossal bench gpu [--kernel-cache DIR] [--skip-kernels]}: the GPU benchmark. Kernel cases
+ * ({@link CudaBench}: GEMM, layer norm, attention) and a full training step (forward, cross-entropy, backward,
+ * AdamW) of a vit_huge_patch14_clip_336-shaped ViT (batch 32 at 336) and a GPT-2-medium-shaped model (batch
+ * 8 x 1024 tokens), parameters in bf16, on cuda:0. Prints one CSV table on stdout
+ * ({@link CudaBench#CSV_HEADER}); {@code scripts/bench_gpu_torch.py --java <that csv>} measures PyTorch on the
+ * same cases and prints both side by side.
+ *
+ * <p>Training step: 2 warm-up steps, then the mean of 5 steps between two device synchronisations. Model
+ * FLOPs per step = 6·P·tokens + 12·L·T·d·tokens (parameters, and attention at full T; PaLM's convention);
+ * MFU divides by the H200's dense bf16 peak, {@link #PEAK_BF16_FLOPS}. Peak memory: the most bytes in use
+ * during the timed steps (PyTorch: torch.cuda.max_memory_allocated).
+ */
+final class GpuBench implements Main.Command {
+  /** H200 SXM dense bf16 tensor-core peak, from NVIDIA's datasheet (989.4 TFLOP/s). */
+  static final double PEAK_BF16_FLOPS = 989.4e12;
+  private static final int WARMUP = 2, STEPS = 5;
+
+  @Override public String summary() { return "kernels and training steps on cuda:0 (CSV; scripts/bench_gpu_torch.py adds PyTorch)"; }
+
+  @Override public int run(String[] args) {
+    CudaOptions opts = CudaOptions.defaults(System.getenv()); // a command-line entry point hands the environment in
+    boolean kernels = true;
+    for (int i = 0; i < args.length; i++) {
+      switch (args[i]) {
+        case "--kernel-cache" -> opts = opts.withKernelCacheDir(Path.of(args[++i]));
+        case "--skip-kernels" -> kernels = false;
+        default -> {
+          System.err.println("colossal bench gpu: unknown option '" + args[i] + "' (valid: --kernel-cache DIR, --skip-kernels)");
+          return 2;
+        }
+      }
+    }
+    PrintStream out = System.out;
+    try (CudaBackend gpu = CudaBackend.open(Device.cuda(0), opts)) {
+      System.err.println("colossal4j GPU bench on " + gpu.describe());
+      out.println(CudaBench.CSV_HEADER);
+      if (kernels) CudaBench.kernels(gpu, out);
+      vit(gpu, out);
+      gpt(gpu, out);
+    }
+    return 0;
+  }
+
+  private static void vit(CudaBackend gpu, PrintStream out) {
+    int batch = 32;
+    ViTConfig c = Zoo.vitConfig(ViTConfig.hugeClip336(1000), ModelSpec.of("vit_huge_clip_336", 1000));
+    UnitModel model = Zoo.build(new ModuleContext(gpu, DType.BF16, 0), ModelSpec.of("vit_huge_clip_336", 1000));
+    Tensor images = Tensor.empty(Shape.of(batch, 3, c.imageSize(), c.imageSize()), DType.BF16, gpu, MemoryCategory.ACTIVATION);
+    gpu.kernels().uniform(images, 7, 0);
+    Tensor labels = randomIds(gpu, new Random(1), Shape.of(batch), 1000);
+    int tokens = (c.imageSize() / c.patchSize()) * (c.imageSize() / c.patchSize()) + 1;
+    double flops = stepFlops(model.parameterCount(), (long) batch * tokens, c.depth(), tokens, c.embedDim());
+    step(gpu, out, "train_vit_huge", batch + "x3x" + c.imageSize() + "x" + c.imageSize(), model, images, labels, flops, batch, "img/s");
+  }
+
+  private static void gpt(CudaBackend gpu, PrintStream out) {
+    int batch = 8;
+    GptConfig c = GptConfig.medium();
+    UnitModel model = Zoo.build(new ModuleContext(gpu, DType.BF16, 0), ModelSpec.of("gpt_medium", 0));
+    Random r = new Random(2);
+    Tensor ids = randomIds(gpu, r, Shape.of(batch, c.blockSize()), c.vocabSize());
+    Tensor next = randomIds(gpu, r, Shape.of(batch * c.blockSize()), c.vocabSize());
+    long tokens = (long) batch * c.blockSize();
+    double flops = stepFlops(model.parameterCount(), tokens, c.nLayer(), c.blockSize(), c.nEmbd());
+    step(gpu, out, "train_gpt_medium", batch + "x" + c.blockSize(), model, ids, next, flops, tokens, "tok/s");
+  }
+
+  static double stepFlops(long params, long tokens, int layers, int seq, int width) {
+    return 6.0 * params * tokens + 12.0 * layers * seq * width * tokens;
+  }
+
+  private static Tensor randomIds(CudaBackend gpu, Random r, Shape s, int bound) {
+    long[] v = new long[Math.toIntExact(s.numel())];
+    for (int i = 0; i < v.length; i++) v[i] = r.nextInt(bound);
+    return Tensor.of(v, s, DType.I64, gpu);
+  }
+
+  /** Times forward + cross-entropy + backward + AdamW; {@code units} samples (or tokens) per step. */
+  private static void step(CudaBackend gpu, PrintStream out, String name, String shape, UnitModel model, Tensor input, Tensor targets,
+                           double flops, long units, String unit) {
+    model.train(true);
+    Optimizer opt = Adam.adamW(ParamGroup.single(model.namedParameters(), 0.1));
+    Runnable step = () -> {
+      Tensor logits = model.forward(input);
+      if (logits.rank() > 2) logits = Views.reshape(logits, -1, logits.size(-1));
+      Autograd.backward(Loss.crossEntropy(logits, targets));
+      opt.step(1e-4);
+      opt.zeroGrad();
+    };
+    for (int i = 0; i < WARMUP; i++) step.run();
+    gpu.synchronize();
+    gpu.resetPeakMemory();
+    long t0 = System.nanoTime();
+    for (int i = 0; i < STEPS; i++) step.run();
+    gpu.synchronize();
+    double ms = (System.nanoTime() - t0) / 1e6 / STEPS;
+    double peakGib = gpu.peakMemoryInUse() / (double) (1L << 30);
+    double perSecond = units / (ms / 1e3);
+    out.printf("colossal4j,%s,%s,%.3f,%.1f,%.1f,%.2f%n", name, shape, ms, flops / ms / 1e9, perSecond, peakGib);
+    out.flush();
+    System.err.printf("%s %s: %.1f ms/step, %,.1f %s, MFU %.1f%%, peak %s%n", name, shape, ms, perSecond, unit,
+        100 * flops / (ms / 1e3) / PEAK_BF16_FLOPS, MemoryStats.human(gpu.peakMemoryInUse()));
+    for (Tensor p : model.parameters()) p.storage().release();
+    gpu.emptyCache();
+  }
+}
