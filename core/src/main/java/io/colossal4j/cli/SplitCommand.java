@@ -27,8 +27,8 @@ import java.util.List;
 /**
  * {@code colossal split <config.yaml> [--set key=value ...] [--policy uniform|balanced|profiled] [--split a,b,...]
  * [--no-activations]}: prints the pipeline plan for the config's model and {@code parallel} section: which units
- * each stage holds, its parameters and estimated memory. Activations are measured by running one sample through
- * the model on the CPU (forward and backward, unit by unit) and scaled to the micro-batch size.
+ * each stage holds, its parameters and estimated memory. Activations are measured by running a few samples through
+ * the model on the CPU (forward and backward, unit by unit, best of 3) and scaled to the micro-batch size.
  */
 final class SplitCommand implements Main.Command {
   @Override public String summary() { return "print the pipeline split of a config's model: stages, units, parameters, memory"; }
@@ -57,7 +57,9 @@ final class SplitCommand implements Main.Command {
       System.out.printf("model %s: %,d parameters in %d units%n", config.model().name(), model.parameterCount(), model.units().size());
       int states = optimizerStates(config.optimizer());
       boolean profile = o.activations() || o.policy().equals("profiled");
-      List<UnitProfile> prof = profile ? UnitProfiler.profile(model, sample(model, config, input, cpu), states, 1) : null;
+      // a few samples (not a whole micro-batch, which may be large): activations scale linearly with the samples
+      int samples = Math.min(batch.microBatchSize(), 4);
+      List<UnitProfile> prof = profile ? UnitProfiler.profile(model, sample(model, config, input, samples, cpu), states, 3) : null;
       SplitPolicy policy = switch (o.policy()) {
         case "uniform" -> new SplitPolicy.Uniform();
         case "balanced" -> new SplitPolicy.Balanced();
@@ -66,11 +68,11 @@ final class SplitCommand implements Main.Command {
         default -> throw new IllegalArgumentException("unknown split policy '" + o.policy() + "'; valid: uniform, balanced, profiled (or --split unit,unit,...)");
       };
       Split split = SplitPolicy.split(policy, model.units(), parts);
-      long[] perSample = prof == null ? null : prof.stream().mapToLong(UnitProfile::activationBytes).toArray();
+      long[] perSample = prof == null ? null : prof.stream().mapToLong(u -> u.activationBytes() / samples).toArray();
       String describe = describe(policy);
       System.out.print(PipelinePlan.of(describe, model, split, p, schedule, batch.microBatches(), batch.microBatchSize(), states, perSample).render());
       System.out.println("memory estimate = parameters, gradients and " + states + " optimizer state tensor(s) per parameter in "
-          + model.parameters().getFirst().dtype().name().toLowerCase() + ", plus activations measured on one sample (CPU, forward graph) × "
+          + model.parameters().getFirst().dtype().name().toLowerCase() + ", plus activations measured on " + samples + " sample(s) (CPU, forward graph) scaled to "
           + batch.microBatchSize() + " samples per micro-batch; 'peak' multiplies them by the micro-batches the schedule keeps alive");
     }
     return 0;
@@ -118,13 +120,13 @@ final class SplitCommand implements Main.Command {
     return base;
   }
 
-  private static Tensor sample(UnitModel model, RunConfig config, int[] input, CpuBackend cpu) {
+  private static Tensor sample(UnitModel model, RunConfig config, int[] input, int n, CpuBackend cpu) {
     if (Zoo.entry(config.model().name()).kind() == Zoo.InputKind.TOKENS) {
       int t = model instanceof io.colossal4j.models.gpt.Gpt g ? g.config().blockSize() : 64;
-      return Tensor.zeros(Shape.of(1, t), DType.I64, cpu);
+      return Tensor.zeros(Shape.of(n, t), DType.I64, cpu);
     }
     int c = config.model().inChannels().orElse(input[1]), s = config.model().imageSize().orElse(input[2]);
-    return Tensor.full(Shape.of(1, c, s, s), DType.F32, cpu, 0.5);
+    return Tensor.full(Shape.of(n, c, s, s), DType.F32, cpu, 0.5);
   }
 
   static int optimizerStates(OptimizerConfig c) {

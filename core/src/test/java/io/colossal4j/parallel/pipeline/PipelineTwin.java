@@ -35,7 +35,7 @@ final class PipelineTwin {
   private PipelineTwin() {}
 
   /** What a run produced: per-step losses and correct counts, and the final state dict (slices for a stage). */
-  record Run(double[] losses, long[] correct, Map<String, double[]> state, int peakInFlight) {}
+  record Run(double[] losses, long[] correct, Map<String, double[]> state, int peakInFlight, double evalLoss, long evalCorrect) {}
 
   /** The model, the data of each step on a given backend, and the loss. */
   record Setup(Function<Backend, UnitModel> model, Function<Backend, List<Batch>> steps, LossFunction loss, int microBatches, boolean reference) {
@@ -68,7 +68,7 @@ final class PipelineTwin {
           Stage stage = Stage.of(model, split, p, g.rank());
           PipelineRunner runner = new PipelineRunner(g, stage, schedule);
           Run r = train(stage, runner, s.steps().apply(cpu), s.loss(), s.microBatches());
-          return new Run(r.losses(), r.correct(), r.state(), runner.peakInFlight());
+          return new Run(r.losses(), r.correct(), r.state(), runner.peakInFlight(), r.evalLoss(), r.evalCorrect());
         }
       });
     } finally {
@@ -94,13 +94,15 @@ final class PipelineTwin {
       opt.zeroGrad();
     }
     assertEquals(steps.size(), syncs.size(), "beforeBackward reports the last backward once per step");
+    model.eval();
+    var eval = schedule.evalStep(model, steps.getLast(), loss);  // forward only, the uneven last batch
     Map<String, double[]> state = new LinkedHashMap<>();
     model.stateDict().forEach((k, t) -> state.put(k, t.toDoubleArray()));
-    return new Run(losses, correct, state, 0);
+    return new Run(losses, correct, state, 0, eval.loss(), eval.correct());
   }
 
   /**
-   * Asserts that every rank reports the twin's losses and correct counts, and that the stages' state dicts
+   * Asserts that every rank reports the twin's training and evaluation losses and correct counts, and that the stages' state dicts
    * are disjoint slices whose union is the twin's, each value within {@code rtol}·|x| + {@code atol}.
    */
   static void assertSame(Run single, List<Run> ranks, double rtol, double atol, String what) {
@@ -111,6 +113,8 @@ final class PipelineTwin {
         assertEquals(single.losses()[i], run.losses()[i], rtol * Math.abs(single.losses()[i]), what + ": loss of step " + i + " on rank " + r);
         assertEquals(single.correct()[i], run.correct()[i], what + ": correct count of step " + i + " on rank " + r);
       }
+      assertEquals(single.evalLoss(), run.evalLoss(), rtol * Math.abs(single.evalLoss()), what + ": evaluation loss on rank " + r);
+      assertEquals(single.evalCorrect(), run.evalCorrect(), what + ": evaluation correct count on rank " + r);
       for (var e : run.state().entrySet())
         if (union.put(e.getKey(), e.getValue()) != null) fail(what + ": " + e.getKey() + " is held by two stages");
     }
