@@ -71,10 +71,18 @@ final class RowOps {
       MemorySegment.copy(x, F, (xo + c) * 4, buf, 0, len);
       java.util.Arrays.fill(buf, len, lv, Float.NEGATIVE_INFINITY);
       total += ChunkPasses.expShiftSum(buf, max, lv);
-      if (!log) MemorySegment.copy(buf, 0, o, F, (oo + c) * 4, len);
+      if (!log && n > CHUNK) MemorySegment.copy(buf, 0, o, F, (oo + c) * 4, len);
     }
     if (log) shiftRow(x, xo, o, oo, n, max + (float) Math.log(total));
+    else if (n <= CHUNK) scaledCopy(buf, o, oo, n, (float) (1 / total)); // the whole row is still in buf
     else scaleRow(o, oo, n, (float) (1 / total));
+  }
+
+  /** o[oo..oo+n) = buf[0..n)·s. */
+  private static void scaledCopy(float[] buf, MemorySegment o, long oo, int n, float s) {
+    int j = 0;
+    for (; j + L <= n; j += L) FloatVector.fromArray(S, buf, j).mul(s).intoMemorySegment(o, (oo + j) * 4, NATIVE);
+    for (; j < n; j++) o.setAtIndex(F, oo + j, buf[j] * s);
   }
 
   private static final int CHUNK = 4096;
