@@ -1,20 +1,30 @@
 package io.colossal4j.parallel.pipeline;
 
 import static io.colossal4j.parallel.pipeline.PipelineTwin.assertSame;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.colossal4j.backend.Backend;
+import io.colossal4j.backend.cpu.CpuBackend;
+import io.colossal4j.distributed.ProcessGroup;
+import io.colossal4j.distributed.RankThreads;
+import io.colossal4j.distributed.cpu.CpuDistributed;
 import io.colossal4j.models.ModelSpec;
 import io.colossal4j.models.Zoo;
+import io.colossal4j.models.gpt.Gpt;
+import io.colossal4j.models.gpt.GptConfig;
 import io.colossal4j.models.resnet.ResNet;
 import io.colossal4j.models.resnet.ResNetConfig;
 import io.colossal4j.nn.ModuleContext;
 import io.colossal4j.ops.Loss;
 import io.colossal4j.ops.Views;
+import io.colossal4j.optim.LrSchedule;
 import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.Shape;
 import io.colossal4j.tensor.Tensor;
 import io.colossal4j.train.Batch;
+import io.colossal4j.train.Engine;
+import io.colossal4j.train.MicroBatchSchedule;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
@@ -30,6 +40,7 @@ import org.junit.jupiter.api.Test;
  * steps such differences stay below 1e-5 relative (+1e-6 absolute for values near zero). A wrong micro-batch
  * weight, a gradient sent to the wrong micro-batch or chunk, or a lost unit changes values at 1e-2 or more.
  */
+
 class PipelineEquivalenceTest {
   static final double RTOL = 1e-5, ATOL = 1e-6;
   static final int[] BATCHES = {8, 8, 6};
@@ -79,11 +90,44 @@ class PipelineEquivalenceTest {
    * parameter's micro-batch gradients in the order 0, 1, ..., 5, so they agree to 1e-12 relative.
    */
   @Test void gptF64ReferenceInterleavedPp3Tight() {
-    var tiny = new io.colossal4j.models.gpt.GptConfig(32, 8, 4, 2, 16, 0.0, true);
-    var setup = new PipelineTwin.Setup(b -> new io.colossal4j.models.gpt.Gpt(new ModuleContext(b, DType.F64, 6), tiny), b -> tokens(b, 6, 32),
+    var tiny = new GptConfig(32, 8, 4, 2, 16, 0.0, true);
+    var setup = new PipelineTwin.Setup(b -> new Gpt(new ModuleContext(b, DType.F64, 6), tiny), b -> tokens(b, 6, 32),
         (out, y) -> Loss.crossEntropy(Views.reshape(out, -1, out.size(-1)), Views.reshape(y, -1)), 6, true);
     var split = new SplitPolicy.Customized(List.of("transformer.h.0", "transformer.h.1", "transformer.h.2", "transformer.h.3", "transformer.ln_f"));
     assertSame(PipelineTwin.single(setup), PipelineTwin.pipeline(setup, 3, new Schedule.Interleaved(2), split), 1e-12, 1e-14, "GPT f64 pp=3 interleaved(2)");
+  }
+
+  /** Through the Engine (the trainer's path): pp = 2, 1F1B, the ResNet; per-step losses as the single-process Engine's. */
+  @Test void throughTheEngine() {
+    var setup = resnet();
+    double[] single;
+    try (var cpu = CpuBackend.create(1)) {
+      var model = setup.model().apply(cpu);
+      single = engineLosses(new Engine(model, PipelineTwin.optimizer(model), setup.loss(), new LrSchedule.Constant(PipelineTwin.LR),
+          4, 0, new Engine.StepHooks() {}, MicroBatchSchedule.SEQUENTIAL), setup.steps().apply(cpu));
+    }
+    var groups = CpuDistributed.threads(2);
+    try {
+      var ranks = RankThreads.run(groups, 60, g -> {
+        try (var cpu = CpuBackend.create(1)) {
+          var model = setup.model().apply(cpu);
+          Stage stage = Stage.of(model, SplitPolicy.split(new SplitPolicy.Balanced(), model.units(), 2), 2, g.rank());
+          var engine = new Engine(stage, PipelineTwin.optimizer(stage), setup.loss(), new LrSchedule.Constant(PipelineTwin.LR),
+              4, 0, new Engine.StepHooks() {}, new PipelineRunner(g, stage, new Schedule.OneFOneB()));
+          return engineLosses(engine, setup.steps().apply(cpu));
+        }
+      });
+      // losses are about 2.3: 1e-4 absolute is the 1e-5 relative tolerance above, with room for the Engine's loss·n/n
+      for (double[] r : ranks) assertArrayEquals(single, r, 1e-4, "Engine losses");
+    } finally {
+      groups.forEach(ProcessGroup::close);
+    }
+  }
+
+  private static double[] engineLosses(Engine engine, List<Batch> steps) {
+    double[] out = new double[steps.size()];
+    for (int i = 0; i < out.length; i++) out[i] = engine.trainStep(steps.get(i)).loss();
+    return out;
   }
 
   /** Random images in [-1, 1] and labels, one batch per entry of {@link #BATCHES}. */

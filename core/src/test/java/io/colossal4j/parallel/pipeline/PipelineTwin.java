@@ -14,7 +14,6 @@ import io.colossal4j.nn.UnitModel;
 import io.colossal4j.optim.Optimizer;
 import io.colossal4j.optim.ParamGroup;
 import io.colossal4j.optim.Sgd;
-import io.colossal4j.tensor.Tensor;
 import io.colossal4j.train.Batch;
 import io.colossal4j.train.Engine;
 import io.colossal4j.train.LossFunction;
