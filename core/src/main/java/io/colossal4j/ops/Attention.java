@@ -1,5 +1,6 @@
 package io.colossal4j.ops;
 
+import io.colossal4j.autograd.Autocast;
 import io.colossal4j.autograd.Autograd;
 import io.colossal4j.backend.BinaryOp;
 import io.colossal4j.backend.FusedAttention;
@@ -85,6 +86,9 @@ public final class Attention {
   }
 
   public static Tensor scaledDotProductAttention(Tensor q, Tensor k, Tensor v, Options o) {
+    q = Arith.cast(q, Autocast.target(q.dtype()));  // identity unless an Autocast region is active
+    k = Arith.cast(k, Autocast.target(k.dtype()));
+    v = Arith.cast(v, Autocast.target(v.dtype()));
     return attend(q, k, v, o, q.backend().kernels().fusedAttention());
   }
 

@@ -1,5 +1,6 @@
 package io.colossal4j.ops;
 
+import io.colossal4j.autograd.Autocast;
 import io.colossal4j.autograd.Autograd;
 import io.colossal4j.backend.BinaryOp;
 import io.colossal4j.backend.Conv2dSpec;
@@ -26,6 +27,12 @@ public final class Conv {
    * with w of shape [C*m, 1, kH, kW]. {@code bias} may be null.
    */
   public static Tensor conv2d(Tensor x, Tensor w, Tensor bias, Conv2dSpec spec) {
+    // identity unless an Autocast region is active
+    return conv2dIn(Arith.cast(x, Autocast.target(x.dtype())), Arith.cast(w, Autocast.target(w.dtype())),
+        bias == null ? null : Arith.cast(bias, Autocast.target(bias.dtype())), spec);
+  }
+
+  private static Tensor conv2dIn(Tensor x, Tensor w, Tensor bias, Conv2dSpec spec) {
     checkConv(x, w, bias, spec);
     int cout = w.size(0);
     Shape outShape = Shape.of(x.size(0), cout, spec.outH(x.size(2), w.size(2)), spec.outW(x.size(3), w.size(3)));

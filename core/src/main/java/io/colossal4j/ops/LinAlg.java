@@ -1,5 +1,6 @@
 package io.colossal4j.ops;
 
+import io.colossal4j.autograd.Autocast;
 import io.colossal4j.autograd.Autograd;
 import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.Shape;
@@ -15,10 +16,15 @@ public final class LinAlg {
    * broadcast. Transposed operands are passed to the kernel as views, never copied.
    */
   public static Tensor matmul(Tensor a, Tensor b) {
+    // identity unless an Autocast region is active
+    return matmulIn(Arith.cast(a, Autocast.target(a.dtype())), Arith.cast(b, Autocast.target(b.dtype())));
+  }
+
+  private static Tensor matmulIn(Tensor a, Tensor b) {
     OpSupport.sameBackend("matmul", a, b);
     if (a.rank() == 0 || b.rank() == 0) throw new TensorException("matmul: operands must have rank >= 1, got " + a.shape() + " and " + b.shape());
-    if (a.rank() == 1) return Views.squeeze(matmul(Views.unsqueeze(a, 0), b), -2);
-    if (b.rank() == 1) return Views.squeeze(matmul(a, Views.unsqueeze(b, 1)), -1);
+    if (a.rank() == 1) return Views.squeeze(matmulIn(Views.unsqueeze(a, 0), b), -2);
+    if (b.rank() == 1) return Views.squeeze(matmulIn(a, Views.unsqueeze(b, 1)), -1);
     int k = a.size(-1);
     if (b.size(-2) != k)
       throw new TensorException("matmul: inner dims differ: " + a.shape() + " @ " + b.shape() + " (" + k + " vs " + b.size(-2) + ")");
@@ -40,7 +46,7 @@ public final class LinAlg {
     if (x.size(-1) != w.size(1))
       throw new TensorException("linear: input features " + x.size(-1) + " (shape " + x.shape() + ") != weight in-features " + w.size(1) + " (shape " + w.shape() + ")");
     Tensor y = matmul(x, Views.transpose(w, 0, 1));
-    return b == null ? y : Arith.add(y, b);
+    return b == null ? y : Arith.add(y, Arith.cast(b, Autocast.target(b.dtype())));
   }
 
   private static Shape batchShape(Tensor t) {
