@@ -9,7 +9,12 @@ import io.colossal4j.data.Dataset;
 import io.colossal4j.data.Split;
 import io.colossal4j.distributed.MeshAxis;
 import io.colossal4j.distributed.ProcessGroup;
+import io.colossal4j.nn.Module;
 import io.colossal4j.nn.ModuleContext;
+import io.colossal4j.parallel.pipeline.PipelineRunner;
+import io.colossal4j.parallel.pipeline.Schedule;
+import io.colossal4j.parallel.pipeline.SplitPolicy;
+import io.colossal4j.parallel.pipeline.Stage;
 import io.colossal4j.nn.UnitModel;
 import io.colossal4j.ops.Loss;
 import io.colossal4j.optim.LrSchedule;
@@ -68,14 +73,14 @@ public final class TrainJob implements AutoCloseable {
     this.evalLoader = DataSources.loader(config, test, Split.TEST, backend, dpRank, dp, Math.max(layout.batch().perRankBatch(), 256));
     int channels = train.sampleShape().dim(0), image = config.data().imageSize().orElse(train.sampleShape().dim(-1));
     this.model = Builders.model(config.model(), new ModuleContext(backend, DType.F32, config.seed()), train.numClasses(), channels, image);
-    Engine.StepHooks hooks = parallelize(model);
-    Optimizer optimizer = Builders.optimizer(config.optimizer(), model.namedParameters());
+    Parallel par = parallelize(model);
+    Optimizer optimizer = Builders.optimizer(config.optimizer(), par.local().namedParameters());
     long stepsPerEpoch = trainLoader.batchesPerEpoch();
     long total = config.train().maxSteps() > 0 ? Math.min(config.train().maxSteps(), stepsPerEpoch * config.train().epochs()) : stepsPerEpoch * config.train().epochs();
     LrSchedule schedule = Builders.schedule(config.schedule(), config.optimizer().lr(), total);
     var ce = Loss.CrossEntropyOptions.DEFAULT.withLabelSmoothing(config.train().labelSmoothing());
-    Engine engine = new Engine(model, optimizer, (o, y) -> Loss.crossEntropy(o, y, ce), schedule,
-        layout.batch().accumulation() * layout.batch().microBatches(), config.train().clipGradNorm(), hooks, MicroBatchSchedule.SEQUENTIAL);
+    Engine engine = new Engine(par.local(), optimizer, (o, y) -> Loss.crossEntropy(o, y, ce), schedule,
+        layout.batch().accumulation() * layout.batch().microBatches(), config.train().clipGradNorm(), par.hooks(), par.schedule());
     this.reporter = layout.reports() ? new ConsoleReport(new RunReporter(config.runDir(), progress(config.logging(), interactive, out), out,
         new RunReporter.Options(config.logging().tensorboard(), config.logging().plot(), config.logging().every())), out) : null;
     // checkpoints hold the single-device state; model-parallel layouts save it once their state gather is wired in
@@ -88,11 +93,15 @@ public final class TrainJob implements AutoCloseable {
     this.info = new TrainListener.RunInfo("colossal4j · " + config.name(), describe(train, test, total), config.train().epochs(), (int) stepsPerEpoch, total);
   }
 
+  /** What the plans leave on this rank: the module it trains, the engine hooks and the micro-batch schedule. */
+  private record Parallel(Module local, Engine.StepHooks hooks, MicroBatchSchedule schedule) {}
+
   /**
-   * Applies the parallel plans to the plain model, in a fixed order (as torchtitan does): tensor parallelism,
-   * then pipeline stages, then data parallelism over what remains. Returns the engine hooks they need.
+   * Applies the parallel plans to the plain model from outside, in a fixed order (as torchtitan does): tensor
+   * parallelism (layers replaced by sharded ones), then pipeline stages (this rank keeps its units), then data
+   * parallelism over what remains (gradient buckets on the stage's parameters).
    */
-  private Engine.StepHooks parallelize(UnitModel m) {
+  private Parallel parallelize(UnitModel m) {
     Optional<ProcessGroup> tp = layout.group(MeshAxis.TP), pp = layout.group(MeshAxis.PP), dp = layout.group(MeshAxis.DP);
     if (tp.isPresent()) {
       switch (m) {
@@ -101,10 +110,19 @@ public final class TrainJob implements AutoCloseable {
             + config.model().name() + " has none (use parallel.tensor.size: 1)");
       }
     }
-    if (pp.isPresent())
-      throw new ConfigException("parallel.pipeline", "pipeline stages are not yet composed by the trainer; use parallel.pipeline: 1");
-    Engine.StepHooks data = dp.<Engine.StepHooks>map(g -> new DataParallel(m, g, 25L << 20)).orElseGet(() -> new Engine.StepHooks() {});
-    return tp.isEmpty() && pp.isEmpty() ? data : new HybridHooks(data, m, tp, pp);
+    Module local = m;
+    MicroBatchSchedule schedule = MicroBatchSchedule.SEQUENTIAL;
+    if (pp.isPresent()) {
+      Schedule s = Schedule.of(config.parallel().schedule());
+      io.colossal4j.parallel.pipeline.Split split = SplitPolicy.split(new SplitPolicy.Balanced(), m.units(), pp.get().size() * s.chunks());
+      Stage stage = Stage.of(m, split, pp.get().size(), pp.get().rank());
+      local = stage;
+      schedule = new PipelineRunner(pp.get(), stage, s);
+    }
+    Module trained = local;
+    Engine.StepHooks data = dp.<Engine.StepHooks>map(g -> new DataParallel(trained, g, 25L << 20)).orElseGet(() -> new Engine.StepHooks() {});
+    Engine.StepHooks hooks = tp.isEmpty() && pp.isEmpty() ? data : new HybridHooks(data, local, tp, pp);
+    return new Parallel(local, hooks, schedule);
   }
 
   /** Evaluation sums (loss·n, correct, n) over the data-parallel ranks, so every rank reports the whole test set. */
