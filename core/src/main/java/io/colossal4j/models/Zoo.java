@@ -38,6 +38,7 @@ public final class Zoo {
 
   static {
     vit("vit_tiny_28", "ViT for 28x28 grey images: 4x4 patches, dim 96, depth 4, 3 heads (the default job)", ViTConfig.tiny28(10));
+    vit("vit_mini_28", "ViT for 28x28 grey images: 7x7 patches, dim 64, depth 4, 2 heads (fast on a CPU)", ViTConfig.mini28(10));
     vit("vit_b16", "ViT-B/16 at 224 (timm vit_base_patch16_224)", ViTConfig.base16(1000));
     vit("vit_huge_clip_336", "ViT-H/14 CLIP at 336, 577 tokens (timm vit_huge_patch14_clip_336)", ViTConfig.hugeClip336(1000));
     add("resnet_18", "ResNet-18 (timm resnet18)", InputKind.IMAGE, (ctx, s) -> new ResNet(ctx, resnet(ResNetConfig.resnet18(classes(s, 1000)), s)));
@@ -81,6 +82,13 @@ public final class Zoo {
   private static int classes(ModelSpec s, int preset) { return s.numClasses() > 0 ? s.numClasses() : preset; }
 
   public static Map<String, Entry> entries() { return java.util.Collections.unmodifiableMap(ENTRIES); }
+
+  /** Every name a config may use: the zoo's keys and the timm names they answer to. */
+  public static java.util.Set<String> names() {
+    java.util.Set<String> all = new java.util.LinkedHashSet<>(ENTRIES.keySet());
+    all.addAll(ALIASES.keySet());
+    return all;
+  }
 
   /** The entry for a zoo key ({@code vit_tiny_28}) or a timm name ({@code vit_base_patch16_224}), or an error listing the valid names. */
   public static Entry entry(String name) {

@@ -28,6 +28,11 @@ public record ViTConfig(int imageSize, int patchSize, int inChannels, int numCla
     return new ViTConfig(28, 4, 1, numClasses, 96, 4, 3, 2.0, true, false, Pool.TOKEN, 0.0, 0.0, 1e-6);
   }
 
+  /** A smaller ViT for 28×28 grey images: 7×7 patches (16 tokens + class token), dim 64, depth 4, 2 heads. */
+  public static ViTConfig mini28(int numClasses) {
+    return new ViTConfig(28, 7, 1, numClasses, 64, 4, 2, 2.0, true, false, Pool.TOKEN, 0.0, 0.0, 1e-6);
+  }
+
   /** vit_base_patch16_224: 86M parameters. */
   public static ViTConfig base16(int numClasses) {
     return new ViTConfig(224, 16, 3, numClasses, 768, 12, 12, 4.0, true, false, Pool.TOKEN, 0.0, 0.0, 1e-6);

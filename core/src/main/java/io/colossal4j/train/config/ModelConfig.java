@@ -12,8 +12,8 @@ import java.util.Optional;
 public record ModelConfig(String name, Optional<Integer> numClasses, Optional<Integer> imageSize,
                           Optional<Integer> inChannels, Optional<Double> dropPath, Optional<Double> dropout) {
   public ModelConfig {
-    if (!Zoo.entries().containsKey(name))
-      throw new ConfigException("name", "'" + name + "' is not in the model zoo" + Suggest.didYouMean(name, Zoo.entries().keySet(), "")
+    if (!Zoo.names().contains(name))
+      throw new ConfigException("name", "'" + name + "' is not in the model zoo" + Suggest.didYouMean(name, Zoo.names(), "")
           + "; valid: " + String.join(", ", Zoo.entries().keySet()));
     numClasses.ifPresent(n -> ConfigException.atLeast("num_classes", n, 2));
     imageSize.ifPresent(n -> ConfigException.atLeast("image_size", n, 1));

@@ -42,7 +42,7 @@ class ConfigsTest {
     assertEquals(DataConfig.Name.FASHION_MNIST, c.data().name());
     assertEquals(Optional.of(Path.of("/usr/share/datasets/fashion-mnist")), c.data().path());
     assertEquals(Path.of("runs/vit-fashion-mnist/checkpoints"), c.checkpointDir());
-    assertEquals(new RunConfig.BatchPlan(1, 128, 1, 1, 128), c.plan(1));
+    assertEquals(new RunConfig.BatchPlan(2, 64, 1, 1, 64), c.plan(2));   // the default job runs on 2 data-parallel ranks
   }
 
   @Test void hybridExampleMatchesTheHandbookShape() {
