@@ -9,22 +9,15 @@ import io.colossal4j.data.Dataset;
 import io.colossal4j.data.Split;
 import io.colossal4j.distributed.MeshAxis;
 import io.colossal4j.distributed.ProcessGroup;
-import io.colossal4j.nn.Module;
 import io.colossal4j.nn.ModuleContext;
-import io.colossal4j.parallel.pipeline.PipelineRunner;
 import io.colossal4j.parallel.pipeline.Schedule;
-import io.colossal4j.parallel.pipeline.SplitPolicy;
-import io.colossal4j.parallel.pipeline.Stage;
 import io.colossal4j.nn.UnitModel;
 import io.colossal4j.ops.Loss;
 import io.colossal4j.optim.LrSchedule;
 import io.colossal4j.optim.Optimizer;
-import io.colossal4j.parallel.data.DataParallel;
 import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.Device;
 import io.colossal4j.train.checkpoint.CheckpointStore;
-import io.colossal4j.models.vit.VisionTransformer;
-import io.colossal4j.models.vit.parallel.VitTensorPlan;
 import io.colossal4j.train.config.CheckpointConfig;
 import io.colossal4j.train.config.ConfigException;
 import io.colossal4j.train.config.DataSources;
@@ -73,7 +66,12 @@ public final class TrainJob implements AutoCloseable {
     this.evalLoader = DataSources.loader(config, test, Split.TEST, backend, dpRank, dp, Math.max(layout.batch().perRankBatch(), 256));
     int channels = train.sampleShape().dim(0), image = config.data().imageSize().orElse(train.sampleShape().dim(-1));
     this.model = Builders.model(config.model(), new ModuleContext(backend, DType.F32, config.seed()), train.numClasses(), channels, image);
-    Parallel par = parallelize(model);
+    HybridPlan par;
+    try {
+      par = HybridPlan.apply(model, layout.mesh(), HybridPlan.Options.defaults(Schedule.of(config.parallel().schedule())));
+    } catch (IllegalArgumentException e) {
+      throw new ConfigException("parallel", e.getMessage());
+    }
     Optimizer optimizer = Builders.optimizer(config.optimizer(), par.local().namedParameters());
     long stepsPerEpoch = trainLoader.batchesPerEpoch();
     long total = config.train().maxSteps() > 0 ? Math.min(config.train().maxSteps(), stepsPerEpoch * config.train().epochs()) : stepsPerEpoch * config.train().epochs();
@@ -91,38 +89,6 @@ public final class TrainJob implements AutoCloseable {
         reporter == null ? List.of() : List.of(reporter), evalReducer());
     resume(config.checkpoint(), new CheckpointStore(config.checkpointDir(), config.checkpoint().keep()));
     this.info = new TrainListener.RunInfo("colossal4j · " + config.name(), describe(train, test, total), config.train().epochs(), (int) stepsPerEpoch, total);
-  }
-
-  /** What the plans leave on this rank: the module it trains, the engine hooks and the micro-batch schedule. */
-  private record Parallel(Module local, Engine.StepHooks hooks, MicroBatchSchedule schedule) {}
-
-  /**
-   * Applies the parallel plans to the plain model from outside, in a fixed order (as torchtitan does): tensor
-   * parallelism (layers replaced by sharded ones), then pipeline stages (this rank keeps its units), then data
-   * parallelism over what remains (gradient buckets on the stage's parameters).
-   */
-  private Parallel parallelize(UnitModel m) {
-    Optional<ProcessGroup> tp = layout.group(MeshAxis.TP), pp = layout.group(MeshAxis.PP), dp = layout.group(MeshAxis.DP);
-    if (tp.isPresent()) {
-      switch (m) {
-        case VisionTransformer vit -> VitTensorPlan.parallelize(vit, tp.get());
-        default -> throw new ConfigException("parallel.tensor.size", "tensor parallelism has plans for the vit_* models in this trainer; "
-            + config.model().name() + " has none (use parallel.tensor.size: 1)");
-      }
-    }
-    Module local = m;
-    MicroBatchSchedule schedule = MicroBatchSchedule.SEQUENTIAL;
-    if (pp.isPresent()) {
-      Schedule s = Schedule.of(config.parallel().schedule());
-      io.colossal4j.parallel.pipeline.Split split = SplitPolicy.split(new SplitPolicy.Balanced(), m.units(), pp.get().size() * s.chunks());
-      Stage stage = Stage.of(m, split, pp.get().size(), pp.get().rank());
-      local = stage;
-      schedule = new PipelineRunner(pp.get(), stage, s);
-    }
-    Module trained = local;
-    Engine.StepHooks data = dp.<Engine.StepHooks>map(g -> new DataParallel(trained, g, 25L << 20)).orElseGet(() -> new Engine.StepHooks() {});
-    Engine.StepHooks hooks = tp.isEmpty() && pp.isEmpty() ? data : new HybridHooks(data, local, tp, pp);
-    return new Parallel(local, hooks, schedule);
   }
 
   /** Evaluation sums (loss·n, correct, n) over the data-parallel ranks, so every rank reports the whole test set. */
