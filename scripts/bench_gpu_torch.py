@@ -142,13 +142,14 @@ class Gpt(torch.nn.Module):
         return self.lm_head(self.ln_f(x))
 
 
-def train_step(train_rows, name, shape, model, inp, tgt, flops, units, unit):
+def train_step(train_rows, name, shape, model, inp, tgt, flops, units, unit, amp=False):
     """Forward, cross-entropy, backward, AdamW: 2 warm-up steps, then the mean of 5 between synchronisations."""
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1)
 
     def step():
-        out = model(inp)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+            out = model(inp)
         F.cross_entropy(out.reshape(-1, out.shape[-1]), tgt).backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -186,6 +187,11 @@ def train_steps(train_rows):
     nxt = torch.randint(0, 50304, (batch * 1024,), device="cuda")
     train_step(train_rows, "train_gpt_medium", f"{batch}x1024", gpt, ids, nxt, step_flops(params, batch * 1024, 24, 1024, 1024),
                batch * 1024, "tok/s")
+    del gpt
+    torch.cuda.empty_cache()
+    gpt = Gpt().cuda()  # f32 master weights, bf16 autocast
+    train_step(train_rows, "train_gpt_medium_amp", f"{batch}x1024", gpt, ids, nxt, step_flops(params, batch * 1024, 24, 1024, 1024),
+               batch * 1024, "tok/s", amp=True)
 
 
 def side_by_side_train(java_csv, train_rows):

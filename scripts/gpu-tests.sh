@@ -4,7 +4,8 @@
 # with PyTorch.
 #
 #   scripts/gpu-tests.sh                 on a GPU machine with a JDK 25: builds with Maven, runs the suite
-#   scripts/gpu-tests.sh --bench         ... and the benchmarks (needs python3 with torch for the peer side)
+#   scripts/gpu-tests.sh --bench         ... and `colossal bench gpu` (kernels, training steps) with the PyTorch
+#                                        peer (python3 with torch and timm) in the same run
 #   scripts/gpu-tests.sh --prepare       here, without a GPU: builds and packs .device/ (Java runtime, jars,
 #                                        test classes) for a GPU host that has no Java
 #   scripts/gpu-tests.sh --device [--bench]   on that host, from the project root: runs from .device/
@@ -61,10 +62,12 @@ if [ "$mode" = device ]; then
     --select-package "$TESTS" --details=summary --details-theme=ascii --disable-banner 2>&1 | tee "$logs/gpu-tests.log" | grep -v '^\s*at ' | tail -60
   summary "$logs/gpu-tests.log"; status=$?
   if [ "$bench" = 1 ]; then
-    java "${jflags[@]}" -cp "$cp" io.colossal4j.backend.cuda.CudaBench /tmp/c4j-kernels > "$logs/bench-java.csv" 2> "$logs/bench-java.err"
-    cat "$logs/bench-java.err" | tail -5
-    PYTHONUNBUFFERED=1 python3 scripts/bench_gpu_torch.py --java "$logs/bench-java.csv" > "$logs/bench-torch.txt" 2>&1
-    tail -30 "$logs/bench-torch.txt"
+    # colossal bench gpu: kernels and training steps; then PyTorch on the same cases, side by side
+    java "${jflags[@]}" -cp "$cp" io.colossal4j.cli.Main bench gpu --kernel-cache /tmp/c4j-kernels > "$logs/bench-java.csv" 2> "$logs/bench-java.err"
+    grep -v WARNING "$logs/bench-java.err" | tail -5
+    py=/opt/torch/.venv/bin/python3; [ -x "$py" ] || py=python3
+    PYTHONUNBUFFERED=1 "$py" scripts/bench_gpu_torch.py --java "$logs/bench-java.csv" > "$logs/bench-torch.txt" 2>&1
+    sed -n '/^case/,$p' "$logs/bench-torch.txt"
   fi
   exit $status
 fi
@@ -79,6 +82,6 @@ echo "gpu-tests: $(( ${run:-0} - ${fl:-0} - ${er:-0} - ${sk:-0} )) passed, $(( $
 grep -m1 -o 'no usable CUDA GPU, skipping: .*' "$logs/gpu-tests.log" | head -c 300; echo
 if [ "$bench" = 1 ]; then
   java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -cp "core/target/classes:$(cat core/target/classpath.txt 2>/dev/null)" \
-    io.colossal4j.backend.cuda.CudaBench > "$logs/bench-java.csv" && python3 scripts/bench_gpu_torch.py --java "$logs/bench-java.csv"
+    io.colossal4j.cli.Main bench gpu > "$logs/bench-java.csv" && python3 scripts/bench_gpu_torch.py --java "$logs/bench-java.csv"
 fi
 [ "${fl:-1}" = 0 ] && [ "${er:-1}" = 0 ]

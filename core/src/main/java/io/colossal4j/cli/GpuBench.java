@@ -1,5 +1,6 @@
 package io.colossal4j.cli;
 
+import io.colossal4j.autograd.Autocast;
 import io.colossal4j.autograd.Autograd;
 import io.colossal4j.backend.MemoryStats;
 import io.colossal4j.backend.cuda.CudaBackend;
@@ -29,7 +30,7 @@ import java.util.Random;
  * {@code colossal bench gpu [--kernel-cache DIR] [--skip-kernels]}: the GPU benchmark. Kernel cases
  * ({@link CudaBench}: GEMM, layer norm, attention) and a full training step (forward, cross-entropy, backward,
  * AdamW) of a vit_huge_patch14_clip_336-shaped ViT (batch 32 at 336) and a GPT-2-medium-shaped model (batch
- * 8 x 1024 tokens), parameters in bf16, on cuda:0. Prints one CSV table on stdout
+ * 8 x 1024 tokens), parameters in bf16, on cuda:0; and the GPT with f32 master weights under bf16 autocast. Prints one CSV table on stdout
  * ({@link CudaBench#CSV_HEADER}); {@code scripts/bench_gpu_torch.py --java <that csv>} measures PyTorch on the
  * same cases and prints both side by side.
  *
@@ -64,7 +65,12 @@ final class GpuBench implements Main.Command {
       out.println(CudaBench.CSV_HEADER);
       if (kernels) CudaBench.kernels(gpu, out);
       vit(gpu, out);
-      gpt(gpu, out);
+      gpt(gpu, out, DType.BF16, "train_gpt_medium");
+      try {
+        gpt(gpu, out, DType.F32, "train_gpt_medium_amp");  // f32 master weights, autocast to bf16
+      } catch (RuntimeException e) {
+        System.err.println("train_gpt_medium_amp failed: " + e.getMessage());
+      }
     }
     return 0;
   }
@@ -81,16 +87,17 @@ final class GpuBench implements Main.Command {
     step(gpu, out, "train_vit_huge", batch + "x3x" + c.imageSize() + "x" + c.imageSize(), model, images, labels, flops, batch, "img/s");
   }
 
-  private static void gpt(CudaBackend gpu, PrintStream out) {
+  /** GPT-2 medium with parameters in {@code dtype}; f32 parameters train under bf16 autocast (mixed precision). */
+  private static void gpt(CudaBackend gpu, PrintStream out, DType dtype, String name) {
     int batch = 8;
     GptConfig c = GptConfig.medium();
-    UnitModel model = Zoo.build(new ModuleContext(gpu, DType.BF16, 0), ModelSpec.of("gpt_medium", 0));
+    UnitModel model = Zoo.build(new ModuleContext(gpu, dtype, 0), ModelSpec.of("gpt_medium", 0));
     Random r = new Random(2);
     Tensor ids = randomIds(gpu, r, Shape.of(batch, c.blockSize()), c.vocabSize());
     Tensor next = randomIds(gpu, r, Shape.of(batch * c.blockSize()), c.vocabSize());
     long tokens = (long) batch * c.blockSize();
     double flops = stepFlops(model.parameterCount(), tokens, c.nLayer(), c.blockSize(), c.nEmbd());
-    step(gpu, out, "train_gpt_medium", batch + "x" + c.blockSize(), model, ids, next, flops, tokens, "tok/s");
+    step(gpu, out, name, batch + "x" + c.blockSize(), model, ids, next, flops, tokens, "tok/s");
   }
 
   static double stepFlops(long params, long tokens, int layers, int seq, int width) {
@@ -108,8 +115,9 @@ final class GpuBench implements Main.Command {
                            double flops, long units, String unit) {
     model.train(true);
     Optimizer opt = Adam.adamW(ParamGroup.single(model.namedParameters(), 0.1));
+    boolean amp = model.parameters().getFirst().dtype() == DType.F32;
     Runnable step = () -> {
-      Tensor logits = model.forward(input);
+      Tensor logits = amp ? Autocast.call(DType.BF16, () -> model.forward(input)) : model.forward(input);
       if (logits.rank() > 2) logits = Views.reshape(logits, -1, logits.size(-1));
       Autograd.backward(Loss.crossEntropy(logits, targets));
       opt.step(1e-4);

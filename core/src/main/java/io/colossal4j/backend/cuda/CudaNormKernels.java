@@ -134,6 +134,15 @@ final class CudaNormKernels {
 
   private long addr(Tensor t) { return t == null ? 0 : k.ptr(t) + t.offset() * t.dtype().byteSize(); }
 
+  /** The two-columns-per-thread weight-gradient kernel applies: f32 accumulation, contiguous bf16/f32 rows of one dtype, n even. */
+  private boolean vecWeightGrads(int n, boolean d, Tensor gy, Tensor x, Tensor mean, Tensor rstd) {
+    DType t = x.dtype();
+    if (d || (t != DType.BF16 && t != DType.F32) || gy.dtype() != t || n % 2 != 0) return false;
+    if (mean.dtype() != DType.F32 || rstd.dtype() != DType.F32 || !mean.isContiguous() || !rstd.isContiguous()) return false;
+    int align = 2 * t.byteSize();
+    return x.isContiguous() && gy.isContiguous() && addr(x) % align == 0 && addr(gy) % align == 0;
+  }
+
   private static String vecName(Tensor x) { return x.dtype() == DType.BF16 ? "bf16" : "f32"; }
 
   /**
@@ -220,7 +229,12 @@ final class CudaNormKernels {
     Tensor pw = Tensor.empty(Shape.of(chunks, n), acc, k.backend(), MemoryCategory.TEMPORARY);
     Tensor pb = Tensor.empty(Shape.of(chunks, n), acc, k.backend(), MemoryCategory.TEMPORARY);
     String sfx = d ? "_d" : "_f";
-    if (rows > 0) {
+    if (rows > 0 && vecWeightGrads(n, d, gy, x, mean, rstd)) {
+      int vecBlocks = (n + 511) / 512;
+      long px = addr(x), pg = addr(gy), pm = addr(mean), pr = addr(rstd);
+      k.launch("ln_wb_vec_" + vecName(x), Dim3.of(vecBlocks, chunks), Dim3.of(256), (a, args) ->
+          args.i64(rows).i32(n).i64(rowsPerChunk).ptr(pg).ptr(px).ptr(pm).ptr(pr).ptr(k.ptr(pw)).ptr(k.ptr(pb)));
+    } else if (rows > 0) {
       k.launch("layernorm_wb_partial" + sfx, Dim3.of(colBlocks, chunks), Dim3.of(256), (a, args) ->
           args.i64(rows).i32(n).i64(rowsPerChunk).struct(targ(a, gy)).struct(targ(a, x)).struct(targ(a, mean)).struct(targ(a, rstd))
               .ptr(k.ptr(pw)).ptr(k.ptr(pb)));

@@ -106,6 +106,15 @@ class CudaFusedKernelsTest {
     }
   }
 
+  @Test void autocastSendsF32AttentionThroughTheFusedKernel() {
+    Tensor q = toGpu(random(rnd, Shape.of(2, 2, 40, 64), DType.F32, -1, 1)).requiresGrad(true);
+    Tensor y = io.colossal4j.autograd.Autocast.call(DType.BF16, () -> Attention.scaledDotProductAttention(q, q, q));
+    assertEquals(DType.BF16, y.dtype());
+    assertEquals("fused_attention", y.gradFn().name());
+    Autograd.backward(Reduce.sum(Arith.cast(y, DType.F32)));
+    assertEquals(DType.F32, q.grad().dtype(), "the f32 leaf gets an f32 gradient through the recorded casts");
+  }
+
   private static Tensor f32(Tensor x) {
     Tensor t = Tensor.empty(x.shape(), DType.F32, CPU);
     CPU.kernels().copy(x, t);

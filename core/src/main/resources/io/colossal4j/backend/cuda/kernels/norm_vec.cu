@@ -135,3 +135,40 @@ LN_VEC(bf16, true, 1) LN_VEC(bf16, true, 2) LN_VEC(bf16, true, 3) LN_VEC(bf16, t
 LN_VEC(bf16, true, 5) LN_VEC(bf16, true, 6) LN_VEC(bf16, true, 7) LN_VEC(bf16, true, 8)
 LN_VEC(f32, false, 1) LN_VEC(f32, false, 2) LN_VEC(f32, false, 3) LN_VEC(f32, false, 4)
 LN_VEC(f32, false, 5) LN_VEC(f32, false, 6) LN_VEC(f32, false, 7) LN_VEC(f32, false, 8)
+
+// Partial column sums for the layer-norm weight gradients (as layernorm_wb_partial in norm.cu), for
+// contiguous bf16/f32 rows: two columns per thread through one 4- or 8-byte load, rows unrolled so several
+// loads are in flight. Grid (ceil(n/512), chunks), block 256; n even. pw, pb: f32 [chunks, n].
+template <bool BF> __device__ void ln_wb_vec_impl(i64 rows, int n, i64 rowsPerChunk, const void* gy, const void* x, const float* mean,
+                                                  const float* rstd, float* pw, float* pb) {
+  int c = 2 * (blockIdx.x * blockDim.x + threadIdx.x);
+  if (c >= n) return;
+  i64 r0 = (i64)blockIdx.y * rowsPerChunk, r1 = r0 + rowsPerChunk < rows ? r0 + rowsPerChunk : rows;
+  float aw0 = 0.f, aw1 = 0.f, ab0 = 0.f, ab1 = 0.f;
+#pragma unroll 4
+  for (i64 r = r0; r < r1; r++) {
+    float g0, g1, x0, x1;
+    if (BF) {
+      unsigned gv = *(const unsigned*)((const u16*)gy + r * n + c), xv = *(const unsigned*)((const u16*)x + r * n + c);
+      g0 = bf16_to_f((u16)(gv & 0xffffu)); g1 = bf16_to_f((u16)(gv >> 16));
+      x0 = bf16_to_f((u16)(xv & 0xffffu)); x1 = bf16_to_f((u16)(xv >> 16));
+    } else {
+      float2 gv = *(const float2*)((const float*)gy + r * n + c), xv = *(const float2*)((const float*)x + r * n + c);
+      g0 = gv.x; g1 = gv.y; x0 = xv.x; x1 = xv.y;
+    }
+    float mu = mean[r], rs = rstd[r];
+    aw0 += g0 * (x0 - mu) * rs; aw1 += g1 * (x1 - mu) * rs;
+    ab0 += g0; ab1 += g1;
+  }
+  pw[(i64)blockIdx.y * n + c] = aw0; pw[(i64)blockIdx.y * n + c + 1] = aw1;
+  pb[(i64)blockIdx.y * n + c] = ab0; pb[(i64)blockIdx.y * n + c + 1] = ab1;
+}
+
+extern "C" __global__ void ln_wb_vec_bf16(i64 rows, int n, i64 rpc, const void* gy, const void* x, const float* mean, const float* rstd,
+                                          float* pw, float* pb) {
+  ln_wb_vec_impl<true>(rows, n, rpc, gy, x, mean, rstd, pw, pb);
+}
+extern "C" __global__ void ln_wb_vec_f32(i64 rows, int n, i64 rpc, const void* gy, const void* x, const float* mean, const float* rstd,
+                                         float* pw, float* pb) {
+  ln_wb_vec_impl<false>(rows, n, rpc, gy, x, mean, rstd, pw, pb);
+}
