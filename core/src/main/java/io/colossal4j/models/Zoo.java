@@ -37,7 +37,9 @@ public final class Zoo {
   private static final Map<String, String> ALIASES = new LinkedHashMap<>();
 
   static {
-    vit("vit_tiny_28", "ViT for 28x28 grey images: 4x4 patches, dim 96, depth 4, 3 heads (the default job)", ViTConfig.tiny28(10));
+    vit("vit_tiny_28", "ViT for 28x28 grey images: 4x4 patches, dim 96, depth 4, 3 heads", ViTConfig.tiny28(10));
+    vit("vit_convstem_28", "ViT for 28x28 grey images with a convolutional stem (16 tokens), dim 64, depth 4, 2 heads (the default job)", ViTConfig.convStem28(10));
+    vit("vit_small_28", "ViT for 28x28 grey images: 4x4 patches, dim 64, depth 3, 2 heads, mean-pooled", ViTConfig.small28(10));
     vit("vit_mini_28", "ViT for 28x28 grey images: 7x7 patches, dim 64, depth 4, 2 heads (fast on a CPU)", ViTConfig.mini28(10));
     vit("vit_b16", "ViT-B/16 at 224 (timm vit_base_patch16_224)", ViTConfig.base16(1000));
     vit("vit_huge_clip_336", "ViT-H/14 CLIP at 336, 577 tokens (timm vit_huge_patch14_clip_336)", ViTConfig.hugeClip336(1000));
@@ -71,7 +73,7 @@ public final class Zoo {
   public static ViTConfig vitConfig(ViTConfig p, ModelSpec s) {
     return new ViTConfig(s.imageSize() > 0 ? s.imageSize() : p.imageSize(), p.patchSize(), s.inChannels() > 0 ? s.inChannels() : p.inChannels(),
         classes(s, p.numClasses()), p.embedDim(), p.depth(), p.numHeads(), p.mlpRatio(), p.qkvBias(), p.preNorm(), p.pool(),
-        s.dropRate() > 0 ? s.dropRate() : p.dropRate(), s.dropPathRate() > 0 ? s.dropPathRate() : p.dropPathRate(), p.eps());
+        s.dropRate() > 0 ? s.dropRate() : p.dropRate(), s.dropPathRate() > 0 ? s.dropPathRate() : p.dropPathRate(), p.eps(), p.embedding());
   }
 
   private static ResNetConfig resnet(ResNetConfig c, ModelSpec s) {

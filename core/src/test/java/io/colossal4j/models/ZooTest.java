@@ -36,9 +36,10 @@ class ZooTest {
   }
 
   @Test void vitFormulaMatchesBuiltModel() {
-    ViTConfig c = ViTConfig.tiny28(10);
-    UnitModel m = Zoo.build(ModuleContext.of(CPU, 0), ModelSpec.of("vit_tiny_28", 10));
-    assertEquals(c.parameterCount(), m.parameterCount());
+    for (String name : List.of("vit_tiny_28", "vit_mini_28", "vit_small_28", "vit_convstem_28")) {
+      UnitModel m = Zoo.build(ModuleContext.of(CPU, 0), ModelSpec.of(name, 10));
+      assertEquals(Zoo.entry(name).parameterCount(ModelSpec.of(name, 10)), m.parameterCount(), name);
+    }
   }
 
   @Test void timmNames() {
@@ -56,6 +57,7 @@ class ZooTest {
 
   @Test void unitsEqualForwardAndPartitionParameters() {
     checkUnits(Zoo.build(ModuleContext.of(CPU, 1), new ModelSpec("vit_tiny_28", 10, 0, 0, 0, 0)), images(2, 1, 28));
+    checkUnits(Zoo.build(ModuleContext.of(CPU, 1), ModelSpec.of("vit_convstem_28", 10)), images(2, 1, 28));
     // a narrow ResNet (same code paths as resnet18/50, a fraction of the arithmetic)
     var narrow = new ResNetConfig(false, List.of(1, 1, 1, 1), List.of(8, 16, 32, 64), 8, 3, 10, false);
     checkUnits(new ResNet(ModuleContext.of(CPU, 1), narrow), images(2, 3, 32));

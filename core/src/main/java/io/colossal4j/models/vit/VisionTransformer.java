@@ -23,7 +23,9 @@ public final class VisionTransformer extends UnitModel {
 
   public VisionTransformer(ModuleContext ctx, ViTConfig c) {
     this.config = c;
-    units.add(new Unit("patch_embed", "patch_embed.", child("patch_embed", new PatchEmbed(ctx, c.imageSize(), c.patchSize(), c.inChannels(), c.embedDim(), !c.preNorm()))));
+    var embed = c.embedding() == ViTConfig.Embedding.CONV_STEM ? new ConvStem(ctx, c.inChannels(), c.embedDim())
+        : new PatchEmbed(ctx, c.imageSize(), c.patchSize(), c.inChannels(), c.embedDim(), !c.preNorm());
+    units.add(new Unit("patch_embed", "patch_embed.", child("patch_embed", embed)));
     units.add(new Unit("pos_embed", "", inlineChild("pos_embed", new TokenEmbed(ctx, c.numPatches(), c.embedDim(), c.dropRate()))));
     if (c.preNorm()) units.add(new Unit("norm_pre", "norm_pre.", child("norm_pre", new LayerNorm(ctx, c.embedDim(), c.eps(), false))));
     List<Block> blocks = new ArrayList<>();
