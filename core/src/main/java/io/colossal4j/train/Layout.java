@@ -31,6 +31,22 @@ public record Layout(Optional<ProcessGroup> world, Optional<DeviceMesh> mesh, Ru
   /** The rank that prints, writes metrics and saves checkpoints. */
   public boolean reports() { return rank() == 0; }
 
+  /** The groups of each mesh axis of size > 1, e.g. {@code tp groups [0, 1] [2, 3]}. */
+  public java.util.List<String> groups() {
+    java.util.List<String> out = new java.util.ArrayList<>();
+    mesh.ifPresent(m -> {
+      for (MeshAxis axis : new MeshAxis[] {MeshAxis.TP, MeshAxis.PP, MeshAxis.DP}) {
+        if (m.size(axis) <= 1) continue;
+        java.util.Set<java.util.List<Integer>> seen = new java.util.LinkedHashSet<>();
+        for (int r = 0; r < m.shape().worldSize(); r++) seen.add(m.shape().groupAlong(axis, r));
+        StringBuilder sb = new StringBuilder(axis.label() + " groups:");
+        seen.forEach(g -> sb.append(' ').append(g));
+        out.add(sb.toString());
+      }
+    });
+    return out;
+  }
+
   public String describe() {
     return worldSize() == 1 ? "1 process (data 1 x tensor 1 x pipeline 1)"
         : "%d processes = data %d x tensor %d x pipeline %d".formatted(worldSize(), size(MeshAxis.DP), size(MeshAxis.TP), size(MeshAxis.PP));

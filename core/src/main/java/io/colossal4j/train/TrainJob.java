@@ -114,6 +114,7 @@ public final class TrainJob implements AutoCloseable {
     lines.add("data: " + train.describe() + "; eval on " + test.describe());
     lines.add("device: " + backend.name() + (backend instanceof CpuBackend c ? ", " + c.parallel().threads() + " threads per process" : ""));
     lines.add("layout: " + layout.describe());
+    for (String g : layout.groups()) lines.add(g.replaceFirst(" groups:", " groups: "));
     lines.add("batch: " + layout.batch());
     lines.add("optimizer: " + config.optimizer().getClass().getSimpleName().toLowerCase() + String.format(", lr %.3g", config.optimizer().lr())
         + ", schedule " + config.schedule().getClass().getSimpleName().toLowerCase());
