@@ -15,6 +15,7 @@ final class BenchCommand implements Main.Command {
     m.put("comm", new CommBench());
     m.put("gpu", new GpuBench());
     m.put("pipeline", new PipelineBench());
+    m.put("ddp", new DdpBench());
     return m;
   }
 
