@@ -32,7 +32,8 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 /**
- * The proof of the hybrid layouts: a small ViT trained K steps (AdamW, clipping at a norm that binds) on
+ * The proof of the hybrid layouts: a small ViT (every layout) and a narrow ResNet (the layouts without tensor
+ * parallelism, which has no plan for convolutions) trained K steps (AdamW, clipping at a norm that binds) on
  * dp × tp × pp in-JVM ranks gives the per-step losses and final parameters of one process accumulating the same
  * micro-batches. f64 on the reference kernels, so only summation orders differ: 1e-9 relative on losses and
  * parameters. Every layout goes through {@link HybridPlan}, the code the trainer uses.
@@ -42,6 +43,15 @@ class HybridEquivalenceTest {
   static final ViTConfig CFG = new ViTConfig(8, 4, 1, 5, 16, 2, 2, 2.0, true, false, ViTConfig.Pool.TOKEN, 0, 0, 1e-6);
 
   record Run(double[] losses, Map<String, Tensor> params) {}
+
+  /** A narrow ResNet (batch norm: micro-batches have the same composition on every layout, so statistics match). */
+  static final io.colossal4j.models.resnet.ResNetConfig RESNET =
+      new io.colossal4j.models.resnet.ResNetConfig(false, List.of(1, 1, 1, 1), List.of(4, 8, 8, 8), 4, 1, 5, true);
+
+  static io.colossal4j.nn.UnitModel model(String family, CpuBackend b) {
+    ModuleContext ctx = new ModuleContext(b, DType.F64, 5);
+    return family.equals("resnet") ? new io.colossal4j.models.resnet.ResNet(ctx, RESNET) : new VisionTransformer(ctx, CFG);
+  }
 
   static List<Batch> data(CpuBackend b) {
     Random r = new Random(11);
@@ -57,9 +67,9 @@ class HybridEquivalenceTest {
         new LrSchedule.Constant(5e-3), accumulation, 0.05, plan.hooks(), plan.schedule());
   }
 
-  static Run single(int micro) {
+  static Run single(String family, int micro) {
     CpuBackend b = CpuBackend.reference();
-    VisionTransformer m = new VisionTransformer(new ModuleContext(b, DType.F64, 5), CFG);
+    io.colossal4j.nn.UnitModel m = model(family, b);
     HybridPlan plan = HybridPlan.apply(m, Optional.empty(), HybridPlan.Options.defaults(Schedule.of(new ParallelConfig.PipelineSchedule.GPipe())));
     Engine e = engine(m, micro, plan);
     double[] losses = new double[STEPS];
@@ -68,10 +78,10 @@ class HybridEquivalenceTest {
     return new Run(losses, m.namedParameters());
   }
 
-  static Run rank(ProcessGroup world, int tp, int pp, Schedule schedule) {
+  static Run rank(String family, ProcessGroup world, int tp, int pp, Schedule schedule) {
     CpuBackend b = CpuBackend.reference();
     DeviceMesh mesh = DeviceMesh.of(world, tp, pp);
-    VisionTransformer m = new VisionTransformer(new ModuleContext(b, DType.F64, 5), CFG);
+    io.colossal4j.nn.UnitModel m = model(family, b);
     HybridPlan plan = HybridPlan.apply(m, Optional.of(mesh), new HybridPlan.Options(schedule, new io.colossal4j.parallel.pipeline.SplitPolicy.Uniform(), 2048));
     Engine e = engine(plan.local(), MICRO, plan);
     int dp = mesh.size(MeshAxis.DP), dpRank = mesh.coordinate(MeshAxis.DP);
@@ -82,22 +92,23 @@ class HybridEquivalenceTest {
     return new Run(losses, params);
   }
 
-  @ParameterizedTest(name = "dp{0} x tp{1} x pp{2}, {3}")
+  @ParameterizedTest(name = "{0}: dp{1} x tp{2} x pp{3}, {4}")
   @CsvSource({
-      "2, 1, 1, 1f1b", "1, 2, 1, 1f1b", "1, 1, 2, gpipe", "1, 1, 2, 1f1b", "1, 1, 2, interleaved",
-      "2, 2, 1, 1f1b", "1, 2, 2, 1f1b", "2, 2, 2, 1f1b", "2, 1, 2, interleaved"})
-  void layoutMatchesOneProcess(int dp, int tp, int pp, String scheduleName) throws Exception {
+      "vit, 2, 1, 1, 1f1b", "vit, 1, 2, 1, 1f1b", "vit, 1, 1, 2, gpipe", "vit, 1, 1, 2, 1f1b", "vit, 1, 1, 2, interleaved",
+      "vit, 2, 2, 1, 1f1b", "vit, 1, 2, 2, 1f1b", "vit, 2, 2, 2, 1f1b", "vit, 2, 1, 2, interleaved",
+      "resnet, 2, 1, 1, 1f1b", "resnet, 1, 1, 2, gpipe", "resnet, 1, 1, 2, 1f1b", "resnet, 2, 1, 2, interleaved"})
+  void layoutMatchesOneProcess(String family, int dp, int tp, int pp, String scheduleName) throws Exception {
     Schedule schedule = Schedule.of(switch (scheduleName) {
       case "gpipe" -> new ParallelConfig.PipelineSchedule.GPipe();
       case "interleaved" -> new ParallelConfig.PipelineSchedule.Interleaved(2);
       default -> new ParallelConfig.PipelineSchedule.OneFOneB();
     });
-    Run ref = single(dp * MICRO);
+    Run ref = single(family, dp * MICRO);
     List<ProcessGroup> world = CpuDistributed.threads(dp * tp * pp);
     ExecutorService pool = Executors.newFixedThreadPool(world.size());
     try {
       List<Future<Run>> futures = new ArrayList<>();
-      for (ProcessGroup g : world) futures.add(pool.submit(() -> rank(g, tp, pp, schedule)));
+      for (ProcessGroup g : world) futures.add(pool.submit(() -> rank(family, g, tp, pp, schedule)));
       for (int r = 0; r < futures.size(); r++) {
         Run got = futures.get(r).get();
         assertClose(ref.losses(), got.losses(), 0, 1e-9, "rank " + r + " per-step loss");
