@@ -45,7 +45,7 @@ final class TrainCommand implements Main.Command {
       return 0;
     }
     boolean isRank = EnvRendezvous.spec(HostEnvironment.current()).isPresent();
-    int wanted = config.parallel().data() * config.parallel().tensor().size() * config.parallel().pipeline();
+    int wanted = Math.max(1, config.parallel().data()) * config.parallel().tensor().size() * config.parallel().pipeline();
     if (!isRank && wanted > 1) return launch(wanted, configPath, rest);
     Optional<ProcessGroup> world = EnvRendezvous.join(System.err);
     try (TrainJob job = new TrainJob(config, world, HostEnvironment.current(), HostEnvironment.interactive(), System.out)) {
