@@ -12,8 +12,9 @@ public final class BenchMain {
     String what = args.length == 0 ? "" : args[0];
     switch (what) {
       case "cpu" -> CpuBench.run(threadsArg(args));
+      case "train-step" -> TrainStepBench.run(threadsArg(args));
       default -> {
-        System.err.println("usage: colossal bench cpu [--threads N]   (got: " + String.join(" ", args) + ")");
+        System.err.println("usage: colossal bench cpu|train-step [--threads N]   (got: " + String.join(" ", args) + ")");
         System.exit(2);
       }
     }
