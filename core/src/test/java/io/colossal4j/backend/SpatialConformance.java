@@ -28,7 +28,7 @@ public abstract class SpatialConformance extends ConformanceBase {
       new ConvCase(2, 8, 7, 9, 8, 5, 5, new Conv2dSpec(1, 2, 2, 2, 1, 3, 1, 1, 8)),     // depthwise, odd stride/pad
       new ConvCase(4, 5, 6, 6, 7, 1, 1, Conv2dSpec.of(1, 0, 1, 1)),                     // 1x1
       new ConvCase(2, 3, 5, 4, 2, 1, 1, Conv2dSpec.of(1, 1, 1, 1)),                     // padding wider than the filter
-      new ConvCase(2, 8, 10, 37, 16, 3, 3, Conv2dSpec.of(1, 1, 1, 1)),                  // channels in whole micro-tiles: B read in place
+      new ConvCase(2, 8, 10, 37, 16, 3, 3, Conv2dSpec.of(1, 1, 1, 1)),                  // channels in whole micro-tiles
       new ConvCase(1, 32, 6, 20, 8, 3, 3, Conv2dSpec.of(1, 1, 1, 1)),                   // K = 288 spans two K blocks
   };
 

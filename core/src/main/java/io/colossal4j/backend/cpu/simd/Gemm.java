@@ -69,16 +69,12 @@ final class Gemm {
       int nc = Math.min(NC, n - jc);
       int slivers = (nc + NR - 1) / NR;
       float[] bp = Scratch.get().packedB(slivers * NR * Math.min(KC, k));
-      Direct dir = m % MR == 0 ? Direct.of(b) : null; // edge tiles of partial height read packed slivers
       for (int pc = 0; pc < k; pc += KC) {
         int kc = Math.min(KC, k - pc);
         boolean add = accumulate || pc > 0;
         int jc0 = jc, pc0 = pc;
         run(par, slivers, Math.max(1, 64 * 1024 / (kc * NR)), (s0, s1) -> {
-          for (long s = s0; s < s1; s++) {
-            int w = Math.min(NR, n - jc0 - (int) s * NR);
-            if (dir == null || w < NR) packB(b, pc0, kc, jc0 + (int) s * NR, w, bp, (int) s * NR * kc);
-          }
+          for (long s = s0; s < s1; s++) packB(b, pc0, kc, jc0 + (int) s * NR, Math.min(NR, n - jc0 - (int) s * NR), bp, (int) s * NR * kc);
         });
         int rowBlocks = (m + MC - 1) / MC;
         int nParts = rowBlocks >= threads ? 1 : Math.min(slivers, (threads + rowBlocks - 1) / rowBlocks);
@@ -90,7 +86,7 @@ final class Gemm {
             int mc = Math.min(MC, m - ic);
             packA(a, ic, mc, pc0, kc, ap);
             int s0 = slivers * part / nParts, s1 = slivers * (part + 1) / nParts;
-            macro(ap, bp, dir, pc0, mc, kc, s0, s1, nc, c, ic, jc0, add, tile);
+            macro(ap, bp, mc, kc, s0, s1, nc, c, ic, jc0, add, tile);
           }
         });
       }
@@ -165,29 +161,14 @@ final class Gemm {
     }
   }
 
-  /**
-   * A B operand the micro-kernel can read in place: a heap float[] whose rows (through a row table) are
-   * contiguous runs, as {@link ShiftedConv} presents a padded image. One sliver's rows then span a few
-   * neighbouring image rows per channel (L1-sized), so packing them first would only add a copy.
-   */
-  record Direct(float[] array, long[] rowAt, int base) {
-    static Direct of(Mat b) {
-      if (b.rowAt() == null || !b.rowsContiguous()) return null;
-      return b.seg().heapBase().filter(o -> o instanceof float[]).map(o -> new Direct((float[]) o, b.rowAt(),
-          Math.toIntExact(b.seg().address() / 4 + b.off()))).orElse(null);
-    }
-  }
-
-  private static void macro(float[] ap, float[] bp, Direct dir, int pc, int mc, int kc, int s0, int s1, int nc, Mat c, int ic, int jc,
+  private static void macro(float[] ap, float[] bp, int mc, int kc, int s0, int s1, int nc, Mat c, int ic, int jc,
                             boolean add, float[] tile) {
     for (int s = s0; s < s1; s++) {
       int j = s * NR, w = Math.min(NR, nc - j);
       for (int r0 = 0; r0 < mc; r0 += MR) {
         int h = Math.min(MR, mc - r0);
         long cOff = c.off() + (long) (ic + r0) * c.rs() + jc + j;
-        if (h == MR && w == NR && dir != null)
-          MicroKernel.kernelDirect(ap, r0 * kc, dir.array(), dir.rowAt(), pc, dir.base() + jc + j, kc, c.seg(), cOff, c.rs(), add);
-        else if (h == MR && w == NR) MicroKernel.kernel(ap, r0 * kc, bp, s * NR * kc, kc, c.seg(), cOff, c.rs(), add);
+        if (h == MR && w == NR) MicroKernel.kernel(ap, r0 * kc, bp, s * NR * kc, kc, c.seg(), cOff, c.rs(), add);
         else {
           MicroKernel.tile(ap, r0 * kc, bp, s * NR * kc, kc, tile);
           MemorySegment cs = c.seg();

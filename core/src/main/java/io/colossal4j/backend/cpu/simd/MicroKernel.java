@@ -70,57 +70,6 @@ final class MicroKernel {
     c70.intoMemorySegment(c, r7, NATIVE); c71.intoMemorySegment(c, r7 + h, NATIVE);
   }
 
-  /** {@link #kernel} reading B in place: row p of the sliver starts at b[rowAt[pc + p] + col] (see Gemm.Direct). */
-  static void kernelDirect(float[] ap, int ai, float[] b, long[] rowAt, int pc, int col, int kc, MemorySegment c, long cOff, long cRs,
-                           boolean add) {
-    FloatVector z = FloatVector.zero(S);
-    FloatVector c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z;
-    FloatVector c40 = z, c41 = z, c50 = z, c51 = z, c60 = z, c61 = z, c70 = z, c71 = z;
-    for (int p = 0; p < kc; p++, ai += MR) {
-      int bi = (int) rowAt[pc + p] + col;
-      FloatVector b0 = FloatVector.fromArray(S, b, bi), b1 = FloatVector.fromArray(S, b, bi + L);
-      FloatVector a = FloatVector.broadcast(S, ap[ai]);
-      c00 = a.fma(b0, c00); c01 = a.fma(b1, c01);
-      a = FloatVector.broadcast(S, ap[ai + 1]);
-      c10 = a.fma(b0, c10); c11 = a.fma(b1, c11);
-      a = FloatVector.broadcast(S, ap[ai + 2]);
-      c20 = a.fma(b0, c20); c21 = a.fma(b1, c21);
-      a = FloatVector.broadcast(S, ap[ai + 3]);
-      c30 = a.fma(b0, c30); c31 = a.fma(b1, c31);
-      a = FloatVector.broadcast(S, ap[ai + 4]);
-      c40 = a.fma(b0, c40); c41 = a.fma(b1, c41);
-      a = FloatVector.broadcast(S, ap[ai + 5]);
-      c50 = a.fma(b0, c50); c51 = a.fma(b1, c51);
-      a = FloatVector.broadcast(S, ap[ai + 6]);
-      c60 = a.fma(b0, c60); c61 = a.fma(b1, c61);
-      a = FloatVector.broadcast(S, ap[ai + 7]);
-      c70 = a.fma(b0, c70); c71 = a.fma(b1, c71);
-    }
-    // Stores are written out rather than factored into a helper: a helper taking vectors that the JIT
-    // declines to inline would box all 16 accumulators (measured 10x slower).
-    long r0 = cOff * 4, r1 = r0 + cRs * 4, r2 = r1 + cRs * 4, r3 = r2 + cRs * 4;
-    long r4 = r3 + cRs * 4, r5 = r4 + cRs * 4, r6 = r5 + cRs * 4, r7 = r6 + cRs * 4;
-    long h = L * 4L;
-    if (add) {
-      c00 = c00.add(FloatVector.fromMemorySegment(S, c, r0, NATIVE)); c01 = c01.add(FloatVector.fromMemorySegment(S, c, r0 + h, NATIVE));
-      c10 = c10.add(FloatVector.fromMemorySegment(S, c, r1, NATIVE)); c11 = c11.add(FloatVector.fromMemorySegment(S, c, r1 + h, NATIVE));
-      c20 = c20.add(FloatVector.fromMemorySegment(S, c, r2, NATIVE)); c21 = c21.add(FloatVector.fromMemorySegment(S, c, r2 + h, NATIVE));
-      c30 = c30.add(FloatVector.fromMemorySegment(S, c, r3, NATIVE)); c31 = c31.add(FloatVector.fromMemorySegment(S, c, r3 + h, NATIVE));
-      c40 = c40.add(FloatVector.fromMemorySegment(S, c, r4, NATIVE)); c41 = c41.add(FloatVector.fromMemorySegment(S, c, r4 + h, NATIVE));
-      c50 = c50.add(FloatVector.fromMemorySegment(S, c, r5, NATIVE)); c51 = c51.add(FloatVector.fromMemorySegment(S, c, r5 + h, NATIVE));
-      c60 = c60.add(FloatVector.fromMemorySegment(S, c, r6, NATIVE)); c61 = c61.add(FloatVector.fromMemorySegment(S, c, r6 + h, NATIVE));
-      c70 = c70.add(FloatVector.fromMemorySegment(S, c, r7, NATIVE)); c71 = c71.add(FloatVector.fromMemorySegment(S, c, r7 + h, NATIVE));
-    }
-    c00.intoMemorySegment(c, r0, NATIVE); c01.intoMemorySegment(c, r0 + h, NATIVE);
-    c10.intoMemorySegment(c, r1, NATIVE); c11.intoMemorySegment(c, r1 + h, NATIVE);
-    c20.intoMemorySegment(c, r2, NATIVE); c21.intoMemorySegment(c, r2 + h, NATIVE);
-    c30.intoMemorySegment(c, r3, NATIVE); c31.intoMemorySegment(c, r3 + h, NATIVE);
-    c40.intoMemorySegment(c, r4, NATIVE); c41.intoMemorySegment(c, r4 + h, NATIVE);
-    c50.intoMemorySegment(c, r5, NATIVE); c51.intoMemorySegment(c, r5 + h, NATIVE);
-    c60.intoMemorySegment(c, r6, NATIVE); c61.intoMemorySegment(c, r6 + h, NATIVE);
-    c70.intoMemorySegment(c, r7, NATIVE); c71.intoMemorySegment(c, r7 + h, NATIVE);
-  }
-
   /** The same product for an edge tile, written row-major into {@code tile} [MR×NR]; the caller keeps the valid part. */
   static void tile(float[] ap, int ai, float[] bp, int bi, int kc, float[] tile) {
     java.util.Arrays.fill(tile, 0f);
