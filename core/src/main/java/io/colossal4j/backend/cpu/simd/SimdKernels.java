@@ -15,9 +15,10 @@ import io.colossal4j.tensor.Tensor;
  * dtypes, unusual strides, ops without a vector form) to the reference implementation it extends, which is
  * the same math; {@code KernelConformanceTest} checks every method against that reference.
  *
- * <p>GEMM is our own Vector API kernel ({@link Gemm}), not a native BLAS: measured side by side in one
- * process on the 2-core AVX-512 development machine it matches OpenBLAS 0.3.31 at 1024³ and 2048³ (see
- * docs/benchmarks/cpu.md), so a 20 MB native dependency would buy nothing in core.
+ * <p>GEMM is our own Vector API kernel ({@link Gemm}), not a native BLAS, decided by measurement: side by
+ * side in one process on the 2-core AVX-512 development machine it ran 1.5–1.7× OpenBLAS 0.3.31 (the build
+ * Maven Central serves) and over 2× PyTorch CPU at 1024³ and 2048³ (docs/benchmarks/cpu.md), so a 20 MB
+ * native dependency would buy nothing in core. There is no native fallback of any kind.
  */
 public class SimdKernels extends ScalarKernels {
   protected final CpuParallel parallel;
