@@ -27,7 +27,7 @@ import io.colossal4j.optim.LrSchedule;
 import io.colossal4j.optim.ParamGroup;
 import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.Tensor;
-import io.colossal4j.train.Batch;
+import io.colossal4j.step.Batch;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Random;

@@ -1,5 +1,7 @@
 package io.colossal4j.cli;
 
+import io.colossal4j.step.StepHooks;
+
 import io.colossal4j.backend.cpu.CpuBackend;
 import io.colossal4j.distributed.ProcessGroup;
 import io.colossal4j.distributed.cpu.CpuDistributed;
@@ -15,9 +17,9 @@ import io.colossal4j.parallel.data.DataParallel;
 import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.Shape;
 import io.colossal4j.tensor.Tensor;
-import io.colossal4j.train.Batch;
+import io.colossal4j.step.Batch;
 import io.colossal4j.train.Engine;
-import io.colossal4j.train.MicroBatchSchedule;
+import io.colossal4j.step.MicroBatchSchedule;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -77,7 +79,7 @@ final class DdpBench implements Main.Command {
   private static double[] rank(ProcessGroup g, String model, int batch, int steps, boolean sync) {
     try (CpuBackend cpu = CpuBackend.create(1)) {
       UnitModel m = Zoo.build(ModuleContext.of(cpu, 1), ModelSpec.of(model, 10));
-      Engine.StepHooks hooks = sync ? new DataParallel(m, g, 25L << 20) : new Engine.StepHooks() {};
+      StepHooks hooks = sync ? new DataParallel(m, g, 25L << 20) : new StepHooks() {};
       Engine e = new Engine(m, Adam.adamW(ParamGroup.single(m.namedParameters(), 0.05)), (o, y) -> Loss.crossEntropy(o, y),
           new LrSchedule.Constant(1e-3), 1, 0, hooks, MicroBatchSchedule.SEQUENTIAL);
       Random r = new Random(g.rank());

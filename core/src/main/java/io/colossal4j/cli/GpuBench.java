@@ -47,7 +47,7 @@ final class GpuBench implements Main.Command {
   @Override public String summary() { return "kernels and training steps on cuda:0 (CSV; scripts/bench_gpu_torch.py adds PyTorch)"; }
 
   @Override public int run(String[] args) {
-    CudaOptions opts = CudaOptions.defaults(System.getenv()); // a command-line entry point hands the environment in
+    CudaOptions opts = CudaOptions.defaults(io.colossal4j.launch.HostEnvironment.current());
     boolean kernels = true;
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {

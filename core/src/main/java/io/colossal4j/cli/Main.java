@@ -50,7 +50,7 @@ public final class Main {
       return c.run(args.length == 0 ? new String[0] : Arrays.copyOfRange(args, 1, args.length));
     } catch (Exception e) {
       System.err.println("colossal " + name + ": " + e.getMessage());
-      if (System.getenv("C4J_DEBUG") != null) e.printStackTrace();
+      if (io.colossal4j.launch.HostEnvironment.current().containsKey("C4J_DEBUG")) e.printStackTrace();
       return 1;
     }
   }

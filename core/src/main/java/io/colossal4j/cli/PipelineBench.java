@@ -1,5 +1,7 @@
 package io.colossal4j.cli;
 
+import io.colossal4j.step.StepHooks;
+
 import io.colossal4j.autograd.Autograd;
 import io.colossal4j.backend.Backend;
 import io.colossal4j.backend.cpu.CpuBackend;
@@ -19,7 +21,7 @@ import io.colossal4j.parallel.pipeline.Timeline;
 import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.Shape;
 import io.colossal4j.tensor.Tensor;
-import io.colossal4j.train.Batch;
+import io.colossal4j.step.Batch;
 import io.colossal4j.train.Engine;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -121,7 +123,7 @@ final class PipelineBench implements Main.Command {
         bubble[s] = (end - start - meanBusy) / meanBusy;
       }
       for (int r = 0; r < p; r++) idle[r] = median(idleSteps[r]);
-      if (System.getenv("C4J_BENCH_VERBOSE") != null) for (int r = 0; r < p; r++) System.err.println(name(schedule) + " p=" + p + " rank " + r + ": " + actionTimes(perRank.get(r)));
+      if (io.colossal4j.launch.HostEnvironment.current().containsKey("C4J_BENCH_VERBOSE")) for (int r = 0; r < p; r++) System.err.println(name(schedule) + " p=" + p + " rank " + r + ": " + actionTimes(perRank.get(r)));
       double theory = v == 1 ? (p - 1) / (double) (m + p - 1) : (p - 1) / (double) (v * m);
       var sim = ScheduleSimulation.run(schedule, p, m, o.forwardMs(), o.backwardMs());
       double simulated = v == 1 ? sim.idleFraction(0) : (sim.makespan() - m * (o.forwardMs() + o.backwardMs())) / (m * (o.forwardMs() + o.backwardMs()));
@@ -148,7 +150,7 @@ final class PipelineBench implements Main.Command {
         Timeline t = new Timeline();
         runner.record(t);
         g.barrier();
-        runner.trainStep(stage, batch.split(m), batch.size(), (y, target) -> Reduce.mean(y), new Engine.StepHooks() {});
+        runner.trainStep(stage, batch.split(m), batch.size(), (y, target) -> Reduce.mean(y), new StepHooks() {});
         stage.zeroGrad();
         if (step >= WARMUP) out.add(t);
       }

@@ -47,7 +47,7 @@ final class SplitCommand implements Main.Command {
     }
     RunConfig config = Configs.load(o.config(), Configs.setsFrom(o.rest()));
     var par = config.parallel();
-    Schedule schedule = Schedule.of(par.schedule());
+    Schedule schedule = io.colossal4j.train.HybridPlan.schedule(par.schedule());
     int p = par.pipeline(), parts = p * schedule.chunks();
     int world = Math.max(1, par.data()) * par.tensor().size() * p;
     var batch = config.plan(world);

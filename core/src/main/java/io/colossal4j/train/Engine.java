@@ -1,5 +1,10 @@
 package io.colossal4j.train;
 
+import io.colossal4j.step.Batch;
+import io.colossal4j.step.LossFunction;
+import io.colossal4j.step.MicroBatchSchedule;
+import io.colossal4j.step.StepHooks;
+
 import io.colossal4j.nn.Module;
 import io.colossal4j.optim.GradClip;
 import io.colossal4j.optim.LrSchedule;
@@ -11,30 +16,9 @@ import java.util.List;
  * Wraps model, optimizer, loss and learning-rate schedule: one call per optimizer step. A global batch is
  * split into {@code accumulation} micro-batches; each contributes loss/accumulation to the gradients, so
  * the update equals one step on the whole batch. Parallel strategies plug in around this through the
- * model's gradient-ready hooks and {@link StepHooks}, never by changing model code.
+ * model's gradient-ready hooks and {@link io.colossal4j.step.StepHooks}, never by changing model code.
  */
 public final class Engine {
-  /** Called around the optimizer step (data parallelism synchronises gradients here, pipeline schedules drive it). */
-  public interface StepHooks {
-    /** Before backward of micro-batch {@code micro} (0-based) of {@code count}: only the last one's gradients need synchronising. */
-    default void beforeBackward(int micro, int count) {}
-
-    /** After all micro-batches, before clipping and the optimizer step. */
-    default void beforeStep() {}
-
-    /** After the optimizer step and zero-grad (data parallelism re-attaches its bucket views here). */
-    default void afterStep() {}
-
-    /**
-     * The step's {loss·samples, correct, samples} summed over the ranks that split the global batch (data
-     * parallelism all-reduces them), so every rank reports the global batch's numbers.
-     */
-    default double[] reduceStepMetrics(double[] sums) { return sums; }
-
-    /** Global squared gradient norm (parallel strategies reduce it over ranks and count replicas once). */
-    default double gradSquaredNorm(List<Tensor> params) { return GradClip.sumOfSquares(params); }
-  }
-
   /** What one step reports. */
   public record StepResult(double loss, long correct, int samples, double lr, double gradNorm) {}
 

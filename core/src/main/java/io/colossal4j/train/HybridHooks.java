@@ -1,5 +1,7 @@
 package io.colossal4j.train;
 
+import io.colossal4j.step.StepHooks;
+
 import io.colossal4j.distributed.ProcessGroup;
 import io.colossal4j.distributed.Reduction;
 import io.colossal4j.nn.Module;
@@ -16,13 +18,13 @@ import java.util.Optional;
  * true global gradient norm for clipping: sharded tensor-parallel parameters summed over tp, replicated ones
  * counted once, pipeline stages summed over pp; data-parallel replicas hold identical (averaged) gradients.
  */
-final class HybridHooks implements Engine.StepHooks {
-  private final Engine.StepHooks data;
+final class HybridHooks implements StepHooks {
+  private final StepHooks data;
   private final Module model;
   private final Optional<ProcessGroup> tp;
   private final Optional<ProcessGroup> pp;
 
-  HybridHooks(Engine.StepHooks data, Module model, Optional<ProcessGroup> tp, Optional<ProcessGroup> pp) {
+  HybridHooks(StepHooks data, Module model, Optional<ProcessGroup> tp, Optional<ProcessGroup> pp) {
     this.data = data;
     this.model = model;
     this.tp = tp;

@@ -1,5 +1,9 @@
 package io.colossal4j.train;
 
+import io.colossal4j.step.StepHooks;
+
+import io.colossal4j.step.MicroBatchSchedule;
+
 import io.colossal4j.distributed.DeviceMesh;
 import io.colossal4j.distributed.MeshAxis;
 import io.colossal4j.distributed.ProcessGroup;
@@ -24,10 +28,19 @@ import java.util.Optional;
  * @param hooks gradient synchronisation and the global gradient norm for the engine
  * @param schedule how micro-batches run (sequentially, or the pipeline schedule)
  */
-public record HybridPlan(Module local, Engine.StepHooks hooks, MicroBatchSchedule schedule) {
+public record HybridPlan(Module local, StepHooks hooks, MicroBatchSchedule schedule) {
   /** A layout's choices beyond the mesh: the pipeline schedule and split, and the data-parallel bucket size. */
   public record Options(Schedule pipelineSchedule, SplitPolicy split, long bucketBytes) {
     public static Options defaults(Schedule s) { return new Options(s, new SplitPolicy.Balanced(), 25L << 20); }
+  }
+
+  /** The pipeline schedule a config names. */
+  public static Schedule schedule(io.colossal4j.train.config.ParallelConfig.PipelineSchedule s) {
+    return switch (s) {
+      case io.colossal4j.train.config.ParallelConfig.PipelineSchedule.GPipe g -> new Schedule.GPipe();
+      case io.colossal4j.train.config.ParallelConfig.PipelineSchedule.OneFOneB o -> new Schedule.OneFOneB();
+      case io.colossal4j.train.config.ParallelConfig.PipelineSchedule.Interleaved i -> new Schedule.Interleaved(i.chunks());
+    };
   }
 
   public static HybridPlan apply(UnitModel m, Optional<DeviceMesh> mesh, Options o) {
@@ -47,8 +60,8 @@ public record HybridPlan(Module local, Engine.StepHooks hooks, MicroBatchSchedul
       schedule = new PipelineRunner(pp.get(), stage, o.pipelineSchedule());
     }
     Module trained = local;
-    Engine.StepHooks data = dp.<Engine.StepHooks>map(g -> new DataParallel(trained, g, o.bucketBytes())).orElseGet(() -> new Engine.StepHooks() {});
-    Engine.StepHooks hooks = tp.isEmpty() && pp.isEmpty() ? data : new HybridHooks(data, local, tp, pp);
+    StepHooks data = dp.<StepHooks>map(g -> new DataParallel(trained, g, o.bucketBytes())).orElseGet(() -> new StepHooks() {});
+    StepHooks hooks = tp.isEmpty() && pp.isEmpty() ? data : new HybridHooks(data, local, tp, pp);
     return new HybridPlan(local, hooks, schedule);
   }
 

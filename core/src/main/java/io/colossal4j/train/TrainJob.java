@@ -68,7 +68,7 @@ public final class TrainJob implements AutoCloseable {
     this.model = Builders.model(config.model(), new ModuleContext(backend, DType.F32, config.seed()), train.numClasses(), channels, image);
     HybridPlan par;
     try {
-      par = HybridPlan.apply(model, layout.mesh(), HybridPlan.Options.defaults(Schedule.of(config.parallel().schedule())));
+      par = HybridPlan.apply(model, layout.mesh(), HybridPlan.Options.defaults(HybridPlan.schedule(config.parallel().schedule())));
     } catch (IllegalArgumentException e) {
       throw new ConfigException("parallel", e.getMessage());
     }

@@ -1,5 +1,7 @@
 package io.colossal4j.train;
 
+import io.colossal4j.step.Batch;
+
 import io.colossal4j.data.DataLoader;
 import io.colossal4j.data.LoaderPosition;
 import io.colossal4j.nn.Module;

@@ -1,5 +1,7 @@
 package io.colossal4j.train;
 
+import io.colossal4j.step.Batch;
+
 import static io.colossal4j.testing.GradCheck.assertClose;
 
 import io.colossal4j.backend.cpu.CpuBackend;
@@ -70,7 +72,7 @@ class HybridEquivalenceTest {
   static Run single(String family, int micro) {
     CpuBackend b = CpuBackend.reference();
     io.colossal4j.nn.UnitModel m = model(family, b);
-    HybridPlan plan = HybridPlan.apply(m, Optional.empty(), HybridPlan.Options.defaults(Schedule.of(new ParallelConfig.PipelineSchedule.GPipe())));
+    HybridPlan plan = HybridPlan.apply(m, Optional.empty(), HybridPlan.Options.defaults(HybridPlan.schedule(new ParallelConfig.PipelineSchedule.GPipe())));
     Engine e = engine(m, micro, plan);
     double[] losses = new double[STEPS];
     List<Batch> d = data(b);
@@ -98,7 +100,7 @@ class HybridEquivalenceTest {
       "vit, 2, 2, 1, 1f1b", "vit, 1, 2, 2, 1f1b", "vit, 2, 2, 2, 1f1b", "vit, 2, 1, 2, interleaved",
       "resnet, 2, 1, 1, 1f1b", "resnet, 1, 1, 2, gpipe", "resnet, 1, 1, 2, 1f1b", "resnet, 2, 1, 2, interleaved"})
   void layoutMatchesOneProcess(String family, int dp, int tp, int pp, String scheduleName) throws Exception {
-    Schedule schedule = Schedule.of(switch (scheduleName) {
+    Schedule schedule = HybridPlan.schedule(switch (scheduleName) {
       case "gpipe" -> new ParallelConfig.PipelineSchedule.GPipe();
       case "interleaved" -> new ParallelConfig.PipelineSchedule.Interleaved(2);
       default -> new ParallelConfig.PipelineSchedule.OneFOneB();

@@ -39,7 +39,7 @@ public final class CudaBench {
   }
 
   public static void main(String[] args) {
-    Map<String, String> env = System.getenv(); // a command-line entry point, like the launcher: it hands the environment in
+    Map<String, String> env = io.colossal4j.launch.HostEnvironment.current();
     CudaOptions opts = CudaOptions.defaults(env);
     if (args.length > 0) opts = opts.withKernelCacheDir(Path.of(args[0]));
     try (CudaBackend gpu = CudaBackend.open(Device.cuda(0), opts)) {

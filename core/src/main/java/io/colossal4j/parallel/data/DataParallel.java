@@ -1,5 +1,7 @@
 package io.colossal4j.parallel.data;
 
+import io.colossal4j.step.StepHooks;
+
 import io.colossal4j.distributed.ProcessGroup;
 import io.colossal4j.distributed.Reduction;
 import io.colossal4j.distributed.Work;
@@ -7,7 +9,7 @@ import io.colossal4j.nn.Module;
 import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.Shape;
 import io.colossal4j.tensor.Tensor;
-import io.colossal4j.train.Engine;
+
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
@@ -24,7 +26,7 @@ import java.util.Map;
  * <p>Invariant: after {@link #beforeStep()} every rank holds bit-identical gradients, so the identical
  * optimizer step keeps parameters identical (they start identical: rank 0's values are broadcast).
  */
-public final class DataParallel implements Engine.StepHooks {
+public final class DataParallel implements StepHooks {
   private final ProcessGroup group;
   private final List<Bucket> buckets = new ArrayList<>();
   private final Map<Tensor, Bucket> bucketOf = new IdentityHashMap<>();

@@ -1,5 +1,7 @@
 package io.colossal4j.parallel.pipeline;
 
+import io.colossal4j.step.StepHooks;
+
 import io.colossal4j.autograd.Autograd;
 import io.colossal4j.autograd.GradMode;
 import io.colossal4j.distributed.ProcessGroup;
@@ -9,11 +11,11 @@ import io.colossal4j.parallel.pipeline.P2p.Direction;
 import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.Shape;
 import io.colossal4j.tensor.Tensor;
-import io.colossal4j.train.Accuracy;
-import io.colossal4j.train.Batch;
-import io.colossal4j.train.Engine;
-import io.colossal4j.train.LossFunction;
-import io.colossal4j.train.MicroBatchSchedule;
+import io.colossal4j.step.Accuracy;
+import io.colossal4j.step.Batch;
+
+import io.colossal4j.step.LossFunction;
+import io.colossal4j.step.MicroBatchSchedule;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -25,7 +27,7 @@ import java.util.Map;
  * (so the accumulated gradients are those of the mean loss, exactly as {@link MicroBatchSchedule#SEQUENTIAL}),
  * and the top-1 correct count; both are broadcast over the pipeline group so every rank reports the same numbers.
  *
- * <p>{@link Engine.StepHooks#beforeBackward} is called before each backward this rank runs, numbered over the
+ * <p>{@link StepHooks#beforeBackward} is called before each backward this rank runs, numbered over the
  * rank's own backwards (m·v of them), so data parallelism synchronises on the last one. Under the interleaved
  * schedule a chunk's parameters receive their last gradient contribution in that chunk's last backward, which
  * is not the rank's last for every chunk; a data-parallel hook must therefore flush what is still unsynchronised
@@ -86,7 +88,7 @@ public final class PipelineRunner implements MicroBatchSchedule {
     }
   }
 
-  @Override public Outcome trainStep(Module model, List<Batch> micro, int totalSamples, LossFunction loss, Engine.StepHooks hooks) {
+  @Override public Outcome trainStep(Module model, List<Batch> micro, int totalSamples, LossFunction loss, StepHooks hooks) {
     requireStage(model);
     List<Schedule.Action> actions = schedule.actions(p, group.rank(), micro.size());
     Step step = new Step(micro, totalSamples, loss, new P2p(group, micro.getFirst().inputs().backend(), p * v));

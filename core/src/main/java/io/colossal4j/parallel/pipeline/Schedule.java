@@ -1,6 +1,5 @@
 package io.colossal4j.parallel.pipeline;
 
-import io.colossal4j.train.config.ParallelConfig;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -42,15 +41,6 @@ public sealed interface Schedule {
 
   /** Model chunks per rank. */
   default int chunks() { return this instanceof Interleaved i ? i.chunks() : 1; }
-
-  /** The schedule a config names. */
-  static Schedule of(ParallelConfig.PipelineSchedule s) {
-    return switch (s) {
-      case ParallelConfig.PipelineSchedule.GPipe g -> new GPipe();
-      case ParallelConfig.PipelineSchedule.OneFOneB o -> new OneFOneB();
-      case ParallelConfig.PipelineSchedule.Interleaved i -> new Interleaved(i.chunks());
-    };
-  }
 
   /** Rejects a micro-batch count this schedule cannot run on {@code p} stages, with the numbers. */
   default void validate(int p, int m) {

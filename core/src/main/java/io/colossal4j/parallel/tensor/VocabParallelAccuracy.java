@@ -1,5 +1,6 @@
 package io.colossal4j.parallel.tensor;
 
+
 import io.colossal4j.distributed.ProcessGroup;
 import io.colossal4j.distributed.Reduction;
 import io.colossal4j.tensor.DType;
@@ -9,7 +10,7 @@ import java.util.Arrays;
 
 /**
  * Top-1 accuracy over logits whose vocabulary is divided over the tp group, without gathering them: the
- * vocab-parallel counterpart of {@code train.Accuracy.correctTopK(logits, targets, 1)}, with the same rule
+ * vocab-parallel counterpart of {@code step.Accuracy.correctTopK(logits, targets, 1)}, with the same rule
  * (a row is correct when no logit is larger than the target's and none of lower index equals it, as
  * torch.topk resolves ties) and the same treatment of targets outside the vocabulary (never correct).
  * Computed on the host, like Accuracy: per row, each rank reports the largest logit it holds before and

@@ -1,5 +1,7 @@
 package io.colossal4j.parallel.data;
 
+import io.colossal4j.step.StepHooks;
+
 import static io.colossal4j.testing.GradCheck.assertClose;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -18,9 +20,9 @@ import io.colossal4j.optim.ParamGroup;
 import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.Shape;
 import io.colossal4j.tensor.Tensor;
-import io.colossal4j.train.Batch;
+import io.colossal4j.step.Batch;
 import io.colossal4j.train.Engine;
-import io.colossal4j.train.MicroBatchSchedule;
+import io.colossal4j.step.MicroBatchSchedule;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -51,7 +53,7 @@ class DataParallelTest {
     return out;
   }
 
-  static Engine engine(UnitModel m, int accumulation, Engine.StepHooks hooks) {
+  static Engine engine(UnitModel m, int accumulation, StepHooks hooks) {
     return new Engine(m, Adam.adamW(ParamGroup.single(m.namedParameters(), 0.05)), (o, y) -> Loss.crossEntropy(o, y),
         new LrSchedule.Constant(1e-2), accumulation, 1.0, hooks, MicroBatchSchedule.SEQUENTIAL);
   }
@@ -59,7 +61,7 @@ class DataParallelTest {
   static Run single() {
     CpuBackend b = CpuBackend.reference();
     UnitModel m = new VisionTransformer(new ModuleContext(b, DType.F64, 3), CFG);
-    Engine e = engine(m, 2, new Engine.StepHooks() {});
+    Engine e = engine(m, 2, new StepHooks() {});
     double[] losses = new double[STEPS];
     List<Batch> data = batches(b);
     for (int s = 0; s < STEPS; s++) losses[s] = e.trainStep(data.get(s)).loss();

@@ -1,5 +1,7 @@
 package io.colossal4j.parallel.pipeline;
 
+import io.colossal4j.step.StepHooks;
+
 import static io.colossal4j.parallel.pipeline.PipelineTwin.assertSame;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -22,9 +24,9 @@ import io.colossal4j.optim.LrSchedule;
 import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.Shape;
 import io.colossal4j.tensor.Tensor;
-import io.colossal4j.train.Batch;
+import io.colossal4j.step.Batch;
 import io.colossal4j.train.Engine;
-import io.colossal4j.train.MicroBatchSchedule;
+import io.colossal4j.step.MicroBatchSchedule;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
@@ -104,7 +106,7 @@ class PipelineEquivalenceTest {
     try (var cpu = CpuBackend.create(1)) {
       var model = setup.model().apply(cpu);
       single = engineLosses(new Engine(model, PipelineTwin.optimizer(model), setup.loss(), new LrSchedule.Constant(PipelineTwin.LR),
-          4, 0, new Engine.StepHooks() {}, MicroBatchSchedule.SEQUENTIAL), setup.steps().apply(cpu));
+          4, 0, new StepHooks() {}, MicroBatchSchedule.SEQUENTIAL), setup.steps().apply(cpu));
     }
     var groups = CpuDistributed.threads(2);
     try {
@@ -113,7 +115,7 @@ class PipelineEquivalenceTest {
           var model = setup.model().apply(cpu);
           Stage stage = Stage.of(model, SplitPolicy.split(new SplitPolicy.Balanced(), model.units(), 2), 2, g.rank());
           var engine = new Engine(stage, PipelineTwin.optimizer(stage), setup.loss(), new LrSchedule.Constant(PipelineTwin.LR),
-              4, 0, new Engine.StepHooks() {}, new PipelineRunner(g, stage, new Schedule.OneFOneB()));
+              4, 0, new StepHooks() {}, new PipelineRunner(g, stage, new Schedule.OneFOneB()));
           return engineLosses(engine, setup.steps().apply(cpu));
         }
       });

@@ -1,5 +1,7 @@
 package io.colossal4j.parallel.pipeline;
 
+import io.colossal4j.step.StepHooks;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
@@ -14,10 +16,10 @@ import io.colossal4j.nn.UnitModel;
 import io.colossal4j.optim.Optimizer;
 import io.colossal4j.optim.ParamGroup;
 import io.colossal4j.optim.Sgd;
-import io.colossal4j.train.Batch;
+import io.colossal4j.step.Batch;
 import io.colossal4j.train.Engine;
-import io.colossal4j.train.LossFunction;
-import io.colossal4j.train.MicroBatchSchedule;
+import io.colossal4j.step.LossFunction;
+import io.colossal4j.step.MicroBatchSchedule;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -83,7 +85,7 @@ final class PipelineTwin {
     for (int i = 0; i < steps.size(); i++) {
       Batch b = steps.get(i);
       model.train(true);
-      var hooks = new Engine.StepHooks() {
+      var hooks = new StepHooks() {
         @Override public void beforeBackward(int micro, int count) { if (micro == count - 1) syncs.add("step"); }
       };
       var o = schedule.trainStep(model, b.split(m), b.size(), loss, hooks);

@@ -1,5 +1,7 @@
 package io.colossal4j.parallel.tensor;
 
+import io.colossal4j.step.StepHooks;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.fail;
@@ -11,10 +13,10 @@ import io.colossal4j.optim.Adam;
 import io.colossal4j.optim.LrSchedule;
 import io.colossal4j.optim.ParamGroup;
 import io.colossal4j.testing.GradCheck;
-import io.colossal4j.train.Batch;
+import io.colossal4j.step.Batch;
 import io.colossal4j.train.Engine;
-import io.colossal4j.train.LossFunction;
-import io.colossal4j.train.MicroBatchSchedule;
+import io.colossal4j.step.LossFunction;
+import io.colossal4j.step.MicroBatchSchedule;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Supplier;
@@ -64,7 +66,7 @@ public final class Equivalence {
 
   private static Run train(Family f, CpuBackend cpu, Module model, ProcessGroup tp) {
     var opt = Adam.adamW(ParamGroup.decayAndNoDecay(model.namedParameters(), 0.05));
-    Engine.StepHooks hooks = tp == null ? new Engine.StepHooks() {} : new Engine.StepHooks() {
+    StepHooks hooks = tp == null ? new StepHooks() {} : new StepHooks() {
       @Override public double gradSquaredNorm(List<io.colossal4j.tensor.Tensor> params) { return TensorParallelState.gradSquaredNorm(tp, model); }
     };
     var engine = new Engine(model, opt, f.loss(tp), new LrSchedule.Constant(LR), 2, CLIP, hooks, MicroBatchSchedule.SEQUENTIAL);

@@ -1,5 +1,7 @@
 package io.colossal4j.parallel.tensor;
 
+import io.colossal4j.step.Accuracy;
+
 import static io.colossal4j.parallel.tensor.TpTesting.leaf;
 import static io.colossal4j.parallel.tensor.TpTesting.random;
 import static io.colossal4j.testing.GradCheck.assertClose;
@@ -182,7 +184,7 @@ class ParallelLayersTest {
     long expected;
     try (CpuBackend cpu = CpuBackend.reference()) {
       Tensor full = Tensor.of(logits, Shape.of(2, 3, 8), DType.F64, cpu);
-      expected = io.colossal4j.train.Accuracy.correctTopK(full, Tensor.of(targets, Shape.of(2, 3), DType.I64, cpu), 1);
+      expected = io.colossal4j.step.Accuracy.correctTopK(full, Tensor.of(targets, Shape.of(2, 3), DType.I64, cpu), 1);
       assertEquals(3, expected, "rows 0, 2 and 3 are correct; row 1 (target 3) has no raised logit, with uniform(-1, 1) others it loses");
     }
     var counts = TpTesting.ranks(2, CpuBackend::reference, (tp, cpu) -> {

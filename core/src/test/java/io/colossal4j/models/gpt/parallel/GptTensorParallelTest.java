@@ -12,8 +12,8 @@ import io.colossal4j.parallel.tensor.Equivalence;
 import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.Shape;
 import io.colossal4j.tensor.Tensor;
-import io.colossal4j.train.Batch;
-import io.colossal4j.train.LossFunction;
+import io.colossal4j.step.Batch;
+import io.colossal4j.step.LossFunction;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 

@@ -1,4 +1,4 @@
-package io.colossal4j.train;
+package io.colossal4j.step;
 
 import io.colossal4j.autograd.Autograd;
 import io.colossal4j.autograd.GradMode;
@@ -24,14 +24,14 @@ public interface MicroBatchSchedule {
    * Forward and backward over {@code micro}; each micro-batch's loss is weighted by its share of
    * {@code totalSamples} so accumulated gradients equal those of the mean loss over all of them.
    */
-  Outcome trainStep(Module model, List<Batch> micro, int totalSamples, LossFunction loss, Engine.StepHooks hooks);
+  Outcome trainStep(Module model, List<Batch> micro, int totalSamples, LossFunction loss, StepHooks hooks);
 
   /** Forward only, under no-grad, on one batch. */
   Outcome evalStep(Module model, Batch batch, LossFunction loss);
 
   /** The whole model on this rank: plain gradient accumulation. */
   MicroBatchSchedule SEQUENTIAL = new MicroBatchSchedule() {
-    @Override public Outcome trainStep(Module model, List<Batch> micro, int totalSamples, LossFunction loss, Engine.StepHooks hooks) {
+    @Override public Outcome trainStep(Module model, List<Batch> micro, int totalSamples, LossFunction loss, StepHooks hooks) {
       double lossSum = 0;
       long correct = 0;
       for (int i = 0; i < micro.size(); i++) {

@@ -1,4 +1,4 @@
-package io.colossal4j.train;
+package io.colossal4j.step;
 
 import io.colossal4j.ops.Views;
 import io.colossal4j.tensor.Tensor;
