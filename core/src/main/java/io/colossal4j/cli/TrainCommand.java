@@ -45,6 +45,7 @@ final class TrainCommand implements Main.Command {
       return 0;
     }
     boolean isRank = EnvRendezvous.spec(HostEnvironment.current()).isPresent();
+    if (!isRank) TrainJob.obtainData(config, System.out);   // once, before any rank starts
     int wanted = Math.max(1, config.parallel().data()) * config.parallel().tensor().size() * config.parallel().pipeline();
     if (!isRank && wanted > 1) return launch(wanted, configPath, rest);
     Optional<ProcessGroup> world = EnvRendezvous.join(System.err);

@@ -10,7 +10,6 @@ import io.colossal4j.models.vit.VisionTransformer;
 import io.colossal4j.nn.ModuleContext;
 import io.colossal4j.nn.UnitModel;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.function.BiFunction;
 
@@ -98,16 +97,6 @@ public final class Zoo {
     if (e == null) throw new IllegalArgumentException("unknown model '" + name + "'; valid: " + String.join(", ", ENTRIES.keySet())
         + " (or the timm names " + String.join(", ", ALIASES.keySet()) + ")");
     return e;
-  }
-
-  /** The entry named by a config's family and preset ({@code vit} + {@code tiny_28}), or by a full name in the family field. */
-  public static Entry entry(String family, String preset) {
-    if (preset == null || preset.isBlank()) return entry(family);
-    String key = family + "_" + preset;
-    if (ENTRIES.containsKey(key) || ALIASES.containsKey(key)) return entry(key);
-    List<String> presets = ENTRIES.keySet().stream().filter(k -> k.startsWith(family + "_")).map(k -> k.substring(family.length() + 1)).toList();
-    if (presets.isEmpty()) return entry(family);
-    throw new IllegalArgumentException("model " + family + " has no preset '" + preset + "'; valid presets: " + String.join(", ", presets));
   }
 
   public static UnitModel build(ModuleContext ctx, ModelSpec spec) {

@@ -10,7 +10,6 @@ import io.colossal4j.data.Split;
 import io.colossal4j.distributed.MeshAxis;
 import io.colossal4j.distributed.ProcessGroup;
 import io.colossal4j.nn.ModuleContext;
-import io.colossal4j.parallel.pipeline.Schedule;
 import io.colossal4j.nn.UnitModel;
 import io.colossal4j.ops.Loss;
 import io.colossal4j.optim.LrSchedule;
@@ -56,8 +55,6 @@ public final class TrainJob implements AutoCloseable {
   public TrainJob(RunConfig config, Optional<ProcessGroup> world, Map<String, String> environment, boolean interactive, PrintStream out) {
     this.config = config;
     this.layout = Layout.of(config, world);
-    if (config.data().name() == io.colossal4j.train.config.DataConfig.Name.FASHION_MNIST)
-      FashionMnistInstall.installIfMissing(config.data().path().orElse(DataSources.defaultPath(config.data().name())), out);
     Dataset train = DataSources.open(config.data(), Split.TRAIN, config.seed());
     Dataset test = DataSources.open(config.data(), Split.TEST, config.seed());
     this.backend = backend(config.device(), environment, layout.worldSize());
@@ -88,7 +85,7 @@ public final class TrainJob implements AutoCloseable {
         new Trainer.Plan(config.model().name(), config.train().epochs(), config.train().maxSteps(), config.train().evalEvery(), config.checkpoint().every(), config.runDir()),
         reporter == null ? List.of() : List.of(reporter), evalReducer());
     resume(config.checkpoint(), new CheckpointStore(config.checkpointDir(), config.checkpoint().keep()));
-    this.info = new TrainListener.RunInfo("colossal4j · " + config.name(), describe(train, test, total), config.train().epochs(), (int) stepsPerEpoch, total);
+    this.info = new TrainListener.RunInfo("colossal4j · " + config.name(), describe(train, test, total), config.train().epochs());
   }
 
   /** Evaluation sums (loss·n, correct, n) over the data-parallel ranks, so every rank reports the whole test set. */
@@ -121,6 +118,15 @@ public final class TrainJob implements AutoCloseable {
     lines.add("steps: " + trainLoader.batchesPerEpoch() + " per epoch x " + config.train().epochs() + " epochs = " + total);
     lines.add("run dir: " + config.runDir());
     return lines;
+  }
+
+  /**
+   * Obtains the config's data set where the machine allows it (Fashion-MNIST from Debian's package when it is
+   * missing). Called once, before any rank starts, so ranks never race to install it.
+   */
+  public static void obtainData(RunConfig config, PrintStream out) {
+    if (config.data().name() == io.colossal4j.train.config.DataConfig.Name.FASHION_MNIST)
+      FashionMnistInstall.installIfMissing(config.data().path().orElse(DataSources.defaultPath(config.data().name())), out);
   }
 
   /** The backend; CPU threads default to the cores divided among the processes of this machine. */

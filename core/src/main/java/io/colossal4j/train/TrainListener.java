@@ -6,7 +6,7 @@ import io.colossal4j.train.metrics.StepMetrics;
 /** What a training run reports, in order: start, per epoch (steps, evaluations), end. Implementations must be cheap. */
 public interface TrainListener {
   /** Static facts about the run, printed once. */
-  record RunInfo(String title, java.util.List<String> lines, int epochs, int stepsPerEpoch, long totalSteps) {}
+  record RunInfo(String title, java.util.List<String> lines, int epochs) {}
 
   /** The end-of-run numbers. */
   record Summary(long steps, int epochs, double seconds, double samplesPerS, double finalLoss, double evalAccuracy, double evalLoss,
