@@ -37,6 +37,7 @@ final class TcpBootstrap {
     StoreServer server = r == 0 ? StoreServer.start(spec.masterAddr(), spec.masterPort(), spec.token(), log) : null;
     TcpStore store = null;
     ServerSocketChannel listener = null;
+    SocketChannel[] channels = null;
     try {
       store = TcpStore.connect(spec.masterAddr(), spec.masterPort(), spec.token(), spec.nodeAddr(), spec.connectTimeout());
       agree(store, spec);
@@ -47,7 +48,8 @@ final class TcpBootstrap {
       store.set("addr/" + r, (advertise + "\n" + listener.socket().getLocalPort() + "\n" + host + "\n" + pid).getBytes(StandardCharsets.UTF_8));
       String[][] peers = new String[n][];
       for (int j = 0; j < n; j++) peers[j] = new String(store.get("addr/" + j, spec.connectTimeout()), StandardCharsets.UTF_8).split("\n");
-      SocketChannel[] channels = connectAll(spec, listener, peers);
+      channels = new SocketChannel[n];
+      connectAll(spec, listener, peers, channels);
       store.barrier("connected", n, spec.connectTimeout());
       String[] hostKeys = IntStream.range(0, n).mapToObj(j -> peers[j][0] + "@" + peers[j][2]).toArray(String[]::new);
       String[] names = IntStream.range(0, n).mapToObj(j -> "(pid " + peers[j][3] + " on " + peers[j][2] + ")").toArray(String[]::new);
@@ -56,10 +58,10 @@ final class TcpBootstrap {
       ServerSocketChannel l = listener;
       return new CpuWorld(transport, spec.timeout(), true, () -> leave(spec, s, server, l));
     } catch (IOException e) {
-      closeAll(store, server, listener);
+      closeAll(store, server, listener, channels);
       throw new StoreException("rank " + r + " could not connect to its peers: " + e.getMessage(), e);
     } catch (RuntimeException e) {
-      closeAll(store, server, listener);
+      closeAll(store, server, listener, channels);
       throw e;
     }
   }
@@ -75,18 +77,18 @@ final class TcpBootstrap {
     if (claims > 1) throw new StoreException("two processes claim rank " + spec.rank() + "; check RANK / --node-rank of every process");
   }
 
-  private static SocketChannel[] connectAll(RendezvousSpec spec, ServerSocketChannel listener, String[][] peers) throws IOException {
+  /** Fills ch[j] for every peer j; on failure the connections made so far stay in ch for the caller to close. */
+  private static void connectAll(RendezvousSpec spec, ServerSocketChannel listener, String[][] peers, SocketChannel[] ch) throws IOException {
     int r = spec.rank(), n = spec.worldSize();
-    SocketChannel[] ch = new SocketChannel[n];
     for (int j = 0; j < r; j++) {
       SocketChannel c = SocketChannel.open();
+      ch[j] = c;
       c.socket().connect(new InetSocketAddress(peers[j][0], Integer.parseInt(peers[j][1])), 30_000);
       tune(c);
       writeHello(c, spec);
       int ack = readInt(c);
       if (ack == REFUSED_VERSION) throw new IOException("rank " + j + " refused the connection: it speaks another data protocol version (this rank: " + VERSION + ")");
       if (ack != r) throw new IOException("rank " + j + " refused the connection (wrong job token?)");
-      ch[j] = c;
     }
     long deadline = System.nanoTime() + spec.connectTimeout().toNanos();
     listener.socket().setSoTimeout((int) Math.max(1, spec.connectTimeout().toMillis()));
@@ -100,8 +102,14 @@ final class TcpBootstrap {
         throw new IOException("timed out waiting for " + expected + " higher ranks to connect");
       }
       SocketChannel c = s.getChannel();
-      tune(c);
-      int from = readHello(c, spec);
+      int from;
+      try {
+        tune(c);
+        from = readHello(c, spec);
+      } catch (IOException e) {
+        c.close();
+        throw e;
+      }
       if (from == REFUSED_VERSION || from <= r || from >= n || ch[from] != null) {
         writeInt(c, from == REFUSED_VERSION ? REFUSED_VERSION : -1);
         c.close();
@@ -111,7 +119,6 @@ final class TcpBootstrap {
       ch[from] = c;
       expected--;
     }
-    return ch;
   }
 
   private static void tune(SocketChannel c) throws IOException {
@@ -161,16 +168,24 @@ final class TcpBootstrap {
     } catch (RuntimeException ignored) {
       // a peer died or the store is gone: leaving anyway
     }
-    closeAll(store, server, listener);
+    closeAll(store, server, listener, null);
   }
 
-  private static void closeAll(TcpStore store, StoreServer server, ServerSocketChannel listener) {
+  private static void closeAll(TcpStore store, StoreServer server, ServerSocketChannel listener, SocketChannel[] channels) {
     if (store != null) store.close();
     if (server != null) server.close();
     try {
       if (listener != null) listener.close();
     } catch (IOException ignored) {
       // nothing to do at shutdown
+    }
+    if (channels == null) return;
+    for (SocketChannel c : channels) {
+      try {
+        if (c != null) c.close();
+      } catch (IOException ignored) {
+        // failing already; the first error is what matters
+      }
     }
   }
 }

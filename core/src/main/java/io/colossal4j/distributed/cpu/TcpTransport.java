@@ -26,8 +26,11 @@ final class TcpTransport implements Transport {
   private final Mailbox mailbox;
   private final ReentrantLock[] writeLocks;
   private final boolean[] saidBye;
+  private final Thread[] readers;
   private final AtomicBoolean aborted = new AtomicBoolean();
   private volatile boolean closing;
+  /** How long close waits for the peers' ends of stream before closing the connections anyway. */
+  private static final long CLOSE_WAIT_MILLIS = 5_000;
 
   TcpTransport(int rank, SocketChannel[] peers, String[] hostKeys, String[] peerNames, String jobId) {
     this.rank = rank;
@@ -38,11 +41,12 @@ final class TcpTransport implements Transport {
     this.mailbox = new Mailbox(peers.length);
     this.writeLocks = new ReentrantLock[peers.length];
     this.saidBye = new boolean[peers.length];
+    this.readers = new Thread[peers.length];
     for (int p = 0; p < peers.length; p++) {
       writeLocks[p] = new ReentrantLock();
       if (p == rank) continue;
       int peer = p;
-      Thread.ofPlatform().daemon().name("c4j-recv-" + rank + "-from-" + p).start(() -> readLoop(peer));
+      readers[p] = Thread.ofPlatform().daemon().name("c4j-recv-" + rank + "-from-" + p).start(() -> readLoop(peer));
     }
   }
 
@@ -127,6 +131,11 @@ final class TcpTransport implements Transport {
     }
   }
 
+  /**
+   * Says goodbye to every peer, ends this side's streams, waits (at most {@link #CLOSE_WAIT_MILLIS}) for
+   * the peers' ends of stream so their last messages are read rather than reset, then closes every
+   * connection: after close returns this transport holds no socket, whether the peers closed or not.
+   */
   @Override public void close() {
     if (closing) return;
     closing = true;
@@ -143,6 +152,24 @@ final class TcpTransport implements Transport {
         peers[p].shutdownOutput();
       } catch (IOException ignored) {
         // already closed by the peer
+      }
+    }
+    long deadline = System.nanoTime() + CLOSE_WAIT_MILLIS * 1_000_000L;
+    for (int p = 0; p < peers.length; p++) {
+      if (p == rank) continue;
+      try {
+        readers[p].join(Math.max(1, (deadline - System.nanoTime()) / 1_000_000L));
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        break;
+      }
+    }
+    for (int p = 0; p < peers.length; p++) {
+      if (p == rank) continue;
+      try {
+        peers[p].close();   // also ends a reader still blocked on a peer that has not closed yet
+      } catch (IOException ignored) {
+        // nothing left to release
       }
     }
   }

@@ -88,6 +88,51 @@ class TcpBootstrapTest {
     }
   }
 
+  /**
+   * Closing a job's groups releases every socket it opened: the file descriptors of this JVM return to
+   * their count before the job. One job first loads the classes (opening jar files counts as descriptors);
+   * then three jobs of three ranks, each of which would leave its 6 connection ends open if the transport
+   * leaked them. Slack of 2 for descriptors the JVM opens on its own meanwhile (18 would leak).
+   */
+  @Test void closingReleasesEverySocket() throws Exception {
+    java.nio.file.Path fds = java.nio.file.Path.of("/proc/self/fd");
+    org.junit.jupiter.api.Assumptions.assumeTrue(java.nio.file.Files.isDirectory(fds), "needs /proc/self/fd (Linux)");
+    runSmallJob();
+    long before = openDescriptors(fds);
+    for (int job = 0; job < 3; job++) runSmallJob();
+    long after = openDescriptors(fds);
+    for (int i = 0; i < 50 && after > before + 2; i++) {   // closing is bounded but not instantaneous
+      Thread.sleep(100);
+      after = openDescriptors(fds);
+    }
+    assertTrue(after <= before + 2, "open file descriptors: " + before + " before three jobs, " + after + " after they closed");
+  }
+
+  private void runSmallJob() throws Exception {
+    int port = freePort();
+    List<CompletableFuture<ProcessGroup>> joins = new ArrayList<>();
+    for (int r = 0; r < 3; r++) joins.add(join(spec(r, 3, port, "tok", 60)));
+    List<CompletableFuture<Void>> runs = new ArrayList<>();
+    try (CpuBackend cpu = CpuBackend.reference()) {
+      for (var j : joins) {
+        ProcessGroup g = j.get(60, TimeUnit.SECONDS);
+        runs.add(CompletableFuture.runAsync(() -> {
+          Tensor t = Tensor.full(Shape.of(8), DType.F32, cpu, 1);
+          g.allReduce(t, Reduction.SUM);
+          assertTrue(t.toDoubleArray()[7] == 3, "all_reduce before closing");
+          g.close();
+        }, pool));
+      }
+      for (var r : runs) r.get(60, TimeUnit.SECONDS);
+    }
+  }
+
+  private static long openDescriptors(java.nio.file.Path fds) throws java.io.IOException {
+    try (var s = java.nio.file.Files.list(fds)) {
+      return s.count();
+    }
+  }
+
   @Test void ranksThatDisagreeOnTheWorldSizeAreStopped() throws Exception {
     int port = freePort();
     var r0 = join(spec(0, 2, port, "tok", 3));
