@@ -11,13 +11,19 @@ public final class BenchMain {
   public static void main(String[] args) {
     String what = args.length == 0 ? "" : args[0];
     switch (what) {
-      case "cpu" -> CpuBench.run(threadsArg(args));
+      case "cpu" -> CpuBench.run(threadsArg(args), onlyArg(args));
       case "train-step" -> TrainStepBench.run(threadsArg(args));
       default -> {
-        System.err.println("usage: colossal bench cpu|train-step [--threads N]   (got: " + String.join(" ", args) + ")");
+        System.err.println("usage: colossal bench cpu|train-step [--threads N] [--only sgemm|conv|rows|elementwise]   (got: " + String.join(" ", args) + ")");
         System.exit(2);
       }
     }
+  }
+
+  /** The case group named by {@code --only} (cpu bench), or null for all. */
+  private static String onlyArg(String[] args) {
+    for (int i = 1; i + 1 < args.length; i++) if (args[i].equals("--only")) return args[i + 1];
+    return null;
   }
 
   private static int threadsArg(String[] args) {

@@ -33,7 +33,12 @@ import java.util.function.Supplier;
 final class CpuBench {
   private CpuBench() {}
 
-  static void run(int threads) {
+  /** Case groups {@code --only} may name. */
+  private static final java.util.Set<String> GROUPS = java.util.Set.of("sgemm", "conv", "rows", "elementwise");
+
+  /** Runs every case group, or only {@code only} when it is not null. */
+  static void run(int threads, String only) {
+    if (only != null && !GROUPS.contains(only)) throw new IllegalArgumentException("--only must be one of " + GROUPS + ", got " + only);
     System.setProperty("ai.djl.pytorch.num_threads", Integer.toString(threads));
     System.setProperty("ai.djl.pytorch.num_interop_threads", "1");
     Engine torch = Engine.getEngine("PyTorch");
@@ -45,11 +50,13 @@ final class CpuBench {
     Random rnd = new Random(1);
     try (CpuBackend cpu = CpuBackend.create(threads); NDManager nd = NDManager.newBaseManager(ai.djl.Device.cpu(), "PyTorch");
          Arena arena = Arena.ofShared()) {
-      for (int n : new int[] {256, 512, 1024, 2048}) sgemm(cpu, nd, arena, blas, rnd, n);
-      conv(cpu, nd, rnd, false);
-      conv(cpu, nd, rnd, true);
-      rows(cpu, nd, rnd);
-      elementwise(cpu, nd, rnd);
+      if (only == null || only.equals("sgemm")) for (int n : new int[] {256, 512, 1024, 2048}) sgemm(cpu, nd, arena, blas, rnd, n);
+      if (only == null || only.equals("conv")) {
+        conv(cpu, nd, rnd, false);
+        conv(cpu, nd, rnd, true);
+      }
+      if (only == null || only.equals("rows")) rows(cpu, nd, rnd);
+      if (only == null || only.equals("elementwise")) elementwise(cpu, nd, rnd);
     }
     System.out.println("load average at end: " + loadAverage());
   }

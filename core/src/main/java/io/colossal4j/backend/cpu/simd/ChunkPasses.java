@@ -111,15 +111,4 @@ final class ChunkPasses {
       VMath.fma(tv.neg(), tv, 1f).mul(FloatVector.fromArray(S, g, i)).intoArray(out, i);
     }
   }
-
-  /** a[i] = e^{a[i] − shift}; returns the sum of the results (padding lanes must hold −inf). */
-  static float expShiftSum(float[] a, float shift, int n) {
-    FloatVector sum = FloatVector.zero(S);
-    for (int i = 0; i < n; i += L) {
-      FloatVector e = VMath.exp(FloatVector.fromArray(S, a, i).sub(shift));
-      e.intoArray(a, i);
-      sum = sum.add(e);
-    }
-    return VMath.sumLanes(sum);
-  }
 }

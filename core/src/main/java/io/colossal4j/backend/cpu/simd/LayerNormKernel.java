@@ -3,6 +3,7 @@ package io.colossal4j.backend.cpu.simd;
 import static io.colossal4j.backend.cpu.CpuBackend.segment;
 import static io.colossal4j.backend.cpu.simd.RowOps.F;
 import static io.colossal4j.backend.cpu.simd.RowOps.L;
+import static io.colossal4j.backend.cpu.simd.RowOps.NATIVE;
 import static io.colossal4j.backend.cpu.simd.RowOps.load;
 import static io.colossal4j.backend.cpu.simd.RowOps.store;
 import static io.colossal4j.backend.cpu.simd.VMath.S;
@@ -29,34 +30,71 @@ final class LayerNormKernel {
     MemorySegment sx = segment(x), sy = segment(y), sm = segment(mean), sr = segment(rstd);
     MemorySegment sw = w == null ? null : segment(w), sb = b == null ? null : segment(b);
     long wo = w == null ? 0 : w.offset(), bo = b == null ? 0 : b.offset();
-    par.forRange(rows, RowOps.grain(n), (r0, r1) -> {
-      for (long r = r0; r < r1; r++)
-        forwardRow(sx, x.offset() + r * n, sw, wo, sb, bo, eps, sy, y.offset() + r * n, n, sm, mean.offset() + r, sr, rstd.offset() + r);
+    long xo = x.offset(), yo = y.offset(), mo = mean.offset(), ro = rstd.offset();
+    RowOps.forRows(par, rows, n, r -> {
+      float mu = rowSum(sx, xo + r * n, n) / n;
+      float rs = (float) (1 / Math.sqrt(centredSquares(sx, xo + r * n, n, mu) / n + (double) eps));
+      sm.setAtIndex(F, mo + r, mu);
+      sr.setAtIndex(F, ro + r, rs);
+      normalise(sx, xo + r * n, sw, wo, sb, bo, mu, rs, sy, yo + r * n, n);
     });
   }
 
-  /**
-   * One row. A method per row rather than a loop inside the task lambda, so the JIT compiles it as an
-   * ordinary hot method after a few calls instead of through on-stack replacement of the lambda's loop.
+  /*
+   * The three passes over one row, each its own small method so that the JIT compiles each as an ordinary
+   * hot method (not through on-stack replacement of a lambda's loop) with every vector in a register. The
+   * first pass brings the row into L1 (a 1024-float row is 4 KiB); the other two read it from there. Sums use
+   * four (two) independent accumulators, because one would serialise the pass on the add latency; the
+   * unmasked main loop leaves the mask to the one tail vector.
    */
-  private static void forwardRow(MemorySegment sx, long xo, MemorySegment sw, long wo, MemorySegment sb, long bo, float eps,
-                                 MemorySegment sy, long yo, int n, MemorySegment sm, long mo, MemorySegment sr, long ro) {
-    FloatVector acc = FloatVector.zero(S);
-    for (int j = 0; j < n; j += L) acc = acc.add(load(sx, xo, j, n), S.indexInRange(j, n));
-    float mu = VMath.sumLanes(acc) / n;
-    acc = FloatVector.zero(S);
-    for (int j = 0; j < n; j += L) {
-      FloatVector d = load(sx, xo, j, n).sub(mu);
-      acc = acc.add(d.mul(d), S.indexInRange(j, n));
+
+  private static float rowSum(MemorySegment x, long xo, int n) {
+    FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+    int j = 0;
+    for (; j + 4 * L <= n; j += 4 * L) {
+      long o = (xo + j) * 4;
+      a0 = a0.add(FloatVector.fromMemorySegment(S, x, o, NATIVE));
+      a1 = a1.add(FloatVector.fromMemorySegment(S, x, o + 4L * L, NATIVE));
+      a2 = a2.add(FloatVector.fromMemorySegment(S, x, o + 8L * L, NATIVE));
+      a3 = a3.add(FloatVector.fromMemorySegment(S, x, o + 12L * L, NATIVE));
     }
-    float rs = (float) (1 / Math.sqrt(VMath.sumLanes(acc) / n + (double) eps));
-    sm.setAtIndex(F, mo, mu);
-    sr.setAtIndex(F, ro, rs);
-    for (int j = 0; j < n; j += L) {
-      FloatVector v = load(sx, xo, j, n).sub(mu).mul(rs);
-      if (sw != null) v = v.mul(load(sw, wo, j, n));
-      if (sb != null) v = v.add(load(sb, bo, j, n));
-      store(v, sy, yo, j, n);
+    for (; j < n; j += L) a0 = a0.add(load(x, xo, j, n)); // masked load: padding lanes are 0
+    return VMath.sumLanes(a0.add(a1).add(a2.add(a3)));
+  }
+
+  /** Σ (x − mu)², two passes' worth of accuracy: no E[x²] − E[x]² cancellation when |mean| ≫ std. */
+  private static float centredSquares(MemorySegment x, long xo, int n, float mu) {
+    FloatVector a0 = FloatVector.zero(S), a1 = a0;
+    int j = 0;
+    for (; j + 2 * L <= n; j += 2 * L) {
+      long o = (xo + j) * 4;
+      FloatVector d0 = FloatVector.fromMemorySegment(S, x, o, NATIVE).sub(mu), d1 = FloatVector.fromMemorySegment(S, x, o + 4L * L, NATIVE).sub(mu);
+      a0 = d0.fma(d0, a0);
+      a1 = d1.fma(d1, a1);
+    }
+    for (; j < n; j += L) {
+      FloatVector d = load(x, xo, j, n).sub(mu);
+      a0 = a0.add(d.mul(d), S.indexInRange(j, n));
+    }
+    return VMath.sumLanes(a0.add(a1));
+  }
+
+  /** y = (x − mu)·rs·w + b over one row (w, b may be null). */
+  private static void normalise(MemorySegment x, long xo, MemorySegment w, long wo, MemorySegment b, long bo, float mu, float rs,
+                                MemorySegment y, long yo, int n) {
+    int j = 0;
+    if (w != null && b != null) {
+      for (; j + L <= n; j += L) {
+        FloatVector v = FloatVector.fromMemorySegment(S, x, (xo + j) * 4, NATIVE).sub(mu).mul(rs);
+        v.fma(FloatVector.fromMemorySegment(S, w, (wo + j) * 4, NATIVE), FloatVector.fromMemorySegment(S, b, (bo + j) * 4, NATIVE))
+            .intoMemorySegment(y, (yo + j) * 4, NATIVE);
+      }
+    }
+    for (; j < n; j += L) {
+      FloatVector v = load(x, xo, j, n).sub(mu).mul(rs);
+      if (w != null) v = v.mul(load(w, wo, j, n));
+      if (b != null) v = v.add(load(b, bo, j, n));
+      store(v, y, yo, j, n);
     }
   }
 

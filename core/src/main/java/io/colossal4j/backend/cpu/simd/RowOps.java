@@ -51,47 +51,77 @@ final class RowOps {
     int n = x.size(-1);
     long rows = x.numel() / Math.max(1, n);
     MemorySegment sx = segment(x), so = segment(out);
-    par.forRange(rows, grain(n), (r0, r1) -> {
-      for (long r = r0; r < r1; r++) softmaxRow(sx, rowOffset(x, r), so, rowOffset(out, r), n, log);
+    forRows(par, rows, n, r -> softmaxRow(sx, rowOffset(x, r), so, rowOffset(out, r), n, log));
+  }
+
+  /** Work on one row. */
+  @FunctionalInterface
+  interface RowBody { void row(long r); }
+
+  /**
+   * Runs body on every row in [0, rows), spread over the pool in chunks of about 64 KiB of row data that the
+   * workers take in turn from a shared counter, so a worker that the OS delays (the machine is shared) leaves
+   * its remaining chunks to the others instead of holding up the call. One task per thread; rows of one chunk
+   * run in order on one thread.
+   */
+  static void forRows(CpuParallel par, long rows, int n, RowBody body) {
+    long chunk = Math.max(1, (1 << 14) / Math.max(1, n));
+    long chunks = (rows + chunk - 1) / chunk;
+    if (chunks <= 1 || par.threads() == 1) {
+      for (long r = 0; r < rows; r++) body.row(r);
+      return;
+    }
+    java.util.concurrent.atomic.AtomicLong next = new java.util.concurrent.atomic.AtomicLong();
+    par.forRange(Math.min(par.threads(), chunks), 1, (t0, t1) -> {
+      for (long c = next.getAndIncrement(); c < chunks; c = next.getAndIncrement())
+        for (long r = c * chunk, e = Math.min(rows, r + chunk); r < e; r++) body.row(r);
     });
   }
 
   /**
-   * Three passes over the row: the max (exact, so the vector tail is a plain scalar loop), then e^{x − max}
-   * and its sum chunk by chunk through {@link ChunkPasses#expShiftSum} (padding lanes hold −inf, whose
-   * exponential is 0), then the scaling (or, for log-softmax, x − max − log Σ). Kept as separate small
-   * methods so that each compiles within the JIT's inlining budget (see {@link ChunkPasses}).
+   * Three passes over the row, which stays in L1 after the first (a 1024-float row is 4 KiB): the max (four
+   * independent accumulators: a vector max is a long-latency sequence in Java's NaN-propagating semantics),
+   * then e^{x − max} written to the output with its sum ({@link VMath#expNonPositive}: x − max ≤ 0), then
+   * the scaling by 1/Σ (or, for log-softmax, x − max − log Σ). A NaN anywhere in the row makes the max NaN
+   * and so every output NaN, as in the reference.
    */
   private static void softmaxRow(MemorySegment x, long xo, MemorySegment o, long oo, int n, boolean log) {
     float max = rowMax(x, xo, n);
-    float[] buf = new float[Math.min(n + L, CHUNK)];
-    double total = 0;
-    for (int c = 0; c < n; c += CHUNK) {
-      int len = Math.min(CHUNK, n - c), lv = (len + L - 1) / L * L;
-      MemorySegment.copy(x, F, (xo + c) * 4, buf, 0, len);
-      java.util.Arrays.fill(buf, len, lv, Float.NEGATIVE_INFINITY);
-      total += ChunkPasses.expShiftSum(buf, max, lv);
-      if (!log && n > CHUNK) MemorySegment.copy(buf, 0, o, F, (oo + c) * 4, len);
-    }
+    double total = expShiftStore(x, xo, o, oo, n, max);
     if (log) shiftRow(x, xo, o, oo, n, max + (float) Math.log(total));
-    else if (n <= CHUNK) scaledCopy(buf, o, oo, n, (float) (1 / total)); // the whole row is still in buf
     else scaleRow(o, oo, n, (float) (1 / total));
   }
 
-  /** o[oo..oo+n) = buf[0..n)·s. */
-  private static void scaledCopy(float[] buf, MemorySegment o, long oo, int n, float s) {
+  /** o = e^{x − shift} over the row; returns Σ o (in f32 lanes, summed in a fixed order). */
+  private static float expShiftStore(MemorySegment x, long xo, MemorySegment o, long oo, int n, float shift) {
+    FloatVector sum = FloatVector.zero(S);
     int j = 0;
-    for (; j + L <= n; j += L) FloatVector.fromArray(S, buf, j).mul(s).intoMemorySegment(o, (oo + j) * 4, NATIVE);
-    for (; j < n; j++) o.setAtIndex(F, oo + j, buf[j] * s);
+    for (; j + L <= n; j += L) {
+      FloatVector e = VMath.expNonPositive(FloatVector.fromMemorySegment(S, x, (xo + j) * 4, NATIVE).sub(shift));
+      e.intoMemorySegment(o, (oo + j) * 4, NATIVE);
+      sum = sum.add(e);
+    }
+    if (j < n) {
+      var m = S.indexInRange(j, n);
+      FloatVector e = VMath.expNonPositive(FloatVector.fromMemorySegment(S, x, (xo + j) * 4, NATIVE, m).sub(shift));
+      e.intoMemorySegment(o, (oo + j) * 4, NATIVE, m);
+      sum = sum.add(e, m);
+    }
+    return VMath.sumLanes(sum);
   }
 
-  private static final int CHUNK = 4096;
-
   private static float rowMax(MemorySegment x, long xo, int n) {
-    FloatVector mx = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
+    FloatVector m0 = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY), m1 = m0, m2 = m0, m3 = m0;
     int j = 0;
-    for (; j + L <= n; j += L) mx = mx.max(FloatVector.fromMemorySegment(S, x, (xo + j) * 4, NATIVE));
-    float max = mx.reduceLanes(VectorOperators.MAX);
+    for (; j + 4 * L <= n; j += 4 * L) {
+      long b = (xo + j) * 4;
+      m0 = m0.max(FloatVector.fromMemorySegment(S, x, b, NATIVE));
+      m1 = m1.max(FloatVector.fromMemorySegment(S, x, b + 4L * L, NATIVE));
+      m2 = m2.max(FloatVector.fromMemorySegment(S, x, b + 8L * L, NATIVE));
+      m3 = m3.max(FloatVector.fromMemorySegment(S, x, b + 12L * L, NATIVE));
+    }
+    for (; j + L <= n; j += L) m0 = m0.max(FloatVector.fromMemorySegment(S, x, (xo + j) * 4, NATIVE));
+    float max = m0.max(m1).max(m2.max(m3)).reduceLanes(VectorOperators.MAX);
     for (; j < n; j++) {
       float v = x.getAtIndex(F, xo + j);
       max = Float.isNaN(v) ? v : Math.max(max, v);

@@ -68,12 +68,22 @@ final class ShiftedConv {
   }
 
   /**
+   * Columns of the padded grid per GEMM call in {@link #gemmImage}. One call packs its B block (K rows of the
+   * image read through the row table) for kc = 256 rows at a time: 384 columns make that 384 KiB, which stays
+   * in the 1 MiB L2 next to the filter block and the output tile, whereas one call over a whole 56×56 image
+   * (3,248 columns, 3.3 MB per kc block) streamed its packed B through L3 and memory and ran 1.4–1.5× slower
+   * on one thread with the machine busy, worse on two.
+   */
+  private static final int COL_BLOCK = 384;
+
+  /**
    * out[m, ho, wo] (at element offset outOff of dst) = A[m, K] · im2col(image) for one padded image,
    * using {@code panel} [m × cols] as the GEMM's output before the garbage columns are dropped.
    */
   static void gemmImage(CpuParallel par, Plan p, int m, Gemm.Mat a, float[] buf, long[] rows, float[] panel, MemorySegment dst, long outOff) {
     MemorySegment bs = MemorySegment.ofArray(buf), ps = MemorySegment.ofArray(panel);
-    Gemm.gemm(par, m, p.cols(), p.k(), a, new Gemm.Mat(bs, 0, 0, 1, rows, null), new Gemm.Mat(ps, 0, p.cols(), 1), false);
+    for (int c0 = 0; c0 < p.cols(); c0 += COL_BLOCK)
+      Gemm.gemm(par, m, Math.min(COL_BLOCK, p.cols() - c0), p.k(), a, new Gemm.Mat(bs, c0, 0, 1, rows, null), new Gemm.Mat(ps, c0, p.cols(), 1), false);
     for (int r = 0; r < m; r++)
       for (int y = 0; y < p.ho(); y++)
         MemorySegment.copy(panel, r * p.cols() + y * p.wp(), dst, F,
