@@ -40,13 +40,70 @@ public final class LinAlg {
         gb ? OpSupport.sumToShape(matmul(Views.transpose(av, -1, -2), g), b.shape()) : null}, a, b);
   }
 
-  /** y = x @ w^T + b, with w of shape [out, in] (PyTorch's layout) and b of shape [out] or null. */
+  /**
+   * y = x @ w^T + b, with w of shape [out, in] (PyTorch's layout), b of shape [out] or null, x of shape
+   * [..., in]. The leading dims of x are folded into the rows of one [M, in] x [in, out] product (M = the
+   * product of the leading dims), so a linear layer over [B, N, in] tokens is one GEMM, not B small ones
+   * against a broadcast weight. With a bias, the output rows are first set to b and the product is
+   * accumulated onto them. Backward, also one product each: gx = g·w, gw = gᵀ·x (no sum over a broadcast
+   * batch), gb = the column sums of g.
+   */
   public static Tensor linear(Tensor x, Tensor w, Tensor b) {
     if (w.rank() != 2) throw new TensorException("linear: weight must be [out, in], got " + w.shape());
-    if (x.size(-1) != w.size(1))
-      throw new TensorException("linear: input features " + x.size(-1) + " (shape " + x.shape() + ") != weight in-features " + w.size(1) + " (shape " + w.shape() + ")");
-    Tensor y = matmul(x, Views.transpose(w, 0, 1));
-    return b == null ? y : Arith.add(y, Arith.cast(b, Autocast.target(b.dtype())));
+    if (x.rank() < 1 || x.size(-1) != w.size(1))
+      throw new TensorException("linear: input features " + (x.rank() < 1 ? "none" : x.size(-1)) + " (shape " + x.shape()
+          + ") != weight in-features " + w.size(1) + " (shape " + w.shape() + ")");
+    if (b != null && (b.rank() != 1 || b.size(0) != w.size(0)))
+      throw new TensorException("linear: bias must be [" + w.size(0) + "] for weight " + w.shape() + ", got " + b.shape());
+    OpSupport.sameBackend("linear", x, w);
+    // identity unless an Autocast region is active
+    Tensor xc = Arith.cast(x, Autocast.target(x.dtype())), wc = Arith.cast(w, Autocast.target(w.dtype()));
+    Tensor bc = b == null ? null : Arith.cast(b, Autocast.target(b.dtype()));
+    int in = w.size(1), outF = w.size(0);
+    int[] outDims = x.shape().toArray();
+    outDims[outDims.length - 1] = outF;
+    Tensor out = OpSupport.empty(Shape.of(outDims), DType.promote(xc.dtype(), wc.dtype()), x.backend());
+    int m = (int) (x.numel() / in);
+    Tensor x2 = rows(xc, m, in), out2 = rows(out, m, outF), wT = wc.view(Shape.of(in, outF), new long[] {wc.stride(1), wc.stride(0)}, wc.offset());
+    var k = x.backend().kernels();
+    if (m > 0) {
+      if (bc != null) k.copy(OpSupport.broadcastView(bc, Shape.of(m, outF)), out2);
+      k.matmul(x2, wT, out2, bc != null);
+    }
+    boolean gx = xc.requiresGrad(), gw = wc.requiresGrad(), gb = bc != null && bc.requiresGrad();
+    Shape xShape = x.shape();
+    return Autograd.record("linear", out, g -> {
+      Tensor g2 = rows(g, m, outF);
+      return new Tensor[] {
+          gx ? asShape(matmul(g2, wc), xShape) : null,
+          gw ? matmul(Views.transpose(g2, 0, 1), x2) : null,
+          gb ? Reduce.sum(g2, false, 0) : null};
+    }, xc, wc, bc);
+  }
+
+  /** A contiguous tensor viewed with another shape of the same size, without autograd. */
+  private static Tensor asShape(Tensor t, Shape s) { return t.view(s, s.contiguousStrides(), t.offset()); }
+
+  /**
+   * t [..., cols] as a [rows, cols] tensor without autograd: a view when its leading dims fold into one
+   * stride (contiguous tensors and most views), otherwise a contiguous copy.
+   */
+  private static Tensor rows(Tensor t, int rows, int cols) {
+    Shape s2 = Shape.of(rows, cols);
+    long colStride = t.stride(-1);
+    if (t.rank() == 1) return t.view(s2, new long[] {cols * colStride, colStride}, t.offset());
+    long rowStride = -1, expected = -1;
+    boolean foldable = true;
+    for (int d = t.rank() - 2; d >= 0 && foldable; d--) {
+      if (t.size(d) == 1) continue;
+      if (rowStride < 0) rowStride = expected = t.stride(d);
+      else foldable = t.stride(d) == expected;
+      expected *= t.size(d);
+    }
+    if (foldable) return t.view(s2, new long[] {rowStride < 0 ? cols * colStride : rowStride, colStride}, t.offset());
+    Tensor c = OpSupport.empty(t.shape(), t.dtype(), t.backend());
+    t.backend().kernels().copy(t, c);
+    return c.view(s2, s2.contiguousStrides(), c.offset());
   }
 
   private static Shape batchShape(Tensor t) {

@@ -89,4 +89,29 @@ final class Reductions {
       }
     });
   }
+
+  /**
+   * out[k] = reduce over o and i of x[o, k, i], for a contiguous x viewed as [outer, keep, inner]: the
+   * reduction over a leading and a trailing run of dims that batch norm needs (N and H, W of NCHW). Each
+   * output sums the vector row reductions of its {@code outer} rows in turn; split over k.
+   */
+  static void outerAndInner(CpuParallel par, ReduceOp op, Tensor x, long outer, int keep, int inner, Tensor out) {
+    MemorySegment sx = segment(x), so = segment(out);
+    float id = identity(op);
+    float scale = op == ReduceOp.MEAN ? (float) (1.0 / ((double) outer * inner)) : 1f;
+    par.forRange(keep, Math.max(1, (1L << 14) / Math.max(1, outer * inner)), (k0, k1) -> {
+      for (long k = k0; k < k1; k++) {
+        float acc = id;
+        for (long o = 0; o < outer; o++) {
+          float r = row(op, sx, x.offset() + (o * keep + k) * inner, inner, id);
+          acc = switch (op) {
+            case MAX -> Math.max(acc, r);
+            case MIN -> Math.min(acc, r);
+            default -> acc + r;
+          };
+        }
+        so.setAtIndex(F, out.offset() + k, acc * scale);
+      }
+    });
+  }
 }

@@ -22,9 +22,11 @@ import io.colossal4j.tensor.Tensor;
  */
 public class SimdKernels extends ScalarKernels {
   protected final CpuParallel parallel;
+  private final AttentionKernel attention;
 
   public SimdKernels(CpuParallel parallel) {
     this.parallel = parallel;
+    this.attention = new AttentionKernel(parallel);
   }
 
   private static boolean f32(Tensor... ts) {
@@ -71,9 +73,27 @@ public class SimdKernels extends ScalarKernels {
       } else if (leading) {
         long outer = x.shape().numel(0, dims.length), inner = x.numel() / outer;
         if (inner <= Integer.MAX_VALUE) { Reductions.leading(parallel, op, x, outer, (int) inner, out); return; }
+      } else if (outerAndInner(dims, r)) {
+        int a = 0;
+        while (dims[a] == a) a++;
+        int b = dims[a];
+        long outer = x.shape().numel(0, a), keep = x.shape().numel(a, b), inner = x.shape().numel(b, r);
+        if (keep <= Integer.MAX_VALUE && inner <= Integer.MAX_VALUE) {
+          Reductions.outerAndInner(parallel, op, x, outer, (int) keep, (int) inner, out);
+          return;
+        }
       }
     }
     super.reduce(op, x, dims, out);
+  }
+
+  /** dims (sorted, distinct) are a non-empty leading run 0..a-1 and a non-empty trailing run b..r-1, a < b. */
+  private static boolean outerAndInner(int[] dims, int r) {
+    int a = 0;
+    while (a < dims.length && dims[a] == a) a++;
+    if (a == 0 || a == dims.length) return false;
+    for (int i = a; i < dims.length; i++) if (dims[i] != r - (dims.length - i)) return false;
+    return dims[a] > a;
   }
 
   // ------------------------------------------------------------- matmul
@@ -81,6 +101,11 @@ public class SimdKernels extends ScalarKernels {
     if (f32(a, b, out) && Matmul.run(parallel, a, b, out, accumulate)) return;
     super.matmul(a, b, out, accumulate);
   }
+
+  // ------------------------------------------------------------- attention
+
+  /** Short-sequence f32 attention without bias or dropout ({@link AttentionKernel}); the op composes the rest. */
+  @Override public java.util.Optional<io.colossal4j.backend.FusedAttention> fusedAttention() { return java.util.Optional.of(attention); }
 
   // ------------------------------------------------------------- softmax and layer norm
   @Override public void softmax(Tensor x, int dim, boolean log, Tensor out) {

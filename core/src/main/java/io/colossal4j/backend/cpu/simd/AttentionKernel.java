@@ -1,0 +1,203 @@
+package io.colossal4j.backend.cpu.simd;
+
+import static io.colossal4j.backend.cpu.CpuBackend.segment;
+import static io.colossal4j.backend.cpu.simd.VMath.S;
+
+import io.colossal4j.backend.FusedAttention;
+import io.colossal4j.backend.cpu.CpuParallel;
+import io.colossal4j.tensor.DType;
+import io.colossal4j.tensor.Tensor;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+
+/**
+ * Fused scaled-dot-product attention for short sequences (a vision transformer's tokens): one task per
+ * (batch, head) matrix copies its q, k, v rows into heap scratch, computes each query row's logits,
+ * softmax and weighted sum of v without materialising the [N, N] probabilities in the heap, and writes the
+ * row log-sum-exp; backward recomputes the probabilities from it (p = exp(s − lse)), so nothing beyond
+ * the output and lse is saved. It replaces, per head, two batched GEMMs whose 17×17 and 17×32 tiles are
+ * all edges, a softmax pass, and the transposed copies and gradient sums around them.
+ *
+ * <p>Scope ({@link #supports}): f32, no bias, no dropout, q/k/v rows with unit stride along the head dim,
+ * at most {@link #MAX_KEYS} keys (longer sequences go to the composite, whose GEMMs are faster there).
+ * Numerics: dot products and sums in f32 vector lanes; logits are (q·k)·scale, as the composite computes
+ * them. Deterministic: each matrix is computed by one thread in a fixed order.
+ *
+ * <p>Legend for locals: i query row, j key row, d head dim; q_ND etc. are one matrix's rows in scratch.
+ */
+final class AttentionKernel implements FusedAttention {
+  /** The longest key sequence this kernel takes. */
+  static final int MAX_KEYS = 256;
+
+  private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
+  private static final int L = S.length();
+
+  private final CpuParallel par;
+
+  AttentionKernel(CpuParallel par) { this.par = par; }
+
+  @Override public boolean supports(Tensor q, Tensor k, Tensor v, Tensor bias, Spec spec) {
+    if (bias != null || spec.dropoutP() > 0) return false;
+    for (Tensor t : new Tensor[] {q, k, v})
+      if (t.dtype() != DType.F32 || t.rank() < 2 || (t.stride(-1) != 1 && t.size(-1) != 1)) return false;
+    return k.size(-2) >= 1 && k.size(-2) <= MAX_KEYS && q.size(-1) <= 1024 && v.size(-1) <= 1024;
+  }
+
+  /** One matrix's geometry: sizes and the element offset of each operand's matrix for a batch index. */
+  private record Geo(int nq, int nk, int d, int dv, long batches) {
+    static Geo of(Tensor q, Tensor k, Tensor v) {
+      return new Geo(q.size(-2), k.size(-2), q.size(-1), v.size(-1), q.numel() / ((long) q.size(-2) * q.size(-1)));
+    }
+  }
+
+  /** Element offset of matrix {@code b} (row-major over the batch dims) of t [..., rows, cols]. */
+  private static long matrixOffset(Tensor t, long b) {
+    long off = t.offset();
+    for (int dim = t.rank() - 3; dim >= 0; dim--) {
+      int size = t.size(dim);
+      off += (b % size) * t.stride(dim);
+      b /= size;
+    }
+    return off;
+  }
+
+  private static long grain(Geo g) { return Math.max(1, (1L << 15) / Math.max(1L, (long) g.nq() * g.nk() * (g.d() + g.dv()))); }
+
+  @Override public void forward(Tensor q, Tensor k, Tensor v, Tensor bias, Spec spec, Tensor out, Tensor logSumExp) {
+    Geo g = Geo.of(q, k, v);
+    float scale = (float) spec.scale();
+    MemorySegment so = segment(out), sl = segment(logSumExp);
+    par.forRange(g.batches(), grain(g), (b0, b1) -> {
+      float[] q_ND = new float[g.nq() * g.d()], k_ND = new float[g.nk() * g.d()], v_ND = new float[g.nk() * g.dv()];
+      float[] s = new float[padded(g.nk())], o = new float[g.dv()], stats = new float[2];
+      for (long b = b0; b < b1; b++) {
+        load(q, b, q_ND);
+        load(k, b, k_ND);
+        load(v, b, v_ND);
+        long oOff = matrixOffset(out, b), lOff = logSumExp.offset() + b * g.nq();
+        for (int i = 0; i < g.nq(); i++) {
+          int nj = visible(spec, i, g.nk());
+          exponentials(q_ND, i, k_ND, nj, g.d(), scale, s, stats);
+          java.util.Arrays.fill(o, 0f);
+          for (int j = 0; j < nj; j++) axpy(s[j], v_ND, j * g.dv(), o, 0, g.dv());
+          float inv = 1f / stats[1], lse = stats[0] + (float) Math.log(stats[1]);
+          long row = oOff + i * out.stride(-2);
+          for (int d = 0; d < g.dv(); d++) so.setAtIndex(F, row + d, o[d] * inv);
+          sl.setAtIndex(F, lOff + i, lse);
+        }
+      }
+    });
+  }
+
+  /** Keys visible from query i: all, or j ≤ i when causal (top-left aligned). */
+  private static int visible(Spec spec, int i, int nk) { return spec.causal() ? Math.min(i + 1, nk) : nk; }
+
+  private static int padded(int n) { return (n + L - 1) / L * L; }
+
+  /**
+   * s[0..nj) = exp(logit − max) for query row i; returns the row's max in stats[0] and Σ exp in stats[1].
+   * The forward divides by the sum; the backward rescales by exp(max − lse) with the saved lse.
+   */
+  private static void exponentials(float[] q_ND, int i, float[] k_ND, int nj, int d, float scale, float[] s, float[] stats) {
+    float max = Float.NEGATIVE_INFINITY;
+    for (int j = 0; j < nj; j++) {
+      s[j] = dot(q_ND, i * d, k_ND, j * d, d) * scale;
+      max = Math.max(max, s[j]);
+    }
+    float sum = 0;
+    for (int j = 0; j < nj; j += L) {
+      var m = S.indexInRange(j, nj);
+      FloatVector e = VMath.exp(FloatVector.fromArray(S, s, j, m).sub(max));
+      e.intoArray(s, j, m);
+      sum += e.reduceLanes(VectorOperators.ADD, m);
+    }
+    stats[0] = max;
+    stats[1] = sum;
+  }
+
+  @Override public void backward(Tensor gOut, Tensor q, Tensor k, Tensor v, Tensor bias, Tensor out, Tensor logSumExp, Spec spec,
+                                 Tensor gq, Tensor gk, Tensor gv, Tensor gBias) {
+    Geo g = Geo.of(q, k, v);
+    float scale = (float) spec.scale();
+    MemorySegment sl = segment(logSumExp);
+    boolean unitOut = gOut.stride(-1) == 1 || gOut.size(-1) == 1;
+    Tensor go = unitOut ? gOut : contiguous(gOut);
+    par.forRange(g.batches(), grain(g), (b0, b1) -> {
+      float[] q_ND = new float[g.nq() * g.d()], k_ND = new float[g.nk() * g.d()], v_ND = new float[g.nk() * g.dv()];
+      float[] go_ND = new float[g.nq() * g.dv()], o_ND = new float[g.nq() * g.dv()];
+      float[] gq_ND = new float[g.nq() * g.d()], gk_ND = new float[g.nk() * g.d()], gv_ND = new float[g.nk() * g.dv()];
+      float[] p = new float[padded(g.nk())], stats = new float[2];
+      for (long b = b0; b < b1; b++) {
+        load(q, b, q_ND);
+        load(k, b, k_ND);
+        load(v, b, v_ND);
+        load(go, b, go_ND);
+        load(out, b, o_ND);
+        java.util.Arrays.fill(gq_ND, 0f);
+        java.util.Arrays.fill(gk_ND, 0f);
+        java.util.Arrays.fill(gv_ND, 0f);
+        long lOff = logSumExp.offset() + b * g.nq();
+        for (int i = 0; i < g.nq(); i++) {
+          int nj = visible(spec, i, g.nk());
+          float lse = sl.getAtIndex(F, lOff + i);
+          exponentials(q_ND, i, k_ND, nj, g.d(), scale, p, stats);
+          float rescale = (float) Math.exp(stats[0] - lse);  // = 1/Σ up to rounding
+          float di = dot(go_ND, i * g.dv(), o_ND, i * g.dv(), g.dv());
+          for (int j = 0; j < nj; j++) {
+            float pij = p[j] * rescale;
+            float ds = pij * (dot(go_ND, i * g.dv(), v_ND, j * g.dv(), g.dv()) - di) * scale;
+            axpy(pij, go_ND, i * g.dv(), gv_ND, j * g.dv(), g.dv());
+            axpy(ds, k_ND, j * g.d(), gq_ND, i * g.d(), g.d());
+            axpy(ds, q_ND, i * g.d(), gk_ND, j * g.d(), g.d());
+          }
+        }
+        store(gq_ND, gq, b);
+        store(gk_ND, gk, b);
+        store(gv_ND, gv, b);
+      }
+    });
+  }
+
+  private static Tensor contiguous(Tensor t) {
+    Tensor c = Tensor.empty(t.shape(), t.dtype(), t.backend());
+    t.backend().kernels().copy(t, c);
+    return c;
+  }
+
+  /** Copies matrix b of t [..., rows, cols] (unit stride along cols) into dst [rows][cols]. */
+  private static void load(Tensor t, long b, float[] dst) {
+    MemorySegment seg = segment(t);
+    int rows = t.size(-2), cols = t.size(-1);
+    long off = matrixOffset(t, b), rs = t.stride(-2);
+    for (int r = 0; r < rows; r++) MemorySegment.copy(seg, F, (off + r * rs) * 4, dst, r * cols, cols);
+  }
+
+  /** Writes src [rows][cols] into matrix b of t (unit stride along cols). */
+  private static void store(float[] src, Tensor t, long b) {
+    if (t.stride(-1) != 1 && t.size(-1) != 1) throw new IllegalStateException("attention gradient outputs need unit stride along the head dim, got " + t);
+    MemorySegment seg = segment(t);
+    int rows = t.size(-2), cols = t.size(-1);
+    long off = matrixOffset(t, b), rs = t.stride(-2);
+    for (int r = 0; r < rows; r++) MemorySegment.copy(src, r * cols, seg, F, (off + r * rs) * 4, cols);
+  }
+
+  /** Σ a[ao..ao+n) · b[bo..bo+n). */
+  private static float dot(float[] a, int ao, float[] b, int bo, int n) {
+    FloatVector acc = FloatVector.zero(S);
+    int i = 0;
+    for (; i + L <= n; i += L) acc = FloatVector.fromArray(S, a, ao + i).fma(FloatVector.fromArray(S, b, bo + i), acc);
+    float s = acc.reduceLanes(VectorOperators.ADD);
+    for (; i < n; i++) s += a[ao + i] * b[bo + i];
+    return s;
+  }
+
+  /** y[yo..yo+n) += alpha · x[xo..xo+n). */
+  private static void axpy(float alpha, float[] x, int xo, float[] y, int yo, int n) {
+    FloatVector a = FloatVector.broadcast(S, alpha);
+    int i = 0;
+    for (; i + L <= n; i += L) a.fma(FloatVector.fromArray(S, x, xo + i), FloatVector.fromArray(S, y, yo + i)).intoArray(y, yo + i);
+    for (; i < n; i++) y[yo + i] += alpha * x[xo + i];
+  }
+}
