@@ -24,7 +24,7 @@ for a in "$@"; do
 done
 logs="${OUT:-$root/target/gpu-tests}"
 mkdir -p "$logs"
-TESTS='io.colossal4j.backend.cuda'
+TESTS=(io.colossal4j.backend.cuda io.colossal4j.distributed.nccl)   # the CUDA backend; the NCCL group (2 GPUs)
 
 if [ "$mode" = prepare ]; then
   . scripts/jdk.sh && c4j_find_jdk || exit 1
@@ -58,8 +58,9 @@ if [ "$mode" = device ]; then
   source .device/env.sh
   cp=".device/test-classes:$(ls .device/lib/*.jar | grep -v console-standalone | tr '\n' ':')"
   jflags=(--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Dc4j.kernelCache=/tmp/c4j-kernels)
+  select=(); for p in "${TESTS[@]}"; do select+=(--select-package "$p"); done
   java "${jflags[@]}" -jar .device/lib/junit-platform-console-standalone-*.jar execute --class-path "$cp" \
-    --select-package "$TESTS" --details=summary --details-theme=ascii --disable-banner 2>&1 | tee "$logs/gpu-tests.log" | grep -v '^\s*at ' | tail -60
+    "${select[@]}" --details=summary --details-theme=ascii --disable-banner 2>&1 | tee "$logs/gpu-tests.log" | grep -v '^\s*at ' | tail -60
   summary "$logs/gpu-tests.log"; status=$?
   if [ "$bench" = 1 ]; then
     # colossal bench gpu: kernels and training steps; then PyTorch on the same cases, side by side
@@ -74,7 +75,7 @@ fi
 
 # maven mode: a GPU workstation with a JDK
 . scripts/jdk.sh && c4j_find_jdk || exit 1
-./mvnw -B -ntp -pl core -am test -Dtest='io.colossal4j.backend.cuda.**' -Dsurefire.failIfNoSpecifiedTests=false 2>&1 | tee "$logs/gpu-tests.log" | grep -E 'Tests run|FAIL|skipping' | tail -20
+./mvnw -B -ntp -pl core -am test -Dtest='io.colossal4j.backend.cuda.**,io.colossal4j.distributed.nccl.**' -Dsurefire.failIfNoSpecifiedTests=false 2>&1 | tee "$logs/gpu-tests.log" | grep -E 'Tests run|FAIL|skipping' | tail -20
 line=$(grep -E '^\[(INFO|WARNING|ERROR)\] Tests run:' "$logs/gpu-tests.log" | tail -1)
 run=$(sed -n 's/.*Tests run: \([0-9]*\).*/\1/p' <<<"$line"); fl=$(sed -n 's/.*Failures: \([0-9]*\).*/\1/p' <<<"$line")
 er=$(sed -n 's/.*Errors: \([0-9]*\).*/\1/p' <<<"$line"); sk=$(sed -n 's/.*Skipped: \([0-9]*\).*/\1/p' <<<"$line")

@@ -16,6 +16,7 @@ final class BenchCommand implements Main.Command {
     m.put("gpu", new GpuBench());
     m.put("pipeline", new PipelineBench());
     m.put("ddp", new DdpBench());
+    m.put("nccl", new NcclBench());
     return m;
   }
 

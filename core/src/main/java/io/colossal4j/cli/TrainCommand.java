@@ -1,6 +1,10 @@
 package io.colossal4j.cli;
 
+import io.colossal4j.backend.cuda.CudaBackend;
 import io.colossal4j.distributed.ProcessGroup;
+import io.colossal4j.distributed.nccl.NcclDistributed;
+import io.colossal4j.tensor.Device;
+import io.colossal4j.train.config.DeviceConfig;
 import io.colossal4j.launch.EnvRendezvous;
 import io.colossal4j.launch.HostEnvironment;
 import io.colossal4j.launch.LaunchOptions;
@@ -48,11 +52,31 @@ final class TrainCommand implements Main.Command {
     if (!isRank) TrainJob.obtainData(config, System.out);   // once, before any rank starts
     int wanted = Math.max(1, config.parallel().data()) * config.parallel().tensor().size() * config.parallel().pipeline();
     if (!isRank && wanted > 1) return launch(wanted, configPath, rest);
+    if (isRank && config.device().kind() == DeviceConfig.Kind.CUDA) return trainOnGpu(config);
     Optional<ProcessGroup> world = EnvRendezvous.join(System.err);
     try (TrainJob job = new TrainJob(config, world, HostEnvironment.current(), HostEnvironment.interactive(), System.out)) {
       job.run();
     } finally {
       world.ifPresent(ProcessGroup::close);
+    }
+    return 0;
+  }
+
+  /**
+   * A rank of a GPU job: its GPU is cuda:LOCAL_RANK (checked against the GPUs this host has), its process
+   * group NCCL over the rendezvous store. The group closes before the GPU it runs on.
+   */
+  private static int trainOnGpu(RunConfig config) {
+    var env = HostEnvironment.current();
+    var spec = EnvRendezvous.spec(env).orElseThrow();
+    var options = TrainJob.cudaOptions(config.device(), env);
+    try (CudaBackend gpu = CudaBackend.open(Device.cuda(NcclDistributed.device(spec, CudaBackend.deviceCount(options))), options)) {
+      Optional<ProcessGroup> world = EnvRendezvous.join(System.err, s -> NcclDistributed.connect(s, gpu, System.err));
+      try (TrainJob job = new TrainJob(config, world, Optional.of(gpu), env, HostEnvironment.interactive(), System.out)) {
+        job.run();
+      } finally {
+        world.ifPresent(ProcessGroup::close);
+      }
     }
     return 0;
   }

@@ -117,13 +117,19 @@ public final class EnvRendezvous {
    * single-process run. A rank started by {@code colossal run} also exits when its launcher disappears
    * (killed with -9), so no rank outlives the launcher.
    */
-  public static Optional<ProcessGroup> join(PrintStream log) {
+  public static Optional<ProcessGroup> join(PrintStream log) { return join(log, s -> CpuDistributed.connect(s, log)); }
+
+  /**
+   * Like {@link #join(PrintStream)}, with the process group made by {@code connect} from this rank's spec (the
+   * NCCL group for GPU jobs).
+   */
+  public static Optional<ProcessGroup> join(PrintStream log, java.util.function.Function<RendezvousSpec, ProcessGroup> connect) {
     Map<String, String> env = System.getenv();
     Optional<RendezvousSpec> spec = spec(env);
     if (spec.isEmpty()) return Optional.empty();
     String launcher = env.get(LAUNCHER_PID);
     if (launcher != null) watchLauncher(Long.parseLong(launcher), spec.get().rank(), log);
-    return Optional.of(CpuDistributed.connect(spec.get(), log));
+    return Optional.of(connect.apply(spec.get()));
   }
 
   private static void watchLauncher(long pid, int rank, PrintStream log) {

@@ -41,6 +41,7 @@ public final class TrainJob implements AutoCloseable {
   private final RunConfig config;
   private final Layout layout;
   private final Backend backend;
+  private final boolean ownsBackend;
   private final DataLoader trainLoader;
   private final DataLoader evalLoader;
   private final UnitModel model;
@@ -53,11 +54,20 @@ public final class TrainJob implements AutoCloseable {
   }
 
   public TrainJob(RunConfig config, Optional<ProcessGroup> world, Map<String, String> environment, boolean interactive, PrintStream out) {
+    this(config, world, Optional.empty(), environment, interactive, out);
+  }
+
+  /**
+   * With {@code given} the backend this rank trains on (a GPU job opens its rank's {@code cuda:LOCAL_RANK} before
+   * the NCCL group it needs); it stays the caller's to close. Empty: the job opens (and closes) the config's device.
+   */
+  public TrainJob(RunConfig config, Optional<ProcessGroup> world, Optional<Backend> given, Map<String, String> environment, boolean interactive, PrintStream out) {
     this.config = config;
     this.layout = Layout.of(config, world);
     Dataset train = DataSources.open(config.data(), Split.TRAIN, config.seed());
     Dataset test = DataSources.open(config.data(), Split.TEST, config.seed());
-    this.backend = backend(config.device(), environment, layout.worldSize());
+    this.ownsBackend = given.isEmpty();
+    this.backend = given.orElseGet(() -> backend(config.device(), environment, layout.worldSize()));
     int dp = layout.size(MeshAxis.DP), dpRank = layout.coordinate(MeshAxis.DP);
     this.trainLoader = DataSources.loader(config, train, Split.TRAIN, backend, dpRank, dp, layout.batch().perRankBatch());
     this.evalLoader = DataSources.loader(config, test, Split.TEST, backend, dpRank, dp, Math.max(layout.batch().perRankBatch(), 256));
@@ -133,12 +143,14 @@ public final class TrainJob implements AutoCloseable {
   static Backend backend(DeviceConfig d, Map<String, String> environment, int processes) {
     return switch (d.kind()) {
       case CPU -> CpuBackend.create(d.threads() > 0 ? d.threads() : Math.max(1, Runtime.getRuntime().availableProcessors() / processes));
-      case CUDA -> {
-        var defaults = CudaOptions.defaults(environment);
-        long cap = d.maxMemory().map(m -> m.bytes()).orElse(Long.MAX_VALUE);
-        yield CudaBackend.open(Device.cuda(0), new CudaOptions(environment, cap, defaults.kernelCacheDir()));
-      }
+      case CUDA -> CudaBackend.open(Device.cuda(0), cudaOptions(d, environment));
     };
+  }
+
+  /** The CUDA options a config asks for: its memory cap, kernels cached in the default folder. */
+  public static CudaOptions cudaOptions(DeviceConfig d, Map<String, String> environment) {
+    long cap = d.maxMemory().map(m -> m.bytes()).orElse(Long.MAX_VALUE);
+    return new CudaOptions(environment, cap, CudaOptions.defaults(environment).kernelCacheDir());
   }
 
   private static ConsoleProgress progress(LoggingConfig l, boolean interactive, PrintStream out) {
@@ -166,6 +178,6 @@ public final class TrainJob implements AutoCloseable {
     if (reporter != null) reporter.close();
     trainLoader.close();
     evalLoader.close();
-    backend.close();
+    if (ownsBackend) backend.close();
   }
 }

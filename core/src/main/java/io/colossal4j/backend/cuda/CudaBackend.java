@@ -46,7 +46,12 @@ public final class CudaBackend implements Backend {
   private final CudaModule module;
   private final CudaKernels kernels;
   private final Cleaner cleaner = Cleaner.create();
-  private final ThreadLocal<Boolean> current = ThreadLocal.withInitial(() -> false);
+  /**
+   * The context this thread last made current, over all backends: a thread that works on two GPUs (a test
+   * driving two ranks, a group closing another GPU's communicators) must switch back, so the cache cannot be
+   * per backend.
+   */
+  private static final ThreadLocal<long[]> CURRENT = ThreadLocal.withInitial(() -> new long[1]);
   private CublasLt cublasLt;
   private volatile boolean closed;
 
@@ -77,6 +82,17 @@ public final class CudaBackend implements Backend {
     }
   }
 
+  /** How many GPUs the driver sees (0 when it sees none); throws {@link CudaUnavailableException} when there is no driver. */
+  public static int deviceCount(CudaOptions options) {
+    try {
+      // the global arena: the driver library stays loaded (unloading libcuda after cuInit is not safe)
+      return Driver.load(new LibraryLocator(options.environment()), Arena.global()).deviceCount();
+    } catch (CudaUnavailableException e) {
+      if (e.getMessage().contains("found no GPU")) return 0;
+      throw e;
+    }
+  }
+
   /**
    * Opens {@code device} (must be {@code cuda:N}). Throws {@link CudaUnavailableException} when CUDA cannot
    * be used here, naming what was looked for and where.
@@ -96,18 +112,27 @@ public final class CudaBackend implements Backend {
     @Override public long totalBytes() { return driver.totalMemory(cuDevice); }
   }
 
-  /** Makes this backend's context current on the calling thread (once per thread). */
-  void enter() {
+  /** Makes this backend's context current on the calling thread (a no-op when it already is); libraries such as NCCL need it. */
+  public void enter() {
     if (closed) throw new TensorException("the CUDA backend for " + device + " is closed");
-    if (!current.get()) {
+    long[] current = CURRENT.get();
+    if (current[0] != context) {
       driver.setCurrent(context);
-      current.set(true);
+      current[0] = context;
     }
   }
 
-  Driver driver() { return driver; }
+  /** The driver binding, for code that orders its own streams against this backend's (the NCCL process group). */
+  public Driver driver() { return driver; }
 
-  long stream() { return stream; }
+  /** The stream every kernel and copy of this backend is queued on. */
+  public long stream() { return stream; }
+
+  /** Where this backend finds the CUDA libraries (NCCL is found the same way). */
+  public LibraryLocator locator() { return locator; }
+
+  /** The device address of {@code t}'s first element ({@code t.offset()} included); {@code t} must be on this backend. */
+  public long address(Tensor t) { return pointer(t) + t.offset() * t.dtype().byteSize(); }
 
   CudaModule module() { return module; }
 

@@ -24,12 +24,14 @@ public final class Driver {
   public static final int ATTR_MAX_THREADS_PER_BLOCK = 1, ATTR_MULTIPROCESSOR_COUNT = 16, ATTR_L2_CACHE_SIZE = 38;
   public static final int ATTR_CC_MAJOR = 75, ATTR_CC_MINOR = 76, ATTR_MAX_SHARED_PER_BLOCK_OPTIN = 97;
   public static final int STREAM_NON_BLOCKING = 1;
+  public static final int EVENT_DISABLE_TIMING = 2;
+  private static final int CUDA_ERROR_NOT_READY = 600;
   private static final int FUNC_ATTR_MAX_DYNAMIC_SHARED = 8;
 
   private final MethodHandle cuInit, cuDriverGetVersion, cuDeviceGetCount, cuDeviceGet, cuDeviceGetName, cuDeviceGetAttribute,
       cuDeviceTotalMem, cuDevicePrimaryCtxRetain, cuDevicePrimaryCtxRelease, cuCtxSetCurrent, cuCtxSynchronize,
       cuStreamCreate, cuStreamDestroy, cuStreamSynchronize, cuEventCreate, cuEventRecord, cuEventSynchronize,
-      cuEventElapsedTime, cuEventDestroy, cuMemAlloc, cuMemFree, cuMemGetInfo, cuMemcpyHtoDAsync, cuMemcpyDtoHAsync,
+      cuEventElapsedTime, cuEventDestroy, cuEventQuery, cuStreamWaitEvent, cuMemAlloc, cuMemFree, cuMemGetInfo, cuMemcpyHtoDAsync, cuMemcpyDtoHAsync,
       cuMemcpyDtoDAsync, cuMemsetD8Async, cuMemHostAlloc, cuMemFreeHost, cuModuleLoadData, cuModuleUnload,
       cuModuleGetFunction, cuFuncSetAttribute, cuLaunchKernel, cuGetErrorString, cuGetErrorName;
 
@@ -53,6 +55,8 @@ public final class Driver {
     cuEventSynchronize = b.status("cuEventSynchronize", J);
     cuEventElapsedTime = b.status(b.has("cuEventElapsedTime_v2") ? "cuEventElapsedTime_v2" : "cuEventElapsedTime", P, J, J);
     cuEventDestroy = b.status("cuEventDestroy_v2", J);
+    cuEventQuery = b.status("cuEventQuery", J);
+    cuStreamWaitEvent = b.status("cuStreamWaitEvent", J, J, I);
     cuMemAlloc = b.status("cuMemAlloc_v2", P, J);
     cuMemFree = b.status("cuMemFree_v2", J);
     cuMemGetInfo = b.status("cuMemGetInfo_v2", P, P);
@@ -213,12 +217,30 @@ public final class Driver {
   /** Waits for the stream; a kernel fault queued earlier surfaces here, with the driver's description. */
   public void streamSynchronize(long stream) { check(call(() -> (int) cuStreamSynchronize.invokeExact(stream)), "cuStreamSynchronize"); }
 
-  public long eventCreate() {
+  public long eventCreate() { return eventCreate(0); }
+
+  /** An event with cuEventCreate flags ({@link #EVENT_DISABLE_TIMING} makes record and wait cheaper). */
+  public long eventCreate(int flags) {
     try (Arena a = Arena.ofConfined()) {
       MemorySegment v = a.allocate(J);
-      check(call(() -> (int) cuEventCreate.invokeExact(v, 0)), "cuEventCreate");
+      check(call(() -> (int) cuEventCreate.invokeExact(v, flags)), "cuEventCreate");
       return v.get(J, 0);
     }
+  }
+
+  /** Whether every piece of work captured by the event's last record has finished (never blocks). */
+  public boolean eventDone(long event) {
+    requireNonNull(event, "event");
+    int st = call(() -> (int) cuEventQuery.invokeExact(event));
+    if (st == CUDA_ERROR_NOT_READY) return false;
+    check(st, "cuEventQuery");
+    return true;
+  }
+
+  /** Work queued on {@code stream} after this call waits for the event's last record (the host does not wait). */
+  public void streamWaitEvent(long stream, long event) {
+    requireNonNull(event, "event");
+    check(call(() -> (int) cuStreamWaitEvent.invokeExact(stream, event, 0)), "cuStreamWaitEvent");
   }
 
   public void eventRecord(long event, long stream) {

@@ -35,6 +35,7 @@ public final class LibraryLocator {
   public static final Library NVRTC = new Library("NVRTC", "C4J_LIBNVRTC", List.of("libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"));
   public static final Library CUBLASLT = new Library("cuBLASLt", "C4J_LIBCUBLASLT", List.of("libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"));
   public static final Library CUDNN = new Library("cuDNN", "C4J_LIBCUDNN", List.of("libcudnn.so.9", "libcudnn.so"));
+  public static final Library NCCL = new Library("NCCL", "C4J_LIBNCCL", List.of("libnccl.so.2", "libnccl.so"));
 
   private static final List<String> STANDARD_DIRS = List.of("/usr/local/cuda/lib64", "/usr/local/cuda/lib", "/usr/local/nvidia/lib64",
       "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/lib/wsl/lib");
