@@ -3,6 +3,8 @@ package io.colossal4j.backend.cpu;
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.ForkJoinTask;
 import java.util.concurrent.RecursiveAction;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * The CPU backend's own worker pool. Kernels split an index range into at most {@code threads} chunks of
@@ -47,6 +49,46 @@ public final class CpuParallel implements AutoCloseable {
         for (ForkJoinTask<?> t : tasks) t.join();
       }
     });
+  }
+
+  /** Processes chunk c. */
+  @FunctionalInterface
+  public interface ChunkBody { void run(long chunk); }
+
+  /**
+   * Runs body on every chunk in [0, chunks), each exactly once, and returns when all are done. The calling
+   * thread takes part: it and up to threads − 1 pool workers take chunks in turn from a shared counter, so a
+   * worker that the OS is slow to wake (on a busy machine, a scheduling quantum or more) finds the work
+   * already done instead of holding the call up, as a fixed split would. Chunks should be short (tens of
+   * microseconds): the caller waits, spinning, only for chunks that a worker has started.
+   */
+  public void forEachChunk(long chunks, ChunkBody body) {
+    if (chunks <= 0) return;
+    if (chunks == 1 || pool == null || ForkJoinTask.inForkJoinPool()) {
+      for (long c = 0; c < chunks; c++) body.run(c);
+      return;
+    }
+    AtomicLong next = new AtomicLong(), done = new AtomicLong();
+    AtomicReference<Throwable> failure = new AtomicReference<>();
+    Runnable drain = () -> {
+      for (long c = next.getAndIncrement(); c < chunks; c = next.getAndIncrement()) {
+        try {
+          body.run(c);
+        } catch (Throwable t) {
+          failure.compareAndSet(null, t);
+        } finally {
+          done.incrementAndGet();
+        }
+      }
+    };
+    for (long h = Math.min(threads - 1, chunks - 1); h > 0; h--) pool.execute(drain); // a late helper finds no chunk left
+    drain.run();
+    for (int spins = 0; done.get() < chunks; spins++) {
+      if (spins < 1 << 12) Thread.onSpinWait(); else Thread.yield();
+    }
+    Throwable t = failure.get();
+    if (t instanceof RuntimeException e) throw e;
+    if (t instanceof Error e) throw e;
   }
 
   @Override public void close() {

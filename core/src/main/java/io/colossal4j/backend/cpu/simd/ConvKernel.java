@@ -20,7 +20,7 @@ import java.lang.foreign.ValueLayout;
  *   gw_g         += gy[n, g] · colᵀ[P, K]                 backward weight, summed over images
  * </pre>
  * Images are spread over the pool when there are at least as many as threads (each task has its own col
- * buffer and runs single-threaded GEMMs); otherwise images run in turn with the GEMM itself parallel. The
+ * buffer, takes images from a shared counter and runs single-threaded GEMMs); otherwise images run in turn with the GEMM itself parallel. The
  * weight gradient always runs images in turn (the GEMM accumulates into gw, which tasks must not share).
  */
 final class ConvKernel {
@@ -50,27 +50,25 @@ final class ConvKernel {
     if (unitStride(spec)) {
       ShiftedConv.Plan p = ShiftedConv.Plan.forward(g.cinG(), g.h(), g.w(), g.kh(), g.kw(), spec);
       long[] rows = p.rowTable();
-      forImages(par, g.n(), perImage, (i0, i1) -> {
-        float[] buf = new float[p.bufferSize()], panel = new float[g.coutG() * p.cols()];
-        for (long img = i0; img < i1; img++)
-          for (int grp = 0; grp < g.groups(); grp++) {
-            ShiftedConv.pad(sx, x.offset() + (img * g.cin() + (long) grp * g.cinG()) * g.h() * g.w(), p, buf);
-            ShiftedConv.gemmImage(inner, p, g.coutG(), ShiftedConv.filter(sw, w.offset(), g.coutG(), g.k(), grp), buf, rows, panel,
-                so, out.offset() + (img * g.cout() + (long) grp * g.coutG()) * g.p());
-          }
+      forImages(par, g.n(), perImage, (img, own) -> {
+        float[] buf = own.first(p.bufferSize()), panel = own.second(g.coutG() * p.cols());
+        for (int grp = 0; grp < g.groups(); grp++) {
+          ShiftedConv.pad(sx, x.offset() + (img * g.cin() + (long) grp * g.cinG()) * g.h() * g.w(), p, buf);
+          ShiftedConv.gemmImage(inner, p, g.coutG(), ShiftedConv.filter(sw, w.offset(), g.coutG(), g.k(), grp), buf, rows, panel,
+              so, out.offset() + (img * g.cout() + (long) grp * g.coutG()) * g.p());
+        }
       });
       return;
     }
-    forImages(par, g.n(), perImage, (i0, i1) -> {
-      float[] col = new float[g.k() * g.p()];
+    forImages(par, g.n(), perImage, (img, own) -> {
+      float[] col = own.first(g.k() * g.p());
       MemorySegment cs = MemorySegment.ofArray(col);
-      for (long img = i0; img < i1; img++)
-        for (int grp = 0; grp < g.groups(); grp++) {
-          im2col(sx, x.offset() + (img * g.cin() + (long) grp * g.cinG()) * g.h() * g.w(), g, col);
-          long oOff = out.offset() + (img * g.cout() + (long) grp * g.coutG()) * g.p();
-          Gemm.gemm(inner, g.coutG(), g.p(), g.k(), new Gemm.Mat(sw, w.offset() + (long) grp * g.coutG() * g.k(), g.k(), 1),
-              new Gemm.Mat(cs, 0, g.p(), 1), new Gemm.Mat(so, oOff, g.p(), 1), false);
-        }
+      for (int grp = 0; grp < g.groups(); grp++) {
+        im2col(sx, x.offset() + (img * g.cin() + (long) grp * g.cinG()) * g.h() * g.w(), g, col);
+        long oOff = out.offset() + (img * g.cout() + (long) grp * g.coutG()) * g.p();
+        Gemm.gemm(inner, g.coutG(), g.p(), g.k(), new Gemm.Mat(sw, w.offset() + (long) grp * g.coutG() * g.k(), g.k(), 1),
+            new Gemm.Mat(cs, 0, g.p(), 1), new Gemm.Mat(so, oOff, g.p(), 1), false);
+      }
     });
   }
 
@@ -82,28 +80,26 @@ final class ConvKernel {
     ShiftedConv.Plan q = unitStride(spec) ? ShiftedConv.Plan.backwardInput(g.coutG(), g.ho(), g.wo(), g.kh(), g.kw(), spec) : null;
     if (q != null) {
       long[] rows = q.rowTable();
-      forImages(par, g.n(), perImage, (i0, i1) -> {
-        float[] buf = new float[q.bufferSize()], panel = new float[g.cinG() * q.cols()];
-        for (long img = i0; img < i1; img++)
-          for (int grp = 0; grp < g.groups(); grp++) {
-            ShiftedConv.pad(sg, gy.offset() + (img * g.cout() + (long) grp * g.coutG()) * g.p(), q, buf);
-            Gemm.Mat flipped = ShiftedConv.flippedFilter(sw, w.offset(), g.coutG(), g.cinG(), g.kh(), g.kw(), grp);
-            ShiftedConv.gemmImage(inner, q, g.cinG(), flipped, buf, rows, panel, so,
-                gx.offset() + (img * g.cin() + (long) grp * g.cinG()) * g.h() * g.w());
-          }
+      forImages(par, g.n(), perImage, (img, own) -> {
+        float[] buf = own.first(q.bufferSize()), panel = own.second(g.cinG() * q.cols());
+        for (int grp = 0; grp < g.groups(); grp++) {
+          ShiftedConv.pad(sg, gy.offset() + (img * g.cout() + (long) grp * g.coutG()) * g.p(), q, buf);
+          Gemm.Mat flipped = ShiftedConv.flippedFilter(sw, w.offset(), g.coutG(), g.cinG(), g.kh(), g.kw(), grp);
+          ShiftedConv.gemmImage(inner, q, g.cinG(), flipped, buf, rows, panel, so,
+              gx.offset() + (img * g.cin() + (long) grp * g.cinG()) * g.h() * g.w());
+        }
       });
       return;
     }
-    forImages(par, g.n(), perImage, (i0, i1) -> {
-      float[] col = new float[g.k() * g.p()];
+    forImages(par, g.n(), perImage, (img, own) -> {
+      float[] col = own.first(g.k() * g.p());
       MemorySegment cs = MemorySegment.ofArray(col);
-      for (long img = i0; img < i1; img++)
-        for (int grp = 0; grp < g.groups(); grp++) {
-          long gOff = gy.offset() + (img * g.cout() + (long) grp * g.coutG()) * g.p();
-          Gemm.gemm(inner, g.k(), g.p(), g.coutG(), new Gemm.Mat(sw, w.offset() + (long) grp * g.coutG() * g.k(), 1, g.k()),
-              new Gemm.Mat(sg, gOff, g.p(), 1), new Gemm.Mat(cs, 0, g.p(), 1), false);
-          col2im(col, g, so, gx.offset() + (img * g.cin() + (long) grp * g.cinG()) * g.h() * g.w());
-        }
+      for (int grp = 0; grp < g.groups(); grp++) {
+        long gOff = gy.offset() + (img * g.cout() + (long) grp * g.coutG()) * g.p();
+        Gemm.gemm(inner, g.k(), g.p(), g.coutG(), new Gemm.Mat(sw, w.offset() + (long) grp * g.coutG() * g.k(), 1, g.k()),
+            new Gemm.Mat(sg, gOff, g.p(), 1), new Gemm.Mat(cs, 0, g.p(), 1), false);
+        col2im(col, g, so, gx.offset() + (img * g.cin() + (long) grp * g.cinG()) * g.h() * g.w());
+      }
     });
   }
 
@@ -133,8 +129,34 @@ final class ConvKernel {
       }
   }
 
-  private static void forImages(CpuParallel par, int n, boolean perImage, CpuParallel.RangeBody body) {
-    if (perImage) par.forRange(n, 1, body); else body.run(0, n);
+  /** The work on image i, with buffers of the thread running it. */
+  @FunctionalInterface
+  private interface ImageBody { void run(long image, Scratch own); }
+
+  /**
+   * Runs body on every image: spread over the pool by {@link CpuParallel#forEachChunk} (one image per chunk,
+   * the caller taking part) when there are at least as many images as threads, else on the caller in turn
+   * (the GEMMs are then parallel inside).
+   */
+  private static void forImages(CpuParallel par, int n, boolean perImage, ImageBody body) {
+    if (perImage) par.forEachChunk(n, i -> body.run(i, Scratch.get()));
+    else for (int i = 0; i < n; i++) body.run(i, Scratch.get());
+  }
+
+  /**
+   * Buffers kept per thread, so that images handed out one at a time do not each allocate (and zero) a
+   * padded image and a result panel (about 1.7 MB for 64 channels of 56×56). Contents are scratch: the
+   * users overwrite (or zero) what they read. A thread runs one convolution at a time.
+   */
+  private static final class Scratch {
+    private static final ThreadLocal<Scratch> PER_THREAD = ThreadLocal.withInitial(Scratch::new);
+    private float[] a = new float[0], b = new float[0];
+
+    static Scratch get() { return PER_THREAD.get(); }
+
+    float[] first(int n) { return a.length >= n ? a : (a = new float[n]); }
+
+    float[] second(int n) { return b.length >= n ? b : (b = new float[n]); }
   }
 
   /** col[(c·kh + i)·kw + j, oh·Wo + ow] = x[c, oh·sh − pt + i·dh, ow·sw − pl + j·dw], 0 outside the image. */

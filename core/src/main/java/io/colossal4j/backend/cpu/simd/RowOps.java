@@ -59,22 +59,14 @@ final class RowOps {
   interface RowBody { void row(long r); }
 
   /**
-   * Runs body on every row in [0, rows), spread over the pool in chunks of about 64 KiB of row data that the
-   * workers take in turn from a shared counter, so a worker that the OS delays (the machine is shared) leaves
-   * its remaining chunks to the others instead of holding up the call. One task per thread; rows of one chunk
-   * run in order on one thread.
+   * Runs body on every row in [0, rows), in chunks of about 64 KiB of row data spread over the pool by
+   * {@link CpuParallel#forEachChunk} (the calling thread takes part, so a worker that the busy machine is
+   * slow to wake costs little). Rows of one chunk run in order on one thread.
    */
   static void forRows(CpuParallel par, long rows, int n, RowBody body) {
     long chunk = Math.max(1, (1 << 14) / Math.max(1, n));
-    long chunks = (rows + chunk - 1) / chunk;
-    if (chunks <= 1 || par.threads() == 1) {
-      for (long r = 0; r < rows; r++) body.row(r);
-      return;
-    }
-    java.util.concurrent.atomic.AtomicLong next = new java.util.concurrent.atomic.AtomicLong();
-    par.forRange(Math.min(par.threads(), chunks), 1, (t0, t1) -> {
-      for (long c = next.getAndIncrement(); c < chunks; c = next.getAndIncrement())
-        for (long r = c * chunk, e = Math.min(rows, r + chunk); r < e; r++) body.row(r);
+    par.forEachChunk((rows + chunk - 1) / chunk, c -> {
+      for (long r = c * chunk, e = Math.min(rows, r + chunk); r < e; r++) body.row(r);
     });
   }
 
