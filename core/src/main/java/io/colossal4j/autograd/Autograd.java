@@ -1,6 +1,7 @@
 package io.colossal4j.autograd;
 
 import io.colossal4j.backend.BinaryOp;
+import io.colossal4j.backend.StepLedger;
 import io.colossal4j.tensor.MemoryCategory;
 import io.colossal4j.tensor.Tensor;
 import io.colossal4j.tensor.TensorException;
@@ -19,6 +20,20 @@ import java.util.concurrent.atomic.AtomicLong;
  * reverse creation order (a node runs once every consumer of its output has contributed), which is the
  * reverse of the forward pass: the order in which data parallelism wants its gradient buckets. A leaf's
  * gradient-ready hooks fire as soon as its last contribution in the pass has been accumulated.
+ *
+ * <p><b>Memory.</b> Each node holds the storages its rule reads (declared with {@link #recordSaving}, or by
+ * default its inputs and output). The engine holds each gradient while it waits for its node. During a
+ * backward pass without retain-graph inside an open step ({@link io.colossal4j.backend.Backend#openStep}):
+ * <ol>
+ *   <li>a node's gradient is released once its rule has consumed it, and its saved storages once it has run
+ *       (when no other node still holds them): activations go back as the pass walks down the graph;</li>
+ *   <li>every rule runs as a region of the step's ledger: what it allocated and did not return (its
+ *       temporaries) is released when it returns, as are the gradients accumulated into leaves or summed;</li>
+ *   <li>the root and the caller's root gradient are kept until the step ends (the caller may still read them).</li>
+ * </ol>
+ * Why this is safe: after the forward pass, a step-owned activation is read only by the rules that saved it
+ * (declared), and a rule's temporaries only by the rule; a rule runs once. Outside a step holds are counted
+ * but release nothing.
  */
 public final class Autograd {
   private Autograd() {}
@@ -30,13 +45,35 @@ public final class Autograd {
    * requires grad. Returns {@code out} for chaining.
    */
   public static Tensor record(String name, Tensor out, Node.Backward backward, Tensor... inputs) {
-    if (!GradMode.isEnabled()) return out;
-    boolean any = false;
-    for (Tensor t : inputs) if (t != null && t.requiresGrad()) { any = true; break; }
-    if (!any) return out;
+    if (!needsGrad(inputs)) return out;
+    Tensor[] saved = java.util.Arrays.copyOf(inputs, inputs.length + 1);
+    saved[inputs.length] = out;
+    return attach(name, out, saved, backward, inputs);
+  }
+
+  /**
+   * {@link #record} with the tensors the rule reads named explicitly: every tensor the rule captures and
+   * reads must be listed (an input, the output, an intermediate such as saved statistics or indices), and
+   * only those are kept for backward. {@code record} saves all inputs and the output, which is always safe
+   * but keeps more; ops that read less declare it here ({@link #NOTHING} for rules that read only shapes).
+   */
+  public static Tensor recordSaving(String name, Tensor out, Tensor[] saved, Node.Backward backward, Tensor... inputs) {
+    if (!needsGrad(inputs)) return out;
+    return attach(name, out, saved, backward, inputs);
+  }
+
+  /** For {@link #recordSaving}: a rule that reads no tensor. */
+  public static final Tensor[] NOTHING = new Tensor[0];
+
+  /** For {@link #recordSaving}: the tensors a rule reads (nulls skipped). */
+  public static Tensor[] saving(Tensor... tensors) { return tensors; }
+
+  private static Tensor attach(String name, Tensor out, Tensor[] saved, Node.Backward backward, Tensor... inputs) {
     List<Tensor> in = new ArrayList<>(inputs.length);
     for (Tensor t : inputs) in.add(t);
-    out.attachGradFn(new Node(name, in, backward, SEQUENCE.incrementAndGet()));
+    List<io.colossal4j.tensor.Storage> storages = new ArrayList<>(saved.length);
+    for (Tensor t : saved) if (t != null) storages.add(t.storage());
+    out.attachGradFn(new Node(name, in, backward, SEQUENCE.incrementAndGet(), storages.toArray(io.colossal4j.tensor.Storage[]::new)));
     return out;
   }
 
@@ -68,10 +105,13 @@ public final class Autograd {
     Map<Tensor, Integer> pendingLeaves = new IdentityHashMap<>();
     countDependencies((Node) root.gradFn(), pendingNodes, pendingLeaves);
 
+    StepLedger ledger = root.backend().activeStep();
+    root.storage().hold();      // kept for the caller, whatever the graph says
+    gradRoot.storage().hold();
     Map<Node, Tensor> grads = new IdentityHashMap<>();
     PriorityQueue<Node> ready = new PriorityQueue<>((a, b) -> Long.compare(b.sequence(), a.sequence()));
     Node start = (Node) root.gradFn();
-    grads.put(start, gradRoot);
+    put(grads, start, gradRoot);
     ready.add(start);
     while (!ready.isEmpty()) {
       Node n = ready.poll();
@@ -79,8 +119,8 @@ public final class Autograd {
       Node.Backward rule = n.backward();
       if (rule == null)
         throw new TensorException("backward through " + n.name() + " a second time: its saved tensors were freed; pass retainGraph=true to the first backward");
+      int mark = ledger == null ? 0 : ledger.mark();
       Tensor[] inGrads = GradMode.noGrad(() -> rule.apply(g));
-      if (!retainGraph) n.free();
       List<Tensor> inputs = n.inputs();
       for (int i = 0; i < inputs.size(); i++) {
         Tensor t = inputs.get(i);
@@ -94,14 +134,28 @@ public final class Autograd {
             for (var h : t.gradReadyHooks()) h.accept(t);
         } else {
           Node m = (Node) t.gradFn();
-          if (gi != null) grads.merge(m, gi, Autograd::sum);
+          if (gi != null) put(grads, m, gi);
           if (pendingNodes.merge(m, -1, Integer::sum) == 0) {
             if (grads.containsKey(m)) ready.add(m);
             else skipSubgraph(m, pendingNodes, pendingLeaves, ready, grads, retainGraph);
           }
         }
       }
+      g.storage().unhold();       // consumed (a returned gradient that aliases it is held by now)
+      if (!retainGraph) n.free();
+      if (ledger != null) ledger.releaseUnheldSince(mark);   // the rule's temporaries, gradients accumulated into leaves
     }
+    root.storage().unholdKeep();
+    gradRoot.storage().unholdKeep();
+  }
+
+  /** Adds a gradient contribution for {@code m}, held until m's rule consumes it; two contributions are summed. */
+  private static void put(Map<Node, Tensor> grads, Node m, Tensor gi) {
+    Tensor old = grads.get(m);
+    Tensor now = old == null ? gi : sum(old, gi);
+    now.storage().hold();
+    grads.put(m, now);
+    if (old != null) old.storage().unhold();
   }
 
   /** A node all of whose consumers gave no gradient: its inputs still count down (so hooks fire), with nothing to add. */

@@ -1,5 +1,6 @@
 package io.colossal4j.autograd;
 
+import io.colossal4j.backend.StepLedger;
 import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.Rng;
 import io.colossal4j.tensor.Shape;
@@ -73,6 +74,9 @@ public final class Checkpoint {
       if (y.requiresGrad()) Autograd.backward(y, g, false);
       Tensor[] grads = new Tensor[inputs.length + 1]; // the last slot is the anchor's: no gradient
       for (int i = 0; i < inputs.length; i++) grads[i] = detached[i].requiresGrad() ? detached[i].grad() : null;
+      // the inner leaves' gradients are gradients in flight for the outer pass: the step owns them
+      StepLedger ledger = g.backend().activeStep();
+      if (ledger != null) for (Tensor gi : grads) if (gi != null) ledger.add(gi.storage());
       return grads;
     } finally {
       restore(streams, beforeBackward);

@@ -1,13 +1,19 @@
 package io.colossal4j.autograd;
 
 import io.colossal4j.tensor.GradFn;
+import io.colossal4j.tensor.Storage;
 import io.colossal4j.tensor.Tensor;
 import java.util.List;
 
 /**
- * A recorded op: its inputs and its backward rule. The rule maps the gradient of the op's output to one
- * gradient per input (null where an input needs none) and is written with ops, so it runs on any backend.
- * After a backward pass without retain-graph the rule is dropped, freeing what it saved.
+ * A recorded op: its inputs, its backward rule and the storages the rule reads (its saved tensors). The rule
+ * maps the gradient of the op's output to one gradient per input (null where an input needs none) and is
+ * written with ops, so it runs on any backend.
+ *
+ * <p>Ownership: the node holds each saved storage ({@link Storage#hold}) from recording until {@link #free},
+ * which the backward engine calls once the rule has run (without retain-graph). Dropping the rule and the
+ * holds together is what lets a step-owned activation go back to the allocator as soon as the last node
+ * that saved it has run, instead of at the end of the step.
  */
 public final class Node implements GradFn {
   /** Gradient of the output in, gradients of the inputs out (same order and shapes as the inputs). */
@@ -18,12 +24,15 @@ public final class Node implements GradFn {
   private final List<Tensor> inputs;
   private final long sequence;
   private Backward backward;
+  private Storage[] saved;
 
-  Node(String name, List<Tensor> inputs, Backward backward, long sequence) {
+  Node(String name, List<Tensor> inputs, Backward backward, long sequence, Storage[] saved) {
     this.name = name;
     this.inputs = inputs;
     this.backward = backward;
     this.sequence = sequence;
+    this.saved = saved;
+    for (Storage s : saved) s.hold();
   }
 
   /** Creation order; backward runs later nodes first. */
@@ -35,7 +44,16 @@ public final class Node implements GradFn {
 
   Backward backward() { return backward; }
 
-  void free() { backward = null; }
+  /** How many storages this node still holds (0 once freed). */
+  int savedCount() { return saved.length; }
+
+  /** Drops the rule and the holds on its saved storages (idempotent); a step-owned one nobody else holds is released. */
+  void free() {
+    backward = null;
+    Storage[] s = saved;
+    saved = new Storage[0];
+    for (Storage st : s) st.unhold();
+  }
 
   @Override public String toString() { return name; }
 }

@@ -32,17 +32,24 @@ public interface Backend extends AutoCloseable {
   void copyToHost(Tensor src, MemorySegment dst);
 
   /**
-   * A region (one training or evaluation step) whose activations and temporaries this backend may hand out
-   * from memory that is reclaimed all at once when the region closes, instead of one allocation at a time.
-   * Tensors of categories {@code ACTIVATION} and {@code TEMPORARY} allocated by the opening thread inside the
-   * region must not be used after it closes (the CPU backend marks them released, so a use fails loudly);
-   * parameters, gradients and optimizer state are unaffected. Regions do not nest: an inner open is a no-op.
+   * A region (one training or evaluation step) that owns the activations and temporaries its thread allocates
+   * (categories {@code ACTIVATION} and {@code TEMPORARY}), recorded in a {@link StepLedger}: they are
+   * released deterministically, never by the garbage collector: early, when autograd drops the last hold on
+   * one (a saved activation after the last backward rule that needs it, a gradient once consumed, a backward
+   * rule's temporaries when it returns), and at the latest when the region closes. Such tensors must not be
+   * used after that (their storage is marked released, so a use fails loudly). In particular a tensor saved
+   * for backward inside a step is gone once the backward pass is done with it; the root of a backward pass
+   * survives until the step ends. Parameters, gradients and optimizer state are unaffected. Regions do not
+   * nest: an inner open is a no-op.
    */
   interface StepScope extends AutoCloseable {
     @Override void close();
   }
 
   default StepScope openStep() { return () -> {}; }
+
+  /** The ledger of the step the calling thread has open on this backend, or null (no step, or another thread's). */
+  default StepLedger activeStep() { return null; }
 
   /** Waits until all work queued on this backend has finished (no-op on the CPU, whose kernels are synchronous). */
   default void synchronize() {}

@@ -19,19 +19,19 @@ public final class Arith {
   public static Tensor add(Tensor a, Tensor b) {
     Tensor out = binary("add", BinaryOp.ADD, a, b);
     Shape sa = a.shape(), sb = b.shape();
-    return Autograd.record("add", out, g -> new Tensor[] {sumToShape(g, sa), sumToShape(g, sb)}, a, b);
+    return Autograd.recordSaving("add", out, Autograd.NOTHING, g -> new Tensor[] {sumToShape(g, sa), sumToShape(g, sb)}, a, b);
   }
 
   public static Tensor sub(Tensor a, Tensor b) {
     Tensor out = binary("sub", BinaryOp.SUB, a, b);
     Shape sa = a.shape(), sb = b.shape();
-    return Autograd.record("sub", out, g -> new Tensor[] {sumToShape(g, sa), sumToShape(neg(g), sb)}, a, b);
+    return Autograd.recordSaving("sub", out, Autograd.NOTHING, g -> new Tensor[] {sumToShape(g, sa), sumToShape(neg(g), sb)}, a, b);
   }
 
   public static Tensor mul(Tensor a, Tensor b) {
     Tensor out = binary("mul", BinaryOp.MUL, a, b);
     boolean ga = a.requiresGrad(), gb = b.requiresGrad();
-    return Autograd.record("mul", out, g -> new Tensor[] {
+    return Autograd.recordSaving("mul", out, Autograd.saving(gb ? a : null, ga ? b : null), g -> new Tensor[] {
         ga ? sumToShape(mul(g, b), a.shape()) : null,
         gb ? sumToShape(mul(g, a), b.shape()) : null}, a, b);
   }
@@ -72,12 +72,12 @@ public final class Arith {
   // ------------------------------------------------------------- with a scalar
   public static Tensor addScalar(Tensor a, double s) {
     Tensor out = scalarOp(BinaryOp.ADD, a, s);
-    return Autograd.record("add_scalar", out, g -> new Tensor[] {g}, a);
+    return Autograd.recordSaving("add_scalar", out, Autograd.NOTHING, g -> new Tensor[] {g}, a);
   }
 
   public static Tensor mulScalar(Tensor a, double s) {
     Tensor out = scalarOp(BinaryOp.MUL, a, s);
-    return Autograd.record("mul_scalar", out, g -> new Tensor[] {mulScalar(g, s)}, a);
+    return Autograd.recordSaving("mul_scalar", out, Autograd.NOTHING, g -> new Tensor[] {mulScalar(g, s)}, a);
   }
 
   /** a^p for a constant exponent. */
@@ -138,12 +138,12 @@ public final class Arith {
     Tensor out = OpSupport.empty(x.shape(), dtype, x.backend());
     x.backend().kernels().copy(x, out);
     DType from = x.dtype();
-    return Autograd.record("to_" + dtype.name().toLowerCase(), out, g -> new Tensor[] {cast(g, from)}, x);
+    return Autograd.recordSaving("to_" + dtype.name().toLowerCase(), out, Autograd.NOTHING, g -> new Tensor[] {cast(g, from)}, x);
   }
 
   // ------------------------------------------------------------- unary math
   public static Tensor neg(Tensor x) {
-    return Autograd.record("neg", unaryRaw(UnaryOp.NEG, x), g -> new Tensor[] {neg(g)}, x);
+    return Autograd.recordSaving("neg", unaryRaw(UnaryOp.NEG, x), Autograd.NOTHING, g -> new Tensor[] {neg(g)}, x);
   }
 
   public static Tensor abs(Tensor x) {
@@ -197,7 +197,7 @@ public final class Arith {
   /** An activation whose derivative is a fused backward kernel taking the saved input. */
   private static Tensor activation(String name, UnaryOp op, BinaryOp backward, Tensor x) {
     Tensor out = unaryRaw(op, x);
-    return Autograd.record(name, out, g -> {
+    return Autograd.recordSaving(name, out, Autograd.saving(x), g -> {
       Tensor gx = OpSupport.emptyLike(g);
       g.backend().kernels().binary(backward, x, g, gx);
       return new Tensor[] {gx};

@@ -150,7 +150,7 @@ public final class Attention {
     Tensor lse = OpSupport.empty(Shape.of(lseDims), DType.F32, q.backend());
     fa.forward(qb, kb, vb, bias, spec, out, lse);
     Tensor saved = out.detach();
-    return Autograd.record("fused_attention", out, g -> {
+    return Autograd.recordSaving("fused_attention", out, Autograd.saving(qb, kb, vb, bias, saved, lse), g -> {
       Tensor gq = OpSupport.emptyLike(qb), gk = OpSupport.emptyLike(kb), gv = OpSupport.emptyLike(vb);
       Tensor gb = bias == null ? null : OpSupport.empty(bias.shape(), bias.dtype(), bias.backend());
       fa.backward(g, qb, kb, vb, bias, saved, lse, spec, gq, gk, gv, gb);

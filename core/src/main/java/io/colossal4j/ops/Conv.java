@@ -42,7 +42,7 @@ public final class Conv {
     if (bias != null) x.backend().kernels().binary(BinaryOp.ADD, out, channelView(bias, outShape), out);
     boolean gx = x.requiresGrad(), gw = w.requiresGrad(), gb = bias != null && bias.requiresGrad();
     Shape xShape = x.shape(), wShape = w.shape();
-    return Autograd.record("conv2d", out, g -> {
+    return Autograd.recordSaving("conv2d", out, Autograd.saving(gw ? xd : null, gx ? wd : null), g -> {
       Tensor gd = dense(g);
       Tensor dx = null, dw = null;
       if (gx) {
@@ -117,7 +117,7 @@ public final class Conv {
     Tensor indices = OpSupport.empty(outShape, DType.I64, x.backend());
     x.backend().kernels().maxPool2d(xd, spec, out, indices);
     Shape xShape = x.shape();
-    return Autograd.record("max_pool2d", out, g -> {
+    return Autograd.recordSaving("max_pool2d", out, Autograd.saving(indices), g -> {
       Tensor dx = OpSupport.empty(xShape, x.dtype(), g.backend());
       g.backend().kernels().maxPool2dBackward(dense(g), indices, dx);
       return new Tensor[] {dx};
@@ -135,7 +135,7 @@ public final class Conv {
     Tensor out = OpSupport.empty(outShape, x.dtype(), x.backend());
     x.backend().kernels().avgPool2d(dense(x), spec, out);
     Shape xShape = x.shape();
-    return Autograd.record("avg_pool2d", out, g -> {
+    return Autograd.recordSaving("avg_pool2d", out, Autograd.NOTHING, g -> {
       Tensor dx = OpSupport.empty(xShape, x.dtype(), g.backend());
       g.backend().kernels().avgPool2dBackward(dense(g), spec, dx);
       return new Tensor[] {dx};

@@ -27,7 +27,7 @@ public final class Indexing {
     Tensor out = OpSupport.empty(x.shape().with(d, (int) index.numel()), x.dtype(), x.backend());
     x.backend().kernels().indexSelect(x, d, index, out);
     Shape in = x.shape();
-    return Autograd.record("index_select", out, g -> new Tensor[] {indexAddInto(zeros(in, g), d, index, g)}, x);
+    return Autograd.recordSaving("index_select", out, Autograd.saving(index), g -> new Tensor[] {indexAddInto(zeros(in, g), d, index, g)}, x);
   }
 
   /**
@@ -40,7 +40,7 @@ public final class Indexing {
     OpSupport.sameBackend("indexAdd", x, src);
     if (src.dtype() != x.dtype()) throw new TensorException("indexAdd: source dtype " + src.dtype() + " differs from input dtype " + x.dtype());
     Tensor out = indexAddInto(copy(x), d, index, src);
-    return Autograd.record("index_add", out, g -> new Tensor[] {g, indexSelect(g, d, index)}, x, src);
+    return Autograd.recordSaving("index_add", out, Autograd.saving(index), g -> new Tensor[] {g, indexSelect(g, d, index)}, x, src);
   }
 
   /**
@@ -61,7 +61,7 @@ public final class Indexing {
       throw new TensorException("embedding of " + weight.size(0) + " rows: id out of range: " + e.getMessage());
     }
     Shape vocab = weight.shape();
-    Autograd.record("embedding", rows, g -> new Tensor[] {indexAddInto(zeros(vocab, g), 0, flat, g)}, weight);
+    Autograd.recordSaving("embedding", rows, Autograd.saving(flat), g -> new Tensor[] {indexAddInto(zeros(vocab, g), 0, flat, g)}, weight);
     int[] outDims = java.util.Arrays.copyOf(ids.shape().toArray(), ids.rank() + 1);
     outDims[ids.rank()] = dimE;
     return Views.reshape(rows, outDims);
@@ -75,7 +75,7 @@ public final class Indexing {
     Tensor out = OpSupport.empty(index.shape(), x.dtype(), x.backend());
     x.backend().kernels().gather(x, d, index, out);
     Shape in = x.shape();
-    return Autograd.record("gather", out, g -> {
+    return Autograd.recordSaving("gather", out, Autograd.saving(index), g -> {
       Tensor gx = zeros(in, g);
       g.backend().kernels().scatterAdd(gx, d, index, g);
       return new Tensor[] {gx};
@@ -96,7 +96,7 @@ public final class Indexing {
     Tensor out = copy(x);
     x.backend().kernels().scatterAdd(out, d, index, src);
     Shape srcShape = src.shape();
-    return Autograd.record("scatter_add", out, g -> new Tensor[] {g, gatherGradient(g, d, index, srcShape)}, x, src);
+    return Autograd.recordSaving("scatter_add", out, Autograd.saving(index), g -> new Tensor[] {g, gatherGradient(g, d, index, srcShape)}, x, src);
   }
 
   // ------------------------------------------------------------- helpers (no autograd)

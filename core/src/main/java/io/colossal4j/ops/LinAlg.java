@@ -35,7 +35,7 @@ public final class LinAlg {
     Tensor out = OpSupport.empty(outShape, DType.promote(a.dtype(), b.dtype()), a.backend());
     a.backend().kernels().matmul(av, bv, out, false);
     boolean ga = a.requiresGrad(), gb = b.requiresGrad();
-    return Autograd.record("matmul", out, g -> new Tensor[] {
+    return Autograd.recordSaving("matmul", out, Autograd.saving(gb ? a : null, ga ? b : null), g -> new Tensor[] {
         ga ? OpSupport.sumToShape(matmul(g, Views.transpose(bv, -1, -2)), a.shape()) : null,
         gb ? OpSupport.sumToShape(matmul(Views.transpose(av, -1, -2), g), b.shape()) : null}, a, b);
   }
@@ -72,7 +72,8 @@ public final class LinAlg {
     }
     boolean gx = xc.requiresGrad(), gw = wc.requiresGrad(), gb = bc != null && bc.requiresGrad();
     Shape xShape = x.shape();
-    return Autograd.record("linear", out, g -> {
+    // the rule reads x's rows (a copy when x's leading dims do not fold) and the weight, nothing else
+    return Autograd.recordSaving("linear", out, Autograd.saving(gw ? x2 : null, gx ? wc : null), g -> {
       Tensor g2 = rows(g, m, outF);
       return new Tensor[] {
           gx ? asShape(matmul(g2, wc), xShape) : null,

@@ -36,7 +36,7 @@ public final class Norm {
     Kernels k = x.backend().kernels();
     k.layerNorm(xd, wd, bd, eps, y, mean, rstd);
     boolean gx = x.requiresGrad(), gw = w != null && w.requiresGrad(), gb = b != null && b.requiresGrad();
-    return Autograd.record("layer_norm", y, g -> {
+    return Autograd.recordSaving("layer_norm", y, Autograd.saving(xd, wd, mean, rstd), g -> {
       Tensor dx = gx ? OpSupport.emptyLike(xd) : null;
       Tensor dw = gw ? OpSupport.emptyLike(wd) : null;
       Tensor db = gb ? OpSupport.emptyLike(bd) : null;

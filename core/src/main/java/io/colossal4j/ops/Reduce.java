@@ -19,7 +19,7 @@ public final class Reduce {
     int[] d = normalizeDims("sum", x.shape(), dims);
     Tensor out = raw(ReduceOp.SUM, x, d, x.dtype().isFloating() ? x.dtype() : DType.I64);
     Shape in = x.shape();
-    Tensor res = Autograd.record("sum", out, g -> new Tensor[] {Views.expand(g, in.toArray()).detach()}, x);
+    Tensor res = Autograd.recordSaving("sum", out, Autograd.NOTHING, g -> new Tensor[] {Views.expand(g, in.toArray()).detach()}, x);
     return keepdim ? res : squeezeDims(res, d);
   }
 
@@ -34,7 +34,7 @@ public final class Reduce {
     Tensor out = raw(ReduceOp.MEAN, x, d, x.dtype());
     Shape in = x.shape();
     double scale = 1.0 / count;
-    Tensor res = Autograd.record("mean", out, g -> new Tensor[] {Arith.mulScalar(Views.expand(g, in.toArray()).detach(), scale)}, x);
+    Tensor res = Autograd.recordSaving("mean", out, Autograd.NOTHING, g -> new Tensor[] {Arith.mulScalar(Views.expand(g, in.toArray()).detach(), scale)}, x);
     return keepdim ? res : squeezeDims(res, d);
   }
 

@@ -49,7 +49,7 @@ public final class Resize {
     Tensor out = Tensor.full(Shape.of(outDims), x.dtype(), x.backend(), value);
     x.backend().kernels().copy(x, interior(out, before, x.shape()));
     Shape in = x.shape();
-    return Autograd.record("pad", out, g -> new Tensor[] {Conv.dense(interior(g, before, in))}, x);
+    return Autograd.recordSaving("pad", out, Autograd.NOTHING, g -> new Tensor[] {Conv.dense(interior(g, before, in))}, x);
   }
 
   /** The view of t at offsets {@code before} with shape {@code inner}. */

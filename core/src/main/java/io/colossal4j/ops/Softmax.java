@@ -24,7 +24,7 @@ public final class Softmax {
     if (x.numel() == 0) return out;
     x.backend().kernels().softmax(x, d, log, out);
     Tensor y = out.detach();
-    return Autograd.record(name, out, g -> {
+    return Autograd.recordSaving(name, out, Autograd.saving(y), g -> {
       Tensor gx = OpSupport.emptyLike(g);
       g.backend().kernels().softmaxBackward(y, g, d, log, gx);
       return new Tensor[] {gx};

@@ -23,7 +23,7 @@ public final class Views {
     Tensor src = x.isContiguous() ? x : contiguous(x);
     Tensor out = src.view(target, target.contiguousStrides(), src.offset());
     Shape in = x.shape();
-    return Autograd.record("reshape", out, g -> new Tensor[] {reshape(g, in.toArray())}, src == x ? x : src);
+    return Autograd.recordSaving("reshape", out, Autograd.NOTHING, g -> new Tensor[] {reshape(g, in.toArray())}, src == x ? x : src);
   }
 
   private static Shape inferShape(String op, Tensor x, int[] sizes) {
@@ -67,7 +67,7 @@ public final class Views {
     if (x.isContiguous()) return x;
     Tensor out = emptyLike(x);
     x.backend().kernels().copy(x, out);
-    return Autograd.record("contiguous", out, g -> new Tensor[] {g}, x);
+    return Autograd.recordSaving("contiguous", out, Autograd.NOTHING, g -> new Tensor[] {g}, x);
   }
 
   public static Tensor permute(Tensor x, int... order) {
@@ -85,7 +85,7 @@ public final class Views {
       inverse[d] = i;
     }
     Tensor out = x.view(Shape.of(dims), strides, x.offset());
-    return Autograd.record("permute", out, g -> new Tensor[] {permute(g, inverse)}, x);
+    return Autograd.recordSaving("permute", out, Autograd.NOTHING, g -> new Tensor[] {permute(g, inverse)}, x);
   }
 
   public static Tensor transpose(Tensor x, int d0, int d1) {
@@ -104,7 +104,7 @@ public final class Views {
       throw new TensorException("narrow: range [" + start + ", " + (start + length) + ") is outside dim " + d + " of size " + x.size(d) + " (shape " + x.shape() + ")");
     Tensor out = x.view(x.shape().with(d, length), x.strides(), x.offset() + start * x.stride(d));
     Shape in = x.shape();
-    return Autograd.record("narrow", out, g -> {
+    return Autograd.recordSaving("narrow", out, Autograd.NOTHING, g -> {
       Tensor gx = Tensor.zeros(in, g.dtype(), g.backend());
       Tensor slot = gx.view(in.with(d, length), gx.strides(), start * gx.stride(d));
       g.backend().kernels().copy(g, slot);
@@ -133,7 +133,7 @@ public final class Views {
     }
     Tensor out = x.view(Shape.of(dims), st, x.offset());
     Shape in = x.shape();
-    return Autograd.record("unsqueeze", out, g -> new Tensor[] {reshape(g, in.toArray())}, x);
+    return Autograd.recordSaving("unsqueeze", out, Autograd.NOTHING, g -> new Tensor[] {reshape(g, in.toArray())}, x);
   }
 
   /** Removes {@code dim}, which must have size 1. */
@@ -149,7 +149,7 @@ public final class Views {
     }
     Tensor out = x.view(Shape.of(dims), st, x.offset());
     Shape in = x.shape();
-    return Autograd.record("squeeze", out, g -> new Tensor[] {reshape(g, in.toArray())}, x);
+    return Autograd.recordSaving("squeeze", out, Autograd.NOTHING, g -> new Tensor[] {reshape(g, in.toArray())}, x);
   }
 
   /** Broadcasts x to {@code sizes} without copying (-1 keeps a size). */
@@ -161,7 +161,7 @@ public final class Views {
     Shape shape = Shape.of(target);
     Tensor out = OpSupport.broadcastView(x, shape);
     Shape in = x.shape();
-    return Autograd.record("expand", out, g -> new Tensor[] {OpSupport.sumToShape(g, in)}, x);
+    return Autograd.recordSaving("expand", out, Autograd.NOTHING, g -> new Tensor[] {OpSupport.sumToShape(g, in)}, x);
   }
 
   /** Concatenates along {@code dim}; all other sizes must agree. */
@@ -188,7 +188,7 @@ public final class Views {
       first.backend().kernels().copy(t, slot);
       pos += t.size(d);
     }
-    return Autograd.record("cat", out, g -> {
+    return Autograd.recordSaving("cat", out, Autograd.NOTHING, g -> {
       Tensor[] gs = new Tensor[xs.size()];
       for (int k = 0; k < gs.length; k++) gs[k] = contiguous(narrow(g, d, starts[k], xs.get(k).size(d)));
       return gs;

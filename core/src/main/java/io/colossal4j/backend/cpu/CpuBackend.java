@@ -3,6 +3,7 @@ package io.colossal4j.backend.cpu;
 import io.colossal4j.backend.Backend;
 import io.colossal4j.backend.Kernels;
 import io.colossal4j.backend.MemoryStats;
+import io.colossal4j.backend.StepLedger;
 import io.colossal4j.tensor.Device;
 import io.colossal4j.tensor.Elements;
 import io.colossal4j.tensor.MemoryCategory;
@@ -24,6 +25,7 @@ public final class CpuBackend implements Backend {
   private final Kernels kernels;
   private final StepArena stepArena = new StepArena();
   private volatile Thread stepOwner;
+  private StepLedger ledger;
 
   private CpuBackend(String name, int threads, long capBytes, Function<CpuParallel, Kernels> kernelFactory) {
     this.name = name;
@@ -54,20 +56,37 @@ public final class CpuBackend implements Backend {
   public CpuParallel parallel() { return parallel; }
 
   @Override public Storage allocate(long bytes, MemoryCategory category) {
-    if (stepOwner == Thread.currentThread() && (category == MemoryCategory.ACTIVATION || category == MemoryCategory.TEMPORARY))
-      return stepArena.allocate(this, bytes, category);
+    if (stepOwner == Thread.currentThread() && (category == MemoryCategory.ACTIVATION || category == MemoryCategory.TEMPORARY)) {
+      CpuStorage s = stepArena.allocate(this, bytes, category);
+      ledger.add(s);
+      return s;
+    }
     return allocator.allocate(this, bytes, category);
   }
 
-  /** Activations and temporaries of the opening thread come from the step arena until the scope closes. */
+  /**
+   * Activations and temporaries of the opening thread come from the step arena until the scope closes. An
+   * early release (see {@link Backend#openStep}) marks the storage released and lowers the arena's live
+   * bytes, whose peak {@link #stepPeakBytes} reports; the bump memory itself is reused from the next step on.
+   */
   @Override public StepScope openStep() {
     if (stepOwner != null) return () -> {};
+    ledger = new StepLedger();
     stepOwner = Thread.currentThread();
     return () -> {
       stepOwner = null;
+      ledger.close();
+      ledger = null;
       stepArena.reset();
     };
   }
+
+  @Override public StepLedger activeStep() { return stepOwner == Thread.currentThread() ? ledger : null; }
+
+  /** The most step-arena bytes live at once (allocated and not yet released) since the last {@link #resetStepPeak}. */
+  public long stepPeakBytes() { return stepArena.peakBytes(); }
+
+  public void resetStepPeak() { stepArena.resetPeak(); }
 
   /** Bytes the step arena holds (its high-water mark over all steps so far). */
   public long stepArenaBytes() { return stepArena.reservedBytes(); }

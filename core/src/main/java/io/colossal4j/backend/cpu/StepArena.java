@@ -13,6 +13,9 @@ import java.util.List;
  * cover the step's peak and no memory is requested from the OS (or zeroed) again: the step allocates
  * nothing but its outputs' headers. At {@link #reset} every storage handed out is marked released, so a
  * tensor that wrongly outlives its step fails on use instead of reading memory reused by the next step.
+ * A storage released earlier (its last autograd hold dropped) leaves the live count, so {@link #peakBytes}
+ * measures what the step needs at once; its bytes are not bump-reused before the step ends (cheap, and the
+ * CPU's memory is not the constraint the GPU's is).
  * Used by one thread (the one that opened the step).
  */
 final class StepArena {
@@ -38,7 +41,7 @@ final class StepArena {
     used += size;
     inUse += size;
     peak = Math.max(peak, inUse);
-    CpuStorage s = new CpuStorage(backend, bytes, category, seg, () -> {});
+    CpuStorage s = new CpuStorage(backend, bytes, category, seg, () -> inUse -= size);
     handedOut.add(s);
     return s;
   }
@@ -58,5 +61,8 @@ final class StepArena {
     return n;
   }
 
+  /** The most bytes live at once (handed out and not yet released), size-rounded. */
   long peakBytes() { return peak; }
+
+  void resetPeak() { peak = inUse; }
 }

@@ -20,11 +20,12 @@ import java.util.TreeMap;
  * bytes held from the device (in use + cached), so a large GPU can behave like a smaller one. When a
  * request does not fit, the cache is emptied and the request retried before an {@link OutOfMemory} is thrown.
  *
- * <p>Garbage: a tensor nobody references returns its block through the GC's cleaner, which the GC runs only
- * when the Java heap needs it, and a tensor's device memory is invisible to the heap. So the allocator runs
- * a {@code collector} (System.gc for a real device) and waits for the releases it causes: before declaring
- * an out-of-memory, and proactively when the bytes in use cross a threshold, which it then sets halfway
- * between what stays in use after the collection and the limit (the cap or the device's size).
+ * <p>Release is deterministic: tensors of a training step are released by the step (its ledger and autograd's
+ * holds, see {@code Backend.openStep}), others by their owner or, if dropped unreleased, by the GC's cleaner.
+ * The allocator never asks for a collection in the normal path; only when a request cannot be met even after
+ * the cache was emptied does it run the {@code collector} (System.gc for a real device) once, wait for the
+ * releases it causes and retry, before declaring an out-of-memory. {@link #collections} counts those, so
+ * a test can assert that training steps needed none.
  *
  * <p>Thread-safe (one lock); a storage may be released from any thread, including the GC's cleaner.
  */
@@ -51,8 +52,6 @@ final class CachingAllocator {
   private long peakInUse;
   private long deviceAllocations;
   private final Runnable collector;
-  private final long limit;
-  private long collectAbove;
   private long releases;
   private long collections;
 
@@ -65,8 +64,6 @@ final class CachingAllocator {
     this.capBytes = capBytes;
     this.deviceName = deviceName;
     this.collector = collector;
-    this.limit = Math.min(capBytes, memory.totalBytes());
-    this.collectAbove = limit / 2;
     for (MemoryCategory c : MemoryCategory.values()) { current.put(c, 0L); peak.put(c, 0L); }
   }
 
@@ -90,17 +87,13 @@ final class CachingAllocator {
       collect();
       b = tryAllocate(bytes, category);
       if (b == null) throw new OutOfMemory(outOfMemoryReport(bytes, category));
-    } else if (overThreshold()) {
-      collect();
     }
     return b;
   }
 
-  private synchronized boolean overThreshold() { return inUse > collectAbove; }
-
   private synchronized long releases() { return releases; }
 
-  /** Runs the collector, waits (at most about 200 ms) until its releases stop arriving, and moves the threshold. */
+  /** Runs the collector and waits (at most about 200 ms) until its releases stop arriving. */
   private void collect() {
     collector.run();
     long seen = releases();
@@ -117,7 +110,6 @@ final class CachingAllocator {
     }
     synchronized (this) {
       collections++;
-      collectAbove = inUse + (limit - inUse) / 2;
     }
   }
 

@@ -3,6 +3,7 @@ package io.colossal4j.backend.cuda;
 import io.colossal4j.backend.Backend;
 import io.colossal4j.backend.Kernels;
 import io.colossal4j.backend.MemoryStats;
+import io.colossal4j.backend.StepLedger;
 import io.colossal4j.backend.cuda.ffi.CublasLt;
 import io.colossal4j.backend.cuda.ffi.CudaException;
 import io.colossal4j.backend.cuda.ffi.CudaUnavailableException;
@@ -54,6 +55,8 @@ public final class CudaBackend implements Backend {
   private static final ThreadLocal<long[]> CURRENT = ThreadLocal.withInitial(() -> new long[1]);
   private CublasLt cublasLt;
   private volatile boolean closed;
+  private volatile Thread stepOwner;
+  private StepLedger ledger;
 
   private CudaBackend(Device device, CudaOptions options) {
     this.device = device;
@@ -71,7 +74,8 @@ public final class CudaBackend implements Backend {
       this.context = driver.retainPrimaryContext(cuDevice);
       enter();
       this.stream = driver.streamCreate(Driver.STREAM_NON_BLOCKING);
-      // unreachable tensors give their blocks back through the cleaner, so memory pressure asks for a GC
+      // steps release their memory deterministically; a collection is only the last resort before an
+      // out-of-memory error, for tensors made outside any step and dropped without release
       this.allocator = new CachingAllocator(new DriverMemory(), options.memoryCapBytes(), device + " (" + deviceName + ")", System::gc);
       Nvrtc nvrtc = Nvrtc.load(locator, libraries);
       this.module = CudaModule.load(driver, nvrtc, ccMajor, ccMinor, options.kernelCacheDir());
@@ -164,9 +168,36 @@ public final class CudaBackend implements Backend {
       if (returned.compareAndSet(false, true)) allocator.release(block, category);
     };
     CudaStorage s = new CudaStorage(this, bytes, category, block.pointer(), giveBack);
-    cleaner.register(s, giveBack);
+    if (stepOwner == Thread.currentThread() && (category == MemoryCategory.ACTIVATION || category == MemoryCategory.TEMPORARY))
+      ledger.add(s);  // the step releases it; no cleaner needed
+    else
+      cleaner.register(s, giveBack);
     return s;
   }
+
+  /**
+   * A CUDA step: the activations and temporaries the opening thread allocates are owned by the step's
+   * {@link StepLedger} and go back to the caching allocator when autograd drops their last hold, and all
+   * remaining ones when the scope closes. Releases are stream-ordered (every kernel reading a block was
+   * queued on this backend's one stream before the block was released, and whatever reuses it is queued
+   * after), so closing a step neither synchronises nor waits for the GC.
+   */
+  @Override public StepScope openStep() {
+    if (stepOwner != null) return () -> {};
+    enter();
+    ledger = new StepLedger();
+    stepOwner = Thread.currentThread();
+    return () -> {
+      stepOwner = null;
+      ledger.close();
+      ledger = null;
+    };
+  }
+
+  @Override public StepLedger activeStep() { return stepOwner == Thread.currentThread() ? ledger : null; }
+
+  /** How many garbage collections the allocator has asked for (0 when every step released its memory itself). */
+  public long collections() { return allocator.collections(); }
 
   @Override public MemoryStats memoryStats() { return allocator.stats(); }
 
