@@ -117,11 +117,13 @@ final class GpuBench implements Main.Command {
     Optimizer opt = Adam.adamW(ParamGroup.single(model.namedParameters(), 0.1));
     boolean amp = model.parameters().getFirst().dtype() == DType.F32;
     Runnable step = () -> {
-      Tensor logits = amp ? Autocast.call(DType.BF16, () -> model.forward(input)) : model.forward(input);
-      if (logits.rank() > 2) logits = Views.reshape(logits, -1, logits.size(-1));
-      Autograd.backward(Loss.crossEntropy(logits, targets));
-      opt.step(1e-4);
-      opt.zeroGrad();
+      try (var scope = gpu.openStep()) {   // the step's activations and temporaries go back deterministically
+        Tensor logits = amp ? Autocast.call(DType.BF16, () -> model.forward(input)) : model.forward(input);
+        if (logits.rank() > 2) logits = Views.reshape(logits, -1, logits.size(-1));
+        Autograd.backward(Loss.crossEntropy(logits, targets));
+        opt.step(1e-4);
+        opt.zeroGrad();
+      }
     };
     for (int i = 0; i < WARMUP; i++) step.run();
     gpu.synchronize();
@@ -134,8 +136,8 @@ final class GpuBench implements Main.Command {
     double perSecond = units / (ms / 1e3);
     out.printf("colossal4j,%s,%s,%.3f,%.1f,%.1f,%.2f%n", name, shape, ms, flops / ms / 1e9, perSecond, peakGib);
     out.flush();
-    System.err.printf("%s %s: %.1f ms/step, %,.1f %s, MFU %.1f%%, peak %s%n", name, shape, ms, perSecond, unit,
-        100 * flops / (ms / 1e3) / PEAK_BF16_FLOPS, MemoryStats.human(gpu.peakMemoryInUse()));
+    System.err.printf("%s %s: %.1f ms/step, %,.1f %s, MFU %.1f%%, peak %s, garbage collections asked by the allocator so far %d%n", name, shape, ms, perSecond, unit,
+        100 * flops / (ms / 1e3) / PEAK_BF16_FLOPS, MemoryStats.human(gpu.peakMemoryInUse()), gpu.collections());
     for (Tensor p : model.parameters()) p.storage().release();
     gpu.emptyCache();
   }

@@ -23,6 +23,8 @@ import io.colossal4j.train.config.DataSources;
 import io.colossal4j.train.config.DeviceConfig;
 import io.colossal4j.train.config.LoggingConfig;
 import io.colossal4j.train.config.RunConfig;
+import io.colossal4j.train.config.TrainConfig;
+import io.colossal4j.train.precision.MixedPrecision;
 import io.colossal4j.train.metrics.ConsoleProgress;
 import io.colossal4j.train.metrics.RunReporter;
 import java.io.PrintStream;
@@ -85,7 +87,8 @@ public final class TrainJob implements AutoCloseable {
     LrSchedule schedule = Builders.schedule(config.schedule(), config.optimizer().lr(), total);
     var ce = Loss.CrossEntropyOptions.DEFAULT.withLabelSmoothing(config.train().labelSmoothing());
     Engine engine = new Engine(par.local(), optimizer, (o, y) -> Loss.crossEntropy(o, y, ce), schedule,
-        layout.batch().accumulation() * layout.batch().microBatches(), config.train().clipGradNorm(), par.hooks(), par.schedule());
+        layout.batch().accumulation() * layout.batch().microBatches(), config.train().clipGradNorm(), par.hooks(), par.schedule())
+        .withPrecision(precision(config.train().precision(), layout, out));
     this.reporter = layout.reports() ? new ConsoleReport(new RunReporter(config.runDir(), progress(config.logging(), interactive, out), out,
         new RunReporter.Options(config.logging().tensorboard(), config.logging().plot(), config.logging().every())), out) : null;
     // checkpoints hold the single-device state; model-parallel layouts save it once their state gather is wired in
@@ -137,6 +140,23 @@ public final class TrainJob implements AutoCloseable {
   public static void obtainData(RunConfig config, PrintStream out) {
     if (config.data().name() == io.colossal4j.train.config.DataConfig.Name.FASHION_MNIST)
       FashionMnistInstall.installIfMissing(config.data().path().orElse(DataSources.defaultPath(config.data().name())), out);
+  }
+
+  /**
+   * The config's {@code train.precision} as a policy (the model is built with f32 master weights). f16 with
+   * tensor or pipeline parallelism was rejected when the config was read ({@link RunConfig}); with data
+   * parallelism every rank sees the same all-reduced gradients, so all skip the same steps. Overflows are
+   * printed by the reporting rank.
+   */
+  static MixedPrecision precision(TrainConfig.Precision p, Layout layout, PrintStream out) {
+    return switch (p) {
+      case FP32 -> MixedPrecision.full();
+      case BF16 -> MixedPrecision.bf16();
+      case FP16 -> {
+        boolean report = layout.reports();
+        yield MixedPrecision.fp16(s -> { if (report) out.println("fp16 overflow: " + s.describe()); });
+      }
+    };
   }
 
   /** The backend; CPU threads default to the cores divided among the processes of this machine. */

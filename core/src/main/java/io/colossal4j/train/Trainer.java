@@ -9,6 +9,8 @@ import io.colossal4j.tensor.Rng;
 import io.colossal4j.train.checkpoint.Checkpoint;
 import io.colossal4j.train.checkpoint.CheckpointStore;
 import io.colossal4j.train.checkpoint.TrainingState;
+import io.colossal4j.train.precision.DynamicLossScaler;
+import io.colossal4j.train.precision.MixedPrecision;
 import io.colossal4j.train.metrics.EvalMetrics;
 import io.colossal4j.train.metrics.StepMetrics;
 import java.nio.file.Path;
@@ -23,6 +25,9 @@ import java.util.Map;
  * position are all restored, so it reaches the same parameters as a run that never stopped.
  */
 public final class Trainer {
+  /** Checkpoint scalars holding the f16 loss scaler's state. */
+  static final String LOSS_SCALE = "loss_scale", LOSS_SCALE_GOOD_STEPS = "loss_scale_good_steps";
+
   /** Loop settings resolved from the config. */
   public record Plan(String modelName, int epochs, long maxSteps, int evalEvery, int checkpointEvery, Path runDir) {}
 
@@ -59,6 +64,8 @@ public final class Trainer {
 
   public long step() { return step; }
 
+  public Engine engine() { return engine; }
+
   /**
    * Asks the loop to stop once {@code atStep} optimizer steps are done (a preemption: it saves a checkpoint
    * there, so a resumed run continues exactly). Thread-safe; a signal handler may call it.
@@ -72,7 +79,14 @@ public final class Trainer {
     if (!s.model().equals(plan.modelName()))
       throw new IllegalArgumentException("checkpoint " + checkpoint + " is of model '" + s.model() + "', this run trains '" + plan.modelName() + "'");
     engine.model().loadStateDict(c.model(), true);
-    engine.optimizer().loadStateDict(c.optimizer(), s.step());
+    engine.optimizer().loadStateDict(c.optimizer(), s.scheduleStep());   // updates applied (fewer than steps after f16 overflows)
+    engine.resumeAt(s.step());
+    if (engine.precision() instanceof MixedPrecision.Autocast16(var d, DynamicLossScaler scaler) && scaler != null) {
+      Double scale = s.scalars().get(LOSS_SCALE), good = s.scalars().get(LOSS_SCALE_GOOD_STEPS);
+      if (scale == null || good == null)
+        throw new IllegalArgumentException("checkpoint " + checkpoint + " has no f16 loss-scaler state (" + LOSS_SCALE + "); it was saved by a run in another precision");
+      scaler.restore(new DynamicLossScaler.State(scale, good.intValue()));
+    }
     List<Rng> rngs = engine.model().rngs();
     for (int i = 0; i < rngs.size(); i++) {
       Rng.State st = s.rngs().get("model." + i);
@@ -153,7 +167,12 @@ public final class Trainer {
     Map<String, Rng.State> rngs = new LinkedHashMap<>();
     List<Rng> streams = model.rngs();
     for (int i = 0; i < streams.size(); i++) rngs.put("model." + i, streams.get(i).snapshot());
-    Map<String, Double> scalars = Double.isNaN(bestAccuracy) ? Map.of() : Map.of("best_eval_accuracy", bestAccuracy);
+    Map<String, Double> scalars = new LinkedHashMap<>();
+    if (!Double.isNaN(bestAccuracy)) scalars.put("best_eval_accuracy", bestAccuracy);
+    if (engine.precision() instanceof MixedPrecision.Autocast16(var d, DynamicLossScaler scaler) && scaler != null) {
+      scalars.put(LOSS_SCALE, scaler.state().scale());
+      scalars.put(LOSS_SCALE_GOOD_STEPS, (double) scaler.state().goodSteps());
+    }
     TrainingState state = new TrainingState(plan.modelName(), step, engine.optimizer().steps(), position, rngs, scalars);
     Path p = store.save(new Checkpoint(model.stateDict(), engine.optimizer().stateDict(), state));
     for (TrainListener l : listeners) l.onCheckpoint(p);

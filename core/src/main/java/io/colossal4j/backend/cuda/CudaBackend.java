@@ -196,8 +196,26 @@ public final class CudaBackend implements Backend {
 
   @Override public StepLedger activeStep() { return stepOwner == Thread.currentThread() ? ledger : null; }
 
+  /**
+   * A buffer that lives as long as the backend (cuBLASLt's workspace, the fault words), allocated even
+   * inside a step without becoming step-owned. Released by its owner when the backend closes.
+   */
+  Tensor persistent(io.colossal4j.tensor.Shape shape, io.colossal4j.tensor.DType dtype) {
+    Thread owner = stepOwner;
+    boolean mine = owner == Thread.currentThread();
+    if (mine) stepOwner = null;
+    try {
+      return Tensor.empty(shape, dtype, this, MemoryCategory.TEMPORARY);
+    } finally {
+      if (mine) stepOwner = owner;
+    }
+  }
+
   /** How many garbage collections the allocator has asked for (0 when every step released its memory itself). */
   public long collections() { return allocator.collections(); }
+
+  /** Blocks obtained from the driver so far (constant once steps reuse cached blocks). */
+  long deviceAllocations() { return allocator.deviceAllocations(); }
 
   @Override public MemoryStats memoryStats() { return allocator.stats(); }
 

@@ -157,7 +157,7 @@ final class CudaMatmul implements AutoCloseable {
 
   private Tensor workspaceTensor() {
     if (workspaceView == null) {
-      workspaceView = Tensor.empty(Shape.of((int) WORKSPACE_BYTES), DType.BOOL, k.backend(), MemoryCategory.TEMPORARY);
+      workspaceView = k.backend().persistent(Shape.of((int) WORKSPACE_BYTES), DType.BOOL);
       workspace = workspaceView.storage();
     }
     return workspaceView;

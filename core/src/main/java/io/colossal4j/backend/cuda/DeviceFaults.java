@@ -33,7 +33,7 @@ final class DeviceFaults implements AutoCloseable {
   synchronized long slot(String op) {
     backend.enter();
     if (words == null) {
-      words = Tensor.empty(Shape.of(SLOTS * SLOT_LONGS), DType.I64, backend, MemoryCategory.TEMPORARY);
+      words = backend.persistent(Shape.of(SLOTS * SLOT_LONGS), DType.I64);
       backend.driver().memsetBytes(backend.pointer(words), (byte) 0, (long) SLOTS * SLOT_LONGS * Long.BYTES, backend.stream());
     }
     int i = ops.indexOf(op);

@@ -26,6 +26,11 @@ public record RunConfig(String name, long seed, DeviceConfig device, ModelConfig
     if (!name.matches("[A-Za-z0-9][A-Za-z0-9._-]*"))
       throw ConfigException.invalid("name", name, "letters, digits, '.', '_' and '-' (it names the run directory)");
     if (parallel.data() > 0) plan(parallel.data() * parallel.tensor().size() * parallel.pipeline(), train, parallel);
+    // the f16 loss scaler decides overflow per rank: ranks holding different gradients (tp, pp) would disagree
+    if (train.precision() == TrainConfig.Precision.FP16 && (parallel.tensor().size() > 1 || parallel.pipeline() > 1))
+      throw new ConfigException("train.precision", "fp16 with tensor or pipeline parallelism (tensor " + parallel.tensor().size()
+          + ", pipeline " + parallel.pipeline() + ") is not supported: the loss scaler's overflow check is per rank and would "
+          + "disagree between ranks that hold different gradients; use bf16 (no scaling needed), or fp16 with data parallelism only");
   }
 
   public static RunConfig defaults() {

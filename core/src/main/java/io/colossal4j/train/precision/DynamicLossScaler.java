@@ -69,6 +69,19 @@ public final class DynamicLossScaler {
    * starts from zero). One host synchronisation per call (the finiteness check).
    */
   public Outcome step(Optimizer optimizer, double lr, Map<String, Tensor> params, long step) {
+    Outcome outcome = unscale(params, step);
+    if (outcome instanceof Outcome.Applied) optimizer.step(lr);
+    optimizer.zeroGrad();
+    return outcome;
+  }
+
+  /**
+   * The first half of {@link #step}, for callers that act between unscaling and the update (gradient
+   * clipping must see true gradients): divides the gradients of {@code params} by the scale in place, checks
+   * that all are finite and updates the scale by the rule. {@link Outcome.Skipped} means the caller must not
+   * apply this update (it has been reported to the listener already).
+   */
+  public Outcome unscale(Map<String, Tensor> params, long step) {
     double inv = 1 / scale;
     Tensor total = null;
     for (Tensor p : params.values()) {
@@ -79,24 +92,36 @@ public final class DynamicLossScaler {
       total = total == null ? s : Arith.add(total, s);
     }
     boolean finite = total == null || Double.isFinite(total.item());
-    Outcome outcome;
     if (finite) {
-      optimizer.step(lr);
-      outcome = new Outcome.Applied(step, scale);
+      Outcome applied = new Outcome.Applied(step, scale);
       if (++goodSteps >= config.growthInterval()) {
         scale *= config.growthFactor();
         goodSteps = 0;
       }
-    } else {
-      double old = scale;
-      scale *= config.backoffFactor();
-      goodSteps = 0;
-      Outcome.Skipped skipped = new Outcome.Skipped(step, firstNonFinite(params), old, scale);
-      onOverflow.accept(skipped);
-      outcome = skipped;
+      return applied;
     }
-    optimizer.zeroGrad();
-    return outcome;
+    double old = scale;
+    scale *= config.backoffFactor();
+    goodSteps = 0;
+    Outcome.Skipped skipped = new Outcome.Skipped(step, firstNonFinite(params), old, scale);
+    onOverflow.accept(skipped);
+    return skipped;
+  }
+
+  /** The state a checkpoint keeps: the scale and the overflow-free steps since it last changed. */
+  public record State(double scale, int goodSteps) {
+    public State {
+      if (!(scale > 0) || Double.isInfinite(scale)) throw new IllegalArgumentException("loss scale must be finite and > 0, got " + scale);
+      if (goodSteps < 0) throw new IllegalArgumentException("good steps must be >= 0, got " + goodSteps);
+    }
+  }
+
+  public State state() { return new State(scale, goodSteps); }
+
+  /** Continues from a checkpointed state (a resumed run scales exactly as the original would have). */
+  public void restore(State s) {
+    scale = s.scale();
+    goodSteps = s.goodSteps();
   }
 
   private static String firstNonFinite(Map<String, Tensor> params) {
