@@ -20,8 +20,8 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>Threading: the packed B block is shared read-only; tasks (row blocks of C, split further along N when
  * there are fewer row blocks than threads) each pack their own A block into a task-local buffer.
- * Tiles at the right/bottom edges are computed in full on zero-padded panels into a scratch tile and only
- * the valid part is added to C. Thread-safe: the packing buffers belong to the calling and worker threads
+ * Tiles at the right/bottom edges are computed in registers on the zero-padded panels and stored under a
+ * lane mask, rows beyond the edge skipped ({@link MicroKernel#edge}). Thread-safe: the packing buffers belong to the calling and worker threads
  * ({@link Scratch}); a thread runs one GEMM at a time.
  */
 final class Gemm {
@@ -80,13 +80,13 @@ final class Gemm {
         int nParts = rowBlocks >= threads ? 1 : Math.min(slivers, (threads + rowBlocks - 1) / rowBlocks);
         run(par, (long) rowBlocks * nParts, 1, (t0, t1) -> {
           Scratch own = Scratch.get();
-          float[] ap = own.packedA(MC * kc), tile = own.tile;
+          float[] ap = own.packedA(MC * kc);
           for (long t = t0; t < t1; t++) {
             int ic = (int) (t / nParts) * MC, part = (int) (t % nParts);
             int mc = Math.min(MC, m - ic);
             packA(a, ic, mc, pc0, kc, ap);
             int s0 = slivers * part / nParts, s1 = slivers * (part + 1) / nParts;
-            macro(ap, bp, mc, kc, s0, s1, nc, c, ic, jc0, add, tile);
+            macro(ap, bp, mc, kc, s0, s1, nc, c, ic, jc0, add);
           }
         });
       }
@@ -101,7 +101,6 @@ final class Gemm {
   private static final class Scratch {
     private static final ThreadLocal<Scratch> PER_THREAD = ThreadLocal.withInitial(Scratch::new);
     private float[] b = new float[0], a = new float[0];
-    final float[] tile = new float[MR * NR];
 
     static Scratch get() { return PER_THREAD.get(); }
 
@@ -161,24 +160,14 @@ final class Gemm {
     }
   }
 
-  private static void macro(float[] ap, float[] bp, int mc, int kc, int s0, int s1, int nc, Mat c, int ic, int jc,
-                            boolean add, float[] tile) {
+  private static void macro(float[] ap, float[] bp, int mc, int kc, int s0, int s1, int nc, Mat c, int ic, int jc, boolean add) {
     for (int s = s0; s < s1; s++) {
       int j = s * NR, w = Math.min(NR, nc - j);
       for (int r0 = 0; r0 < mc; r0 += MR) {
         int h = Math.min(MR, mc - r0);
         long cOff = c.off() + (long) (ic + r0) * c.rs() + jc + j;
         if (h == MR && w == NR) MicroKernel.kernel(ap, r0 * kc, bp, s * NR * kc, kc, c.seg(), cOff, c.rs(), add);
-        else {
-          MicroKernel.tile(ap, r0 * kc, bp, s * NR * kc, kc, tile);
-          MemorySegment cs = c.seg();
-          for (int r = 0; r < h; r++)
-            for (int q = 0; q < w; q++) {
-              long o = cOff + r * c.rs() + q;
-              float v = tile[r * NR + q];
-              cs.setAtIndex(F, o, add ? cs.getAtIndex(F, o) + v : v);
-            }
-        }
+        else MicroKernel.edge(ap, r0 * kc, bp, s * NR * kc, kc, c.seg(), cOff, c.rs(), add, h, w);
       }
     }
   }

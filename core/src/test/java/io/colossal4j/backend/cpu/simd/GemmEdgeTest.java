@@ -1,0 +1,52 @@
+package io.colossal4j.backend.cpu.simd;
+
+import static io.colossal4j.testing.GradCheck.assertClose;
+
+import io.colossal4j.backend.cpu.CpuParallel;
+import java.lang.foreign.MemorySegment;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The GEMM's edge tiles (fewer than MR rows, fewer than NR = 2 vectors of columns, narrower or wider than one
+ * vector) against a double-precision triple loop, overwriting and accumulating, with C embedded in a wider
+ * row so that a store past the tile's valid columns would show. Tolerance: k ≤ 37 products of values in
+ * [-1, 1], each f32 rounding ≤ 2^-24 relative, so |error| ≤ 37·2^-24·37 ≈ 8e-5 in the worst case; 1e-4.
+ */
+class GemmEdgeTest {
+  @Test void edgeTilesMatchTheTripleLoop() {
+    Random rnd = new Random(11);
+    int[] ms = {1, 3, 8, 9, 13, 17};
+    int[] ns = {1, 5, Gemm.L - 1, Gemm.L, Gemm.L + 1, Gemm.L + 7, Gemm.NR - 1, Gemm.NR, Gemm.NR + 3, 2 * Gemm.NR + Gemm.L + 2};
+    try (CpuParallel par = new CpuParallel(2)) {
+      for (int m : ms)
+        for (int n : ns)
+          for (int k : new int[] {1, 7, 37})
+            for (boolean acc : new boolean[] {false, true}) check(par, rnd, m, n, k, acc);
+    }
+  }
+
+  private static void check(CpuParallel par, Random rnd, int m, int n, int k, boolean accumulate) {
+    int ldc = n + 5;   // C's rows sit in a wider buffer: the 5 columns after each row must stay untouched
+    float[] a = rand(rnd, m * k), b = rand(rnd, k * n), c = rand(rnd, m * ldc);
+    double[] expected = new double[m * ldc];
+    for (int i = 0; i < m; i++)
+      for (int j = 0; j < ldc; j++) {
+        if (j >= n) { expected[i * ldc + j] = c[i * ldc + j]; continue; }
+        double s = accumulate ? c[i * ldc + j] : 0;
+        for (int p = 0; p < k; p++) s += (double) a[i * k + p] * b[p * n + j];
+        expected[i * ldc + j] = s;
+      }
+    Gemm.gemm(par, m, n, k, new Gemm.Mat(MemorySegment.ofArray(a), 0, k, 1), new Gemm.Mat(MemorySegment.ofArray(b), 0, n, 1),
+        new Gemm.Mat(MemorySegment.ofArray(c), 0, ldc, 1), accumulate);
+    double[] actual = new double[c.length];
+    for (int i = 0; i < c.length; i++) actual[i] = c[i];
+    assertClose(expected, actual, 1e-4, 0, "gemm m=" + m + " n=" + n + " k=" + k + (accumulate ? " accumulating" : ""));
+  }
+
+  private static float[] rand(Random rnd, int n) {
+    float[] x = new float[n];
+    for (int i = 0; i < n; i++) x[i] = (float) (2 * rnd.nextDouble() - 1);
+    return x;
+  }
+}
