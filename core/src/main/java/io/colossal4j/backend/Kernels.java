@@ -117,6 +117,9 @@ public interface Kernels {
    */
   default java.util.Optional<FusedAttention> fusedAttention() { return java.util.Optional.empty(); }
 
+  /** Whether {@link #adamStep} is a fast kernel that optimizers should prefer to composing elementwise ops. */
+  default boolean fastAdamStep() { return false; }
+
   /**
    * One fused Adam/AdamW step over many parameters at once ({@link AdamUpdate} states the rule): each
    * parameter's p, m, v are updated in place from its gradient. All tensors of one parameter are contiguous

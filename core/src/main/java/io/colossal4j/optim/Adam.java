@@ -33,10 +33,15 @@ public final class Adam extends Optimizer {
     if (!(b >= 0 && b < 1)) throw new IllegalArgumentException(name + " must be in [0, 1), got " + b);
   }
 
+  /** Backends whose fused step is a fast kernel: CUDA, and the CPU backend's Vector API kernels. */
+  private static boolean fused(Tensor p) {
+    return p.device().kind() == Device.Kind.CUDA || p.backend().kernels().fastAdamStep();
+  }
+
   @Override protected void update(String name, Tensor p, Tensor grad, double lr, double wd, long step) {
-    if (p.device().kind() == Device.Kind.CUDA && p.isContiguous() && grad.isContiguous()) {
-      // one fused kernel per parameter instead of about ten elementwise launches; the CPU backends keep the
-      // vectorised path below (their fused step is the scalar reference)
+    if (fused(p) && p.isContiguous() && grad.isContiguous()) {
+      // one fused kernel per parameter instead of about ten elementwise passes (CUDA, and the fast CPU kernels);
+      // the scalar reference backend keeps the composed path below, which stays the fused kernels' twin
       Tensor m = stateOf(name, "exp_avg", p), v = stateOf(name, "exp_avg_sq", p);
       p.backend().kernels().adamStep(List.of(new AdamUpdate.Param(p, grad, m, v)), new AdamUpdate(lr, beta1, beta2, eps, wd, decoupled, step));
       return;

@@ -102,6 +102,16 @@ public class SimdKernels extends ScalarKernels {
     super.matmul(a, b, out, accumulate);
   }
 
+  // ------------------------------------------------------------- optimizer
+  @Override public boolean fastAdamStep() { return true; }
+
+  @Override public void adamStep(java.util.List<io.colossal4j.backend.AdamUpdate.Param> params, io.colossal4j.backend.AdamUpdate update) {
+    for (var prm : params) {
+      if (AdamKernel.supports(prm)) AdamKernel.step(parallel, prm, update);
+      else super.adamStep(java.util.List.of(prm), update);
+    }
+  }
+
   // ------------------------------------------------------------- attention
 
   /** Short-sequence f32 attention without bias or dropout ({@link AttentionKernel}); the op composes the rest. */
