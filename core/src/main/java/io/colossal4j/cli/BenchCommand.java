@@ -17,6 +17,7 @@ final class BenchCommand implements Main.Command {
     m.put("pipeline", new PipelineBench());
     m.put("ddp", new DdpBench());
     m.put("nccl", new NcclBench());
+    m.put("nccl-dp", new NcclDpBench());
     return m;
   }
 

@@ -83,7 +83,7 @@ final class NcclBench implements Main.Command {
   }
 
   /** The world groups of an in-JVM job over {@code backends} (rank r on backends[r]). */
-  private static List<ProcessGroup> join(List<CudaBackend> backends) {
+  static List<ProcessGroup> join(List<CudaBackend> backends) {
     byte[] token = new byte[16];
     new SecureRandom().nextBytes(token);
     StoreServer server = StoreServer.start("127.0.0.1", 0, token, System.err);

@@ -100,19 +100,39 @@ final class NcclWorld {
       long deadline = System.nanoTime() + options.connectTimeout().toNanos();
       c.handle = nccl.initRankNonBlocking(worldRanks.size(), id, me);
       settle(c, Nccl.IN_PROGRESS, where, deadline);
-      long parent = c.handle;
-      try {
-        c.handle = nccl.splitBlocking(parent, me);
-        c.parent = parent;
-        settle(c, Nccl.IN_PROGRESS, where + " (blocking split)", deadline);
-      } catch (CudaException e) {
-        c.handle = parent;   // operations stay correct on the non-blocking communicator, only slower to launch
-        log.println("colossal4j NCCL: " + where + ": a blocking split failed, operating on the non-blocking communicator: " + e.getMessage());
-      }
+      splitBlocking(c, me, where, deadline);
     } catch (StoreException | CudaException e) {
       throw fail(where + " failed: " + e.getMessage());
     }
     return c;
+  }
+
+  /**
+   * Replaces {@code c}'s non-blocking handle by a blocking split of it (fast launches), keeping the original as
+   * {@code c.parent}. If the split fails the communicator stays non-blocking: correct, only slower to launch.
+   */
+  private void splitBlocking(Communicator c, int me, String where, long deadline) {
+    long parent = c.handle;
+    try {
+      long child = nccl.splitBlocking(parent, me, () -> requireSettled(parent, deadline, "ncclCommSplit"));
+      requireSettled(child, deadline, "the split communicator");
+      c.parent = parent;
+      c.handle = child;
+    } catch (CudaException e) {
+      requireSettled(parent, deadline, "the communicator after a failed split");
+      log.println("colossal4j NCCL: " + where + ": no blocking split (" + e.getMessage() + "); operating on the non-blocking communicator");
+    }
+  }
+
+  /** Polls {@code comm}'s asynchronous state until it leaves IN_PROGRESS; an error or the deadline is a CudaException. */
+  private void requireSettled(long comm, long deadline, String what) {
+    while (true) {
+      int st = nccl.asyncError(comm);
+      if (st == Nccl.SUCCESS) return;
+      if (st != Nccl.IN_PROGRESS) throw new CudaException("libnccl " + what + ": " + nccl.describe(st) + " (" + st + ")", st);
+      if (System.nanoTime() > deadline) throw new CudaException("libnccl " + what + ": still in progress at the connect timeout");
+      LockSupport.parkNanos(200_000);
+    }
   }
 
   /**

@@ -189,18 +189,23 @@ public final class Nccl {
    * A blocking communicator of the same ranks as {@code parent} (every rank passes color 0 and its rank as key),
    * sharing the parent's buffers and connections. Operations on a non-blocking communicator are launched by a
    * helper thread NCCL starts per call (hundreds of microseconds); creating non-blocking (abortable) and
-   * operating on a blocking split gets both. Collective over the parent's ranks; returns the child's handle.
+   * operating on a blocking split gets both. Collective over the parent's ranks.
+   *
+   * <p>On a non-blocking parent the split completes in the background: NCCL writes the new handle when it is
+   * done, so {@code awaitParent} must wait until the parent's asynchronous state leaves {@link #IN_PROGRESS}
+   * (throwing if it fails) before the handle is read. The handle and config live in the global arena because
+   * NCCL's helper thread may write them after this method has given up.
    */
-  public long splitBlocking(long parent, int rank) {
+  public long splitBlocking(long parent, int rank, Runnable awaitParent) {
     requireComm(parent, "ncclCommSplit");
-    try (Arena a = Arena.ofConfined()) {
-      MemorySegment out = a.allocate(J);
-      MemorySegment config = config(a, true, true);
-      check(call(() -> (int) split.invokeExact(parent, 0, rank, out, config)), "ncclCommSplit", parent);
-      long child = out.get(J, 0);
-      if (child == 0) throw new CudaException("libnccl ncclCommSplit returned no communicator for rank " + rank);
-      return child;
-    }
+    MemorySegment out = Arena.global().allocate(J);
+    out.set(J, 0, 0L);
+    MemorySegment config = config(Arena.global(), true, true);
+    check(call(() -> (int) split.invokeExact(parent, 0, rank, out, config)), "ncclCommSplit", parent);
+    awaitParent.run();
+    long child = out.get(J, 0);
+    if (child == 0) throw new CudaException("libnccl ncclCommSplit completed without a communicator for rank " + rank);
+    return child;
   }
 
   /** ncclCommGetAsyncError: {@link #SUCCESS}, {@link #IN_PROGRESS}, or the error that ended the communicator (not thrown). */
