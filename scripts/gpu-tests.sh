@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The GPU test suite: runs every CUDA test (conformance against the CPU reference, backend, allocator) on
+# The GPU test suite: runs every CUDA test (conformance against the CPU reference, backend, allocator) and the
+# NCCL process group's tests (collectives, fail-stop, hybrid layouts against one GPU: these need 2 GPUs) on
 # a machine with an NVIDIA GPU and prints a one-line summary; optionally the GPU benchmarks side by side
 # with PyTorch.
 #
