@@ -72,14 +72,13 @@ final class Algorithms {
     MemorySegment.copy(acc, 0, out.seg, out.off, bytes);
   }
 
-  static void allReduce(OpRun run, Buf x, long numel, Reduction op, ShmAllReduce shm) {
+  /** Through messages: direct for small tensors, ring for large ones (members on one host use shared memory instead). */
+  static void allReduce(OpRun run, Buf x, long numel, Reduction op) {
     int n = run.group.size(), r = run.group.rank();
     long bytes = numel * x.es;
     if (bytes <= SMALL_BYTES || n == 1) {
       for (int j = 0; j < n; j++) if (j != r) run.send(j, 0, x.seg, x.off, bytes);
       directCombine(run, x, x, numel, op);
-    } else if (shm != null) {
-      shm.allReduce(run, x, numel, op);
     } else {
       ringReduceScatter(run, x, numel, op);
       ringAllGather(run, x, numel, n);

@@ -12,7 +12,7 @@ import java.util.stream.IntStream;
 public final class CpuDistributed {
   private CpuDistributed() {}
 
-  /** Options of an in-JVM job. {@code sharedMemory} routes large all-reduces through the shared-memory path. */
+  /** Options of an in-JVM job. {@code sharedMemory} routes all-reduces through the shared-memory path. */
   public record ThreadOptions(Duration timeout, boolean sharedMemory) {
     public ThreadOptions {
       if (timeout.isNegative() || timeout.isZero()) throw new IllegalArgumentException("timeout must be positive, got " + timeout);
@@ -24,17 +24,17 @@ public final class CpuDistributed {
    * by one thread per rank. Same algorithms and messages as between processes.
    */
   public static List<ProcessGroup> threads(int worldSize, ThreadOptions options) {
-    return threads(worldSize, options, ShmAllReduce.SLOT);
+    return threads(worldSize, options, ShmAllReduce.SLICE, ShmSegmentAllReduce.SLOT);
   }
 
-  /** With a given shared-memory slot size (tests use small slots to cross segment boundaries cheaply). */
-  static List<ProcessGroup> threads(int worldSize, ThreadOptions options, long shmSlotBytes) {
+  /** With given shared-memory slice and segment sizes (tests use small ones to cross their boundaries cheaply). */
+  static List<ProcessGroup> threads(int worldSize, ThreadOptions options, long shmSliceBytes, long shmSegmentBytes) {
     if (worldSize < 1) throw new IllegalArgumentException("world size must be >= 1, got " + worldSize);
     var fabric = new LocalTransport.Fabric(worldSize, "jvm-" + UUID.randomUUID().toString().substring(0, 8));
     List<Integer> all = IntStream.range(0, worldSize).boxed().toList();
     List<ProcessGroup> groups = new ArrayList<>();
     for (int r = 0; r < worldSize; r++) {
-      var world = new CpuWorld(new LocalTransport(fabric, r), options.timeout(), options.sharedMemory(), shmSlotBytes, null);
+      var world = new CpuWorld(new LocalTransport(fabric, r), options.timeout(), options.sharedMemory(), shmSliceBytes, shmSegmentBytes, null);
       groups.add(world.group("world", all));
     }
     return groups;

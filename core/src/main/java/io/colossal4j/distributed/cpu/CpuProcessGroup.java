@@ -36,6 +36,7 @@ public final class CpuProcessGroup implements ProcessGroup {
   private long collectiveSeq;
   private int queued;
   private ShmAllReduce shm;
+  private ShmSegmentAllReduce shmSegments;
 
   CpuProcessGroup(CpuWorld world, int id, String label, List<Integer> worldRanks) {
     this.world = world;
@@ -73,7 +74,8 @@ public final class CpuProcessGroup implements ProcessGroup {
 
   private Work allReduce(Tensor t, Reduction op, boolean sync) {
     check(Op.ALL_REDUCE, op, t);
-    return submit(Op.ALL_REDUCE, t, sync, run -> Algorithms.allReduce(run, buf(t), t.numel(), op, sharedMemory(t)));
+    Consumer<OpRun> local = sharedMemory(t, op);
+    return submit(Op.ALL_REDUCE, t, sync, local != null ? local : run -> Algorithms.allReduce(run, buf(t), t.numel(), op));
   }
 
   @Override public Work reduceScatterAsync(Tensor out, Tensor in, Reduction op) { return reduceScatter(out, in, op, false); }
@@ -185,6 +187,7 @@ public final class CpuProcessGroup implements ProcessGroup {
   void shutdownExecutor() {
     executor.shutdownNow();
     if (shm != null) shm.close();
+    if (shmSegments != null) shmSegments.close();
   }
 
   // ---------------------------------------------------------------- plumbing
@@ -252,16 +255,32 @@ public final class CpuProcessGroup implements ProcessGroup {
     }
   }
 
-  /** Shared memory for large all-reduces when every member runs on this host (created on first use). */
-  private ShmAllReduce sharedMemory(Tensor t) {
-    if (!world.sharedMemory || size() < 2 || t.numel() * t.dtype().byteSize() <= Algorithms.SMALL_BYTES) return null;
+  /**
+   * The shared-memory all-reduce for this tensor when every member runs on this host, else null: the
+   * pipelined one for two members and for small tensors (up to {@link Algorithms#SMALL_BYTES}) of any
+   * group, the segmented one for large tensors of larger groups (see {@link ShmSegmentAllReduce} why).
+   * Each is created on first use; the host key is part of the file name, as two "nodes" of one job may
+   * run on one machine.
+   */
+  private Consumer<OpRun> sharedMemory(Tensor t, Reduction op) {
+    if (!world.sharedMemory || size() < 2) return null;
     String here = world.transport.hostKey(world.transport.rank());
     for (int m : members) if (!world.transport.hostKey(m).equals(here)) return null;
+    String file = world.transport.jobId() + "-" + Integer.toHexString(here.hashCode()) + "-g" + Integer.toHexString(id);
+    Algorithms.Buf x = buf(t);
+    long numel = t.numel();
     synchronized (this) {
-      // the host key is part of the name: two "nodes" of one job on one machine must not share a file
-      String file = world.transport.jobId() + "-" + Integer.toHexString(here.hashCode()) + "-g" + Integer.toHexString(id);
-      if (shm == null) shm = new ShmAllReduce(file, size(), rank, world.shmSlotBytes);
-      return shm;
+      if (size() == 2 || numel * t.dtype().byteSize() <= Algorithms.SMALL_BYTES) {
+        if (shm == null) shm = new ShmAllReduce(file, size(), rank, ShmAllReduce.SLOTS, world.shmSliceBytes);
+        ShmAllReduce path = shm;
+        return run -> path.allReduce(run, x, numel, op);
+      }
+      if (shmSegments == null) shmSegments = new ShmSegmentAllReduce(file, size(), rank, world.shmSegmentBytes);
+      ShmSegmentAllReduce path = shmSegments;
+      return run -> {
+        path.allReduce(run, x, numel, op);
+        if (op == Reduction.AVG) Elementwise.divide(run.dtype, x.seg(), x.off(), numel, size());
+      };
     }
   }
 

@@ -13,18 +13,20 @@ final class CpuWorld {
   final Transport transport;
   final Duration timeout;
   final boolean sharedMemory;
-  final long shmSlotBytes;
+  final long shmSliceBytes;
+  final long shmSegmentBytes;
   private final Map<List<Integer>, CpuProcessGroup> groups = new HashMap<>();
   private final AutoCloseable onClose;
   private boolean closed;
 
   CpuWorld(Transport transport, Duration timeout, boolean sharedMemory, AutoCloseable onClose) {
-    this(transport, timeout, sharedMemory, ShmAllReduce.SLOT, onClose);
+    this(transport, timeout, sharedMemory, ShmAllReduce.SLICE, ShmSegmentAllReduce.SLOT, onClose);
   }
 
-  CpuWorld(Transport transport, Duration timeout, boolean sharedMemory, long shmSlotBytes, AutoCloseable onClose) {
+  CpuWorld(Transport transport, Duration timeout, boolean sharedMemory, long shmSliceBytes, long shmSegmentBytes, AutoCloseable onClose) {
+    this.shmSegmentBytes = shmSegmentBytes;
     this.transport = transport;
-    this.shmSlotBytes = shmSlotBytes;
+    this.shmSliceBytes = shmSliceBytes;
     this.timeout = timeout;
     this.sharedMemory = sharedMemory;
     this.onClose = onClose;

@@ -1,26 +1,25 @@
 package io.colossal4j.distributed.cpu;
 
+import io.colossal4j.backend.BinaryOp;
+import io.colossal4j.backend.cpu.simd.SegmentF32;
 import io.colossal4j.distributed.Reduction;
 import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.Elements;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 
 /**
  * The element loops of the collectives, on raw memory (tensor storage, received payloads, shared memory).
- * f32 has dedicated loops simple enough for the JIT to vectorise; the other dtypes go through doubles
+ * f32 runs through the Vector API loops of {@link SegmentF32}; the other dtypes go through doubles
  * (exact for every value of f64, bf16, f16, i32) or longs (i64). bf16/f16 round after every combination,
  * as NCCL does, so a sum over n ranks carries up to n-1 roundings.
  */
 final class Elementwise {
   private Elementwise() {}
 
-  private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
-
   /** acc[i] = op(acc[i], src[i]) for n elements; AVG accumulates as SUM (the division comes last). */
   static void accumulate(Reduction op, DType dt, MemorySegment acc, long accOff, MemorySegment src, long srcOff, long n) {
     if (dt == DType.F32) {
-      accumulateF32(op, acc, accOff, src, srcOff, n);
+      SegmentF32.combine(binary(op), acc, accOff, src, srcOff, acc, accOff, n);
       return;
     }
     int es = dt.byteSize();
@@ -46,45 +45,32 @@ final class Elementwise {
     }
   }
 
-  private static void accumulateF32(Reduction op, MemorySegment acc, long accOff, MemorySegment src, long srcOff, long n) {
-    switch (op) {
-      case SUM, AVG -> {
-        for (long i = 0; i < n; i++) {
-          long a = accOff + (i << 2);
-          acc.set(F, a, acc.get(F, a) + src.get(F, srcOff + (i << 2)));
-        }
-      }
-      case MAX -> {
-        for (long i = 0; i < n; i++) {
-          long a = accOff + (i << 2);
-          acc.set(F, a, Math.max(acc.get(F, a), src.get(F, srcOff + (i << 2))));
-        }
-      }
-      case MIN -> {
-        for (long i = 0; i < n; i++) {
-          long a = accOff + (i << 2);
-          acc.set(F, a, Math.min(acc.get(F, a), src.get(F, srcOff + (i << 2))));
-        }
-      }
-    }
-  }
-
   /**
-   * acc[i] = op(acc[i], src[i]) and copy[i] = the result, in one pass (the last step of the shared-memory
-   * reduction, which saves re-reading acc to publish the result).
+   * out[i] = op(a[i], b[i]) for n elements (AVG as SUM). out may be a itself; otherwise it must not overlap
+   * a or b. Same rounding as {@link #accumulate} on a copy of a.
    */
-  static void accumulateAndCopy(Reduction op, DType dt, MemorySegment acc, long accOff, MemorySegment src, long srcOff,
-      MemorySegment copy, long copyOff, long n) {
-    if (dt != DType.F32 || op == Reduction.MAX || op == Reduction.MIN) {
-      accumulate(op, dt, acc, accOff, src, srcOff, n);
-      MemorySegment.copy(acc, accOff, copy, copyOff, n * dt.byteSize());
+  static void combine(Reduction op, DType dt, MemorySegment a, long aOff, MemorySegment b, long bOff, MemorySegment out, long outOff, long n) {
+    if (dt == DType.F32) {
+      SegmentF32.combine(binary(op), a, aOff, b, bOff, out, outOff, n);
       return;
     }
-    for (long i = 0; i < n; i++) {
-      float v = acc.get(F, accOff + (i << 2)) + src.get(F, srcOff + (i << 2));
-      acc.set(F, accOff + (i << 2), v);
-      copy.set(F, copyOff + (i << 2), v);
-    }
+    if (out != a || outOff != aOff) MemorySegment.copy(a, aOff, out, outOff, n * dt.byteSize());
+    accumulate(op, dt, out, outOff, b, bOff, n);
+  }
+
+  /** acc[i] = op(acc[i], src[i]), then copy[i] = acc[i] (the last step of a member's chunk in {@link ShmSegmentAllReduce}). */
+  static void accumulateAndCopy(Reduction op, DType dt, MemorySegment acc, long accOff, MemorySegment src, long srcOff,
+      MemorySegment copy, long copyOff, long n) {
+    accumulate(op, dt, acc, accOff, src, srcOff, n);
+    MemorySegment.copy(acc, accOff, copy, copyOff, n * dt.byteSize());
+  }
+
+  private static BinaryOp binary(Reduction op) {
+    return switch (op) {
+      case SUM, AVG -> BinaryOp.ADD;
+      case MAX -> BinaryOp.MAX;
+      case MIN -> BinaryOp.MIN;
+    };
   }
 
   /**
@@ -100,7 +86,7 @@ final class Elementwise {
   static void divide(DType dt, MemorySegment x, long off, long n, int divisor) {
     int es = dt.byteSize();
     if (dt == DType.F32) {
-      for (long i = 0; i < n; i++) x.set(F, off + (i << 2), x.get(F, off + (i << 2)) / divisor);
+      SegmentF32.divide(x, off, n, divisor);
       return;
     }
     for (long i = 0; i < n; i++) Elements.set(x, dt, off + i * es, Elements.get(x, dt, off + i * es) / divisor);

@@ -36,6 +36,10 @@ final class LocalTransport implements Transport {
   @Override public Mailbox mailbox() { return fabric.mailboxes[rank]; }
 
   @Override public void send(int dst, Header header, MemorySegment payload) {
+    if (header.op() == Op.WAKE) {
+      fabric.mailboxes[dst].poke();
+      return;
+    }
     MemorySegment copy = Elementwise.buffer(header.payloadBytes());
     MemorySegment.copy(payload, 0, copy, 0, header.payloadBytes());
     fabric.mailboxes[dst].deliver(new Message(header, copy));

@@ -18,7 +18,8 @@ final class Mailbox {
   private final Condition changed = lock.newCondition();
   private final Map<Header.Key, Message> messages = new HashMap<>();
   private final String[] departed;
-  private CollectiveException failure;
+  /** Written under the lock, read without it by shared-memory waiters. */
+  private volatile CollectiveException failure;
   /** Bumped on every delivery or state change, read without the lock by spinning waiters. */
   private volatile long version;
 
@@ -38,6 +39,34 @@ final class Mailbox {
       if (messages.putIfAbsent(m.header().key(), m) != null)
         failLocked(new CollectiveException("received two messages for " + m.header().key() + "; the peers' operation order differs"));
       changed.signalAll();
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** Wakes every waiter (a peer changed shared memory that a waiter outside the mailbox sleeps on). */
+  void poke() {
+    lock.lock();
+    try {
+      version++;
+      changed.signalAll();
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** A counter that changes on every delivery, failure or {@link #poke}: read it before deciding to sleep. */
+  long version() { return version; }
+
+  /** Sleeps until the version differs from {@code seen} (or at most {@code nanos}); returns at once if it already does. */
+  void awaitChange(long seen, long nanos) {
+    lock.lock();
+    try {
+      long left = nanos;
+      while (version == seen && left > 0) left = changed.awaitNanos(left);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new CollectiveException("interrupted while waiting for shared memory", e);
     } finally {
       lock.unlock();
     }
@@ -64,18 +93,37 @@ final class Mailbox {
     lock.lock();
     try {
       departed[peer] = how;
+      version++;
       changed.signalAll();
     } finally {
       lock.unlock();
     }
   }
 
-  CollectiveException failure() {
+  CollectiveException failure() { return failure; }
+
+  /**
+   * For waiters outside the mailbox (shared memory): throws, prefixed by {@code where}, if the job failed
+   * or world rank {@code src} closed its group, or, past {@code deadlineNanos}, a timeout that also fails
+   * the job.
+   */
+  void check(int src, long deadlineNanos, String where, long timeoutMillis) {
     lock.lock();
     try {
-      return failure;
+      checkLocked(src, deadlineNanos, where, timeoutMillis);
     } finally {
       lock.unlock();
+    }
+  }
+
+  private void checkLocked(int src, long deadlineNanos, String where, long timeoutMillis) {
+    if (failure != null) throw new CollectiveException(where + " failed: " + failure.getMessage(), failure);
+    if (departed[src] != null) throw new CollectiveException(where + " failed: world rank " + src + " " + departed[src]);
+    if (deadlineNanos - System.nanoTime() <= 0) {
+      var e = new CollectiveException(where + " timed out after " + timeoutMillis + " ms waiting for world rank " + src
+          + " (the peer is stuck, or the ranks issue different collectives)");
+      failLocked(e);
+      throw e;
     }
   }
 
@@ -90,16 +138,8 @@ final class Mailbox {
       while (true) {
         Message m = messages.remove(key);
         if (m != null) return m;
-        if (failure != null) throw new CollectiveException(where + " failed: " + failure.getMessage(), failure);
-        if (departed[key.src()] != null)
-          throw new CollectiveException(where + " failed: world rank " + key.src() + " " + departed[key.src()]);
-        long left = deadlineNanos - System.nanoTime();
-        if (left <= 0) {
-          var e = new CollectiveException(where + " timed out after " + timeoutMillis + " ms waiting for world rank " + key.src()
-              + " (the peer is stuck, or the ranks issue different collectives)");
-          failLocked(e);
-          throw e;
-        }
+        checkLocked(key.src(), deadlineNanos, where, timeoutMillis);
+        long left = Math.max(1, deadlineNanos - System.nanoTime());
         if (!spun) {
           spun = true;
           long seen = version;

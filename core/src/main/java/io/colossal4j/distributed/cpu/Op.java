@@ -7,7 +7,9 @@ enum Op {
   /** Control: the sender failed and tells every peer why (payload: UTF-8 reason). */
   ABORT("abort"),
   /** Control: the sender closes its group normally; its connection ending afterwards is not a failure. */
-  BYE("bye");
+  BYE("bye"),
+  /** Control: the sender published or consumed shared memory that the receiver sleeps on (no payload). */
+  WAKE("wake");
 
   final String text;
 

@@ -41,7 +41,7 @@ final class OpRun {
     return "rank " + group.rank() + " of group " + group.name() + ": " + what + " (" + numel + " " + name(dtype) + ")";
   }
 
-  private static String name(DType dt) { return dt == null ? "-" : dt.name().toLowerCase(); }
+  static String name(DType dt) { return dt == null ? "-" : dt.name().toLowerCase(); }
 
   /** Sends {@code bytes} of {@code seg} from {@code off} to group member {@code peer} as algorithm step {@code step}. */
   void send(int peer, int step, MemorySegment seg, long off, long bytes) {
@@ -62,7 +62,7 @@ final class OpRun {
     for (long p = 0; p < pieces; p++) {
       long from = p * PIECE, len = Math.min(PIECE, bytes - from);
       Message m = take(peer, (step << PIECE_BITS) | (int) p);
-      if (m.header().payloadBytes() != len) throw mismatch(peer, m.header(), "a piece of " + m.header().payloadBytes() + " bytes where " + len + " were expected");
+      if (m.header().payloadBytes() != len) throw mismatch(peer, "a piece of " + m.header().payloadBytes() + " bytes where " + len + " were expected");
       if (reduce == null) MemorySegment.copy(m.payload(), 0, seg, off + from, len);
       else Elementwise.accumulate(reduce, dtype, seg, off + from, m.payload(), 0, len / dtype.byteSize());
     }
@@ -78,12 +78,24 @@ final class OpRun {
     Message m = group.transport().mailbox().take(key, deadline, where(), timeoutMillis);
     Header h = m.header();
     Op expected = op == Op.RECV ? Op.SEND : op;
-    if (h.op() != expected || h.dtype() != dtype || h.numel() != numel) throw mismatch(peer, h, h.op().text + " of " + h.numel() + " " + name(h.dtype()));
+    if (h.op() != expected || h.dtype() != dtype || h.numel() != numel) throw mismatch(peer, h.op().text + " of " + h.numel() + " " + name(h.dtype()));
     return m;
   }
 
-  private CollectiveException mismatch(int peer, Header h, String theirs) {
-    String msg = where() + ": group rank " + peer + " (world rank " + h.src() + ") sent " + theirs
+  /** Wakes group member {@code peer}, asleep on shared memory this rank just changed. */
+  void wake(int peer) {
+    Transport t = group.transport();
+    t.send(group.worldRank(peer), new Header(t.rank(), group.id(), Header.COLLECTIVE, Op.WAKE, null, -1, 0, 0, 0), MemorySegment.NULL);
+  }
+
+  /** Throws (prefixed by {@link #where}) if the job failed, group member {@code peer} left, or this operation timed out. */
+  void checkAlive(int peer) {
+    group.transport().mailbox().check(group.worldRank(peer), deadline, where(), timeoutMillis);
+  }
+
+  /** Aborts the job: group member {@code peer} called {@code theirs} where this rank called this operation. */
+  CollectiveException mismatch(int peer, String theirs) {
+    String msg = where() + ": group rank " + peer + " (world rank " + group.worldRank(peer) + ") sent " + theirs
         + "; every member must call the same collective with the same dtype and number of elements";
     group.transport().abort(msg);
     return new CollectiveException(msg);

@@ -1,125 +1,119 @@
 package io.colossal4j.distributed.cpu;
 
-import io.colossal4j.distributed.CollectiveException;
 import io.colossal4j.distributed.Reduction;
+import io.colossal4j.tensor.DType;
 import java.io.IOException;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.nio.channels.FileChannel;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 
 /**
- * All-reduce through shared memory for groups whose members all run on one host. Each member owns a slot
- * of {@code slotBytes} in one mapped file; the tensor is processed in segments of at most one slot:
+ * All-reduce through shared memory for groups whose members all run on one host, for every size: the
+ * tensor is cut into slices of at most {@code sliceBytes} (one slice when it is smaller, or empty), each
+ * numbered by a counter that advances identically on every member. A member
  * <ol>
- *   <li>member r copies every chunk but its own of the segment into its slot;</li>
- *   <li>signal A (zero-byte messages to every member: all slots are filled);</li>
- *   <li>member r reduces chunk r: its own data combined with chunk r of every other slot, in rank order,
- *   written to its tensor and (in the same pass as the last combination) to chunk r of its own slot;</li>
- *   <li>signal B (all reductions are done);</li>
- *   <li>member r copies chunk j of slot j, for every j != r, into its tensor.</li>
+ *   <li>publishes a slice: once every member has consumed the slice that last used the slot (number - slots),
+ *   copies its tensor's slice into its slot, writes the slot's header (operation number, numel, dtype and
+ *   reduction, slice index) and publishes the slice number;</li>
+ *   <li>reduces a slice: waits until every member has published it, checks their headers equal its own (a
+ *   member that called another operation, size, dtype or reduction aborts the job, named, rather than
+ *   mixing data), writes op(slot 0, ..., slot n-1), combined in member order, into its tensor's slice
+ *   (divided by n for AVG), and marks the slice consumed.</li>
  * </ol>
- * Nothing is overwritten while another member may read it: step 1 of the next segment writes chunks j != r
- * of slot r, read by others only in step 3 (before B); chunk r of slot r, read in step 5, is rewritten only
- * after the next A (chunks sit at fixed places in a slot, see {@link #segment}). Each member moves about 3 times its tensor's bytes through memory, against 4 or more
- * for a ring over loopback TCP (two copies per hop through the kernel). Used by one thread (the group's executor).
+ * Before reducing slice m it publishes m, then, without waiting, as many later slices as free slots allow
+ * (up to {@code lead} ahead): when a peer is descheduled, a member keeps working instead of stalling at
+ * every slice. Every member computes the same combination of the same bits in the same order, so all end
+ * bit-identical. With small slots the ring stays in cache: each member reads its tensor once and writes it
+ * once from memory, and the copies through the slots are cache traffic. A small tensor is a single slice:
+ * one publication and one wait, with no message and no thread hand-off (the latency path). Used by one
+ * thread at a time (the group runs its operations in order).
  */
 final class ShmAllReduce implements AutoCloseable {
-  /** Bytes per member's slot in production: large enough that the two signals per segment cost little. */
-  static final long SLOT = 32L << 20;
+  /** Bytes per slice in production. */
+  static final long SLICE = 256L << 10;
 
-  private final long slotBytes;
+  /** Slots per member: 2 MiB of 256 KiB slices, so that every member's ring stays in cache. */
+  static final int SLOTS = 8;
+
   private final String name;
   private final int n;
   private final int r;
-  private Arena arena;
-  private MemorySegment shared;
-  private Path file;
-  private boolean unlinked;
+  private final int slots;
+  private final long sliceBytes;
+  private ShmRegion region;
+  /** Slices this member has published, and reduced, so far (over all operations). */
+  private long published, reduced;
 
-  ShmAllReduce(String name, int n, int r, long slotBytes) {
-    this.slotBytes = slotBytes;
+  ShmAllReduce(String name, int n, int r, int slots, long sliceBytes) {
     this.name = name;
     this.n = n;
     this.r = r;
+    this.slots = slots;
+    this.sliceBytes = sliceBytes;
   }
 
   void allReduce(OpRun run, Algorithms.Buf x, long numel, Reduction op) {
-    map(run);
-    long chunkCap = slotBytes / x.es() / n, perSegment = chunkCap * n;
-    int segments = (int) ((numel + perSegment - 1) / perSegment);
-    for (int k = 0; k < segments; k++) {
-      long base = k * perSegment, len = Math.min(perSegment, numel - base);
-      segment(run, new Algorithms.Buf(x.seg(), x.at(base), x.es()), len, chunkCap * x.es(), op, 2 * k);
+    if (region == null) {
+      try {
+        region = ShmRegion.map(name, n, slots, sliceBytes);
+      } catch (IOException e) {
+        throw ShmRegion.mapFailure(run, name, e);
+      }
+    }
+    long per = sliceBytes / x.es(), slices = Math.max(1, (numel + per - 1) / per), base = reduced;
+    long[] header = {run.seq, numel, run.dtype.ordinal() * 16L + op.ordinal(), 0};
+    for (long k = 0; k < slices; k++) {
+      while (published < base + k + 1) publish(run, x, numel, per, base, header, true);
+      while (published < base + slices && published < base + k + slots && publish(run, x, numel, per, base, header, false)) {
+        // publish ahead while slots are free
+      }
+      reduce(run, x, numel, per, base, k, op, header);
     }
   }
 
-  /**
-   * One segment of len elements. Chunk j of every segment lives at the same place, {@code j * chunkBytes}
-   * into a slot, whatever the segment's length, so a shorter last segment cannot overwrite a chunk that a
-   * member is still copying out of the previous one.
-   */
-  private void segment(OpRun run, Algorithms.Buf x, long len, long chunkBytes, Reduction op, int step) {
-    int es = x.es();
+  /** Publishes the next slice (number published + 1, index published - base of this operation); returns false if its slot is busy and !wait. */
+  private boolean publish(OpRun run, Algorithms.Buf x, long numel, long per, long base, long[] header, boolean wait) {
+    long s = published + 1, k = s - base - 1, first = k * per, count = Math.min(per, numel - first);
+    if (s > slots) {
+      if (!wait && !region.allConsumed(s - slots, r)) return false;
+      for (int j = 0; j < n; j++) if (j != r) region.awaitConsumed(j, s - slots, r, run);
+    }
+    int slot = (int) (s % slots);
+    MemorySegment.copy(x.seg(), x.at(first), region.memory(), region.slot(r, slot), count * x.es());
+    header[3] = k;
+    region.publish(r, slot, s, header, run);
+    published = s;
+    return true;
+  }
+
+  private void reduce(OpRun run, Algorithms.Buf x, long numel, long per, long base, long k, Reduction op, long[] header) {
+    long s = base + k + 1, first = k * per, count = Math.min(per, numel - first);
+    int slot = (int) (s % slots);
+    MemorySegment mem = region.memory();
+    header[3] = k;
     for (int j = 0; j < n; j++) {
       if (j == r) continue;
-      long c0 = Algorithms.chunkStart(len, n, j), c1 = Algorithms.chunkStart(len, n, j + 1);
-      MemorySegment.copy(x.seg(), x.at(c0), shared, slot(r) + j * chunkBytes, (c1 - c0) * es);
+      region.awaitPublished(j, s, r, run);
+      long[] theirs = region.readHeader(j, slot);
+      if (!java.util.Arrays.equals(theirs, header)) throw run.mismatch(j, describe(theirs));
     }
-    signal(run, step);
-    if (!unlinked) unlink();
-    long c0 = Algorithms.chunkStart(len, n, r), c1 = Algorithms.chunkStart(len, n, r + 1);
-    int last = r == n - 1 ? n - 2 : n - 1;
-    for (int j = 0; j < n; j++) {
-      if (j == r) continue;
-      if (j != last) Elementwise.accumulate(op, run.dtype, x.seg(), x.at(c0), shared, slot(j) + r * chunkBytes, c1 - c0);
-      else Elementwise.accumulateAndCopy(op, run.dtype, x.seg(), x.at(c0), shared, slot(j) + r * chunkBytes, shared, slot(r) + r * chunkBytes, c1 - c0);
-    }
-    signal(run, step + 1);
-    for (int j = 0; j < n; j++) {
-      if (j == r) continue;
-      long j0 = Algorithms.chunkStart(len, n, j), j1 = Algorithms.chunkStart(len, n, j + 1);
-      MemorySegment.copy(shared, slot(j) + j * chunkBytes, x.seg(), x.at(j0), (j1 - j0) * es);
-    }
+    if (s == 1) region.unlink();   // every member has published, so has mapped the file
+    Elementwise.combine(op, run.dtype, mem, region.slot(0, slot), mem, region.slot(1, slot), x.seg(), x.at(first), count);
+    for (int j = 2; j < n; j++) Elementwise.accumulate(op, run.dtype, x.seg(), x.at(first), mem, region.slot(j, slot), count);
+    if (op == Reduction.AVG) Elementwise.divide(run.dtype, x.seg(), x.at(first), count, n);
+    region.consume(r, s, run);
+    reduced = s;
   }
 
-  private long slot(int j) { return j * slotBytes; }
-
-  private static void signal(OpRun run, int step) {
-    int n = run.group.size(), r = run.group.rank();
-    for (int j = 0; j < n; j++) if (j != r) run.sendSignal(j, step);
-    for (int j = 0; j < n; j++) if (j != r) run.recvSignal(j, step);
-  }
-
-  /** Maps the group's file (every member creates or opens it with the same size). */
-  private void map(OpRun run) {
-    if (shared != null) return;
-    Path dir = Files.isDirectory(Path.of("/dev/shm")) ? Path.of("/dev/shm") : Path.of(System.getProperty("java.io.tmpdir"));
-    file = dir.resolve("c4j-" + name);
-    arena = Arena.ofShared();
-    try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
-      if (ch.size() < n * slotBytes) ch.write(java.nio.ByteBuffer.allocate(1), n * slotBytes - 1);
-      shared = ch.map(FileChannel.MapMode.READ_WRITE, 0, n * slotBytes, arena);
-    } catch (IOException e) {
-      throw new CollectiveException(run.where() + ": cannot map shared memory " + file + ": " + e.getMessage(), e);
-    }
-  }
-
-  /** After the first signal every member has mapped the file, so its name can go (the mappings stay). */
-  private void unlink() {
-    unlinked = true;
-    try {
-      Files.deleteIfExists(file);
-    } catch (IOException e) {
-      // another member removed it first
-    }
+  /** A peer's header in words: "all_reduce #3 (SUM) of 1000 f32". */
+  private static String describe(long[] h) {
+    DType[] dts = DType.values();
+    Reduction[] ops = Reduction.values();
+    int dt = (int) (h[2] / 16), red = (int) (h[2] % 16);
+    String dtype = dt >= 0 && dt < dts.length ? OpRun.name(dts[dt]) : "?";
+    String reduction = red >= 0 && red < ops.length ? ops[red].name() : "?";
+    return Op.ALL_REDUCE.text + " #" + h[0] + " (" + reduction + ") of " + h[1] + " " + dtype;
   }
 
   @Override public void close() {
-    if (!unlinked && file != null) unlink();
-    // The arena is not closed: the executor thread may still be inside a copy when the group shuts down,
-    // and unmapping under it would crash the JVM. The mapping goes with the process.
+    if (region != null) region.unlink();
   }
 }

@@ -97,6 +97,7 @@ final class TcpTransport implements Transport {
         switch (h.op()) {
           case ABORT -> mailbox.fail(new CollectiveException("world rank " + peer + " " + peerNames[peer] + " aborted the job: "
               + new String(payload.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE), StandardCharsets.UTF_8)));
+          case WAKE -> mailbox.poke();
           case BYE -> {
             saidBye[peer] = true;
             mailbox.departed(peer, "closed its process group " + peerNames[peer]);

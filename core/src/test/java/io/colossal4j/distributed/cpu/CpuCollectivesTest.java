@@ -179,12 +179,12 @@ class CpuCollectivesTest {
     groups.forEach(ProcessGroup::close);
   }
 
-  /** The shared-memory path (selected for large all-reduces when members share a host) in several segments. */
+  /** The segmented shared-memory path (large all-reduces of 3 or more members on one host) in several segments. */
   @Test void sharedMemoryAllReduceSpansSegments() {
     int world = 3;
     long slot = 256 << 10;
     int n = (int) (2 * slot / 4) + 12_347;   // three segments, the last not divisible by 3
-    List<ProcessGroup> groups = CpuDistributed.threads(world, new CpuDistributed.ThreadOptions(Duration.ofSeconds(60), true), slot);
+    List<ProcessGroup> groups = CpuDistributed.threads(world, new CpuDistributed.ThreadOptions(Duration.ofSeconds(60), true), 4096, slot);
     RankThreads.run(groups, 120, g -> {
       for (Reduction op : new Reduction[] {Reduction.SUM, Reduction.MAX}) {
         Tensor t = tensor(data(g.rank(), n, 5), DType.F32);

@@ -133,10 +133,22 @@ class TcpBootstrapTest {
     }
   }
 
+  /** Waits until rank 0 has recorded its world size in the store it serves on {@code port}. */
+  private static void awaitWorldSizeAgreed(int port) throws InterruptedException {
+    for (int i = 0; i < 300; i++) {
+      try (var store = io.colossal4j.distributed.TcpStore.connect("127.0.0.1", port, "tok".getBytes(StandardCharsets.UTF_8), null, Duration.ofSeconds(10))) {
+        store.get("world_size", Duration.ofSeconds(10));
+        return;
+      } catch (StoreException notServingYet) {
+        Thread.sleep(50);
+      }
+    }
+  }
+
   @Test void ranksThatDisagreeOnTheWorldSizeAreStopped() throws Exception {
     int port = freePort();
     var r0 = join(spec(0, 2, port, "tok", 3));
-    Thread.sleep(200);
+    awaitWorldSizeAgreed(port);   // rank 0 registers first, however loaded the machine
     var e = assertThrows(StoreException.class, () -> CpuDistributed.connect(spec(1, 3, port, "tok", 3), QUIET));
     assertTrue(e.getMessage().contains("started with world size 3 but another rank with 2"), e.getMessage());
     var e0 = assertThrows(Exception.class, () -> r0.get(60, TimeUnit.SECONDS));

@@ -1,0 +1,169 @@
+package io.colossal4j.distributed.cpu;
+
+import static io.colossal4j.distributed.cpu.CpuCollectivesTest.DTYPES;
+import static io.colossal4j.distributed.cpu.CpuCollectivesTest.data;
+import static io.colossal4j.distributed.cpu.CpuCollectivesTest.expected;
+import static io.colossal4j.distributed.cpu.CpuCollectivesTest.tensor;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.colossal4j.distributed.CollectiveException;
+import io.colossal4j.distributed.ProcessGroup;
+import io.colossal4j.distributed.RankThreads;
+import io.colossal4j.distributed.Reduction;
+import io.colossal4j.distributed.Work;
+import io.colossal4j.tensor.DType;
+import io.colossal4j.tensor.Shape;
+import io.colossal4j.tensor.Tensor;
+import java.time.Duration;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The shared-memory all-reduces (members on one host), with ranks as threads of this JVM mapping the same
+ * files as processes do: the pipelined one with slices of 4 KiB, so that the larger sizes cross many slice
+ * boundaries and wrap the ring of slots (20011 f32 = 20 slices, 2.5 laps of 8 slots); for 4 ranks, sizes
+ * above 64 KiB take the segmented one, here with 16 KiB slots (several segments). Expectations are computed
+ * locally from every rank's data, as in {@link CpuCollectivesTest} (integer-valued data: exact in every
+ * dtype, so comparisons are exact).
+ */
+class ShmAllReduceTest {
+  static final long SLICE = 4096, SEGMENT_SLOT = 16 << 10;
+  static final int[] SIZES = {0, 1, 7, 13, 1009, 1024, 20011};
+
+  static List<ProcessGroup> world(int n, long timeoutMillis) {
+    return CpuDistributed.threads(n, new CpuDistributed.ThreadOptions(Duration.ofMillis(timeoutMillis), true), SLICE, SEGMENT_SLOT);
+  }
+
+  @Test void everyDtypeReductionAndSizeOnTwoAndFourRanks() {
+    for (int world : new int[] {2, 4}) {
+      List<ProcessGroup> groups = world(world, 60_000);
+      RankThreads.run(groups, 120, g -> {
+        long seed = 1;
+        for (DType dt : DTYPES) for (Reduction op : Reduction.values()) {
+          if (op == Reduction.AVG && !dt.isFloating()) continue;
+          for (int n : SIZES) {
+            Tensor t = tensor(data(g.rank(), n, seed), dt);
+            g.allReduce(t, op);
+            assertArrayEquals(expected(op, world, n, seed, dt), t.toDoubleArray(), 0.0,
+                "shm all_reduce " + op + " " + dt + " n=" + n + " world=" + world + " rank " + g.rank());
+            seed++;
+          }
+        }
+        return null;
+      });
+      groups.forEach(ProcessGroup::close);
+    }
+  }
+
+  /**
+   * Gaussian f32 and bf16 through the pipelined path (2 ranks, 100003 elements; 3 ranks, 16001 elements,
+   * under the 64 KiB switch): members combine in member order, so every rank must hold exactly the sum
+   * ((x0 + x1) + x2) rounded to the dtype after each addition, computed here, bit for bit (no tolerance).
+   */
+  @Test void gaussianResultIsTheMemberOrderSumOnEveryRank() {
+    for (int[] wn : new int[][] {{2, 100_003}, {3, 16_001}}) {
+      int world = wn[0], n = wn[1];
+      float[][] in = new float[world][n];
+      Random rnd = new Random(11);
+      for (float[] row : in) for (int i = 0; i < n; i++) row[i] = (float) rnd.nextGaussian();
+      List<ProcessGroup> groups = world(world, 60_000);
+      for (DType dt : new DType[] {DType.F32, DType.BF16}) {
+        List<double[]> results = RankThreads.run(groups, 60, g -> {
+          Tensor t = Tensor.of(toDouble(in[g.rank()]), Shape.of(n), dt, CpuCollectivesTest.CPU);
+          g.allReduce(t, Reduction.SUM);
+          return t.toDoubleArray();
+        });
+        Tensor acc = Tensor.of(toDouble(in[0]), Shape.of(n), dt, CpuCollectivesTest.CPU);
+        for (int r = 1; r < world; r++) {
+          double[] a = acc.toDoubleArray(), b = Tensor.of(toDouble(in[r]), Shape.of(n), dt, CpuCollectivesTest.CPU).toDoubleArray();
+          for (int i = 0; i < n; i++) a[i] = dt == DType.F32 ? (double) ((float) a[i] + (float) b[i]) : a[i] + b[i];
+          acc = Tensor.of(a, Shape.of(n), dt, CpuCollectivesTest.CPU);   // rounds to the dtype after each addition
+        }
+        for (int r = 0; r < world; r++) assertArrayEquals(acc.toDoubleArray(), results.get(r), 0.0, dt + " world " + world + " rank " + r);
+      }
+      groups.forEach(ProcessGroup::close);
+    }
+  }
+
+  private static double[] toDouble(float[] f) {
+    double[] d = new double[f.length];
+    for (int i = 0; i < f.length; i++) d[i] = f[i];
+    return d;
+  }
+
+  /** Shared-memory all-reduces interleaved with message collectives and async handles keep their order. */
+  @Test void interleavesWithOtherCollectivesAndAsyncHandles() {
+    List<ProcessGroup> groups = world(4, 60_000);
+    RankThreads.run(groups, 60, g -> {
+      for (int round = 0; round < 20; round++) {
+        Tensor a = Tensor.full(Shape.of(3000), DType.F32, CpuCollectivesTest.CPU, g.rank() + round);
+        Tensor b = Tensor.full(Shape.of(5), DType.I64, CpuCollectivesTest.CPU, g.rank());
+        Work wa = g.allReduceAsync(a, Reduction.MAX);
+        g.broadcast(b, round % 4);
+        Tensor c = Tensor.full(Shape.of(1), DType.F64, CpuCollectivesTest.CPU, 1);
+        g.allReduce(c, Reduction.SUM);
+        wa.await();
+        assertEquals(3 + round, a.toDoubleArray()[2999], 0.0);
+        assertEquals(round % 4, b.toDoubleArray()[4], 0.0);
+        assertEquals(4, c.item(), 0.0);
+      }
+      return null;
+    });
+    groups.forEach(ProcessGroup::close);
+  }
+
+  /** Different sizes, dtypes or reductions are caught by the slot headers and named on every rank. */
+  @Test void mismatchesAreNamedOnEveryRank() {
+    record Case(DType dt0, DType dt1, int n0, int n1, Reduction op1, String theirs) {}
+    for (Case c : List.of(new Case(DType.F32, DType.F32, 10, 11000, Reduction.SUM, "(SUM) of 11000 f32"),
+        new Case(DType.F32, DType.F64, 10, 10, Reduction.SUM, "(SUM) of 10 f64"),
+        new Case(DType.F32, DType.F32, 0, 0, Reduction.MAX, "(MAX) of 0 f32"))) {
+      List<String> messages = RankThreads.run(world(2, 30_000), 60, g -> {
+        Tensor t = Tensor.zeros(Shape.of(g.rank() == 0 ? c.n0 : c.n1), g.rank() == 0 ? c.dt0 : c.dt1, CpuCollectivesTest.CPU);
+        Reduction op = g.rank() == 0 ? Reduction.SUM : c.op1;
+        return assertThrows(CollectiveException.class, () -> g.allReduce(t, op)).getMessage();
+      });
+      assertTrue(messages.get(0).contains("all_reduce #0") && messages.get(0).contains("group world"), messages.get(0));
+      String all = String.join("\n", messages);
+      assertTrue(all.contains("world rank 1) sent all_reduce #0 " + c.theirs) && all.contains("same dtype and number of elements"), all);
+    }
+  }
+
+  /** A rank that never arrives: the others time out naming it, and refuse later calls. */
+  @Test void aSilentRankTimesOutNamingIt() {
+    List<ProcessGroup> groups = world(3, 1000);
+    long start = System.nanoTime();
+    List<String> messages = RankThreads.run(groups.subList(0, 2), 30, g -> {
+      var e = assertThrows(CollectiveException.class, () -> g.allReduce(Tensor.zeros(Shape.of(16), DType.F32, CpuCollectivesTest.CPU), Reduction.SUM));
+      assertTrue(assertThrows(CollectiveException.class, g::barrier).getMessage().contains("failed earlier"));
+      return e.getMessage();
+    });
+    assertTrue((System.nanoTime() - start) / 1e9 < 15, "failure took too long");
+    for (String m : messages) assertTrue(m.contains("all_reduce #0 (16 f32)") && m.contains("timed out after 1000 ms"), m);
+    assertTrue(String.join("\n", messages).contains("waiting for world rank 2"), messages.toString());
+  }
+
+  /** A rank that dies between large all-reduces: the others fail promptly (not at the 10-minute timeout), on both paths. */
+  @Test void aDeadRankFailsTheOthersPromptly() {
+    for (int world : new int[] {2, 4}) {
+      List<ProcessGroup> groups = world(world, 600_000);
+      long start = System.nanoTime();
+      List<String> messages = RankThreads.run(groups, 60, g -> {
+        Tensor t = Tensor.zeros(Shape.of(1 << 16), DType.F32, CpuCollectivesTest.CPU);
+        if (g.rank() == 1) {
+          for (int i = 0; i < 3; i++) g.allReduce(t, Reduction.SUM);
+          ((LocalTransport) ((CpuProcessGroup) g).transport()).crash();
+          return "crashed";
+        }
+        return assertThrows(CollectiveException.class, () -> { for (int i = 0; i < 1000; i++) g.allReduce(t, Reduction.SUM); }).getMessage();
+      });
+      assertTrue((System.nanoTime() - start) / 1e9 < 30, "failure took too long");
+      for (int r = 0; r < world; r++)
+        if (r != 1) assertTrue(messages.get(r).contains("world rank 1") && messages.get(r).contains("all_reduce #3"), messages.get(r));
+    }
+  }
+}
