@@ -67,4 +67,16 @@ class LayeringTest {
     }
     assertEquals(List.of(), violations);
   }
+
+  /**
+   * Float lane sums must run in a fixed order (VMath.sumLanes): reduceLanes(ADD) rounds differently in its
+   * intrinsic and its fallback, and which runs depends on JIT timing, so identical steps would differ in
+   * the last bit and a resumed run would not equal an uninterrupted one.
+   */
+  @Test void floatLaneSumsHaveAFixedOrder() throws IOException {
+    List<String> violations = new ArrayList<>();
+    for (Path f : sources())
+      if (Files.readString(f).matches("(?s).*reduceLanes\\(\\s*VectorOperators\\.ADD.*")) violations.add(SRC.relativize(f) + " sums lanes with reduceLanes(ADD)");
+    assertEquals(List.of(), violations);
+  }
 }

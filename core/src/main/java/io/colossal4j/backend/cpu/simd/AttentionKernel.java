@@ -10,7 +10,6 @@ import io.colossal4j.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 /**
  * Fused scaled-dot-product attention for short sequences (a vision transformer's tokens): one task per
@@ -111,7 +110,7 @@ final class AttentionKernel implements FusedAttention {
       var m = S.indexInRange(j, nj);
       FloatVector e = VMath.exp(FloatVector.fromArray(S, s, j, m).sub(max));
       e.intoArray(s, j, m);
-      sum += e.reduceLanes(VectorOperators.ADD, m);
+      sum += VMath.sumLanes(FloatVector.zero(S).blend(e, m));   // fixed order: see VMath.sumLanes
     }
     stats[0] = max;
     stats[1] = sum;
@@ -188,7 +187,7 @@ final class AttentionKernel implements FusedAttention {
     FloatVector acc = FloatVector.zero(S);
     int i = 0;
     for (; i + L <= n; i += L) acc = FloatVector.fromArray(S, a, ao + i).fma(FloatVector.fromArray(S, b, bo + i), acc);
-    float s = acc.reduceLanes(VectorOperators.ADD);
+    float s = VMath.sumLanes(acc);
     for (; i < n; i++) s += a[ao + i] * b[bo + i];
     return s;
   }
