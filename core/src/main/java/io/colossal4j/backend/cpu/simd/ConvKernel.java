@@ -43,6 +43,10 @@ final class ConvKernel {
   private static boolean unitStride(Conv2dSpec s) { return s.strideH() == 1 && s.strideW() == 1; }
 
   static void forward(CpuParallel par, Tensor x, Tensor w, Conv2dSpec spec, Tensor out) {
+    if (Winograd.applies(par, x, w, spec, out)) {
+      Winograd.forward(par, x, w, spec, out);
+      return;
+    }
     Geo g = Geo.of(x, w, out, spec);
     MemorySegment sx = segment(x), sw = segment(w), so = segment(out);
     boolean perImage = g.n() >= par.threads();

@@ -86,7 +86,8 @@ final class LayerNormKernel {
     if (w != null && b != null) {
       for (; j + L <= n; j += L) {
         FloatVector v = FloatVector.fromMemorySegment(S, x, (xo + j) * 4, NATIVE).sub(mu).mul(rs);
-        v.fma(FloatVector.fromMemorySegment(S, w, (wo + j) * 4, NATIVE), FloatVector.fromMemorySegment(S, b, (bo + j) * 4, NATIVE))
+        // multiply, then add (not one fma): the same rounding as the masked tail and the other paths
+        v.mul(FloatVector.fromMemorySegment(S, w, (wo + j) * 4, NATIVE)).add(FloatVector.fromMemorySegment(S, b, (bo + j) * 4, NATIVE))
             .intoMemorySegment(y, (yo + j) * 4, NATIVE);
       }
     }
