@@ -227,14 +227,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--java", help="CSV written by CudaBench, to print side by side")
     ap.add_argument("--skip-train", action="store_true", help="kernel cases only")
+    ap.add_argument("--skip-kernels", action="store_true", help="training steps only")
     args = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     print(f"# torch {torch.__version__}, {torch.cuda.get_device_name(0)}, cuda {torch.version.cuda}", file=sys.stderr)
     rows = []
     print("impl,case,shape,median_ms,tflops")
-    gemms(rows)
-    layer_norms(rows)
-    attention(rows)
+    if not args.skip_kernels:
+        gemms(rows)
+        layer_norms(rows)
+        attention(rows)
     train_rows = []
     if not args.skip_train:
         train_steps(train_rows)

@@ -45,6 +45,15 @@ public interface Kernels {
    */
   void matmul(Tensor a, Tensor b, Tensor out, boolean accumulate);
 
+  /**
+   * out[M, N] = a[M, K] @ b[K, N] + bias[N] (a linear layer's forward). The default writes the bias into out
+   * and accumulates the product onto it; a backend may fuse the bias into the GEMM (cuBLASLt's epilogue).
+   */
+  default void matmulBias(Tensor a, Tensor b, Tensor bias, Tensor out) {
+    copy(bias.view(out.shape(), new long[] {0, bias.stride(0)}, bias.offset()), out);
+    matmul(a, b, out, true);
+  }
+
   // ------------------------------------------------------------- normalisation
   /** Softmax (or log-softmax) along {@code dim}. */
   void softmax(Tensor x, int dim, boolean log, Tensor out);

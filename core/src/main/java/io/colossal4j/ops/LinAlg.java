@@ -67,8 +67,8 @@ public final class LinAlg {
     Tensor x2 = rows(xc, m, in), out2 = rows(out, m, outF), wT = wc.view(Shape.of(in, outF), new long[] {wc.stride(1), wc.stride(0)}, wc.offset());
     var k = x.backend().kernels();
     if (m > 0) {
-      if (bc != null) k.copy(OpSupport.broadcastView(bc, Shape.of(m, outF)), out2);
-      k.matmul(x2, wT, out2, bc != null);
+      if (bc != null) k.matmulBias(x2, wT, bc, out2);   // CUDA: the bias in cuBLASLt's epilogue, one pass over out
+      else k.matmul(x2, wT, out2, false);
     }
     boolean gx = xc.requiresGrad(), gw = wc.requiresGrad(), gb = bc != null && bc.requiresGrad();
     Shape xShape = x.shape();

@@ -208,6 +208,10 @@ final class CudaKernels implements Kernels, AutoCloseable {
 
   @Override public void matmul(Tensor a, Tensor b, Tensor out, boolean accumulate) { matmul.matmul(a, b, out, accumulate); }
 
+  @Override public void matmulBias(Tensor a, Tensor b, Tensor bias, Tensor out) {
+    if (!matmul.matmulBias(a, b, bias, out)) Kernels.super.matmulBias(a, b, bias, out);
+  }
+
   @Override public void softmax(Tensor x, int dim, boolean log, Tensor out) { norm.softmax(x, dim, log, out); }
 
   @Override public void softmaxBackward(Tensor y, Tensor gy, int dim, boolean log, Tensor gx) { norm.softmaxBackward(y, gy, dim, log, gx); }

@@ -45,7 +45,7 @@ final class CudaMatmul implements AutoCloseable {
 
   /** One cuBLASLt problem, column-major: D[m,n] = op(A)[m,k] op(B)[k,n], batched with strides. */
   record Problem(int dataType, int opA, int opB, long m, long n, long kk, long lda, long ldb, long ldd,
-                 int batch, long strideA, long strideB, long strideD, boolean accumulate) {}
+                 int batch, long strideA, long strideB, long strideD, boolean accumulate, int epilogue) {}
 
   private record Plan(long desc, long layoutA, long layoutB, long layoutD, MemorySegment algo) {}
 
@@ -142,14 +142,49 @@ final class CudaMatmul implements AutoCloseable {
     };
     // column-major problem: D (n x m, ld = om.ld) = opA(our b) (n x k) * opB(our a) (k x m)
     Problem p = new Problem(type, bm.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T, am.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T,
-        n, m, kk, bm.ld(), am.ld(), om.ld(), batch, sb, sa, so, accumulate);
+        n, m, kk, bm.ld(), am.ld(), om.ld(), batch, sb, sa, so, accumulate, CublasLt.EPILOGUE_DEFAULT);
     // autotune only problems that overwrite their output, on their own buffers: {a, b, out}
-    Plan plan = plan(p, accumulate ? null : new long[] {pa, pb, po});
+    Plan plan = plan(p, accumulate ? null : new long[] {pa, pb, po}, 0);
     if (plan == null) return false;
     CublasLt lt = k.backend().cublasLt();
     k.backend().enter();
     lt.matmul(handle, plan.desc, one, pb, plan.layoutA, pa, plan.layoutB, accumulate ? one : zero, po, plan.layoutD, po, plan.layoutD,
         plan.algo, k.ptr(workspaceTensor()), WORKSPACE_BYTES, k.backend().stream());
+    return true;
+  }
+
+  /**
+   * out[M, N] = a[M, K] b[K, N] + bias[N] in one cuBLASLt call with the bias epilogue: in the column-major
+   * problem D = out^T, whose rows are our N columns, so EPILOGUE_BIAS (one value per row of D, broadcast over
+   * its columns) adds bias[j] to column j of out. Saves the separate pass that writes the bias into out and
+   * lets the call overwrite (beta = 0), so it is autotuned like any linear layer. 2-D operands of one dtype
+   * (bias included), out with row-major rows; false when that does not hold (the caller falls back).
+   */
+  boolean matmulBias(Tensor a, Tensor b, Tensor bias, Tensor out) {
+    if (out.rank() != 2 || a.rank() != 2 || b.rank() != 2 || bias.rank() != 1) return false;
+    DType t = out.dtype();
+    if (a.dtype() != t || b.dtype() != t || bias.dtype() != t || !(t == DType.F32 || t == DType.BF16 || t == DType.F16)) return false;
+    long m = out.size(0), n = out.size(1), kk = a.size(1);
+    if (m == 0 || n == 0 || kk == 0 || a.size(0) != m || b.size(0) != kk || b.size(1) != n || bias.size(0) != n) return false;
+    if (n > 1 && bias.stride(0) != 1) return false;
+    Object ao = layoutOf(m, kk, a.stride(0), a.stride(1)), bo = layoutOf(kk, n, b.stride(0), b.stride(1)), oo = layoutOf(m, n, out.stride(0), out.stride(1));
+    if (!(ao instanceof Mat am) || !(bo instanceof Mat bm) || !(oo instanceof Mat om) || !om.rowMajor()) return false;
+    int es = t.byteSize();
+    long pa = k.ptr(a) + a.offset() * es, pb = k.ptr(b) + b.offset() * es, po = k.ptr(out) + out.offset() * es;
+    long pBias = k.ptr(bias) + bias.offset() * es;
+    if (pBias % 16 != 0) return false;   // cuBLASLt's alignment for the bias vector
+    int type = t == DType.F32 ? CublasLt.R_32F : t == DType.BF16 ? CublasLt.R_16BF : CublasLt.R_16F;
+    Problem p = new Problem(type, bm.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T, am.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T,
+        n, m, kk, bm.ld(), am.ld(), om.ld(), 1, 0, 0, 0, false, CublasLt.EPILOGUE_BIAS);
+    Plan plan = plan(p, new long[] {pa, pb, po}, pBias);
+    if (plan == null) return false;
+    CublasLt lt = k.backend().cublasLt();
+    k.backend().enter();
+    synchronized (this) {   // the bias pointer is an attribute of the shared plan's descriptor
+      lt.setDescLong(plan.desc, CublasLt.DESC_BIAS_POINTER, pBias);
+      lt.matmul(handle, plan.desc, one, pb, plan.layoutA, pa, plan.layoutB, zero, po, plan.layoutD, po, plan.layoutD,
+          plan.algo, k.ptr(workspaceTensor()), WORKSPACE_BYTES, k.backend().stream());
+    }
     return true;
   }
 
@@ -163,7 +198,8 @@ final class CudaMatmul implements AutoCloseable {
     return workspaceView;
   }
 
-  private synchronized Plan plan(Problem p, long[] pointers) {
+  /** {@code biasPointer}: the bias of an epilogue problem (used while timing candidates), else 0. */
+  private synchronized Plan plan(Problem p, long[] pointers, long biasPointer) {
     Plan cached = plans.get(p);
     if (cached != null) return cached;
     CublasLt lt = k.backend().cublasLt();
@@ -173,6 +209,11 @@ final class CudaMatmul implements AutoCloseable {
     long desc = lt.matmulDesc(CublasLt.COMPUTE_32F, CublasLt.R_32F);
     lt.setDescInt(desc, CublasLt.DESC_TRANSA, p.opA());
     lt.setDescInt(desc, CublasLt.DESC_TRANSB, p.opB());
+    if (p.epilogue() != CublasLt.EPILOGUE_DEFAULT) {
+      lt.setDescInt(desc, CublasLt.DESC_EPILOGUE, p.epilogue());
+      lt.setDescInt(desc, CublasLt.DESC_BIAS_DATA_TYPE, p.dataType());
+      lt.setDescLong(desc, CublasLt.DESC_BIAS_POINTER, biasPointer);
+    }
     long la = p.opA() == CublasLt.OP_N ? lt.layout(p.dataType(), p.m(), p.kk(), p.lda()) : lt.layout(p.dataType(), p.kk(), p.m(), p.lda());
     long lb = p.opB() == CublasLt.OP_N ? lt.layout(p.dataType(), p.kk(), p.n(), p.ldb()) : lt.layout(p.dataType(), p.n(), p.kk(), p.ldb());
     long ld = lt.layout(p.dataType(), p.m(), p.n(), p.ldd());
