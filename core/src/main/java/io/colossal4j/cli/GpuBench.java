@@ -100,6 +100,35 @@ final class GpuBench implements Main.Command {
     step(gpu, out, name, batch + "x" + c.blockSize(), model, ids, next, flops, tokens, "tok/s");
   }
 
+  /**
+   * Where one more step's time goes: forward with the loss, backward, optimizer, each ended by a device
+   * synchronisation; and how long the host takes to queue a whole step (when that is close to the step's
+   * time, the GPU waits for the host: launch overhead, not kernels, bounds the step).
+   */
+  private static void phases(CudaBackend gpu, String name, java.util.function.Supplier<Tensor> lossOf, Optimizer opt, Runnable step) {
+    long t0, t1, t2, t3;
+    try (var scope = gpu.openStep()) {
+      t0 = System.nanoTime();
+      Tensor loss = lossOf.get();
+      gpu.synchronize();
+      t1 = System.nanoTime();
+      Autograd.backward(loss);
+      gpu.synchronize();
+      t2 = System.nanoTime();
+      opt.step(1e-4);
+      opt.zeroGrad();
+      gpu.synchronize();
+      t3 = System.nanoTime();
+    }
+    long q0 = System.nanoTime();
+    step.run();
+    long q1 = System.nanoTime();
+    gpu.synchronize();
+    long q2 = System.nanoTime();
+    System.err.printf("%s phases: forward+loss %.1f ms, backward %.1f ms, optimizer %.1f ms; the host queued a step in %.1f ms, done after %.1f ms%n",
+        name, (t1 - t0) / 1e6, (t2 - t1) / 1e6, (t3 - t2) / 1e6, (q1 - q0) / 1e6, (q2 - q0) / 1e6);
+  }
+
   static double stepFlops(long params, long tokens, int layers, int seq, int width) {
     return 6.0 * params * tokens + 12.0 * layers * seq * width * tokens;
   }
@@ -116,11 +145,14 @@ final class GpuBench implements Main.Command {
     model.train(true);
     Optimizer opt = Adam.adamW(ParamGroup.single(model.namedParameters(), 0.1));
     boolean amp = model.parameters().getFirst().dtype() == DType.F32;
+    java.util.function.Supplier<Tensor> lossOf = () -> {
+      Tensor logits = amp ? Autocast.call(DType.BF16, () -> model.forward(input)) : model.forward(input);
+      if (logits.rank() > 2) logits = Views.reshape(logits, -1, logits.size(-1));
+      return Loss.crossEntropy(logits, targets);
+    };
     Runnable step = () -> {
       try (var scope = gpu.openStep()) {   // the step's activations and temporaries go back deterministically
-        Tensor logits = amp ? Autocast.call(DType.BF16, () -> model.forward(input)) : model.forward(input);
-        if (logits.rank() > 2) logits = Views.reshape(logits, -1, logits.size(-1));
-        Autograd.backward(Loss.crossEntropy(logits, targets));
+        Autograd.backward(lossOf.get());
         opt.step(1e-4);
         opt.zeroGrad();
       }
@@ -138,6 +170,7 @@ final class GpuBench implements Main.Command {
     out.flush();
     System.err.printf("%s %s: %.1f ms/step, %,.1f %s, MFU %.1f%%, peak %s, garbage collections asked by the allocator so far %d%n", name, shape, ms, perSecond, unit,
         100 * flops / (ms / 1e3) / PEAK_BF16_FLOPS, MemoryStats.human(gpu.peakMemoryInUse()), gpu.collections());
+    phases(gpu, name, lossOf, opt, step);
     for (Tensor p : model.parameters()) p.storage().release();
     gpu.emptyCache();
   }
