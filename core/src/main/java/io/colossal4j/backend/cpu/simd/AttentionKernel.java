@@ -13,16 +13,18 @@ import jdk.incubator.vector.FloatVector;
 
 /**
  * Fused scaled-dot-product attention for short sequences (a vision transformer's tokens): one task per
- * (batch, head) matrix copies its q, k, v rows into heap scratch, computes each query row's logits,
- * softmax and weighted sum of v without materialising the [N, N] probabilities in the heap, and writes the
- * row log-sum-exp; backward recomputes the probabilities from it (p = exp(s − lse)), so nothing beyond
+ * (batch, head) matrix copies its q, v rows and kᵀ into heap scratch, computes each query row's logits,
+ * softmax and weighted sum of v without materialising the [N, N] probabilities, and writes the row
+ * log-sum-exp; backward recomputes the probabilities from it (p = exp(s − lse)), so nothing beyond
  * the output and lse is saved. It replaces, per head, two batched GEMMs whose 17×17 and 17×32 tiles are
  * all edges, a softmax pass, and the transposed copies and gradient sums around them.
  *
  * <p>Scope ({@link #supports}): f32, no bias, no dropout, q/k/v rows with unit stride along the head dim,
  * at most {@link #MAX_KEYS} keys (longer sequences go to the composite, whose GEMMs are faster there).
- * Numerics: dot products and sums in f32 vector lanes; logits are (q·k)·scale, as the composite computes
- * them. Deterministic: each matrix is computed by one thread in a fixed order.
+ * Numerics: f32; logits are (q·k)·scale, as the composite computes them. Deterministic: each matrix is
+ * computed by one thread in a fixed order, and only vertical (lane-wise) vector arithmetic and in-order
+ * scalar sums are used, never {@code reduceLanes(ADD)}, whose order differs between the JIT's intrinsic and
+ * the interpreter (VMath.sumLanes says the same), which would make a run depend on when code got compiled.
  *
  * <p>Legend for locals: i query row, j key row, d head dim; q_ND etc. are one matrix's rows in scratch.
  */
@@ -67,24 +69,28 @@ final class AttentionKernel implements FusedAttention {
   @Override public void forward(Tensor q, Tensor k, Tensor v, Tensor bias, Spec spec, Tensor out, Tensor logSumExp) {
     Geo g = Geo.of(q, k, v);
     float scale = (float) spec.scale();
+    int nkp = padded(g.nk());
     MemorySegment so = segment(out), sl = segment(logSumExp);
     par.forRange(g.batches(), grain(g), (b0, b1) -> {
-      float[] q_ND = new float[g.nq() * g.d()], k_ND = new float[g.nk() * g.d()], v_ND = new float[g.nk() * g.dv()];
-      float[] s = new float[padded(g.nk())], o = new float[g.dv()], stats = new float[2];
+      float[] q_ND = new float[g.nq() * g.d()], kT_DN = new float[g.d() * nkp], v_ND = new float[g.nk() * g.dv()];
+      float[] s = new float[nkp], o = new float[g.dv()];
       for (long b = b0; b < b1; b++) {
         load(q, b, q_ND);
-        load(k, b, k_ND);
+        loadTransposed(k, b, kT_DN, nkp);
         load(v, b, v_ND);
         long oOff = matrixOffset(out, b), lOff = logSumExp.offset() + b * g.nq();
         for (int i = 0; i < g.nq(); i++) {
           int nj = visible(spec, i, g.nk());
-          exponentials(q_ND, i, k_ND, nj, g.d(), scale, s, stats);
+          float max = logits(q_ND, i, g.d(), kT_DN, nkp, nj, scale, s);
+          exp(s, nj, max);
+          float sum = 0;
+          for (int j = 0; j < nj; j++) sum += s[j];   // in order: the same sum whichever way the JIT compiled us
           java.util.Arrays.fill(o, 0f);
           for (int j = 0; j < nj; j++) axpy(s[j], v_ND, j * g.dv(), o, 0, g.dv());
-          float inv = 1f / stats[1], lse = stats[0] + (float) Math.log(stats[1]);
+          float inv = 1f / sum;
           long row = oOff + i * out.stride(-2);
           for (int d = 0; d < g.dv(); d++) so.setAtIndex(F, row + d, o[d] * inv);
-          sl.setAtIndex(F, lOff + i, lse);
+          sl.setAtIndex(F, lOff + i, max + (float) Math.log(sum));
         }
       }
     });
@@ -96,42 +102,52 @@ final class AttentionKernel implements FusedAttention {
   private static int padded(int n) { return (n + L - 1) / L * L; }
 
   /**
-   * s[0..nj) = exp(logit − max) for query row i; returns the row's max in stats[0] and Σ exp in stats[1].
-   * The forward divides by the sum; the backward rescales by exp(max − lse) with the saved lse.
+   * s[0..nkp) = (q_i · k_j)·scale for every key j, computed down the columns of kᵀ (vertical FMAs only: no
+   * horizontal sums, whose rounding would depend on whether the JIT intrinsified them); returns the max over
+   * the visible keys j &lt; nj.
    */
-  private static void exponentials(float[] q_ND, int i, float[] k_ND, int nj, int d, float scale, float[] s, float[] stats) {
+  private static float logits(float[] q_ND, int i, int d, float[] kT_DN, int nkp, int nj, float scale, float[] s) {
+    rowTimes(q_ND, i * d, d, kT_DN, nkp, s);
     float max = Float.NEGATIVE_INFINITY;
     for (int j = 0; j < nj; j++) {
-      s[j] = dot(q_ND, i * d, k_ND, j * d, d) * scale;
+      s[j] *= scale;
       max = Math.max(max, s[j]);
     }
-    float sum = 0;
-    for (int j = 0; j < nj; j += L) {
-      var m = S.indexInRange(j, nj);
-      FloatVector e = VMath.exp(FloatVector.fromArray(S, s, j, m).sub(max));
-      e.intoArray(s, j, m);
-      sum += VMath.sumLanes(FloatVector.zero(S).blend(e, m));   // fixed order: see VMath.sumLanes
+    return max;
+  }
+
+  /** out[0..n) = Σ_d a[ao + d] · mT[d·n ..]: a row vector times a matrix stored [d][n], n a multiple of L. */
+  private static void rowTimes(float[] a, int ao, int d, float[] mT, int n, float[] out) {
+    for (int j = 0; j < n; j += L) {
+      FloatVector acc = FloatVector.zero(S);
+      for (int c = 0; c < d; c++) acc = FloatVector.broadcast(S, a[ao + c]).fma(FloatVector.fromArray(S, mT, c * n + j), acc);
+      acc.intoArray(out, j);
     }
-    stats[0] = max;
-    stats[1] = sum;
+  }
+
+  /** s[j] = e^{s[j] − shift} for j &lt; nj (the padded tail is computed and ignored). */
+  private static void exp(float[] s, int nj, float shift) {
+    for (int j = 0; j < nj; j += L) VMath.exp(FloatVector.fromArray(S, s, j).sub(shift)).intoArray(s, j);
   }
 
   @Override public void backward(Tensor gOut, Tensor q, Tensor k, Tensor v, Tensor bias, Tensor out, Tensor logSumExp, Spec spec,
                                  Tensor gq, Tensor gk, Tensor gv, Tensor gBias) {
     Geo g = Geo.of(q, k, v);
     float scale = (float) spec.scale();
+    int nkp = padded(g.nk());
     MemorySegment sl = segment(logSumExp);
     boolean unitOut = gOut.stride(-1) == 1 || gOut.size(-1) == 1;
     Tensor go = unitOut ? gOut : contiguous(gOut);
     par.forRange(g.batches(), grain(g), (b0, b1) -> {
-      float[] q_ND = new float[g.nq() * g.d()], k_ND = new float[g.nk() * g.d()], v_ND = new float[g.nk() * g.dv()];
-      float[] go_ND = new float[g.nq() * g.dv()], o_ND = new float[g.nq() * g.dv()];
+      float[] q_ND = new float[g.nq() * g.d()], k_ND = new float[g.nk() * g.d()], kT_DN = new float[g.d() * nkp];
+      float[] vT_DN = new float[g.dv() * nkp], go_ND = new float[g.nq() * g.dv()], o_ND = new float[g.nq() * g.dv()];
       float[] gq_ND = new float[g.nq() * g.d()], gk_ND = new float[g.nk() * g.d()], gv_ND = new float[g.nk() * g.dv()];
-      float[] p = new float[padded(g.nk())], stats = new float[2];
+      float[] p = new float[nkp], dp = new float[nkp];
       for (long b = b0; b < b1; b++) {
         load(q, b, q_ND);
         load(k, b, k_ND);
-        load(v, b, v_ND);
+        loadTransposed(k, b, kT_DN, nkp);
+        loadTransposed(v, b, vT_DN, nkp);
         load(go, b, go_ND);
         load(out, b, o_ND);
         java.util.Arrays.fill(gq_ND, 0f);
@@ -140,14 +156,14 @@ final class AttentionKernel implements FusedAttention {
         long lOff = logSumExp.offset() + b * g.nq();
         for (int i = 0; i < g.nq(); i++) {
           int nj = visible(spec, i, g.nk());
-          float lse = sl.getAtIndex(F, lOff + i);
-          exponentials(q_ND, i, k_ND, nj, g.d(), scale, p, stats);
-          float rescale = (float) Math.exp(stats[0] - lse);  // = 1/Σ up to rounding
-          float di = dot(go_ND, i * g.dv(), o_ND, i * g.dv(), g.dv());
+          logits(q_ND, i, g.d(), kT_DN, nkp, nj, scale, p);
+          exp(p, nj, sl.getAtIndex(F, lOff + i));                  // p_ij = e^{s_ij − lse_i}
+          rowTimes(go_ND, i * g.dv(), g.dv(), vT_DN, nkp, dp);    // dp_ij = gO_i · v_j
+          float di = 0;
+          for (int d = 0; d < g.dv(); d++) di += go_ND[i * g.dv() + d] * o_ND[i * g.dv() + d];
           for (int j = 0; j < nj; j++) {
-            float pij = p[j] * rescale;
-            float ds = pij * (dot(go_ND, i * g.dv(), v_ND, j * g.dv(), g.dv()) - di) * scale;
-            axpy(pij, go_ND, i * g.dv(), gv_ND, j * g.dv(), g.dv());
+            float ds = p[j] * (dp[j] - di) * scale;
+            axpy(p[j], go_ND, i * g.dv(), gv_ND, j * g.dv(), g.dv());
             axpy(ds, k_ND, j * g.d(), gq_ND, i * g.d(), g.d());
             axpy(ds, q_ND, i * g.d(), gk_ND, j * g.d(), g.d());
           }
@@ -182,14 +198,14 @@ final class AttentionKernel implements FusedAttention {
     for (int r = 0; r < rows; r++) MemorySegment.copy(src, r * cols, seg, F, (off + r * rs) * 4, cols);
   }
 
-  /** Σ a[ao..ao+n) · b[bo..bo+n). */
-  private static float dot(float[] a, int ao, float[] b, int bo, int n) {
-    FloatVector acc = FloatVector.zero(S);
-    int i = 0;
-    for (; i + L <= n; i += L) acc = FloatVector.fromArray(S, a, ao + i).fma(FloatVector.fromArray(S, b, bo + i), acc);
-    float s = VMath.sumLanes(acc);
-    for (; i < n; i++) s += a[ao + i] * b[bo + i];
-    return s;
+  /** Copies matrix b of t [..., rows, cols] transposed into dst [cols][ld] (ld ≥ rows; columns ≥ rows zero). */
+  private static void loadTransposed(Tensor t, long b, float[] dst, int ld) {
+    MemorySegment seg = segment(t);
+    int rows = t.size(-2), cols = t.size(-1);
+    long off = matrixOffset(t, b), rs = t.stride(-2), cs = t.stride(-1);
+    java.util.Arrays.fill(dst, 0f);
+    for (int r = 0; r < rows; r++)
+      for (int c = 0; c < cols; c++) dst[c * ld + r] = seg.getAtIndex(F, off + r * rs + c * cs);
   }
 
   /** y[yo..yo+n) += alpha · x[xo..xo+n). */
