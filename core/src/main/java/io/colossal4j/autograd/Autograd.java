@@ -1,16 +1,11 @@
 package io.colossal4j.autograd;
 
 import io.colossal4j.backend.BinaryOp;
-import io.colossal4j.backend.StepLedger;
 import io.colossal4j.tensor.MemoryCategory;
 import io.colossal4j.tensor.Tensor;
 import io.colossal4j.tensor.TensorException;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.IdentityHashMap;
 import java.util.List;
-import java.util.Map;
-import java.util.PriorityQueue;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -101,109 +96,16 @@ public final class Autograd {
       for (var h : root.gradReadyHooks()) h.accept(root);
       return;
     }
-    Map<Node, Integer> pendingNodes = new IdentityHashMap<>();
-    Map<Tensor, Integer> pendingLeaves = new IdentityHashMap<>();
-    countDependencies((Node) root.gradFn(), pendingNodes, pendingLeaves);
-
-    StepLedger ledger = root.backend().activeStep();
+    BackwardPass pass = new BackwardPass((Node) root.gradFn(), retainGraph, root.backend().activeStep());
     root.storage().hold();      // kept for the caller, whatever the graph says
     gradRoot.storage().hold();
-    Map<Node, Tensor> grads = new IdentityHashMap<>();
-    PriorityQueue<Node> ready = new PriorityQueue<>((a, b) -> Long.compare(b.sequence(), a.sequence()));
-    Node start = (Node) root.gradFn();
-    put(grads, start, gradRoot);
-    ready.add(start);
-    while (!ready.isEmpty()) {
-      Node n = ready.poll();
-      Tensor g = grads.remove(n);
-      Node.Backward rule = n.backward();
-      if (rule == null)
-        throw new TensorException("backward through " + n.name() + " a second time: its saved tensors were freed; pass retainGraph=true to the first backward");
-      int mark = ledger == null ? 0 : ledger.mark();
-      Tensor[] inGrads = GradMode.noGrad(() -> rule.apply(g));
-      List<Tensor> inputs = n.inputs();
-      for (int i = 0; i < inputs.size(); i++) {
-        Tensor t = inputs.get(i);
-        if (t == null || !t.requiresGrad()) continue;
-        Tensor gi = i < inGrads.length ? inGrads[i] : null;
-        if (gi != null && !gi.shape().equals(t.shape()))
-          throw new TensorException("backward of " + n.name() + " returned a gradient of shape " + gi.shape() + " for input " + i + " of shape " + t.shape());
-        if (t.isLeaf()) {
-          if (gi != null) accumulateLeaf(t, gi);
-          if (pendingLeaves.merge(t, -1, Integer::sum) == 0)
-            for (var h : t.gradReadyHooks()) h.accept(t);
-        } else {
-          Node m = (Node) t.gradFn();
-          if (gi != null) put(grads, m, gi);
-          if (pendingNodes.merge(m, -1, Integer::sum) == 0) {
-            if (grads.containsKey(m)) ready.add(m);
-            else skipSubgraph(m, pendingNodes, pendingLeaves, ready, grads, retainGraph);
-          }
-        }
-      }
-      g.storage().unhold();       // consumed (a returned gradient that aliases it is held by now)
-      if (!retainGraph) n.free();
-      if (ledger != null) ledger.releaseUnheldSince(mark);   // the rule's temporaries, gradients accumulated into leaves
-    }
+    pass.run(gradRoot);
     root.storage().unholdKeep();
     gradRoot.storage().unholdKeep();
   }
 
-  /** Adds a gradient contribution for {@code m}, held until m's rule consumes it; two contributions are summed. */
-  private static void put(Map<Node, Tensor> grads, Node m, Tensor gi) {
-    Tensor old = grads.get(m);
-    Tensor now = old == null ? gi : sum(old, gi);
-    now.storage().hold();
-    grads.put(m, now);
-    if (old != null) old.storage().unhold();
-  }
-
-  /** A node all of whose consumers gave no gradient: its inputs still count down (so hooks fire), with nothing to add. */
-  private static void skipSubgraph(Node m, Map<Node, Integer> pendingNodes, Map<Tensor, Integer> pendingLeaves,
-                                   PriorityQueue<Node> ready, Map<Node, Tensor> grads, boolean retainGraph) {
-    ArrayDeque<Node> stack = new ArrayDeque<>();
-    stack.push(m);
-    while (!stack.isEmpty()) {
-      Node n = stack.pop();
-      if (!retainGraph) n.free();
-      for (Tensor t : n.inputs()) {
-        if (t == null || !t.requiresGrad()) continue;
-        if (t.isLeaf()) {
-          if (pendingLeaves.merge(t, -1, Integer::sum) == 0 && t.grad() != null)
-            for (var h : t.gradReadyHooks()) h.accept(t);
-        } else {
-          Node k = (Node) t.gradFn();
-          if (pendingNodes.merge(k, -1, Integer::sum) == 0) {
-            if (grads.containsKey(k)) ready.add(k);
-            else stack.push(k);
-          }
-        }
-      }
-    }
-  }
-
-  private static void countDependencies(Node root, Map<Node, Integer> pendingNodes, Map<Tensor, Integer> pendingLeaves) {
-    ArrayDeque<Node> stack = new ArrayDeque<>();
-    IdentityHashMap<Node, Boolean> seen = new IdentityHashMap<>();
-    stack.push(root);
-    seen.put(root, true);
-    while (!stack.isEmpty()) {
-      Node n = stack.pop();
-      for (Tensor t : n.inputs()) {
-        if (t == null || !t.requiresGrad()) continue;
-        if (t.isLeaf()) {
-          pendingLeaves.merge(t, 1, Integer::sum);
-        } else {
-          Node m = (Node) t.gradFn();
-          pendingNodes.merge(m, 1, Integer::sum);
-          if (seen.put(m, true) == null) stack.push(m);
-        }
-      }
-    }
-  }
-
   /** Sums two contributions to a non-leaf's gradient: an intermediate of this backward pass, hence an activation. */
-  private static Tensor sum(Tensor a, Tensor b) {
+  static Tensor sum(Tensor a, Tensor b) {
     Tensor out = Tensor.empty(a.shape(), a.dtype(), a.backend(), MemoryCategory.ACTIVATION);
     a.backend().kernels().binary(BinaryOp.ADD, a, b, out);
     return out;
