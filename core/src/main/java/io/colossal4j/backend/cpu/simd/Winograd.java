@@ -68,12 +68,12 @@ final class Winograd {
       long outImg = out.offset() + img * g.cout() * g.ho() * g.wo();
       for (int ty = 0; ty < g.tilesY(); ty++)
         for (int run = 0; run < g.runs(); run++) {
-          inputTransform(own.even, own.odd, g, ty, run * NR, own.v);
+          inputTransform(own.even, own.odd, g, ty, run * NR, own.v, own.t);
           for (int xi = 0; xi < 16; xi++)
             for (int m = 0; m < g.coutPad(); m += MR)
               MicroKernel.kernel(u, (xi * g.coutPad() + m) * g.cin(), own.v, xi * g.cin() * NR, g.cin(), own.mSeg,
                   ((long) xi * g.coutPad() + m) * NR, NR, false);
-          outputTransform(own.m, g, ty, run * NR, so, outImg, own.row);
+          outputTransform(own.m, g, ty, run * NR, so, outImg, own.row, own.t);
         }
     });
   }
@@ -130,79 +130,78 @@ final class Winograd {
 
   /**
    * V_ξ[c, lane] = (Bᵀ d B)_ξ for the NR tiles (ty, x0 + lane), Bᵀ = [[1, 0, −1, 0], [0, 1, 1, 0], [0, −1, 1, 0],
-   * [0, 1, 0, −1]]: rows first (s = d B per patch row), then columns. Patch row r of tile x reads padded row
-   * 2ty + r at columns 2x .. 2x + 3 = even[x], odd[x], even[x + 1], odd[x + 1].
+   * [0, 1, 0, −1]]: rows first (s = d B per patch row, into {@code s} [4 rows][4][NR]), then columns. Patch row r
+   * of tile x reads padded row 2ty + r at columns 2x .. 2x + 3 = even[x], odd[x], even[x + 1], odd[x + 1].
+   * Written as short methods over a few vectors each: one method holding all 32 would exceed what the JIT
+   * keeps in registers and inlines (see {@link ChunkPasses}).
    */
-  private static void inputTransform(float[] even, float[] odd, Geo g, int ty, int x0, float[] v) {
+  private static void inputTransform(float[] even, float[] odd, Geo g, int ty, int x0, float[] v, float[] s) {
+    int st = g.cin() * NR; // V_ξ block stride
     for (int c = 0; c < g.cin(); c++) {
       int row0 = c * g.plane() + 2 * ty * g.we() + x0;
-      for (int h = 0; h < NR; h += L) {
-        int o = row0 + h;
-        int we = g.we();
-        FloatVector e0 = FloatVector.fromArray(S, even, o), o0 = FloatVector.fromArray(S, odd, o);
-        FloatVector e0n = FloatVector.fromArray(S, even, o + 1), o0n = FloatVector.fromArray(S, odd, o + 1);
-        FloatVector s00 = e0.sub(e0n), s01 = o0.add(e0n), s02 = e0n.sub(o0), s03 = o0.sub(o0n);
-        o += we;
-        FloatVector e1 = FloatVector.fromArray(S, even, o), o1 = FloatVector.fromArray(S, odd, o);
-        FloatVector e1n = FloatVector.fromArray(S, even, o + 1), o1n = FloatVector.fromArray(S, odd, o + 1);
-        FloatVector s10 = e1.sub(e1n), s11 = o1.add(e1n), s12 = e1n.sub(o1), s13 = o1.sub(o1n);
-        o += we;
-        FloatVector e2 = FloatVector.fromArray(S, even, o), o2 = FloatVector.fromArray(S, odd, o);
-        FloatVector e2n = FloatVector.fromArray(S, even, o + 1), o2n = FloatVector.fromArray(S, odd, o + 1);
-        FloatVector s20 = e2.sub(e2n), s21 = o2.add(e2n), s22 = e2n.sub(o2), s23 = o2.sub(o2n);
-        o += we;
-        FloatVector e3 = FloatVector.fromArray(S, even, o), o3 = FloatVector.fromArray(S, odd, o);
-        FloatVector e3n = FloatVector.fromArray(S, even, o + 1), o3n = FloatVector.fromArray(S, odd, o + 1);
-        FloatVector s30 = e3.sub(e3n), s31 = o3.add(e3n), s32 = e3n.sub(o3), s33 = o3.sub(o3n);
-        int d = c * NR + h, st = g.cin() * NR; // V_ξ block stride
-        s00.sub(s20).intoArray(v, d);
-        s01.sub(s21).intoArray(v, d + st);
-        s02.sub(s22).intoArray(v, d + 2 * st);
-        s03.sub(s23).intoArray(v, d + 3 * st);
-        s10.add(s20).intoArray(v, d + 4 * st);
-        s11.add(s21).intoArray(v, d + 5 * st);
-        s12.add(s22).intoArray(v, d + 6 * st);
-        s13.add(s23).intoArray(v, d + 7 * st);
-        s20.sub(s10).intoArray(v, d + 8 * st);
-        s21.sub(s11).intoArray(v, d + 9 * st);
-        s22.sub(s12).intoArray(v, d + 10 * st);
-        s23.sub(s13).intoArray(v, d + 11 * st);
-        s10.sub(s30).intoArray(v, d + 12 * st);
-        s11.sub(s31).intoArray(v, d + 13 * st);
-        s12.sub(s32).intoArray(v, d + 14 * st);
-        s13.sub(s33).intoArray(v, d + 15 * st);
-      }
+      for (int r = 0; r < 4; r++) rowTransform(even, odd, row0 + r * g.we(), s, r * 4 * NR);
+      for (int q = 0; q < 4; q++) columnTransform(s, q * NR, v, q * st + c * NR, 4 * st);
+    }
+  }
+
+  /** s[at + q·NR + lane] = (d B)[q] for the patch row starting at even/odd[o + lane]. */
+  private static void rowTransform(float[] even, float[] odd, int o, float[] s, int at) {
+    for (int h = 0; h < NR; h += L) {
+      FloatVector e = FloatVector.fromArray(S, even, o + h), d = FloatVector.fromArray(S, odd, o + h);
+      FloatVector en = FloatVector.fromArray(S, even, o + h + 1), dn = FloatVector.fromArray(S, odd, o + h + 1);
+      e.sub(en).intoArray(s, at + h);
+      d.add(en).intoArray(s, at + NR + h);
+      en.sub(d).intoArray(s, at + 2 * NR + h);
+      d.sub(dn).intoArray(s, at + 3 * NR + h);
+    }
+  }
+
+  /** v[at + p·stride + lane] = (Bᵀ s)[p] for column q of s (rows at s[q0 + r·4·NR]). */
+  private static void columnTransform(float[] s, int q0, float[] v, int at, int stride) {
+    for (int h = 0; h < NR; h += L) {
+      FloatVector s0 = FloatVector.fromArray(S, s, q0 + h), s1 = FloatVector.fromArray(S, s, q0 + 4 * NR + h);
+      FloatVector s2 = FloatVector.fromArray(S, s, q0 + 8 * NR + h), s3 = FloatVector.fromArray(S, s, q0 + 12 * NR + h);
+      s0.sub(s2).intoArray(v, at + h);
+      s1.add(s2).intoArray(v, at + stride + h);
+      s2.sub(s1).intoArray(v, at + 2 * stride + h);
+      s1.sub(s3).intoArray(v, at + 3 * stride + h);
     }
   }
 
   /**
    * y = Aᵀ m A for the NR tiles (ty, x0 + lane) of every output channel, Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]],
-   * with m_ξ[co, lane] = Σ_c U_ξ[co, c]·V_ξ[c, lane]; the 2×2 outputs of each tile are interleaved into the
-   * output rows through {@code row} [2 × 2·NR] (tiles past the image edge are dropped).
+   * with m_ξ[co, lane] = Σ_c U_ξ[co, c]·V_ξ[c, lane]: first over the tile's rows (into {@code t} [2][4][NR]),
+   * then over its columns, the 2×2 outputs of each tile interleaved into the output rows through {@code row}
+   * [2 × 2·NR] (tiles past the image edge are dropped).
    */
-  private static void outputTransform(float[] m, Geo g, int ty, int x0, MemorySegment out, long outOff, float[] row) {
+  private static void outputTransform(float[] m, Geo g, int ty, int x0, MemorySegment out, long outOff, float[] row, float[] t) {
     int st = g.coutPad() * NR;
     int rowsOut = Math.min(2, g.ho() - 2 * ty), colsOut = Math.min(2 * NR, g.wo() - 2 * x0);
     for (int co = 0; co < g.cout(); co++) {
-      for (int h = 0; h < NR; h += L) {
-        int d = co * NR + h;
-        FloatVector m0 = FloatVector.fromArray(S, m, d), m1 = FloatVector.fromArray(S, m, d + st);
-        FloatVector m2 = FloatVector.fromArray(S, m, d + 2 * st), m3 = FloatVector.fromArray(S, m, d + 3 * st);
-        FloatVector m4 = FloatVector.fromArray(S, m, d + 4 * st), m5 = FloatVector.fromArray(S, m, d + 5 * st);
-        FloatVector m6 = FloatVector.fromArray(S, m, d + 6 * st), m7 = FloatVector.fromArray(S, m, d + 7 * st);
-        FloatVector m8 = FloatVector.fromArray(S, m, d + 8 * st), m9 = FloatVector.fromArray(S, m, d + 9 * st);
-        FloatVector m10 = FloatVector.fromArray(S, m, d + 10 * st), m11 = FloatVector.fromArray(S, m, d + 11 * st);
-        FloatVector m12 = FloatVector.fromArray(S, m, d + 12 * st), m13 = FloatVector.fromArray(S, m, d + 13 * st);
-        FloatVector m14 = FloatVector.fromArray(S, m, d + 14 * st), m15 = FloatVector.fromArray(S, m, d + 15 * st);
-        // Aᵀ over the rows of the 4×4 tile: t0 = m0 + m1 + m2 (row-wise), t1 = m1 − m2 − m3
-        FloatVector t00 = m0.add(m4).add(m8), t01 = m1.add(m5).add(m9), t02 = m2.add(m6).add(m10), t03 = m3.add(m7).add(m11);
-        FloatVector t10 = m4.sub(m8).sub(m12), t11 = m5.sub(m9).sub(m13), t12 = m6.sub(m10).sub(m14), t13 = m7.sub(m11).sub(m15);
-        // then over the columns, into row[r][2·lane + b]
-        spread(t00.add(t01).add(t02), t01.sub(t02).sub(t03), row, 2 * h);
-        spread(t10.add(t11).add(t12), t11.sub(t12).sub(t13), row, 2 * NR + 2 * h);
-      }
+      for (int q = 0; q < 4; q++) outputRows(m, co * NR + q * st, 4 * st, t, q * NR);
+      outputColumns(t, 0, row, 0);
+      outputColumns(t, 4 * NR, row, 2 * NR);
       for (int r = 0; r < rowsOut; r++)
         MemorySegment.copy(row, r * 2 * NR, out, F, (outOff + ((long) co * g.ho() + 2 * ty + r) * g.wo() + 2L * x0) * 4, colsOut);
+    }
+  }
+
+  /** t[at + lane] = m0 + m1 + m2, t[at + 4·NR + lane] = m1 − m2 − m3, for m_p = m[o + p·stride + lane]. */
+  private static void outputRows(float[] m, int o, int stride, float[] t, int at) {
+    for (int h = 0; h < NR; h += L) {
+      FloatVector m0 = FloatVector.fromArray(S, m, o + h), m1 = FloatVector.fromArray(S, m, o + stride + h);
+      FloatVector m2 = FloatVector.fromArray(S, m, o + 2 * stride + h), m3 = FloatVector.fromArray(S, m, o + 3 * stride + h);
+      m0.add(m1).add(m2).intoArray(t, at + h);
+      m1.sub(m2).sub(m3).intoArray(t, at + 4 * NR + h);
+    }
+  }
+
+  /** One output row of every tile: y0 = t0 + t1 + t2 and y1 = t1 − t2 − t3 (t_q = t[at + q·NR + lane]), interleaved into row. */
+  private static void outputColumns(float[] t, int at, float[] row, int to) {
+    for (int h = 0; h < NR; h += L) {
+      FloatVector t0 = FloatVector.fromArray(S, t, at + h), t1 = FloatVector.fromArray(S, t, at + NR + h);
+      FloatVector t2 = FloatVector.fromArray(S, t, at + 2 * NR + h), t3 = FloatVector.fromArray(S, t, at + 3 * NR + h);
+      spread(t0.add(t1).add(t2), t1.sub(t2).sub(t3), row, to + 2 * h);
     }
   }
 
@@ -234,7 +233,7 @@ final class Winograd {
   private static final class Scratch {
     private static final ThreadLocal<Scratch> PER_THREAD = ThreadLocal.withInitial(Scratch::new);
     float[] even = new float[0], odd = new float[0], v = new float[0], m = new float[0], line = new float[0];
-    final float[] row = new float[4 * NR];
+    final float[] row = new float[4 * NR], t = new float[16 * NR];
     MemorySegment mSeg = MemorySegment.ofArray(m);
 
     static Scratch get(Geo g) {
