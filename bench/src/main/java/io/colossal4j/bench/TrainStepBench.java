@@ -59,6 +59,10 @@ final class TrainStepBench {
           Tensor.of(y, io.colossal4j.tensor.Shape.of(BATCH), DType.I64, cpu));
       TorchVit peer = new TorchVit(nd, c, model.namedParameters());
       NDArray tx = nd.create(x, new Shape(BATCH, 1, 28, 28)), ty = nd.create(y);
+      // fairness check: both sides start from the same parameters, so their first losses must agree (f32 rounding)
+      double peerLoss = peer.loss(tx, ty), ourLoss = engine.trainStep(batch).loss();
+      System.out.printf("first-step loss: ours %.6f, PyTorch %.6f (same model and batch: %s)%n", ourLoss, peerLoss,
+          Math.abs(ourLoss - peerLoss) <= 1e-4 * Math.max(1, Math.abs(peerLoss)) ? "agree" : "DIFFER");
       double[] t = Measure.sideBySide(() -> engine.trainStep(batch), () -> peer.step(tx, ty));
       System.out.printf("train step vit_convstem_28 batch %d: ours %.1f samples/s, PyTorch %.1f samples/s, peer=PyTorch ratio=%.2f%n",
           BATCH, BATCH / t[0], BATCH / t[1], t[1] / t[0]);
@@ -85,13 +89,23 @@ final class TrainStepBench {
       rv2 = nd.ones(rm2.getShape());
     }
 
+    /** The cross-entropy loss at the current parameters, without a step. */
+    double loss(NDArray x, NDArray y) {
+      try (NDScope scope = new NDScope()) {
+        scope.suppressNotUsedWarning();
+        return lossOf(forward(x), y, x).getFloat();
+      }
+    }
+
+    private static NDArray lossOf(NDArray logits, NDArray y, NDArray x) {
+      return logits.logSoftmax(1).mul(y.oneHot(10)).sum().neg().div(x.getShape().get(0));
+    }
+
     void step(NDArray x, NDArray y) {
       try (NDScope scope = new NDScope()) {
         scope.suppressNotUsedWarning();
         try (GradientCollector gc = Engine.getEngine("PyTorch").newGradientCollector()) {
-          NDArray logits = forward(x);
-          NDArray loss = logits.logSoftmax(1).mul(y.oneHot(10)).sum().neg().div(x.getShape().get(0));
-          gc.backward(loss);
+          gc.backward(lossOf(forward(x), y, x));
         }
       }
       // the optimizer's state must outlive the step, so its update runs outside the scope

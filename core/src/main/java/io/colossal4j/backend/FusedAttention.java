@@ -31,4 +31,10 @@ public interface FusedAttention {
    */
   void backward(Tensor gOut, Tensor q, Tensor k, Tensor v, Tensor bias, Tensor out, Tensor logSumExp, Spec spec,
                 Tensor gq, Tensor gk, Tensor gv, Tensor gBias);
+
+  /**
+   * Whether {@link #forward}'s {@code out} and {@link #backward}'s gq, gk, gv may be strided views (unit
+   * stride along the last dim), so an op can have results written straight into a packed layout.
+   */
+  default boolean writesStridedOutputs() { return false; }
 }

@@ -5,7 +5,6 @@ import io.colossal4j.nn.Layers;
 import io.colossal4j.nn.Linear;
 import io.colossal4j.nn.Module;
 import io.colossal4j.nn.ModuleContext;
-import io.colossal4j.ops.Views;
 import io.colossal4j.tensor.Tensor;
 
 /**
@@ -28,13 +27,9 @@ public final class Attention extends Module {
   }
 
   @Override public Tensor forward(Tensor x) {
-    int b = x.size(0), n = x.size(1);
     Tensor qkvOut = children().get("qkv").forward(x);
     int heads = qkvOut.size(2) / (3 * headDim);
-    Tensor t = Views.permute(Views.reshape(qkvOut, b, n, 3, heads, headDim), 2, 0, 3, 1, 4);
-    Tensor q = Views.select(t, 0, 0), k = Views.select(t, 0, 1), v = Views.select(t, 0, 2);
-    Tensor o = io.colossal4j.ops.Attention.scaledDotProductAttention(q, k, v, io.colossal4j.ops.Attention.Options.DEFAULT);
-    Tensor merged = Views.reshape(Views.transpose(o, 1, 2), b, n, heads * headDim);
+    Tensor merged = io.colossal4j.ops.PackedAttention.selfAttention(qkvOut, heads, io.colossal4j.ops.Attention.Options.DEFAULT);
     return projDrop.forward(children().get("proj").forward(merged));
   }
 

@@ -46,6 +46,9 @@ final class AttentionKernel implements FusedAttention {
     return k.size(-2) >= 1 && k.size(-2) <= MAX_KEYS && q.size(-1) <= 1024 && v.size(-1) <= 1024;
   }
 
+  /** Outputs are addressed by their strides, rows and matrices alike. */
+  @Override public boolean writesStridedOutputs() { return true; }
+
   /** One matrix's geometry: sizes and the element offset of each operand's matrix for a batch index. */
   private record Geo(int nq, int nk, int d, int dv, long batches) {
     static Geo of(Tensor q, Tensor k, Tensor v) {

@@ -39,23 +39,27 @@ class AttentionKernelTest {
   private record Case(Shape[] shapes, Function<Tensor[], Tensor[]> view, Options options) {}
 
   private static void compare(Case c, long seed) {
+    compare(c, seed, qkv -> Attention.scaledDotProductAttention(qkv[0], qkv[1], qkv[2], c.options()));
+  }
+
+  private static void compare(Case c, long seed, Function<Tensor[], Tensor> attention) {
     Random rnd = new Random(seed);
     float[][] data = new float[c.shapes().length][];
     for (int i = 0; i < data.length; i++) {
       data[i] = new float[Math.toIntExact(c.shapes()[i].numel())];
       for (int j = 0; j < data[i].length; j++) data[i][j] = (float) (2 * rnd.nextDouble() - 1);
     }
-    Tensor[] fast = run(FAST, c, data), ref = run(REF, c, data);
+    Tensor[] fast = run(FAST, c, data, attention), ref = run(REF, c, data, attention);
     for (int i = 0; i < fast.length; i++)
       assertClose(ref[i].toDoubleArray(), fast[i].toDoubleArray(), 2e-5, 2e-5, (i == 0 ? "output" : "gradient of input " + (i - 1)));
   }
 
   /** The output, then the gradients of every leaf, of sum(out * weights) with fixed weights. */
-  private static Tensor[] run(Backend b, Case c, float[][] data) {
+  private static Tensor[] run(Backend b, Case c, float[][] data, Function<Tensor[], Tensor> attention) {
     Tensor[] leaves = new Tensor[data.length];
     for (int i = 0; i < data.length; i++) leaves[i] = Tensor.of(data[i], c.shapes()[i], b).requiresGrad(true);
     Tensor[] qkv = c.view().apply(leaves);
-    Tensor out = Attention.scaledDotProductAttention(qkv[0], qkv[1], qkv[2], c.options());
+    Tensor out = attention.apply(qkv);
     float[] w = new float[Math.toIntExact(out.numel())];
     for (int i = 0; i < w.length; i++) w[i] = (float) Math.sin(0.37 * i);
     Autograd.backward(Reduce.sum(Arith.mul(out, Tensor.of(w, out.shape(), b))));
@@ -72,6 +76,18 @@ class AttentionKernelTest {
       Tensor p = Views.permute(Views.reshape(t[0], b, n, 3, h, d), 2, 0, 3, 1, 4);
       return new Tensor[] {Views.select(p, 0, 0), Views.select(p, 0, 1), Views.select(p, 0, 2)};
     }, Options.DEFAULT), 1);
+  }
+
+  @Test void packedSelfAttentionWritesStraightIntoThePackedLayout() {
+    // on the fast backend the kernel writes o and gqkv in place; the reference composes select/permute/reshape
+    for (boolean causal : new boolean[] {false, true}) {
+      int b = 3, n = 17, h = 2, d = 32;
+      Options o = Options.DEFAULT.withCausal(causal);
+      compare(new Case(new Shape[] {Shape.of(b, n, 3 * h * d)}, t -> new Tensor[] {t[0]}, o), 6, t -> io.colossal4j.ops.PackedAttention.selfAttention(t[0], h, o));
+      // a qkv whose rows are strided (a narrowed view of a wider projection) takes the same path
+      compare(new Case(new Shape[] {Shape.of(b, n, 3 * h * d + 5)}, t -> new Tensor[] {Views.narrow(t[0], 2, 5, 3 * h * d)}, o), 7,
+          t -> io.colossal4j.ops.PackedAttention.selfAttention(t[0], h, o));
+    }
   }
 
   @Test void causalOddHeadDimAndWiderValues() {
