@@ -59,11 +59,14 @@ class VitTensorParallelTest {
   /**
    * The key third of each qkv bias: adding a constant vector to every key adds the same q·b to every score
    * of a row, which softmax ignores, so its gradient is exactly zero and what AdamW makes of it is rounding
-   * noise: trained from 0, it stays below 1e-5 in both runs (measured: ≤ 6e-6 in f32, ~1e-15 in f64), and is
-   * compared with atol 1e-5 only in f32.
+   * noise. How large that noise grows depends on the order in which the attention kernel sums (measured: ≤ 6e-6
+   * in f32 with the composite attention, 1.6e-5 with the fused CPU kernel, ~1e-15 in f64). Adam normalises its
+   * update, so a real gradient would move these entries by about LR per step (0.01 × 4 steps); the bound 1e-4
+   * is 400 times below that and still separates noise from signal. Compared with that atol only in f32.
    */
+  static final double KEY_BIAS_BOUND = 1e-4;
   static final java.util.function.ToDoubleBiFunction<String, Integer> KEY_BIAS_NOISE =
-      (name, i) -> name.endsWith("attn.qkv.bias") && i / CONFIG.embedDim() == 1 ? 1e-5 : 0;
+      (name, i) -> name.endsWith("attn.qkv.bias") && i / CONFIG.embedDim() == 1 ? KEY_BIAS_BOUND : 0;
 
   /**
    * f32 on the fast backend (one kernel thread per rank): rounding of ~6e-8 per op, summed in another order
@@ -79,7 +82,7 @@ class VitTensorParallelTest {
     for (var run : List.of(single, tpRuns.getFirst()))
       for (int b = 0; b < CONFIG.depth(); b++) {
         double[] bias = run.params().get("blocks." + b + ".attn.qkv.bias");
-        for (int i = CONFIG.embedDim(); i < 2 * CONFIG.embedDim(); i++) assertTrue(Math.abs(bias[i]) < 1e-5, "key bias " + b + "[" + i + "] = " + bias[i]);
+        for (int i = CONFIG.embedDim(); i < 2 * CONFIG.embedDim(); i++) assertTrue(Math.abs(bias[i]) < KEY_BIAS_BOUND, "key bias " + b + "[" + i + "] = " + bias[i]);
       }
   }
 }
