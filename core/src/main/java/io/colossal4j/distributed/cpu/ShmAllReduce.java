@@ -65,12 +65,17 @@ final class ShmAllReduce implements AutoCloseable {
     }
     long per = sliceBytes / x.es(), slices = Math.max(1, (numel + per - 1) / per), base = reduced;
     long[] header = {run.seq, numel, run.dtype.ordinal() * 16L + op.ordinal(), 0};
-    for (long k = 0; k < slices; k++) {
-      while (published < base + k + 1) publish(run, x, numel, per, base, header, true);
-      while (published < base + slices && published < base + k + slots && publish(run, x, numel, per, base, header, false)) {
-        // publish ahead while slots are free
+    try {
+      for (long k = 0; k < slices; k++) {
+        while (published < base + k + 1) publish(run, x, numel, per, base, header, true);
+        while (published < base + slices && published < base + k + slots && publish(run, x, numel, per, base, header, false)) {
+          // publish ahead while slots are free
+        }
+        reduce(run, x, numel, per, base, k, op, header);
       }
-      reduce(run, x, numel, per, base, k, op, header);
+    } catch (RuntimeException e) {
+      region.unlink();   // the job is failing: leave no file behind, even if a member never arrived
+      throw e;
     }
   }
 

@@ -54,9 +54,11 @@ final class ShmRegion {
   private final MemorySegment mem;
   private final long dataBase;
   private boolean unlinked;
+  private final Thread atExit;
 
   private ShmRegion(Path file, int n, int slots, long sliceBytes, MemorySegment mem, long dataBase) {
     this.file = file;
+    this.atExit = deleteAtExit(file);
     this.n = n;
     this.slots = slots;
     this.control = controlBytes(slots);
@@ -167,10 +169,31 @@ final class ShmRegion {
   void unlink() {
     if (unlinked) return;
     unlinked = true;
+    delete(file, atExit);
+  }
+
+  /**
+   * Deletes {@code file} when the JVM exits (a rank stopped by a signal while a peer never arrived would
+   * otherwise leave it in /dev/shm); returns the hook for {@link #delete} to cancel. Not run on SIGKILL.
+   */
+  static Thread deleteAtExit(Path file) {
+    Thread hook = new Thread(() -> delete(file, null), "c4j-shm-cleanup");
+    Runtime.getRuntime().addShutdownHook(hook);
+    return hook;
+  }
+
+  /** Deletes the file's name now and cancels its exit hook (if not already exiting). */
+  static void delete(Path file, Thread atExit) {
     try {
       Files.deleteIfExists(file);
     } catch (IOException e) {
       // another member removed it first
+    }
+    if (atExit == null) return;
+    try {
+      Runtime.getRuntime().removeShutdownHook(atExit);
+    } catch (IllegalStateException exiting) {
+      // the JVM is shutting down: the hook deletes (again) harmlessly
     }
   }
 

@@ -43,6 +43,7 @@ final class ShmSegmentAllReduce implements AutoCloseable {
   private MemorySegment shared;
   private Path file;
   private boolean unlinked;
+  private Thread atExit;
 
   ShmSegmentAllReduce(String name, int n, int r, long slotBytes) {
     this.slotBytes = slotBytes;
@@ -55,9 +56,14 @@ final class ShmSegmentAllReduce implements AutoCloseable {
     map(run);
     long chunkCap = slotBytes / x.es() / n, perSegment = chunkCap * n;
     int segments = (int) ((numel + perSegment - 1) / perSegment);
-    for (int k = 0; k < segments; k++) {
-      long base = k * perSegment, len = Math.min(perSegment, numel - base);
-      segment(run, new Algorithms.Buf(x.seg(), x.at(base), x.es()), len, chunkCap * x.es(), op, 2 * k);
+    try {
+      for (int k = 0; k < segments; k++) {
+        long base = k * perSegment, len = Math.min(perSegment, numel - base);
+        segment(run, new Algorithms.Buf(x.seg(), x.at(base), x.es()), len, chunkCap * x.es(), op, 2 * k);
+      }
+    } catch (RuntimeException e) {
+      if (!unlinked && file != null) unlink();   // the job is failing: leave no file behind, even if a member never arrived
+      throw e;
     }
   }
 
@@ -103,6 +109,7 @@ final class ShmSegmentAllReduce implements AutoCloseable {
     if (shared != null) return;
     Path dir = Files.isDirectory(Path.of("/dev/shm")) ? Path.of("/dev/shm") : Path.of(System.getProperty("java.io.tmpdir"));
     file = dir.resolve("c4j-" + name + "-seg");
+    atExit = ShmRegion.deleteAtExit(file);
     arena = Arena.ofShared();
     try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
       if (ch.size() < n * slotBytes) ch.write(java.nio.ByteBuffer.allocate(1), n * slotBytes - 1);
@@ -115,11 +122,7 @@ final class ShmSegmentAllReduce implements AutoCloseable {
   /** After the first signal every member has mapped the file, so its name can go (the mappings stay). */
   private void unlink() {
     unlinked = true;
-    try {
-      Files.deleteIfExists(file);
-    } catch (IOException e) {
-      // another member removed it first
-    }
+    ShmRegion.delete(file, atExit);
   }
 
   @Override public void close() {

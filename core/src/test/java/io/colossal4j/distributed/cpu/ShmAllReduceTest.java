@@ -122,19 +122,31 @@ class ShmAllReduceTest {
     for (Case c : List.of(new Case(DType.F32, DType.F32, 10, 11000, Reduction.SUM, "(SUM) of 11000 f32"),
         new Case(DType.F32, DType.F64, 10, 10, Reduction.SUM, "(SUM) of 10 f64"),
         new Case(DType.F32, DType.F32, 0, 0, Reduction.MAX, "(MAX) of 0 f32"))) {
-      List<String> messages = RankThreads.run(world(2, 30_000), 60, g -> {
+      List<ProcessGroup> groups = world(2, 30_000);
+      List<String> messages = RankThreads.run(groups, 60, g -> {
         Tensor t = Tensor.zeros(Shape.of(g.rank() == 0 ? c.n0 : c.n1), g.rank() == 0 ? c.dt0 : c.dt1, CpuCollectivesTest.CPU);
         Reduction op = g.rank() == 0 ? Reduction.SUM : c.op1;
         return assertThrows(CollectiveException.class, () -> g.allReduce(t, op)).getMessage();
       });
+      groups.forEach(ProcessGroup::close);
       assertTrue(messages.get(0).contains("all_reduce #0") && messages.get(0).contains("group world"), messages.get(0));
       String all = String.join("\n", messages);
       assertTrue(all.contains("world rank 1) sent all_reduce #0 " + c.theirs) && all.contains("same dtype and number of elements"), all);
     }
   }
 
-  /** A rank that never arrives: the others time out naming it, and refuse later calls. */
-  @Test void aSilentRankTimesOutNamingIt() {
+  /** Names of this job's shared-memory files still in /dev/shm (failing jobs must not leave any behind). */
+  static List<String> leftoverFiles(List<ProcessGroup> groups) throws java.io.IOException {
+    String prefix = "c4j-" + ((CpuProcessGroup) groups.get(0)).transport().jobId();
+    java.nio.file.Path dir = java.nio.file.Path.of("/dev/shm");
+    if (!java.nio.file.Files.isDirectory(dir)) return List.of();
+    try (var files = java.nio.file.Files.list(dir)) {
+      return files.map(f -> f.getFileName().toString()).filter(f -> f.startsWith(prefix)).toList();
+    }
+  }
+
+  /** A rank that never arrives: the others time out naming it, refuse later calls, and leave no file behind. */
+  @Test void aSilentRankTimesOutNamingIt() throws Exception {
     List<ProcessGroup> groups = world(3, 1000);
     long start = System.nanoTime();
     List<String> messages = RankThreads.run(groups.subList(0, 2), 30, g -> {
@@ -145,6 +157,8 @@ class ShmAllReduceTest {
     assertTrue((System.nanoTime() - start) / 1e9 < 15, "failure took too long");
     for (String m : messages) assertTrue(m.contains("all_reduce #0 (16 f32)") && m.contains("timed out after 1000 ms"), m);
     assertTrue(String.join("\n", messages).contains("waiting for world rank 2"), messages.toString());
+    assertEquals(List.of(), leftoverFiles(groups));
+    groups.forEach(ProcessGroup::close);
   }
 
   /** A rank that dies between large all-reduces: the others fail promptly (not at the 10-minute timeout), on both paths. */
@@ -164,6 +178,7 @@ class ShmAllReduceTest {
       assertTrue((System.nanoTime() - start) / 1e9 < 30, "failure took too long");
       for (int r = 0; r < world; r++)
         if (r != 1) assertTrue(messages.get(r).contains("world rank 1") && messages.get(r).contains("all_reduce #3"), messages.get(r));
+      groups.forEach(ProcessGroup::close);
     }
   }
 }
