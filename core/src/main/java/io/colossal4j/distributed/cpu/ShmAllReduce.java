@@ -27,7 +27,11 @@ import java.lang.foreign.MemorySegment;
  * thread at a time (the group runs its operations in order).
  */
 final class ShmAllReduce implements AutoCloseable {
-  /** Bytes per slice in production. */
+  /**
+   * Bytes per slice in production: a slice of the tensor and the two slots it meets fit in a core's 1 MiB
+   * L2. (64 MiB between 2 ranks, in-JVM, load 7.5, three rounds: 7.0 to 7.9 ms of CPU per rank with
+   * 256 KiB, 8.0 to 9.2 with 128 KiB, 7.9 to 8.8 with 512 KiB.)
+   */
   static final long SLICE = 256L << 10;
 
   /**
