@@ -33,8 +33,6 @@ final class Gemm {
   static final int NR = 2 * L;
   static final int KC = 256;
   static final int MC = 144;
-  /** Exactly MR = 8 lanes: one k-step of a packed A sliver. */
-  private static final VectorSpecies<Float> SLIVER = FloatVector.SPECIES_256;
   static final int NC = 4096;
   private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
   private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
@@ -145,8 +143,8 @@ final class Gemm {
       int d = r0 * kc;
       if (a.rowAt() == null && a.rs() == 1 && a.colAt() == null && r0 + MR <= mc) { // transposed A: one k's MR rows are adjacent
         long base = a.off() + i0 + r0 + (long) pc * a.cs();
-        for (int p = 0; p < kc; p++)   // one 8-lane load per k: MR = 8 adjacent rows
-          FloatVector.fromMemorySegment(SLIVER, seg, (base + p * a.cs()) * 4, NATIVE).intoArray(dst, d + p * MR);
+        for (int p = 0; p < kc; p++)
+          for (int r = 0; r < MR; r++) dst[d + p * MR + r] = seg.getAtIndex(F, base + p * a.cs() + r);
         continue;
       }
       for (int r = 0; r < MR; r++) {
