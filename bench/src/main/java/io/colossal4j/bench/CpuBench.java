@@ -33,6 +33,15 @@ import java.util.function.Supplier;
 final class CpuBench {
   private CpuBench() {}
 
+  /**
+   * Minimum warm-up per side and case, and rounds per case. On this shared machine the JIT compiles our
+   * kernels' hot methods seconds after their first call (its compiler threads compete with the other
+   * builds), and a 2 s warm-up could end on a plateau of not-yet-optimised code; more rounds make the
+   * medians steadier when the load changes during a case.
+   */
+  private static final double WARM_S = 6;
+  private static final int ROUNDS = 9;
+
   /** Case groups {@code --only} may name. */
   private static final java.util.Set<String> GROUPS = java.util.Set.of("sgemm", "conv", "rows", "elementwise");
 
@@ -98,7 +107,7 @@ final class CpuBench {
     MemorySegment na = arena.allocate((long) n * n * 4, 64), nb = arena.allocate((long) n * n * 4, 64), nc = arena.allocate((long) n * n * 4, 64);
     MemorySegment.copy(da, 0, na, ValueLayout.JAVA_FLOAT, 0, da.length);
     MemorySegment.copy(db, 0, nb, ValueLayout.JAVA_FLOAT, 0, db.length);
-    double[] t = Measure.sideBySide(ourCall(() -> io.colossal4j.ops.LinAlg.matmul(a, b)),
+    double[] t = Measure.sideBySide(WARM_S, ROUNDS, ourCall(() -> io.colossal4j.ops.LinAlg.matmul(a, b)),
         () -> blas.sgemm(false, false, n, n, n, na, nb, 0f, nc), torchCall(() -> ta.matMul(tb)));
     double flops = 2.0 * n * n * n;
     double peer = Math.min(t[1], t[2]);
@@ -141,7 +150,7 @@ final class CpuBench {
         }
       };
     }
-    double[] t = Measure.sideBySide(mine, peer);
+    double[] t = Measure.sideBySide(WARM_S, ROUNDS, mine, peer);
     double flops = 2.0 * batch * c * hw * hw * c * 9 * (backward ? 3 : 1);
     System.out.printf("conv2d 3x3 64->64 56x56 batch 8 %s: ours %.1f GFLOP/s, PyTorch %.1f GFLOP/s, peer=PyTorch ratio=%.2f%n",
         backward ? "forward+backward" : "forward", flops / t[0] / 1e9, flops / t[1] / 1e9, t[1] / t[0]);
@@ -155,10 +164,10 @@ final class CpuBench {
     Tensor x = ours(cpu, dx, r, n), g = ours(cpu, dg, n), b = ours(cpu, db, n);
     NDArray tx = theirs(nd, dx, r, n), tg = theirs(nd, dg, n), tb = theirs(nd, db, n);
     double gb = 2.0 * r * n * 4 / 1e9; // read x, write y
-    double[] t = Measure.sideBySide(ourCall(() -> Norm.layerNorm(x, g, b, 1e-5)),
+    double[] t = Measure.sideBySide(WARM_S, ROUNDS, ourCall(() -> Norm.layerNorm(x, g, b, 1e-5)),
         torchCall(() -> LayerNorm.layerNorm(tx, new ai.djl.ndarray.types.Shape(n), tg, tb, 1e-5f).singletonOrThrow()));
     System.out.printf("layer_norm (4096, 1024): ours %.1f GB/s, PyTorch %.1f GB/s, peer=PyTorch ratio=%.2f%n", gb / t[0], gb / t[1], t[1] / t[0]);
-    t = Measure.sideBySide(ourCall(() -> Softmax.softmax(x, -1)), torchCall(() -> tx.softmax(-1)));
+    t = Measure.sideBySide(WARM_S, ROUNDS, ourCall(() -> Softmax.softmax(x, -1)), torchCall(() -> tx.softmax(-1)));
     System.out.printf("softmax (4096, 1024): ours %.1f GB/s, PyTorch %.1f GB/s, peer=PyTorch ratio=%.2f%n", gb / t[0], gb / t[1], t[1] / t[0]);
     tx.close();
     tg.close();
@@ -177,11 +186,11 @@ final class CpuBench {
       Tensor a = ours(cpu, da, n), b = ours(cpu, db, n);
       NDArray ta = theirs(nd, da, n), tb = theirs(nd, db, n), acc = theirs(nd, da, n);
       String size = (n >> 20) + "M";
-      double[] t = Measure.sideBySide(ourCall(() -> Arith.add(a, b)), torchCall(() -> ta.add(tb)), () -> acc.addi(tb));
+      double[] t = Measure.sideBySide(WARM_S, ROUNDS, ourCall(() -> Arith.add(a, b)), torchCall(() -> ta.add(tb)), () -> acc.addi(tb));
       double peer = Math.min(t[1], t[2]);
       System.out.printf("add %s f32: ours %.1f GB/s, PyTorch %.1f GB/s (in place %.1f GB/s), peer=PyTorch%s ratio=%.2f%n", size,
           12.0 * n / t[0] / 1e9, 12.0 * n / t[1] / 1e9, 12.0 * n / t[2] / 1e9, t[2] < t[1] ? " in place" : "", peer / t[0]);
-      t = Measure.sideBySide(ourCall(() -> Arith.gelu(a)), torchCall(() -> Activation.gelu(ta)));
+      t = Measure.sideBySide(WARM_S, ROUNDS, ourCall(() -> Arith.gelu(a)), torchCall(() -> Activation.gelu(ta)));
       System.out.printf("gelu %s f32: ours %.2f Gelem/s, PyTorch %.2f Gelem/s, peer=PyTorch ratio=%.2f%n", size, n / t[0] / 1e9, n / t[1] / 1e9, t[1] / t[0]);
       ta.close();
       tb.close();
