@@ -176,8 +176,11 @@ class ShmAllReduceTest {
         return assertThrows(CollectiveException.class, () -> { for (int i = 0; i < 1000; i++) g.allReduce(t, Reduction.SUM); }).getMessage();
       });
       assertTrue((System.nanoTime() - start) / 1e9 < 30, "failure took too long");
+      // Rank 1 may return from all_reduce #2 while a slower peer is still inside it (in the segmented path a
+      // rank leaves once its own share is out); that peer then truthfully reports losing rank 1 in #2.
       for (int r = 0; r < world; r++)
-        if (r != 1) assertTrue(messages.get(r).contains("world rank 1") && messages.get(r).contains("all_reduce #3"), messages.get(r));
+        if (r != 1) assertTrue(messages.get(r).contains("world rank 1")
+            && (messages.get(r).contains("all_reduce #3") || messages.get(r).contains("all_reduce #2")), messages.get(r));
       groups.forEach(ProcessGroup::close);
     }
   }
