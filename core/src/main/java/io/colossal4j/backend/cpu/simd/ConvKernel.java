@@ -9,8 +9,9 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
- * conv2d and its two backwards for contiguous f32 NCHW tensors, as GEMMs. Stride 1 (the common case: 3×3
- * "same", 1×1, depthwise) goes through {@link ShiftedConv}, which never builds the im2col matrix; other
+ * conv2d and its two backwards for contiguous f32 NCHW tensors, as GEMMs. The forward of a 3×3, stride-1,
+ * single-group convolution with at least 16 channels in and out goes through {@link Winograd} instead. Stride 1
+ * (the common case: 3×3 "same", 1×1, depthwise) goes through {@link ShiftedConv}, which never builds the im2col matrix; other
  * strides use an explicit im2col matrix as below.
  * Per image n and group g, with K = (Cin/g)·kH·kW and P = Ho·Wo:
  * <pre>

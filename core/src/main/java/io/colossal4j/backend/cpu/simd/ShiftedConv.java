@@ -72,7 +72,7 @@ final class ShiftedConv {
    * image read through the row table) for kc = 256 rows at a time: 384 columns make that 384 KiB, which stays
    * in the 1 MiB L2 next to the filter block and the output tile, whereas one call over a whole 56×56 image
    * (3,248 columns, 3.3 MB per kc block) streamed its packed B through L3 and memory and ran 1.4–1.5× slower
-   * on one thread with the machine busy, worse on two.
+   * on one thread with the machine busy.
    */
   private static final int COL_BLOCK = 384;
 
