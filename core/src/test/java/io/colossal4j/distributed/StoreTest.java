@@ -67,10 +67,14 @@ class StoreTest {
     var e = assertThrows(StoreException.class,
         () -> TcpStore.connect("127.0.0.1", server.port(), "other".getBytes(StandardCharsets.UTF_8), null, Duration.ofSeconds(5)));
     assertTrue(e.getMessage().contains("wrong job token"), e.getMessage());
-    // The server's connection thread may write its log line just after the client has read the refusal.
+    assertLogged("wrong job token");
+  }
+
+  /** The server's connection thread may write its log line just after the client has read the answer. */
+  private void assertLogged(String text) throws InterruptedException {
     long deadline = System.nanoTime() + 5_000_000_000L;
-    while (!logBytes.toString().contains("wrong job token") && System.nanoTime() < deadline) Thread.sleep(10);
-    assertTrue(logBytes.toString().contains("wrong job token"), logBytes.toString());
+    while (!logBytes.toString().contains(text) && System.nanoTime() < deadline) Thread.sleep(10);
+    assertTrue(logBytes.toString().contains(text), logBytes.toString());
   }
 
   /** A client of another protocol version is refused with both versions named; the store keeps serving. */
@@ -131,7 +135,7 @@ class StoreTest {
         assertEquals(StoreProtocol.ERROR, in.readByte());
       }
       assertArrayEquals(new byte[] {1}, keeper.get("x", Duration.ofSeconds(1)));
-      assertTrue(logBytes.toString().contains("malformed"), logBytes.toString());
+      assertLogged("malformed");
     }
   }
 
