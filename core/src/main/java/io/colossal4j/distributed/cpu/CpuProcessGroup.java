@@ -1,6 +1,7 @@
 package io.colossal4j.distributed.cpu;
 
 import io.colossal4j.backend.cpu.CpuBackend;
+import io.colossal4j.distributed.CollectiveArgs;
 import io.colossal4j.distributed.CollectiveException;
 import io.colossal4j.distributed.ProcessGroup;
 import io.colossal4j.distributed.Reduction;
@@ -293,28 +294,15 @@ public final class CpuProcessGroup implements ProcessGroup {
   private static Algorithms.Buf buf(Tensor t) { return new Algorithms.Buf(seg(t), byteOffset(t), t.dtype().byteSize()); }
 
   private void check(Op op, Reduction red, Tensor... ts) {
-    for (Tensor t : ts) {
-      if (t.dtype() == DType.BOOL) throw bad(op, "dtype bool is not supported; use i32, i64, f16, bf16, f32 or f64");
-      if (!t.isContiguous()) throw bad(op, "tensor " + t.shape() + " with strides " + java.util.Arrays.toString(t.strides()) + " is not contiguous; pass a contiguous copy");
-      if (t.dtype() != ts[0].dtype()) throw bad(op, "input and output dtypes differ (" + ts[0].dtype() + " vs " + t.dtype() + ")");
-      seg(t);
-    }
-    if (red == Reduction.AVG && !ts[0].dtype().isFloating())
-      throw bad(op, "AVG needs a floating tensor, got " + ts[0].dtype() + "; use SUM and divide");
+    CollectiveArgs.checkTensors(this, op.text, red, ts);
+    for (Tensor t : ts) seg(t);   // CPU tensors only: names the device otherwise
   }
 
-  private void checkRank(Op op, String what, int r) {
-    if (r < 0 || r >= size()) throw bad(op, what + " " + r + " is out of range; valid: 0.." + (size() - 1));
-  }
+  private void checkRank(Op op, String what, int r) { CollectiveArgs.checkRank(this, op.text, what, r); }
 
-  private void checkPeer(Op op, int peer) {
-    checkRank(op, "peer", peer);
-    if (peer == rank) throw bad(op, "peer " + peer + " is this rank itself");
-  }
+  private void checkPeer(Op op, int peer) { CollectiveArgs.checkPeer(this, op.text, peer); }
 
-  private IllegalArgumentException bad(Op op, String why) {
-    return new IllegalArgumentException(op.text + " on group " + name + " (rank " + rank + " of " + size() + "): " + why);
-  }
+  private IllegalArgumentException bad(Op op, String why) { return CollectiveArgs.bad(this, op.text, why); }
 
   @Override public String toString() { return "CpuProcessGroup(" + name + ", rank " + rank + "/" + size() + ")"; }
 }

@@ -4,6 +4,7 @@ import io.colossal4j.backend.cuda.CudaBackend;
 import io.colossal4j.backend.cuda.ffi.CudaException;
 import io.colossal4j.backend.cuda.ffi.Driver;
 import io.colossal4j.backend.cuda.ffi.Nccl;
+import io.colossal4j.distributed.CollectiveArgs;
 import io.colossal4j.distributed.ProcessGroup;
 import io.colossal4j.distributed.Reduction;
 import io.colossal4j.distributed.Work;
@@ -256,29 +257,17 @@ public final class NcclProcessGroup implements ProcessGroup {
   }
 
   private void check(NcclOp op, Reduction red, Tensor... ts) {
-    for (Tensor t : ts) {
+    CollectiveArgs.checkTensors(this, op.text, red, ts);
+    for (Tensor t : ts)
       if (t.backend() != world.backend())
         throw bad(op, "tensor " + t.shape() + " is on " + t.backend().name() + "; this NCCL group works on tensors of " + world.backend().name());
-      if (t.dtype() == DType.BOOL) throw bad(op, "dtype bool is not supported; use i32, i64, f16, bf16, f32 or f64");
-      if (!t.isContiguous()) throw bad(op, "tensor " + t.shape() + " with strides " + java.util.Arrays.toString(t.strides()) + " is not contiguous; pass a contiguous copy");
-      if (t.dtype() != ts[0].dtype()) throw bad(op, "input and output dtypes differ (" + ts[0].dtype() + " vs " + t.dtype() + ")");
-    }
-    if (red == Reduction.AVG && !ts[0].dtype().isFloating())
-      throw bad(op, "AVG needs a floating tensor, got " + ts[0].dtype() + "; use SUM and divide");
   }
 
-  private void checkRank(NcclOp op, String what, int r) {
-    if (r < 0 || r >= size()) throw bad(op, what + " " + r + " is out of range; valid: 0.." + (size() - 1));
-  }
+  private void checkRank(NcclOp op, String what, int r) { CollectiveArgs.checkRank(this, op.text, what, r); }
 
-  private void checkPeer(NcclOp op, int peer) {
-    checkRank(op, "peer", peer);
-    if (peer == rank) throw bad(op, "peer " + peer + " is this rank itself");
-  }
+  private void checkPeer(NcclOp op, int peer) { CollectiveArgs.checkPeer(this, op.text, peer); }
 
-  private IllegalArgumentException bad(NcclOp op, String why) {
-    return new IllegalArgumentException(op.text + " on group " + name + " (rank " + rank + " of " + size() + "): " + why);
-  }
+  private IllegalArgumentException bad(NcclOp op, String why) { return CollectiveArgs.bad(this, op.text, why); }
 
   @Override public String toString() { return "NcclProcessGroup(" + name + ", rank " + rank + "/" + size() + ")"; }
 }
