@@ -2,7 +2,10 @@ package io.colossal4j.distributed;
 
 import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.Tensor;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashSet;
+import java.util.List;
 
 /**
  * The argument checks every process group makes before a collective, with one wording for all of them: each
@@ -37,5 +40,22 @@ public final class CollectiveArgs {
   public static void checkPeer(ProcessGroup g, String op, int peer) {
     checkRank(g, op, "peer", peer);
     if (peer == g.rank()) throw bad(g, op, "peer " + peer + " is this rank itself");
+  }
+
+  /**
+   * The world ranks of subgroup {@code label} of g, given by their ranks in g ({@code members} maps a rank of g
+   * to its world rank); rejects repeated or out-of-range ranks and a subgroup without this rank.
+   */
+  public static List<Integer> subgroupWorldRanks(ProcessGroup g, List<Integer> members, String label, List<Integer> groupRanks) {
+    var seen = new HashSet<Integer>();
+    List<Integer> worldRanks = new ArrayList<>();
+    for (int r : groupRanks) {
+      if (r < 0 || r >= g.size() || !seen.add(r))
+        throw new IllegalArgumentException("subgroup '" + label + "' of " + g.name() + ": members " + groupRanks + " must be distinct ranks in 0.." + (g.size() - 1));
+      worldRanks.add(members.get(r));
+    }
+    if (!worldRanks.contains(members.get(g.rank())))
+      throw new IllegalArgumentException("subgroup '" + label + "' " + groupRanks + " of " + g.name() + " does not contain this rank (" + g.rank() + ")");
+    return worldRanks;
   }
 }

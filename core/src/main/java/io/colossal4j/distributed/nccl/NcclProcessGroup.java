@@ -11,9 +11,7 @@ import io.colossal4j.distributed.Work;
 import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.Shape;
 import io.colossal4j.tensor.Tensor;
-import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 
@@ -135,16 +133,7 @@ public final class NcclProcessGroup implements ProcessGroup {
   // ---------------------------------------------------------------- groups
 
   @Override public ProcessGroup subgroup(String label, List<Integer> groupRanks) {
-    var seen = new HashSet<Integer>();
-    List<Integer> worldRanks = new ArrayList<>();
-    for (int g : groupRanks) {
-      if (g < 0 || g >= size() || !seen.add(g))
-        throw new IllegalArgumentException("subgroup '" + label + "' of " + name + ": members " + groupRanks + " must be distinct ranks in 0.." + (size() - 1));
-      worldRanks.add(members.get(g));
-    }
-    if (!worldRanks.contains(world.rank))
-      throw new IllegalArgumentException("subgroup '" + label + "' " + groupRanks + " of " + name + " does not contain this rank (" + rank + ")");
-    return world.group(label, worldRanks);
+    return world.group(label, CollectiveArgs.subgroupWorldRanks(this, members, label, groupRanks));
   }
 
   /** Closing the world group destroys every communicator and releases the store; closing a subgroup does nothing. */
