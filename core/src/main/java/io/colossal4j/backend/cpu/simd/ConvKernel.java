@@ -11,18 +11,13 @@ import java.lang.foreign.ValueLayout;
 /**
  * conv2d and its two backwards for contiguous f32 NCHW tensors, as GEMMs. The forward of a 3×3, stride-1,
  * single-group convolution with at least 16 channels in and out goes through {@link Winograd} instead. Stride 1
- * (the common case: 3×3 "same", 1×1, depthwise) goes through {@link ShiftedConv}, which never builds the im2col matrix; other
- * strides use an explicit im2col matrix as below.
- * Per image n and group g, with K = (Cin/g)·kH·kW and P = Ho·Wo:
- * <pre>
- *   col[K, P]     = im2col(x[n, g])                      (zero where the window hangs over the padding)
- *   out[n, g]     = w_g[Cout/g, K] · col                 forward
- *   gx[n, g]      = col2im(w_gᵀ[K, Cout/g] · gy[n, g])   backward input (scatter-add of overlapping windows)
- *   gw_g         += gy[n, g] · colᵀ[P, K]                 backward weight, summed over images
- * </pre>
- * Images are spread over the pool when there are at least as many as threads (each task has its own col
- * buffer, takes images from a shared counter and runs single-threaded GEMMs); otherwise images run in turn with the GEMM itself parallel. The
- * weight gradient always runs images in turn (the GEMM accumulates into gw, which tasks must not share).
+ * (the common case: 3×3 "same", 1×1, depthwise) goes through {@link ShiftedConv}, which never builds the im2col
+ * matrix; other strides go through {@link BatchedConv}: an explicit im2col matrix over a chunk of images and one
+ * GEMM per chunk and group.
+ * For stride 1, images are spread over the pool when there are at least as many as threads (each task has its own
+ * buffers, takes images from a shared counter and runs single-threaded GEMMs); otherwise images run in turn with
+ * the GEMM itself parallel. The weight gradient runs images in turn (the GEMM accumulates into gw, which tasks
+ * must not share).
  */
 final class ConvKernel {
   private ConvKernel() {}
@@ -30,7 +25,7 @@ final class ConvKernel {
   private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
 
   /** Geometry shared by the three kernels. */
-  private record Geo(int n, int cin, int h, int w, int cout, int kh, int kw, int ho, int wo, int groups, Conv2dSpec s) {
+  record Geo(int n, int cin, int h, int w, int cout, int kh, int kw, int ho, int wo, int groups, Conv2dSpec s) {
     int cinG() { return cin / groups; }
     int coutG() { return cout / groups; }
     int k() { return cinG() * kh * kw; }
@@ -65,16 +60,7 @@ final class ConvKernel {
       });
       return;
     }
-    forImages(par, g.n(), perImage, (img, own) -> {
-      float[] col = own.first(g.k() * g.p());
-      MemorySegment cs = MemorySegment.ofArray(col);
-      for (int grp = 0; grp < g.groups(); grp++) {
-        im2col(sx, x.offset() + (img * g.cin() + (long) grp * g.cinG()) * g.h() * g.w(), g, col);
-        long oOff = out.offset() + (img * g.cout() + (long) grp * g.coutG()) * g.p();
-        Gemm.gemm(inner, g.coutG(), g.p(), g.k(), new Gemm.Mat(sw, w.offset() + (long) grp * g.coutG() * g.k(), g.k(), 1),
-            new Gemm.Mat(cs, 0, g.p(), 1), new Gemm.Mat(so, oOff, g.p(), 1), false);
-      }
-    });
+    BatchedConv.forward(par, x, w, spec, out, BatchedConv.COL_BUDGET);
   }
 
   static void backwardInput(CpuParallel par, Tensor gy, Tensor w, Conv2dSpec spec, Tensor gx) {
@@ -96,16 +82,7 @@ final class ConvKernel {
       });
       return;
     }
-    forImages(par, g.n(), perImage, (img, own) -> {
-      float[] col = own.first(g.k() * g.p());
-      MemorySegment cs = MemorySegment.ofArray(col);
-      for (int grp = 0; grp < g.groups(); grp++) {
-        long gOff = gy.offset() + (img * g.cout() + (long) grp * g.coutG()) * g.p();
-        Gemm.gemm(inner, g.k(), g.p(), g.coutG(), new Gemm.Mat(sw, w.offset() + (long) grp * g.coutG() * g.k(), 1, g.k()),
-            new Gemm.Mat(sg, gOff, g.p(), 1), new Gemm.Mat(cs, 0, g.p(), 1), false);
-        col2im(col, g, so, gx.offset() + (img * g.cin() + (long) grp * g.cinG()) * g.h() * g.w());
-      }
-    });
+    BatchedConv.backwardInput(par, gy, w, spec, gx, BatchedConv.COL_BUDGET);
   }
 
   static void backwardWeight(CpuParallel par, Tensor x, Tensor gy, Conv2dSpec spec, Tensor gw) {
@@ -123,15 +100,7 @@ final class ConvKernel {
         }
       return;
     }
-    float[] col = new float[g.k() * g.p()];
-    MemorySegment cs = MemorySegment.ofArray(col);
-    for (int img = 0; img < g.n(); img++)
-      for (int grp = 0; grp < g.groups(); grp++) {
-        im2col(sx, x.offset() + ((long) img * g.cin() + (long) grp * g.cinG()) * g.h() * g.w(), g, col);
-        long gOff = gy.offset() + ((long) img * g.cout() + (long) grp * g.coutG()) * g.p();
-        Gemm.gemm(par, g.coutG(), g.k(), g.p(), new Gemm.Mat(sg, gOff, g.p(), 1), new Gemm.Mat(cs, 0, 1, g.p()),
-            new Gemm.Mat(so, gw.offset() + (long) grp * g.coutG() * g.k(), g.k(), 1), img > 0);
-      }
+    BatchedConv.backwardWeight(par, x, gy, spec, gw, BatchedConv.COL_BUDGET);
   }
 
   /** The work on image i, with buffers of the thread running it. */
@@ -162,57 +131,5 @@ final class ConvKernel {
     float[] first(int n) { return a.length >= n ? a : (a = new float[n]); }
 
     float[] second(int n) { return b.length >= n ? b : (b = new float[n]); }
-  }
-
-  /** col[(c·kh + i)·kw + j, oh·Wo + ow] = x[c, oh·sh − pt + i·dh, ow·sw − pl + j·dw], 0 outside the image. */
-  private static void im2col(MemorySegment x, long xOff, Geo g, float[] col) {
-    Conv2dSpec s = g.s();
-    int row = 0;
-    for (int c = 0; c < g.cinG(); c++)
-      for (int i = 0; i < g.kh(); i++)
-        for (int j = 0; j < g.kw(); j++, row++) {
-          int base = row * g.p();
-          for (int oh = 0; oh < g.ho(); oh++) {
-            int ih = oh * s.strideH() - s.padTop() + i * s.dilationH();
-            int d = base + oh * g.wo();
-            if (ih < 0 || ih >= g.h()) { java.util.Arrays.fill(col, d, d + g.wo(), 0f); continue; }
-            long src = xOff + ((long) c * g.h() + ih) * g.w();
-            int iw0 = -s.padLeft() + j * s.dilationW();
-            if (s.strideW() == 1) {   // a shifted run of the input row between two zero margins
-              int lo = Math.max(0, -iw0), hi = Math.min(g.wo(), g.w() - iw0);
-              if (hi <= lo) { java.util.Arrays.fill(col, d, d + g.wo(), 0f); continue; }
-              java.util.Arrays.fill(col, d, d + lo, 0f);
-              MemorySegment.copy(x, F, (src + iw0 + lo) * 4, col, d + lo, hi - lo);
-              java.util.Arrays.fill(col, d + hi, d + g.wo(), 0f);
-            } else {
-              for (int ow = 0; ow < g.wo(); ow++) {
-                int iw = ow * s.strideW() + iw0;
-                col[d + ow] = iw < 0 || iw >= g.w() ? 0f : x.getAtIndex(F, src + iw);
-              }
-            }
-          }
-        }
-  }
-
-  /** The adjoint of im2col: x[c, ih, iw] = Σ of every col entry that im2col read from there. */
-  private static void col2im(float[] col, Geo g, MemorySegment x, long xOff) {
-    Conv2dSpec s = g.s();
-    x.asSlice(xOff * 4, (long) g.cinG() * g.h() * g.w() * 4).fill((byte) 0);
-    int row = 0;
-    for (int c = 0; c < g.cinG(); c++)
-      for (int i = 0; i < g.kh(); i++)
-        for (int j = 0; j < g.kw(); j++, row++) {
-          int base = row * g.p();
-          for (int oh = 0; oh < g.ho(); oh++) {
-            int ih = oh * s.strideH() - s.padTop() + i * s.dilationH();
-            if (ih < 0 || ih >= g.h()) continue;
-            long dst = xOff + ((long) c * g.h() + ih) * g.w();
-            int iw0 = -s.padLeft() + j * s.dilationW();
-            for (int ow = 0; ow < g.wo(); ow++) {
-              int iw = ow * s.strideW() + iw0;
-              if (iw >= 0 && iw < g.w()) x.setAtIndex(F, dst + iw, x.getAtIndex(F, dst + iw) + col[base + oh * g.wo() + ow]);
-            }
-          }
-        }
   }
 }
