@@ -137,4 +137,29 @@ public interface Kernels {
   default void adamStep(java.util.List<AdamUpdate.Param> params, AdamUpdate update) {
     throw new UnsupportedOperationException("adamStep is not implemented by " + getClass().getSimpleName());
   }
+
+  /**
+   * Whether {@link #batchNormTrain} and {@link #batchNormTrainBackward} are fast kernels that the batch-norm op
+   * should prefer to composing reductions and elementwise ops (the reference: the composed op).
+   */
+  default boolean fusedBatchNorm() { return false; }
+
+  /**
+   * Training-mode batch norm of x [N, C, ...] (contiguous): per channel c, over N and every trailing dim,
+   * mean[c] and the biased var[c], then y = (x − mean)/sqrt(var + eps)·w + b (w, b: [C] or null). y is
+   * contiguous like x; mean and var are contiguous [C] of x's dtype or f32.
+   */
+  default void batchNormTrain(Tensor x, Tensor w, Tensor b, double eps, Tensor y, Tensor mean, Tensor var) {
+    throw new UnsupportedOperationException("batchNormTrain is not implemented by " + getClass().getSimpleName());
+  }
+
+  /**
+   * The backward of {@link #batchNormTrain} through the batch statistics, from its saved mean and var: with
+   * x̂ = (x − mean)·r, r = 1/sqrt(var + eps) and m values per channel, gb = Σ gy, gw = Σ gy·x̂ and
+   * gx = w·r·(gy − gb/m − x̂·gw/m). gx (contiguous like x) is always written; gw, gb ([C]) when non-null.
+   */
+  default void batchNormTrainBackward(Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor var, double eps,
+                                      Tensor gx, Tensor gw, Tensor gb) {
+    throw new UnsupportedOperationException("batchNormTrainBackward is not implemented by " + getClass().getSimpleName());
+  }
 }

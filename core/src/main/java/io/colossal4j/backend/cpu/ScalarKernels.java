@@ -313,6 +313,15 @@ public class ScalarKernels implements Kernels {
     if (gb != null) { MemorySegment s = segment(gb); for (int i = 0; i < n; i++) set(s, gb, gb.offset() + i * gb.stride(0), accB[i]); }
   }
 
+  @Override public void batchNormTrain(Tensor x, Tensor w, Tensor b, double eps, Tensor y, Tensor mean, Tensor var) {
+    ScalarBatchNorm.forward(x, w, b, eps, y, mean, var);
+  }
+
+  @Override public void batchNormTrainBackward(Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor var, double eps,
+                                               Tensor gx, Tensor gw, Tensor gb) {
+    ScalarBatchNorm.backward(gy, x, w, mean, var, eps, gx, gw, gb);
+  }
+
   @Override public void adamStep(java.util.List<io.colossal4j.backend.AdamUpdate.Param> params, io.colossal4j.backend.AdamUpdate update) {
     ScalarAdam.step(params, update);
   }

@@ -105,6 +105,20 @@ public class SimdKernels extends ScalarKernels {
   // ------------------------------------------------------------- optimizer
   @Override public boolean fastAdamStep() { return true; }
 
+  @Override public boolean fusedBatchNorm() { return true; }
+
+  @Override public void batchNormTrain(Tensor x, Tensor w, Tensor b, double eps, Tensor y, Tensor mean, Tensor var) {
+    if (f32(x, w, b, y, mean, var) && x.isContiguous() && y.isContiguous()) BatchNormKernel.forward(parallel, x, w, b, eps, y, mean, var);
+    else super.batchNormTrain(x, w, b, eps, y, mean, var);
+  }
+
+  @Override public void batchNormTrainBackward(Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor var, double eps,
+                                               Tensor gx, Tensor gw, Tensor gb) {
+    if (f32(gy, x, w, mean, var, gx, gw, gb) && gy.isContiguous() && x.isContiguous() && gx.isContiguous())
+      BatchNormKernel.backward(parallel, gy, x, w, mean, var, eps, gx, gw, gb);
+    else super.batchNormTrainBackward(gy, x, w, mean, var, eps, gx, gw, gb);
+  }
+
   @Override public void adamStep(java.util.List<io.colossal4j.backend.AdamUpdate.Param> params, io.colossal4j.backend.AdamUpdate update) {
     for (var prm : params) {
       if (AdamKernel.supports(prm)) AdamKernel.step(parallel, prm, update);

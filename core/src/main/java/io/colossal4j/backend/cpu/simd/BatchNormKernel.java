@@ -1,0 +1,146 @@
+package io.colossal4j.backend.cpu.simd;
+
+import static io.colossal4j.backend.cpu.CpuBackend.segment;
+
+import io.colossal4j.backend.cpu.CpuParallel;
+import io.colossal4j.tensor.Tensor;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Training-mode batch norm and its backward for contiguous f32 x [N, C, S...] ({@code Kernels.batchNormTrain}
+ * states the math), channels spread over the pool. Per channel: the statistics in two passes over its N runs of
+ * S = Π trailing dims values (mean, then the centred sum of squares, so a large mean does not cancel the
+ * variance away), then one pass writing y = x·scale + shift; the backward likewise sums gy and gy·(x − mean),
+ * then writes gx = k·gy + a·x + c in one pass. Vector partial sums of at most {@link #FOLD} values are folded
+ * (lanes summed in a fixed order, {@link VMath#sumLanes}, so identical steps agree bit for bit)
+ * into double accumulators, which bounds the rounding of a channel's sum by the fold length, not by N·S.
+ * Thread-safety: each task writes only its own channels.
+ */
+final class BatchNormKernel {
+  private BatchNormKernel() {}
+
+  private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+  private static final int L = S.length();
+  private static final int FOLD = 256;
+  private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
+  private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
+
+  /** x, y contiguous f32 [N, C, ...]; w, b f32 [C] or null; mean, var f32 [C]. */
+  static void forward(CpuParallel par, Tensor x, Tensor w, Tensor b, double eps, Tensor y, Tensor mean, Tensor var) {
+    int n = x.size(0), c = x.size(1);
+    long s = x.numel() / ((long) n * c), m = (long) n * s;
+    MemorySegment sx = segment(x), sy = segment(y);
+    par.forRange(c, 1, (c0, c1) -> {
+      for (int ch = (int) c0; ch < c1; ch++) {
+        double sum = 0;
+        for (int i = 0; i < n; i++) sum += sumPlain(sx, x.offset() + ((long) i * c + ch) * s, s);
+        double mu = sum / m, sq = 0;
+        for (int i = 0; i < n; i++) sq += sumSquares(sx, x.offset() + ((long) i * c + ch) * s, s, (float) mu);
+        double v = sq / m;
+        segment(mean).setAtIndex(F, mean.offset() + ch * mean.stride(0), (float) mu);
+        segment(var).setAtIndex(F, var.offset() + ch * var.stride(0), (float) v);
+        double scale = at(w, ch, 1) / Math.sqrt(v + eps), shift = at(b, ch, 0) - mu * scale;
+        for (int i = 0; i < n; i++) {
+          long o = ((long) i * c + ch) * s;
+          axpb(sx, x.offset() + o, null, 0, 0f, sy, y.offset() + o, s, (float) scale, (float) shift);
+        }
+      }
+    });
+  }
+
+  /** gy, x, gx contiguous f32 [N, C, ...]; w f32 [C] or null; mean, var f32 [C]; gw, gb f32 [C] or null. */
+  static void backward(CpuParallel par, Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor var, double eps, Tensor gx, Tensor gw, Tensor gb) {
+    int n = x.size(0), c = x.size(1);
+    long s = x.numel() / ((long) n * c), m = (long) n * s;
+    MemorySegment sg = segment(gy), sx = segment(x), so = segment(gx);
+    par.forRange(c, 1, (c0, c1) -> {
+      for (int ch = (int) c0; ch < c1; ch++) {
+        float mu = segment(mean).getAtIndex(F, mean.offset() + ch * mean.stride(0));
+        double r = 1 / Math.sqrt(segment(var).getAtIndex(F, var.offset() + ch * var.stride(0)) + eps);
+        double sumG = 0, sumGC = 0;   // Σ gy and Σ gy·(x − mean)
+        for (int i = 0; i < n; i++) {
+          long o = ((long) i * c + ch) * s;
+          sumG += sumPlain(sg, gy.offset() + o, s);
+          sumGC += dot(sg, gy.offset() + o, sx, x.offset() + o, s, mu);
+        }
+        double sumGX = sumGC * r, k = at(w, ch, 1) * r;
+        // gx = k·(gy − sumG/m − (x − mean)·r·sumGX/m) = k·gy + a·x + (−k·sumG/m − a·mean)
+        double a = -k * r * sumGX / m, shift = -k * sumG / m - a * mu;
+        for (int i = 0; i < n; i++) {
+          long o = ((long) i * c + ch) * s;
+          axpb(sx, x.offset() + o, sg, gy.offset() + o, (float) k, so, gx.offset() + o, s, (float) a, (float) shift);
+        }
+        if (gw != null) segment(gw).setAtIndex(F, gw.offset() + ch * gw.stride(0), (float) sumGX);
+        if (gb != null) segment(gb).setAtIndex(F, gb.offset() + ch * gb.stride(0), (float) sumG);
+      }
+    });
+  }
+
+  private static double at(Tensor t, int ch, double absent) {
+    return t == null ? absent : segment(t).getAtIndex(F, t.offset() + ch * t.stride(0));
+  }
+
+  /** Σ x[i] over the run. */
+  private static double sumPlain(MemorySegment seg, long off, long len) {
+    double total = 0;
+    for (long f = 0; f < len; f += FOLD) {
+      long end = Math.min(len, f + FOLD);
+      FloatVector acc = FloatVector.zero(S);
+      for (long i = f; i < end; i += L) acc = acc.add(load(seg, off + i, end - i));
+      total += VMath.sumLanes(acc);
+    }
+    return total;
+  }
+
+  /** Σ (x[i] − centre)² over the run. */
+  private static double sumSquares(MemorySegment seg, long off, long len, float centre) {
+    double total = 0;
+    for (long f = 0; f < len; f += FOLD) {
+      long end = Math.min(len, f + FOLD);
+      FloatVector acc = FloatVector.zero(S);
+      for (long i = f; i < end; i += L) {
+        VectorMask<Float> in = S.indexInRange(0, end - i);
+        FloatVector d = load(seg, off + i, end - i).sub(centre, in);
+        acc = d.fma(d, acc);
+      }
+      total += VMath.sumLanes(acc);
+    }
+    return total;
+  }
+
+  /** Σ g[i]·(x[i] − centre) over the run. */
+  private static double dot(MemorySegment sg, long go, MemorySegment sx, long xo, long len, float centre) {
+    double total = 0;
+    for (long f = 0; f < len; f += FOLD) {
+      long end = Math.min(len, f + FOLD);
+      FloatVector acc = FloatVector.zero(S);
+      for (long i = f; i < end; i += L) {
+        FloatVector g = load(sg, go + i, end - i);   // zero beyond the run, so the product is zero there
+        acc = load(sx, xo + i, end - i).sub(centre).fma(g, acc);
+      }
+      total += VMath.sumLanes(acc);
+    }
+    return total;
+  }
+
+  /** out[i] = a·x[i] + b (+ k·g[i] when g is non-null) over the run. */
+  private static void axpb(MemorySegment sx, long xo, MemorySegment sg, long go, float k, MemorySegment so, long oo, long len, float a, float b) {
+    for (long i = 0; i < len; i += L) {
+      VectorMask<Float> in = S.indexInRange(0, len - i);
+      FloatVector v = load(sx, xo + i, len - i).fma(a, b);
+      if (sg != null) v = load(sg, go + i, len - i).fma(FloatVector.broadcast(S, k), v);
+      v.intoMemorySegment(so, (oo + i) * 4, NATIVE, in);
+    }
+  }
+
+  /** A vector of the run from element offset {@code off}, lanes at and beyond {@code left} zero. */
+  private static FloatVector load(MemorySegment seg, long off, long left) {
+    if (left >= L) return FloatVector.fromMemorySegment(S, seg, off * 4, NATIVE);
+    return FloatVector.fromMemorySegment(S, seg, off * 4, NATIVE, S.indexInRange(0, left));
+  }
+}
