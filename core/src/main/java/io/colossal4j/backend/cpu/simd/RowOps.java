@@ -64,10 +64,19 @@ final class RowOps {
    * slow to wake costs little). Rows of one chunk run in order on one thread.
    */
   static void forRows(CpuParallel par, long rows, int n, RowBody body) {
-    long chunk = Math.max(1, (1 << 14) / Math.max(1, n));
-    par.forEachChunk((rows + chunk - 1) / chunk, c -> {
-      for (long r = c * chunk, e = Math.min(rows, r + chunk); r < e; r++) body.row(r);
+    forRowChunks(par, rows, n, (r0, r1) -> {
+      for (long r = r0; r < r1; r++) body.row(r);
     });
+  }
+
+  /**
+   * Runs body on rows [0, rows) in chunks [r0, r1) of about 64 KiB of row data (at least one row), spread
+   * over the pool as {@link #forRows} does. Chunk boundaries depend only on rows and n, never on timing or
+   * the thread count.
+   */
+  static void forRowChunks(CpuParallel par, long rows, int n, CpuParallel.RangeBody body) {
+    long chunk = Math.max(1, (1 << 14) / Math.max(1, n));
+    par.forEachChunk((rows + chunk - 1) / chunk, c -> body.run(c * chunk, Math.min(rows, c * chunk + chunk)));
   }
 
   /**
