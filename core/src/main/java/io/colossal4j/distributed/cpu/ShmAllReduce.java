@@ -8,23 +8,25 @@ import java.lang.foreign.MemorySegment;
 /**
  * All-reduce through shared memory for groups whose members all run on one host, for every size: the
  * tensor is cut into slices of at most {@code sliceBytes} (one slice when it is smaller, or empty), each
- * numbered by a counter that advances identically on every member. A member
+ * numbered by a counter that advances identically on every member. A tensor of one slice is combined
+ * whole by every member (the latency path: one publication, one wait, no message, no thread hand-off):
  * <ol>
- *   <li>publishes a slice: once every member has consumed the slice that last used the slot (number - slots),
- *   copies its tensor's slice into its slot, writes the slot's header (operation number, numel, dtype and
- *   reduction, slice index) and publishes the slice number;</li>
- *   <li>reduces a slice: waits until every member has published it, checks their headers equal its own (a
- *   member that called another operation, size, dtype or reduction aborts the job, named, rather than
- *   mixing data), writes op(slot 0, ..., slot n-1), combined in member order, into its tensor's slice
- *   (divided by n for AVG), and marks the slice consumed.</li>
+ *   <li>publish: once every member has consumed the slice that last used the slot (number - slots), copy
+ *   the slice into this member's slot, write the slot's header (operation number, numel, dtype and
+ *   reduction, slice index) and publish the slice number;</li>
+ *   <li>wait until every member has published it, check their headers equal this member's (a member that
+ *   called another operation, size, dtype or reduction aborts the job, named, rather than mixing data),
+ *   write op(slot 0, ..., slot n-1), in member order, into the tensor and mark the slice consumed.</li>
  * </ol>
- * Before reducing slice m it publishes m, then, without waiting, as many later slices as free slots allow
- * (up to {@code lead} ahead): when a peer is descheduled, a member keeps working instead of stalling at
- * every slice. Every member computes the same combination of the same bits in the same order, so all end
- * bit-identical. With small slots the ring stays in cache: each member reads its tensor once and writes it
- * once from memory, and the copies through the slots are cache traffic. A small tensor is a single slice:
- * one publication and one wait, with no message and no thread hand-off (the latency path). Used by one
- * thread at a time (the group runs its operations in order).
+ * A larger tensor is reduce-scattered and all-gathered slice by slice ({@link #reduceChunk}): each slice
+ * is cut into n chunks; a member publishes only the chunks the others reduce, reduces its own chunk (its
+ * tensor's chunk combined with the others' published copies, straight from the mapping) into its slot and
+ * its tensor, and copies the others' reduced chunks into its tensor. Per member the tensor is read once
+ * and written once from memory, and (n-1)/n of it crosses each way through the slots, which stay in cache;
+ * the whole-slice scheme moved all of it in and combined every chunk on every member (measured in
+ * docs/benchmarks/comm.md). Either way every member ends with the same bits (a chunk is combined once,
+ * in member order, and copied), and a member publishes up to {@code slots} slices ahead while its peers
+ * lag. Used by one thread at a time (the group runs its operations in order).
  */
 final class ShmAllReduce implements AutoCloseable {
   /**
@@ -42,14 +44,17 @@ final class ShmAllReduce implements AutoCloseable {
    */
   static final int SLOTS = 8;
 
+  /** The reduction of a split slice runs in blocks of this many bytes, so that the copy of a block from the slot to the tensor reads L1. */
+  private static final long BLOCK_BYTES = 16 << 10;
+
   private final String name;
   private final int n;
   private final int r;
   private final int slots;
   private final long sliceBytes;
   private ShmRegion region;
-  /** Slices this member has published, and reduced, so far (over all operations). */
-  private long published, reduced;
+  /** Slices this member has published, and finished (consumed), so far (over all operations). */
+  private long published, done;
 
   ShmAllReduce(String name, int n, int r, int slots, long sliceBytes) {
     this.name = name;
@@ -57,6 +62,18 @@ final class ShmAllReduce implements AutoCloseable {
     this.r = r;
     this.slots = slots;
     this.sliceBytes = sliceBytes;
+  }
+
+  /** One operation's geometry: its tensor, slice length in elements, slice count and first slice number - 1. */
+  private record Plan(OpRun run, Algorithms.Buf x, long numel, Reduction op, long per, long slices, long base, long[] header) {
+    boolean split() { return slices > 1; }
+
+    long first(long k) { return k * per; }
+
+    long count(long k) { return Math.min(per, numel - k * per); }
+
+    /** Start of chunk c (0..n) of a slice of count elements, in elements from the slice's start (multiples of 16, so vector loops stay aligned). */
+    static long chunk(long count, int n, int c) { return Math.min(count, c * ((((count + n - 1) / n) + 15) & ~15L)); }
   }
 
   void allReduce(OpRun run, Algorithms.Buf x, long numel, Reduction op) {
@@ -67,54 +84,119 @@ final class ShmAllReduce implements AutoCloseable {
         throw ShmRegion.mapFailure(run, name, e);
       }
     }
-    long per = sliceBytes / x.es(), slices = Math.max(1, (numel + per - 1) / per), base = reduced;
-    long[] header = {run.seq, numel, run.dtype.ordinal() * 16L + op.ordinal(), 0};
+    long per = sliceBytes / x.es();
+    Plan p = new Plan(run, x, numel, op, per, Math.max(1, (numel + per - 1) / per), done,
+        new long[] {run.seq, numel, run.dtype.ordinal() * 16L + op.ordinal(), 0});
     try {
-      for (long k = 0; k < slices; k++) {
-        while (published < base + k + 1) publish(run, x, numel, per, base, header, true);
-        while (published < base + slices && published < base + k + slots && publish(run, x, numel, per, base, header, false)) {
+      for (long k = 0; k < p.slices; k++) {
+        while (published < p.base + k + 1) publish(p, true);
+        while (published < p.base + p.slices && published < p.base + k + slots && publish(p, false)) {
           // publish ahead while slots are free
         }
-        reduce(run, x, numel, per, base, k, op, header);
+        if (!p.split()) {
+          combineAll(p, k);
+          continue;
+        }
+        reduceChunk(p, k);
+        if (k > 0) gather(p, k - 1);   // one slice behind, so that the peers have usually reduced it by now
       }
+      if (p.split()) gather(p, p.slices - 1);
     } catch (RuntimeException e) {
       region.unlink();   // the job is failing: leave no file behind, even if a member never arrived
       throw e;
     }
   }
 
-  /** Publishes the next slice (number published + 1, index published - base of this operation); returns false if its slot is busy and !wait. */
-  private boolean publish(OpRun run, Algorithms.Buf x, long numel, long per, long base, long[] header, boolean wait) {
-    long s = published + 1, k = s - base - 1, first = k * per, count = Math.min(per, numel - first);
+  /**
+   * Publishes the next slice (number published + 1, index published - base): the whole slice, or for a
+   * split slice the chunks the others reduce. Returns false if its slot is busy and !wait.
+   */
+  private boolean publish(Plan p, boolean wait) {
+    long s = published + 1, k = s - p.base - 1, first = p.first(k), count = p.count(k);
     if (s > slots) {
       if (!wait && !region.allConsumed(s - slots, r)) return false;
-      for (int j = 0; j < n; j++) if (j != r) region.awaitConsumed(j, s - slots, r, run);
+      for (int j = 0; j < n; j++) if (j != r) region.awaitConsumed(j, s - slots, r, p.run);
     }
-    int slot = (int) (s % slots);
-    MemorySegment.copy(x.seg(), x.at(first), region.memory(), region.slot(r, slot), count * x.es());
-    header[3] = k;
-    region.publish(r, slot, s, header, run);
+    int slot = (int) (s % slots), es = p.x.es();
+    MemorySegment mem = region.memory();
+    if (!p.split()) {
+      MemorySegment.copy(p.x.seg(), p.x.at(first), mem, region.slot(r, slot), count * es);
+    } else {
+      for (int c = 0; c < n; c++) {
+        if (c == r) continue;
+        long c0 = Plan.chunk(count, n, c), c1 = Plan.chunk(count, n, c + 1);
+        MemorySegment.copy(p.x.seg(), p.x.at(first + c0), mem, region.slot(r, slot) + c0 * es, (c1 - c0) * es);
+      }
+    }
+    p.header[3] = k;
+    region.publish(r, slot, s, p.header, p.run);
     published = s;
     return true;
   }
 
-  private void reduce(OpRun run, Algorithms.Buf x, long numel, long per, long base, long k, Reduction op, long[] header) {
-    long s = base + k + 1, first = k * per, count = Math.min(per, numel - first);
-    int slot = (int) (s % slots);
-    MemorySegment mem = region.memory();
-    header[3] = k;
+  /** Waits until every member has published slice s and checks their headers against this member's. */
+  private void awaitPublished(Plan p, long s, long k, int slot) {
+    p.header[3] = k;
     for (int j = 0; j < n; j++) {
       if (j == r) continue;
-      region.awaitPublished(j, s, r, run);
+      region.awaitPublished(j, s, r, p.run);
       long[] theirs = region.readHeader(j, slot);
-      if (!java.util.Arrays.equals(theirs, header)) throw run.mismatch(j, describe(theirs));
+      if (!java.util.Arrays.equals(theirs, p.header)) throw p.run.mismatch(j, describe(theirs));
     }
     if (s == 1) region.unlink();   // every member has published, so has mapped the file
-    Elementwise.combine(op, run.dtype, mem, region.slot(0, slot), mem, region.slot(1, slot), x.seg(), x.at(first), count);
-    for (int j = 2; j < n; j++) Elementwise.accumulate(op, run.dtype, x.seg(), x.at(first), mem, region.slot(j, slot), count);
-    if (op == Reduction.AVG) Elementwise.divide(run.dtype, x.seg(), x.at(first), count, n);
-    region.consume(r, s, run);
-    reduced = s;
+  }
+
+  /** Whole slice k: tensor = op(slot 0, ..., slot n-1), in member order; then marks it consumed. */
+  private void combineAll(Plan p, long k) {
+    long s = p.base + k + 1, first = p.first(k), count = p.count(k);
+    int slot = (int) (s % slots);
+    awaitPublished(p, s, k, slot);
+    MemorySegment mem = region.memory();
+    DType dt = p.run.dtype;
+    Elementwise.combine(p.op, dt, mem, region.slot(0, slot), mem, region.slot(1, slot), p.x.seg(), p.x.at(first), count);
+    for (int j = 2; j < n; j++) Elementwise.accumulate(p.op, dt, p.x.seg(), p.x.at(first), mem, region.slot(j, slot), count);
+    if (p.op == Reduction.AVG) Elementwise.divide(dt, p.x.seg(), p.x.at(first), count, n);
+    region.consume(r, s, p.run);
+    done = s;
+  }
+
+  /**
+   * Split slice k, this member's chunk r: op of every member's chunk r in member order (this member's
+   * from its tensor, the others' from their slots) into chunk r of this member's slot, which the others
+   * then copy, and into the tensor; marks it reduced.
+   */
+  private void reduceChunk(Plan p, long k) {
+    long s = p.base + k + 1, first = p.first(k), count = p.count(k);
+    int slot = (int) (s % slots), es = p.x.es();
+    awaitPublished(p, s, k, slot);
+    MemorySegment mem = region.memory(), xs = p.x.seg();
+    DType dt = p.run.dtype;
+    long c0 = Plan.chunk(count, n, r), c1 = Plan.chunk(count, n, r + 1), block = BLOCK_BYTES / es;
+    for (long b = c0; b < c1; b += block) {
+      long m = Math.min(block, c1 - b), acc = region.slot(r, slot) + b * es, mine = p.x.at(first + b);
+      MemorySegment s0 = r == 0 ? xs : mem, s1 = r == 1 ? xs : mem;
+      long o0 = r == 0 ? mine : region.slot(0, slot) + b * es, o1 = r == 1 ? mine : region.slot(1, slot) + b * es;
+      Elementwise.combine(p.op, dt, s0, o0, s1, o1, mem, acc, m);
+      for (int j = 2; j < n; j++)
+        Elementwise.accumulate(p.op, dt, mem, acc, j == r ? xs : mem, j == r ? mine : region.slot(j, slot) + b * es, m);
+      if (p.op == Reduction.AVG) Elementwise.divide(dt, mem, acc, m, n);
+      MemorySegment.copy(mem, acc, xs, mine, m * es);
+    }
+    region.markReduced(r, s, p.run);
+  }
+
+  /** Split slice k: copies every other member's reduced chunk into the tensor, then marks the slice consumed. */
+  private void gather(Plan p, long k) {
+    long s = p.base + k + 1, first = p.first(k), count = p.count(k);
+    int slot = (int) (s % slots), es = p.x.es();
+    for (int j = 0; j < n; j++) {
+      if (j == r) continue;
+      region.awaitReduced(j, s, r, p.run);
+      long c0 = Plan.chunk(count, n, j), c1 = Plan.chunk(count, n, j + 1);
+      MemorySegment.copy(region.memory(), region.slot(j, slot) + c0 * es, p.x.seg(), p.x.at(first + c0), (c1 - c0) * es);
+    }
+    region.consume(r, s, p.run);
+    done = s;
   }
 
   /** A peer's header in words: "all_reduce #3 (SUM) of 1000 f32". */

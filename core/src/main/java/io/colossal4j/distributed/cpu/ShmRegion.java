@@ -2,14 +2,9 @@ package io.colossal4j.distributed.cpu;
 
 import io.colossal4j.distributed.CollectiveException;
 import java.io.IOException;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.VarHandle;
-import java.nio.channels.FileChannel;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 
 /**
  * One mapped file shared by the n members of a group on one host: per member a control block and a ring
@@ -19,13 +14,15 @@ import java.nio.file.StandardOpenOption;
  *     +0    published: the last slice number whose data and header j has written (release store)
  *     +128  consumed:  the last slice number j has finished reading from every member's slots
  *     +256  sleeping:  1 while j sleeps waiting for a counter of another member (see {@link #await})
- *     +384  one header of 32 bytes per slot: operation number, numel, kind, slice index within the operation
+ *     +384  reduced:   the last slice number whose chunk j has reduced into its own slot (split slices only)
+ *     +512  one header of 32 bytes per slot: operation number, numel, kind, slice index within the operation
  *   data, from dataBase: member j's slot s at dataBase + (j * slots + s) * sliceBytes
  * </pre>
  * Counters sit on separate cache-line pairs so that a member's stores do not disturb its peers' polling.
  * The file is zero-filled at creation, so every counter starts at 0. A new file is created (or the
  * existing one opened) by whichever member comes first; its name is removed once every member has
- * published (so mapped) it, and nothing remains on disk even if a member dies later.
+ * published (so mapped) it, and nothing remains on disk even if a member dies later (before that, the
+ * file's locks tell a dead job's file from a live one's: {@link ShmFiles}).
  *
  * <p>Waiting ({@link #await}) spins for {@link #SPIN_NANOS}, yields until {@link #YIELD_NANOS}, then sleeps
  * until woken: a peer a few microseconds behind is met at once without a system call; a peer sharing this
@@ -39,7 +36,7 @@ import java.nio.file.StandardOpenOption;
  * waiter sees the new counter and does not sleep, or the writer sees the flag and wakes it.
  */
 final class ShmRegion {
-  private static final long HEADERS = 384, HEADER_BYTES = 32;
+  private static final long HEADERS = 512, HEADER_BYTES = 32;
   private static final long SPIN_NANOS = 20_000, YIELD_NANOS = 200_000;
   /** Longest sleep without a check of the job's health and the deadline (a WAKE normally comes much sooner). */
   private static final long SLEEP_NANOS = 20_000_000;
@@ -50,38 +47,27 @@ final class ShmRegion {
   final int slots;
   private final long control;
   private final int n;
-  private final Path file;
+  private final ShmFiles.Mapped file;
   private final MemorySegment mem;
   private final long dataBase;
   private boolean unlinked;
-  private final Thread atExit;
 
-  private ShmRegion(Path file, int n, int slots, long sliceBytes, MemorySegment mem, long dataBase) {
+  private ShmRegion(ShmFiles.Mapped file, int n, int slots, long sliceBytes, long dataBase) {
     this.file = file;
-    this.atExit = deleteAtExit(file);
+    this.mem = file.memory();
     this.n = n;
     this.slots = slots;
     this.control = controlBytes(slots);
     this.sliceBytes = sliceBytes;
-    this.mem = mem;
     this.dataBase = dataBase;
   }
 
-  /**
-   * Creates or opens the file {@code name} in /dev/shm (else the temporary directory) and maps it. The
-   * mapping is never unmapped (it goes with the process): a group's thread may still be inside a copy when
-   * the group is closed, and unmapping under it would crash the JVM.
-   */
+  /** Creates or opens the file {@code c4j-<name>} (see {@link ShmFiles}) and maps it. */
   static ShmRegion map(String name, int n, int slots, long sliceBytes) throws IOException {
     if (sliceBytes <= 0 || sliceBytes % 64 != 0) throw new IllegalArgumentException("slice bytes must be a positive multiple of 64, got " + sliceBytes);
     if (slots < 2) throw new IllegalArgumentException("need at least 2 slots per member, got " + slots);
-    Path dir = Files.isDirectory(Path.of("/dev/shm")) ? Path.of("/dev/shm") : Path.of(System.getProperty("java.io.tmpdir"));
-    Path file = dir.resolve("c4j-" + name);
     long dataBase = (n * controlBytes(slots) + 4095) & ~4095L, size = dataBase + n * slots * sliceBytes;
-    try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
-      if (ch.size() < size) ch.write(java.nio.ByteBuffer.allocate(1), size - 1);
-      return new ShmRegion(file, n, slots, sliceBytes, ch.map(FileChannel.MapMode.READ_WRITE, 0, size, Arena.ofShared()), dataBase);
-    }
+    return new ShmRegion(ShmFiles.map(ShmFiles.path(name), size), n, slots, sliceBytes, dataBase);
   }
 
   private static long controlBytes(int slots) { return (HEADERS + slots * HEADER_BYTES + 1023) & ~1023L; }
@@ -95,6 +81,8 @@ final class ShmRegion {
   private long consumed(int member) { return member * control + 128; }
 
   private long sleeping(int member) { return member * control + 256; }
+
+  private long reducedAt(int member) { return member * control + 384; }
 
   private long headerAt(int member, int slot) { return member * control + HEADERS + slot * HEADER_BYTES; }
 
@@ -117,6 +105,14 @@ final class ShmRegion {
     LONG.setVolatile(mem, consumed(member), seq);
     wakeSleepers(member, run);
   }
+
+  /** Marks this member's chunk of slice {@code seq} reduced into its slot (readable by the others); wakes sleepers. */
+  void markReduced(int member, long seq, OpRun run) {
+    LONG.setVolatile(mem, reducedAt(member), seq);
+    wakeSleepers(member, run);
+  }
+
+  void awaitReduced(int member, long seq, int me, OpRun run) { await(reducedAt(member), seq, me, member, run); }
 
   /** The header member wrote for a slot (valid after {@link #awaitPublished} of that slice). */
   long[] readHeader(int member, int slot) {
@@ -169,35 +165,10 @@ final class ShmRegion {
   void unlink() {
     if (unlinked) return;
     unlinked = true;
-    delete(file, atExit);
+    ShmFiles.release(file);
   }
 
-  /**
-   * Deletes {@code file} when the JVM exits (a rank stopped by a signal while a peer never arrived would
-   * otherwise leave it in /dev/shm); returns the hook for {@link #delete} to cancel. Not run on SIGKILL.
-   */
-  static Thread deleteAtExit(Path file) {
-    Thread hook = new Thread(() -> delete(file, null), "c4j-shm-cleanup");
-    Runtime.getRuntime().addShutdownHook(hook);
-    return hook;
-  }
-
-  /** Deletes the file's name now and cancels its exit hook (if not already exiting). */
-  static void delete(Path file, Thread atExit) {
-    try {
-      Files.deleteIfExists(file);
-    } catch (IOException e) {
-      // another member removed it first
-    }
-    if (atExit == null) return;
-    try {
-      Runtime.getRuntime().removeShutdownHook(atExit);
-    } catch (IllegalStateException exiting) {
-      // the JVM is shutting down: the hook deletes (again) harmlessly
-    }
-  }
-
-  @Override public String toString() { return "ShmRegion(" + file + ", " + n + " members, slices of " + sliceBytes + " bytes)"; }
+  @Override public String toString() { return "ShmRegion(" + file.file() + ", " + n + " members, slices of " + sliceBytes + " bytes)"; }
 
   static CollectiveException mapFailure(OpRun run, String name, IOException e) {
     return new CollectiveException(run.where() + ": cannot map shared memory c4j-" + name + ": " + e.getMessage(), e);

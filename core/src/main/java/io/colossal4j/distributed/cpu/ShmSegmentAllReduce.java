@@ -3,12 +3,8 @@ package io.colossal4j.distributed.cpu;
 import io.colossal4j.distributed.CollectiveException;
 import io.colossal4j.distributed.Reduction;
 import java.io.IOException;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.nio.channels.FileChannel;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 
 /**
  * All-reduce through shared memory in a few large segments, for large tensors in groups of more than two
@@ -39,11 +35,9 @@ final class ShmSegmentAllReduce implements AutoCloseable {
   private final String name;
   private final int n;
   private final int r;
-  private Arena arena;
   private MemorySegment shared;
-  private Path file;
+  private ShmFiles.Mapped file;
   private boolean unlinked;
-  private Thread atExit;
 
   ShmSegmentAllReduce(String name, int n, int r, long slotBytes) {
     this.slotBytes = slotBytes;
@@ -107,27 +101,24 @@ final class ShmSegmentAllReduce implements AutoCloseable {
   /** Maps the group's file (every member creates or opens it with the same size). */
   private void map(OpRun run) {
     if (shared != null) return;
-    Path dir = Files.isDirectory(Path.of("/dev/shm")) ? Path.of("/dev/shm") : Path.of(System.getProperty("java.io.tmpdir"));
-    file = dir.resolve("c4j-" + name + "-seg");
-    atExit = ShmRegion.deleteAtExit(file);
-    arena = Arena.ofShared();
-    try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
-      if (ch.size() < n * slotBytes) ch.write(java.nio.ByteBuffer.allocate(1), n * slotBytes - 1);
-      shared = ch.map(FileChannel.MapMode.READ_WRITE, 0, n * slotBytes, arena);
+    Path path = ShmFiles.path(name + "-seg");
+    try {
+      file = ShmFiles.map(path, n * slotBytes);
     } catch (IOException e) {
-      throw new CollectiveException(run.where() + ": cannot map shared memory " + file + ": " + e.getMessage(), e);
+      throw new CollectiveException(run.where() + ": cannot map shared memory " + path + ": " + e.getMessage(), e);
     }
+    shared = file.memory();
   }
 
   /** After the first signal every member has mapped the file, so its name can go (the mappings stay). */
   private void unlink() {
     unlinked = true;
-    ShmRegion.delete(file, atExit);
+    ShmFiles.release(file);
   }
 
   @Override public void close() {
     if (!unlinked && file != null) unlink();
-    // The arena is not closed: the executor thread may still be inside a copy when the group shuts down,
+    // The mapping is not closed: the executor thread may still be inside a copy when the group shuts down,
     // and unmapping under it would crash the JVM. The mapping goes with the process.
   }
 }

@@ -60,39 +60,49 @@ class ShmAllReduceTest {
   }
 
   /**
-   * Gaussian f32 and bf16 through the pipelined path (2 ranks, 100003 elements; 3 ranks, 16001 elements,
-   * under the 64 KiB switch): members combine in member order, so every rank must hold exactly the sum
-   * ((x0 + x1) + x2) rounded to the dtype after each addition, computed here, bit for bit (no tolerance).
+   * Gaussian data through the pipelined path, f32, bf16 and f64, 2 ranks (sizes up to 100003 elements) and
+   * 3 ranks (under the 64 KiB switch): tensors of one slice are combined whole, larger ones split into
+   * per-member chunks (reduce-scatter, all-gather); sizes leave a short last slice (1025 f32 is one slice
+   * and one element, so chunks of 1 and 0 elements) and chunks not divisible by the vector width. Members
+   * combine in member order, so every rank must hold exactly the sum ((x0 + x1) + x2) rounded to the dtype
+   * after each addition, computed here, bit for bit (no tolerance).
    */
   @Test void gaussianResultIsTheMemberOrderSumOnEveryRank() {
-    for (int[] wn : new int[][] {{2, 100_003}, {3, 16_001}}) {
-      int world = wn[0], n = wn[1];
-      float[][] in = new float[world][n];
-      Random rnd = new Random(11);
-      for (float[] row : in) for (int i = 0; i < n; i++) row[i] = (float) rnd.nextGaussian();
+    for (int world : new int[] {2, 3}) {
       List<ProcessGroup> groups = world(world, 60_000);
-      for (DType dt : new DType[] {DType.F32, DType.BF16}) {
-        List<double[]> results = RankThreads.run(groups, 60, g -> {
-          Tensor t = Tensor.of(toDouble(in[g.rank()]), Shape.of(n), dt, CpuCollectivesTest.CPU);
-          g.allReduce(t, Reduction.SUM);
-          return t.toDoubleArray();
-        });
-        Tensor acc = Tensor.of(toDouble(in[0]), Shape.of(n), dt, CpuCollectivesTest.CPU);
-        for (int r = 1; r < world; r++) {
-          double[] a = acc.toDoubleArray(), b = Tensor.of(toDouble(in[r]), Shape.of(n), dt, CpuCollectivesTest.CPU).toDoubleArray();
-          for (int i = 0; i < n; i++) a[i] = dt == DType.F32 ? (double) ((float) a[i] + (float) b[i]) : a[i] + b[i];
-          acc = Tensor.of(a, Shape.of(n), dt, CpuCollectivesTest.CPU);   // rounds to the dtype after each addition
-        }
-        for (int r = 0; r < world; r++) assertArrayEquals(acc.toDoubleArray(), results.get(r), 0.0, dt + " world " + world + " rank " + r);
-      }
+      for (DType dt : new DType[] {DType.F32, DType.BF16, DType.F64})
+        for (int n : world == 2 ? new int[] {1000, 1025, 2065, 100_003} : new int[] {1000, 1025, 2065, 16_001 * 4 / dt.byteSize()})
+          assertMemberOrderSum(groups, dt, n, 11 + n);
       groups.forEach(ProcessGroup::close);
     }
   }
 
-  private static double[] toDouble(float[] f) {
-    double[] d = new double[f.length];
-    for (int i = 0; i < f.length; i++) d[i] = f[i];
-    return d;
+  /** Production slices (256 KiB, 8 slots): 1000003 f32 (16 slices, the ring of 8 wrapped twice), two operations in a row. */
+  @Test void productionSlicesOnALargeOddSize() {
+    List<ProcessGroup> groups = CpuDistributed.threads(2, new CpuDistributed.ThreadOptions(Duration.ofSeconds(60), true));
+    assertMemberOrderSum(groups, DType.F32, 1_000_003, 5);
+    assertMemberOrderSum(groups, DType.F32, 1_000_003, 6);
+    groups.forEach(ProcessGroup::close);
+  }
+
+  /** Every rank's all-reduce SUM of Gaussian data equals the member-order sum computed here, bit for bit. */
+  private static void assertMemberOrderSum(List<ProcessGroup> groups, DType dt, int n, long seed) {
+    int world = groups.size();
+    double[][] in = new double[world][n];
+    Random rnd = new Random(seed);
+    for (double[] row : in) for (int i = 0; i < n; i++) row[i] = (float) rnd.nextGaussian();
+    List<double[]> results = RankThreads.run(groups, 60, g -> {
+      Tensor t = Tensor.of(in[g.rank()], Shape.of(n), dt, CpuCollectivesTest.CPU);
+      g.allReduce(t, Reduction.SUM);
+      return t.toDoubleArray();
+    });
+    double[] acc = Tensor.of(in[0], Shape.of(n), dt, CpuCollectivesTest.CPU).toDoubleArray();
+    for (int r = 1; r < world; r++) {
+      double[] b = Tensor.of(in[r], Shape.of(n), dt, CpuCollectivesTest.CPU).toDoubleArray();
+      for (int i = 0; i < n; i++) acc[i] = dt == DType.F32 ? (double) ((float) acc[i] + (float) b[i]) : acc[i] + b[i];
+      acc = Tensor.of(acc, Shape.of(n), dt, CpuCollectivesTest.CPU).toDoubleArray();   // rounds to the dtype after each addition
+    }
+    for (int r = 0; r < world; r++) assertArrayEquals(acc, results.get(r), 0.0, dt + " n=" + n + " world " + world + " rank " + r);
   }
 
   /** Shared-memory all-reduces interleaved with message collectives and async handles keep their order. */
