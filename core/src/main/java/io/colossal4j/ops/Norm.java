@@ -35,6 +35,14 @@ public final class Norm {
     Tensor y = OpSupport.emptyLike(xd);
     Kernels k = x.backend().kernels();
     k.layerNorm(xd, wd, bd, eps, y, mean, rstd);
+    if (!Autograd.needsGrad(x, w, b)) { // nothing will read the statistics or the dense copies: back to the pool now
+      releaseIfTemporary(mean, null);
+      releaseIfTemporary(rstd, null);
+      releaseIfTemporary(xd, x);
+      releaseIfTemporary(wd, w);
+      releaseIfTemporary(bd, b);
+      return y;
+    }
     boolean gx = x.requiresGrad(), gw = w != null && w.requiresGrad(), gb = b != null && b.requiresGrad();
     return Autograd.recordSaving("layer_norm", y, Autograd.saving(xd, wd, mean, rstd), g -> {
       Tensor dx = gx ? OpSupport.emptyLike(xd) : null;
@@ -44,6 +52,11 @@ public final class Norm {
       g.backend().kernels().layerNormBackward(Conv.dense(g), xd, wd, mean, rstd, dx != null ? dx : OpSupport.emptyLike(xd), dw, db);
       return new Tensor[] {dx, dw, db};
     }, x, w, b);
+  }
+
+  /** Releases t's storage unless t is null or is {@code original} itself (the caller's tensor, not a copy of it). */
+  private static void releaseIfTemporary(Tensor t, Tensor original) {
+    if (t != null && t != original) t.storage().release();
   }
 
   /**

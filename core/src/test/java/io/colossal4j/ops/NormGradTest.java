@@ -50,6 +50,22 @@ class NormGradTest {
         Shape.of(3, 4), Shape.of(3, 2), Shape.of(3));
   }
 
+  /**
+   * Without a gradient to record, layer norm returns its statistics and its dense copy of a strided input to
+   * the pool at once: afterwards only x and y are allocated (the channels-first form copies x to channels-last).
+   */
+  @Test void layerNormWithoutGradKeepsOnlyItsOutput() {
+    try (CpuBackend cpu = CpuBackend.create(1)) {
+      long none = cpu.memoryStats().totalCurrent();
+      Tensor x = Tensor.zeros(Shape.of(2, 3, 4, 5), DType.F32, cpu);
+      long before = cpu.memoryStats().totalCurrent(), xBytes = before - none; // x's size class
+      Tensor y = Norm.layerNorm2d(x, null, null, 1e-5);
+      assertEquals(before + xBytes, cpu.memoryStats().totalCurrent(), "bytes allocated after layerNorm2d, want x's plus y's");
+      y.storage().release();
+      assertEquals(before, cpu.memoryStats().totalCurrent(), "bytes allocated after releasing y");
+    }
+  }
+
   @Test void layerNorm2dNormalisesChannels() {
     // pixel (0,0) has channels (1, 3): mean 2, var 1 -> (-1, 1); pixel (0,1) has (4, 6) -> (-1, 1)
     Tensor x = t(Shape.of(1, 2, 1, 2), 1, 4, 3, 6);
