@@ -113,8 +113,11 @@ public final class Autograd {
 
   /** Adds g into leaf.grad (allocating it on first use, in the leaf's dtype, so no gradient ever aliases another tensor). */
   static void accumulateLeaf(Tensor leaf, Tensor g) {
+    boolean overwrite = leaf.claimZeroedGrad();   // lazily zeroed: the first contribution is a copy, not an add
     Tensor acc = leaf.grad();
-    if (acc == null) {
+    if (acc != null && overwrite) {
+      acc.backend().kernels().copy(g, acc);
+    } else if (acc == null) {
       acc = Tensor.empty(leaf.shape(), leaf.dtype(), leaf.backend(), MemoryCategory.GRADIENT);
       leaf.backend().kernels().copy(g, acc);
       leaf.setGrad(acc);

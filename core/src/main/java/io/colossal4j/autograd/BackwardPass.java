@@ -1,5 +1,6 @@
 package io.colossal4j.autograd;
 
+import io.colossal4j.backend.OpLabel;
 import io.colossal4j.backend.StepLedger;
 import io.colossal4j.tensor.Tensor;
 import io.colossal4j.tensor.TensorException;
@@ -45,7 +46,13 @@ final class BackwardPass {
     if (rule == null)
       throw new TensorException("backward through " + n.name() + " a second time: its saved tensors were freed; pass retainGraph=true to the first backward");
     int mark = ledger == null ? 0 : ledger.mark();
-    Tensor[] inGrads = GradMode.noGrad(() -> rule.apply(g));
+    String label = OpLabel.enter("backward " + n.name());
+    Tensor[] inGrads;
+    try {
+      inGrads = GradMode.noGrad(() -> rule.apply(g));
+    } finally {
+      OpLabel.restore(label);
+    }
     List<Tensor> inputs = n.inputs();
     for (int i = 0; i < inputs.size(); i++) {
       Tensor t = inputs.get(i);

@@ -48,13 +48,16 @@ final class GpuBench implements Main.Command {
 
   @Override public int run(String[] args) {
     CudaOptions opts = CudaOptions.defaults(io.colossal4j.launch.HostEnvironment.current());
-    boolean kernels = true;
+    boolean kernels = true, profile = false;
+    String only = null;
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
         case "--kernel-cache" -> opts = opts.withKernelCacheDir(Path.of(args[++i]));
         case "--skip-kernels" -> kernels = false;
+        case "--profile" -> profile = true;
+        case "--only" -> only = args[++i];
         default -> {
-          System.err.println("colossal bench gpu: unknown option '" + args[i] + "' (valid: --kernel-cache DIR, --skip-kernels)");
+          System.err.println("colossal bench gpu: unknown option '" + args[i] + "' (valid: --kernel-cache DIR, --skip-kernels, --profile, --only vit|gpt|amp)");
           return 2;
         }
       }
@@ -64,18 +67,20 @@ final class GpuBench implements Main.Command {
       System.err.println("colossal4j GPU bench on " + gpu.describe());
       out.println(CudaBench.CSV_HEADER);
       if (kernels) CudaBench.kernels(gpu, out);
-      vit(gpu, out);
-      gpt(gpu, out, DType.BF16, "train_gpt_medium");
-      try {
-        gpt(gpu, out, DType.F32, "train_gpt_medium_amp");  // f32 master weights, autocast to bf16
-      } catch (RuntimeException e) {
-        System.err.println("train_gpt_medium_amp failed: " + e.getMessage());
+      if (only == null || only.equals("vit")) vit(gpu, out, profile);
+      if (only == null || only.equals("gpt")) gpt(gpu, out, DType.BF16, "train_gpt_medium", profile);
+      if (only == null || only.equals("amp")) {
+        try {
+          gpt(gpu, out, DType.F32, "train_gpt_medium_amp", profile);  // f32 master weights, autocast to bf16
+        } catch (RuntimeException e) {
+          System.err.println("train_gpt_medium_amp failed: " + e.getMessage());
+        }
       }
     }
     return 0;
   }
 
-  private static void vit(CudaBackend gpu, PrintStream out) {
+  private static void vit(CudaBackend gpu, PrintStream out, boolean profile) {
     int batch = 32;
     ViTConfig c = Zoo.vitConfig(ViTConfig.hugeClip336(1000), ModelSpec.of("vit_huge_clip_336", 1000));
     UnitModel model = Zoo.build(new ModuleContext(gpu, DType.BF16, 0), ModelSpec.of("vit_huge_clip_336", 1000));
@@ -84,11 +89,11 @@ final class GpuBench implements Main.Command {
     Tensor labels = randomIds(gpu, new Random(1), Shape.of(batch), 1000);
     int tokens = (c.imageSize() / c.patchSize()) * (c.imageSize() / c.patchSize()) + 1;
     double flops = stepFlops(model.parameterCount(), (long) batch * tokens, c.depth(), tokens, c.embedDim());
-    step(gpu, out, "train_vit_huge", batch + "x3x" + c.imageSize() + "x" + c.imageSize(), model, images, labels, flops, batch, "img/s");
+    step(gpu, out, "train_vit_huge", batch + "x3x" + c.imageSize() + "x" + c.imageSize(), model, images, labels, flops, batch, "img/s", profile);
   }
 
   /** GPT-2 medium with parameters in {@code dtype}; f32 parameters train under bf16 autocast (mixed precision). */
-  private static void gpt(CudaBackend gpu, PrintStream out, DType dtype, String name) {
+  private static void gpt(CudaBackend gpu, PrintStream out, DType dtype, String name, boolean profile) {
     int batch = 8;
     GptConfig c = GptConfig.medium();
     UnitModel model = Zoo.build(new ModuleContext(gpu, dtype, 0), ModelSpec.of("gpt_medium", 0));
@@ -97,7 +102,7 @@ final class GpuBench implements Main.Command {
     Tensor next = randomIds(gpu, r, Shape.of(batch * c.blockSize()), c.vocabSize());
     long tokens = (long) batch * c.blockSize();
     double flops = stepFlops(model.parameterCount(), tokens, c.nLayer(), c.blockSize(), c.nEmbd());
-    step(gpu, out, name, batch + "x" + c.blockSize(), model, ids, next, flops, tokens, "tok/s");
+    step(gpu, out, name, batch + "x" + c.blockSize(), model, ids, next, flops, tokens, "tok/s", profile);
   }
 
   /**
@@ -139,9 +144,9 @@ final class GpuBench implements Main.Command {
     return Tensor.of(v, s, DType.I64, gpu);
   }
 
-  /** Times forward + cross-entropy + backward + AdamW; {@code units} samples (or tokens) per step. */
+  /** Times forward + cross-entropy + backward + AdamW; {@code units} samples (or tokens) per step; {@code profile}: then one profiled step (stderr). */
   private static void step(CudaBackend gpu, PrintStream out, String name, String shape, UnitModel model, Tensor input, Tensor targets,
-                           double flops, long units, String unit) {
+                           double flops, long units, String unit, boolean profile) {
     model.train(true);
     Optimizer opt = Adam.adamW(ParamGroup.single(model.namedParameters(), 0.1));
     boolean amp = model.parameters().getFirst().dtype() == DType.F32;
@@ -171,6 +176,12 @@ final class GpuBench implements Main.Command {
     System.err.printf("%s %s: %.1f ms/step, %,.1f %s, MFU %.1f%%, peak %s, garbage collections asked by the allocator so far %d%n", name, shape, ms, perSecond, unit,
         100 * flops / (ms / 1e3) / PEAK_BF16_FLOPS, MemoryStats.human(gpu.peakMemoryInUse()), gpu.collections());
     phases(gpu, name, lossOf, opt, step);
+    if (profile) {
+      gpu.synchronize();
+      gpu.startProfile();
+      step.run();
+      System.err.println(name + " profile of one step:\n" + gpu.stopProfile(40));
+    }
     for (Tensor p : model.parameters()) p.storage().release();
     gpu.emptyCache();
   }

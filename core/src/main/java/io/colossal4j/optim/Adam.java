@@ -38,14 +38,28 @@ public final class Adam extends Optimizer {
     return p.device().kind() == Device.Kind.CUDA || p.backend().kernels().fastAdamStep();
   }
 
-  @Override protected void update(String name, Tensor p, Tensor grad, double lr, double wd, long step) {
-    if (fused(p) && p.isContiguous() && grad.isContiguous()) {
-      // one fused kernel per parameter instead of about ten elementwise passes (CUDA, and the fast CPU kernels);
-      // the scalar reference backend keeps the composed path below, which stays the fused kernels' twin
-      Tensor m = stateOf(name, "exp_avg", p), v = stateOf(name, "exp_avg_sq", p);
-      p.backend().kernels().adamStep(List.of(new AdamUpdate.Param(p, grad, m, v)), new AdamUpdate(lr, beta1, beta2, eps, wd, decoupled, step));
-      return;
+  /**
+   * Parameters the fused kernel takes go to it together, one call per backend (CUDA updates up to 16 tensors
+   * per launch; the fast CPU kernels loop), instead of about ten elementwise passes each; the rest, and every
+   * parameter on the scalar reference backend, take the composed path of {@link #update}, which stays the
+   * fused kernels' twin.
+   */
+  @Override protected void updateGroup(List<Entry> entries, double lr, double wd, long step) {
+    java.util.Map<io.colossal4j.backend.Backend, List<AdamUpdate.Param>> fusedByBackend = new java.util.LinkedHashMap<>();
+    for (Entry e : entries) {
+      Tensor p = e.param(), g = e.grad();
+      if (fused(p) && p.isContiguous() && g.isContiguous()) {
+        Tensor m = stateOf(e.name(), "exp_avg", p), v = stateOf(e.name(), "exp_avg_sq", p);
+        fusedByBackend.computeIfAbsent(p.backend(), b -> new java.util.ArrayList<>()).add(new AdamUpdate.Param(p, g, m, v));
+      } else {
+        update(e.name(), p, g, lr, wd, step);
+      }
     }
+    AdamUpdate u = new AdamUpdate(lr, beta1, beta2, eps, wd, decoupled, step);
+    fusedByBackend.forEach((backend, params) -> backend.kernels().adamStep(params, u));
+  }
+
+  @Override protected void update(String name, Tensor p, Tensor grad, double lr, double wd, long step) {
     Tensor scratch = InPlace.scratch(p);
     Tensor g = grad;
     if (wd != 0 && decoupled) InPlace.scale(p, 1 - lr * wd);

@@ -31,11 +31,26 @@ public abstract class Optimizer {
     if (!(lr >= 0) || Double.isInfinite(lr)) throw new IllegalArgumentException("learning rate must be finite and >= 0, got " + lr);
     steps++;
     GradMode.noGrad(() -> {
-      for (ParamGroup g : groups)
+      for (ParamGroup g : groups) {
+        List<Entry> entries = new java.util.ArrayList<>(g.params().size());
         g.params().forEach((name, p) -> {
-          if (p.grad() != null) update(name, p, p.grad(), lr * g.lrScale(), g.weightDecay(), steps);
+          Tensor grad = p.grad();
+          if (grad != null) entries.add(new Entry(name, p, grad));
         });
+        updateGroup(entries, lr * g.lrScale(), g.weightDecay(), steps);
+      }
     });
+  }
+
+  /** A parameter with its gradient, as {@link #updateGroup} receives them. */
+  protected record Entry(String name, Tensor param, Tensor grad) {}
+
+  /**
+   * The update of one group's parameters that have a gradient, in the group's order; by default one
+   * {@link #update} each. Optimizers with a multi-tensor kernel override it to update many parameters per call.
+   */
+  protected void updateGroup(List<Entry> entries, double lr, double weightDecay, long step) {
+    for (Entry e : entries) update(e.name(), e.param(), e.grad(), lr, weightDecay, step);
   }
 
   /** One parameter's update; {@code step} counts from 1. */
@@ -56,12 +71,13 @@ public abstract class Optimizer {
   public final List<ParamGroup> groups() { return groups; }
 
   /**
-   * Zeroes gradients in place, keeping their memory for the next step (a parameter that never received a
-   * gradient keeps none, and is skipped by {@link #step}).
+   * Zeroes gradients, keeping their memory for the next step (a parameter that never received a gradient
+   * keeps none, and is skipped by {@link #step}). Lazily ({@link Tensor#zeroGradLazily}): the next backward
+   * overwrites instead of adding, so zeroing costs no pass over the gradients.
    */
   public final void zeroGrad() {
     for (ParamGroup g : groups)
-      for (Tensor p : g.params().values()) if (p.grad() != null) p.grad().backend().kernels().fill(p.grad(), 0);
+      for (Tensor p : g.params().values()) p.zeroGradLazily();
   }
 
   /** State tensors as {@code <param>.<key>} → tensor, for checkpoints. */

@@ -26,6 +26,7 @@ public final class Tensor {
 
   private boolean requiresGrad;
   private Tensor grad;
+  private boolean gradZeroPending;
   private GradFn gradFn;
   private List<Consumer<Tensor>> gradReadyHooks;
   private String name;
@@ -172,12 +173,40 @@ public final class Tensor {
     return this;
   }
 
-  public Tensor grad() { return grad; }
+  /**
+   * The accumulated gradient, or null. A gradient zeroed lazily ({@link #zeroGradLazily}) and not written
+   * since is zero-filled here, on first read, so every reader sees zeros.
+   */
+  public Tensor grad() {
+    if (gradZeroPending) {
+      gradZeroPending = false;
+      grad.backend().kernels().fill(grad, 0);
+    }
+    return grad;
+  }
 
   public void setGrad(Tensor g) {
     if (g != null && !g.shape.equals(shape))
       throw new TensorException("grad of shape " + g.shape + " set on a tensor of shape " + shape);
     this.grad = g;
+    this.gradZeroPending = false;
+  }
+
+  /**
+   * Makes the gradient logically zero without writing it: the next backward's first contribution overwrites
+   * it (one pass over the gradient instead of a fill and an add), and a read before that sees zeros. The
+   * buffer itself is kept (data parallelism's buckets are views of one flat buffer). No-op without a gradient.
+   */
+  public void zeroGradLazily() { gradZeroPending = grad != null; }
+
+  /**
+   * For autograd, before accumulating into {@link #grad()}: whether the gradient is pending a lazy zero, in
+   * which case the caller must overwrite it rather than add to it. Clears the pending state either way.
+   */
+  public boolean claimZeroedGrad() {
+    boolean pending = gradZeroPending;
+    gradZeroPending = false;
+    return pending;
   }
 
   public GradFn gradFn() { return gradFn; }

@@ -108,10 +108,15 @@ final class CudaAttention implements FusedAttention {
 
   private static String suffix(Tensor q) { return (q.dtype() == DType.F16 ? "f16_" : "bf16_") + q.size(-1); }
 
+  /** Outputs may be strided views (a packed [B, N, H·D] layout seen as [B, H, N, D]) with unit last stride and 16-byte aligned rows. */
   private static void requireOutput(String what, Tensor t, Tensor like) {
-    if (!t.shape().equals(like.shape()) || t.dtype() != like.dtype() || !t.isContiguous())
-      throw new TensorException("fused attention: " + what + " must be a contiguous " + like.shape() + " " + like.dtype() + ", got " + t.shape() + " " + t.dtype());
+    if (!t.shape().equals(like.shape()) || t.dtype() != like.dtype() || !aligned(t))
+      throw new TensorException("fused attention: " + what + " must be a " + like.shape() + " " + like.dtype()
+          + " view with unit last stride and other strides and offset multiples of 8, got " + t.shape() + " " + t.dtype()
+          + " strides " + Arrays.toString(t.strides()) + " offset " + t.offset());
   }
+
+  @Override public boolean writesStridedOutputs() { return true; }
 
   @Override public void forward(Tensor q, Tensor kt, Tensor v, Tensor bias, Spec spec, Tensor out, Tensor lse) {
     require(q, kt, v, bias, spec);

@@ -116,6 +116,35 @@ public final class CudaBackend implements Backend {
     @Override public long totalBytes() { return driver.totalMemory(cuDevice); }
   }
 
+  private volatile CudaProfiler profiler;
+
+  /** The profiler collecting launches now, or null (the common case: launches then cost one volatile read). */
+  CudaProfiler profiler() { return profiler; }
+
+  /**
+   * Starts recording every launch's GPU time, the GPU's idle time before it and the host time around it, per
+   * (op label, kernel), until {@link #stopProfile}; profiled work runs a little slower on the host.
+   */
+  public void startProfile() {
+    enter();
+    CudaProfiler p = new CudaProfiler(driver, stream);
+    p.start();
+    profiler = p;
+  }
+
+  /** Stops the profile, waits for its work and returns the table of the {@code top} entries (see {@link CudaProfiler.Report#format}). */
+  public String stopProfile(int top) {
+    CudaProfiler p = profiler;
+    if (p == null) throw new IllegalStateException("stopProfile on " + device + " without startProfile");
+    profiler = null;
+    enter();
+    try {
+      return p.finish().format(top);
+    } finally {
+      p.close();
+    }
+  }
+
   /** Makes this backend's context current on the calling thread (a no-op when it already is); libraries such as NCCL need it. */
   public void enter() {
     if (closed) throw new TensorException("the CUDA backend for " + device + " is closed");

@@ -97,7 +97,10 @@ final class CudaKernels implements Kernels, AutoCloseable {
     SegmentAllocator a = SegmentAllocator.slicingAllocator(SCRATCH.get());
     KernelArgs args = new KernelArgs(a);
     fill.accept(a, args);
+    CudaProfiler prof = backend.profiler();
+    if (prof != null) prof.begin(kernel);
     backend.driver().launch(f, grid, block, sharedBytes, backend.stream(), args.pointers());
+    if (prof != null) prof.end();
   }
 
   static void sameShape(String op, Tensor a, Tensor out) {
@@ -123,7 +126,10 @@ final class CudaKernels implements Kernels, AutoCloseable {
     if (value == 0 && Double.doubleToRawLongBits(value) == 0 && out.isContiguous()) {
       backend.enter();
       int es = out.dtype().byteSize();
+      CudaProfiler prof = backend.profiler();
+      if (prof != null) prof.begin("memset");
       backend.driver().memsetBytes(p + out.offset() * es, (byte) 0, out.numel() * es, backend.stream());
+      if (prof != null) prof.end();
       return;
     }
     CudaGeometry.Space s = space(out);
@@ -140,7 +146,15 @@ final class CudaKernels implements Kernels, AutoCloseable {
     int es = src.dtype().byteSize();
     if (src.dtype() == dst.dtype() && src.isContiguous() && dst.isContiguous()) {
       backend.enter();
+      CudaProfiler prof = backend.profiler();
+      if (prof != null) prof.begin("memcpy d2d");
       backend.driver().copyDeviceToDevice(pd + dst.offset() * es, ps + src.offset() * es, dst.numel() * es, backend.stream());
+      if (prof != null) prof.end();
+      return;
+    }
+    if (src.dtype() != dst.dtype() && dense(src, dst)) {   // a contiguous bf16 <-> f32 conversion
+      long n = dst.numel(), as = addr(src), ad = addr(dst);
+      launch(denseName("ew_unary", src, dst), denseGrid(n), Dim3.of(THREADS), (a, args) -> args.i32(-1).i64(n).ptr(as).ptr(ad));
       return;
     }
     CudaGeometry.Space s = space(src, dst);
@@ -153,10 +167,39 @@ final class CudaKernels implements Kernels, AutoCloseable {
     }
   }
 
+  /**
+   * Whether the dense kernels of elementwise_vec.cu apply: every operand contiguous, bf16 or f32, and
+   * 16-byte aligned (they move 8 elements at a time with 16-byte accesses).
+   */
+  private boolean dense(Tensor... ts) {
+    for (Tensor t : ts) {
+      if (t.dtype() != DType.BF16 && t.dtype() != DType.F32) return false;
+      if (!t.isContiguous() || (ptr(t) + t.offset() * t.dtype().byteSize()) % 16 != 0) return false;
+    }
+    return true;
+  }
+
+  /** The dense kernels' name suffix: one letter per operand, b = bf16, f = f32. */
+  private static String denseName(String base, Tensor... ts) {
+    StringBuilder b = new StringBuilder(base).append('_');
+    for (Tensor t : ts) b.append(t.dtype() == DType.BF16 ? 'b' : 'f');
+    return b.toString();
+  }
+
+  private long addr(Tensor t) { return ptr(t) + t.offset() * t.dtype().byteSize(); }
+
+  /** Grid for a dense kernel over n elements, 8 per thread per step. */
+  private Dim3 denseGrid(long n) { return Dim3.of(blocks((n + 7) / 8, THREADS)); }
+
   @Override public void unary(UnaryOp op, Tensor x, Tensor out) {
     sameShape(op.name(), x, out);
     long px = ptr(x), po = ptr(out);
     if (out.numel() == 0) return;
+    if (dense(x, out)) {
+      long n = out.numel(), ax = addr(x), ao = addr(out);
+      launch(denseName("ew_unary", x, out), denseGrid(n), Dim3.of(THREADS), (a, args) -> args.i32(op.ordinal()).i64(n).ptr(ax).ptr(ao));
+      return;
+    }
     CudaGeometry.Space s = space(x, out);
     launch(variant("unary", x, out), Dim3.of(blocks(out.numel(), THREADS)), Dim3.of(THREADS),
         (a, args) -> args.struct(CudaGeometry.geom(a, s, op.name())).i32(op.ordinal()).ptr(px).i32(dt(x)).ptr(po).i32(dt(out)));
@@ -167,6 +210,11 @@ final class CudaKernels implements Kernels, AutoCloseable {
     sameShape(op.name(), b, out);
     long pa = ptr(a), pb = ptr(b), po = ptr(out);
     if (out.numel() == 0) return;
+    if (dense(a, b, out)) {
+      long n = out.numel(), aa = addr(a), ab = addr(b), ao = addr(out);
+      launch(denseName("ew_binary", a, b, out), denseGrid(n), Dim3.of(THREADS), (ar, args) -> args.i32(op.ordinal()).i64(n).ptr(aa).ptr(ab).ptr(ao));
+      return;
+    }
     CudaGeometry.Space s = space(a, b, out);
     launch(variant("binary", a, b, out), Dim3.of(blocks(out.numel(), THREADS)), Dim3.of(THREADS), (ar, args) ->
         args.struct(CudaGeometry.geom(ar, s, op.name())).i32(op.ordinal()).ptr(pa).i32(dt(a)).ptr(pb).i32(dt(b)).ptr(po).i32(dt(out)));
@@ -176,6 +224,11 @@ final class CudaKernels implements Kernels, AutoCloseable {
     sameShape(op.name(), a, out);
     long pa = ptr(a), po = ptr(out);
     if (out.numel() == 0) return;
+    if (dense(a, out)) {
+      long n = out.numel(), aa = addr(a), ao = addr(out);
+      launch(denseName("ew_binary_scalar", a, out), denseGrid(n), Dim3.of(THREADS), (ar, args) -> args.i32(op.ordinal()).i64(n).ptr(aa).f32((float) scalar).ptr(ao));
+      return;
+    }
     CudaGeometry.Space s = space(a, out);
     launch(variant("binary_scalar", a, out), Dim3.of(blocks(out.numel(), THREADS)), Dim3.of(THREADS), (ar, args) ->
         args.struct(CudaGeometry.geom(ar, s, op.name())).i32(op.ordinal()).ptr(pa).i32(dt(a)).f64(scalar).ptr(po).i32(dt(out)));

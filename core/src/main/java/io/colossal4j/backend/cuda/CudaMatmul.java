@@ -45,7 +45,14 @@ final class CudaMatmul implements AutoCloseable {
 
   /** One cuBLASLt problem, column-major: D[m,n] = op(A)[m,k] op(B)[k,n], batched with strides. */
   record Problem(int dataType, int opA, int opB, long m, long n, long kk, long lda, long ldb, long ldd,
-                 int batch, long strideA, long strideB, long strideD, boolean accumulate, int epilogue) {}
+                 int batch, long strideA, long strideB, long strideD, boolean accumulate, int epilogue) {
+    /** "gemm bf16 NT 5120x18464x1280 +bias" (column-major m x n x k, as cuBLASLt sees it), for profiles. */
+    String describe() {
+      String t = dataType == CublasLt.R_32F ? "f32" : dataType == CublasLt.R_16BF ? "bf16" : "f16";
+      return "gemm " + t + " " + (opA == CublasLt.OP_N ? "N" : "T") + (opB == CublasLt.OP_N ? "N" : "T") + " " + m + "x" + n + "x" + kk
+          + (batch > 1 ? " b" + batch : "") + (accumulate ? " +=" : "") + (epilogue != CublasLt.EPILOGUE_DEFAULT ? " +epi" + epilogue : "");
+    }
+  }
 
   private record Plan(long desc, long layoutA, long layoutB, long layoutD, MemorySegment algo) {}
 
@@ -148,8 +155,11 @@ final class CudaMatmul implements AutoCloseable {
     if (plan == null) return false;
     CublasLt lt = k.backend().cublasLt();
     k.backend().enter();
+    CudaProfiler prof = k.backend().profiler();
+    if (prof != null) prof.begin(p.describe());
     lt.matmul(handle, plan.desc, one, pb, plan.layoutA, pa, plan.layoutB, accumulate ? one : zero, po, plan.layoutD, po, plan.layoutD,
         plan.algo, k.ptr(workspaceTensor()), WORKSPACE_BYTES, k.backend().stream());
+    if (prof != null) prof.end();
     return true;
   }
 
@@ -180,10 +190,13 @@ final class CudaMatmul implements AutoCloseable {
     if (plan == null) return false;
     CublasLt lt = k.backend().cublasLt();
     k.backend().enter();
+    CudaProfiler prof = k.backend().profiler();
     synchronized (this) {   // the bias pointer is an attribute of the shared plan's descriptor
       lt.setDescLong(plan.desc, CublasLt.DESC_BIAS_POINTER, pBias);
+      if (prof != null) prof.begin(p.describe());
       lt.matmul(handle, plan.desc, one, pb, plan.layoutA, pa, plan.layoutB, zero, po, plan.layoutD, po, plan.layoutD,
           plan.algo, k.ptr(workspaceTensor()), WORKSPACE_BYTES, k.backend().stream());
+      if (prof != null) prof.end();
     }
     return true;
   }

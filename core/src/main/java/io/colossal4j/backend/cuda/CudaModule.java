@@ -26,7 +26,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * without compiling. Function handles are looked up once and kept. Thread-safe.
  */
 final class CudaModule implements AutoCloseable {
-  static final List<String> SOURCES = List.of("common.cuh", "elementwise.cu", "reduce.cu", "norm.cu", "norm_vec.cu", "matmul.cu", "spatial.cu",
+  static final List<String> SOURCES = List.of("common.cuh", "elementwise.cu", "elementwise_vec.cu", "reduce.cu", "norm.cu", "norm_vec.cu", "matmul.cu", "spatial.cu",
       "indexing.cu",
       "attention.cu", "attention2.cu", "optim.cu");
 

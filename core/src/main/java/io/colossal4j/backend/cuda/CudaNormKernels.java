@@ -47,6 +47,7 @@ final class CudaNormKernels {
       throw new TensorException(op + " reduces exactly one non-empty dim, got dims " + Arrays.toString(dims) + " of " + x.shape());
     long px = k.ptr(x), po = k.ptr(out);
     if (out.numel() == 0) return;
+    if (op == ReduceOp.SUM && columnSum(x, reduced, out)) return;
     int nk = 0, nr = 0;
     for (int d = 0; d < r; d++) if (reduced[d]) nr++; else nk++;
     int[] ks = new int[nk], rs = new int[nr];
@@ -69,6 +70,36 @@ final class CudaNormKernels {
     if (!rows && (nout + 31) / 32 > Integer.MAX_VALUE) throw new TensorException("reduce: too many outputs " + nout);
     k.launch(name, grid, block, (a, args) -> args.struct(CudaGeometry.rgeom(a, kept, red, x.offset(), out.offset()))
         .i32(op.ordinal()).ptr(px).i32(dt(x)).ptr(po).i32(dt(out)));
+  }
+
+  /**
+   * A sum over the leading dims of a contiguous bf16/f32 tensor into a contiguous output of its dtype (a linear
+   * layer's bias gradient: [tokens, features] summed over tokens) by the vectorised column-sum kernel: chunks
+   * of rows into f32 partials, then one pass over the chunks. False when that shape of problem does not apply.
+   */
+  private boolean columnSum(Tensor x, boolean[] reduced, Tensor out) {
+    int r = x.rank(), p = 0;
+    while (p < r && reduced[p]) p++;
+    for (int d = p; d < r; d++) if (reduced[d]) return false;
+    DType t = x.dtype();
+    if (p == 0 || p == r || (t != DType.BF16 && t != DType.F32) || out.dtype() != t || !x.isContiguous() || !out.isContiguous()) return false;
+    long rowCount = 1, n = 1;
+    for (int d = 0; d < r; d++) if (d < p) rowCount *= x.size(d); else n *= x.size(d);
+    long rows = rowCount;
+    if (rows < 64 || n % 2 != 0 || n > Integer.MAX_VALUE || addr(x) % (2L * t.byteSize()) != 0) return false;
+    int cols = (int) n, colBlocks = (cols + 511) / 512;
+    long want = Math.max(1, (long) k.backend().multiprocessors() * 4 / colBlocks);
+    int chunks = (int) Math.max(1, Math.min(Math.min(want, rows / 16), 1024));
+    long rowsPerChunk = (rows + chunks - 1) / chunks;
+    Tensor part = Tensor.empty(Shape.of(chunks, cols), DType.F32, k.backend(), MemoryCategory.TEMPORARY);
+    long px = addr(x), pp = k.ptr(part);
+    k.launch("colsum_vec_" + vecName(x), Dim3.of(colBlocks, chunks), Dim3.of(256), (a, args) ->
+        args.i64(rows).i32(cols).i64(rowsPerChunk).ptr(px).ptr(pp));
+    Tensor flat = out.view(Shape.of(cols), new long[] {1}, out.offset());
+    k.launch("layernorm_wb_final_f", Dim3.of((cols + 255) / 256), Dim3.of(256), (a, args) ->
+        args.i32(cols).i32(chunks).ptr(pp).ptr(pp).struct(targ(a, null)).struct(targ(a, flat)));
+    part.storage().release();
+    return true;
   }
 
   // ------------------------------------------------------------- softmax

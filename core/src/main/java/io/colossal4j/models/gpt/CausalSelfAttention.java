@@ -6,7 +6,7 @@ import io.colossal4j.nn.Linear;
 import io.colossal4j.nn.Module;
 import io.colossal4j.nn.ModuleContext;
 import io.colossal4j.ops.Attention;
-import io.colossal4j.ops.Views;
+import io.colossal4j.ops.PackedAttention;
 import io.colossal4j.tensor.Tensor;
 
 /** Causal multi-head attention; heads are read from c_attn's width, so a tensor-parallel column shard works unchanged. */
@@ -24,12 +24,10 @@ public final class CausalSelfAttention extends Module {
   }
 
   @Override public Tensor forward(Tensor x) {
-    int b = x.size(0), t = x.size(1);
     Tensor qkv = children().get("c_attn").forward(x);
     int heads = qkv.size(2) / (3 * headDim);
-    Tensor p = Views.permute(Views.reshape(qkv, b, t, 3, heads, headDim), 2, 0, 3, 1, 4);
-    Tensor o = Attention.scaledDotProductAttention(Views.select(p, 0, 0), Views.select(p, 0, 1), Views.select(p, 0, 2), Attention.Options.DEFAULT.withCausal(true));
-    Tensor merged = Views.reshape(Views.transpose(o, 1, 2), b, t, heads * headDim);
+    // q, k, v read as strided views of qkv and the heads written straight into [B, T, H·D] where the backend can
+    Tensor merged = PackedAttention.selfAttention(qkv, heads, Attention.Options.DEFAULT.withCausal(true));
     return residDrop.forward(children().get("c_proj").forward(merged));
   }
 

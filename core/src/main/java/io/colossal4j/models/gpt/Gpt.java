@@ -12,9 +12,7 @@ import io.colossal4j.nn.Sequential;
 import io.colossal4j.nn.Unit;
 import io.colossal4j.nn.UnitModel;
 import io.colossal4j.ops.Arith;
-import io.colossal4j.ops.Indexing;
-import io.colossal4j.tensor.DType;
-import io.colossal4j.tensor.Shape;
+import io.colossal4j.ops.Views;
 import io.colossal4j.tensor.Tensor;
 import java.util.ArrayList;
 import java.util.List;
@@ -52,10 +50,9 @@ public final class Gpt extends UnitModel {
     @Override public Tensor forward(Tensor ids) {
       int t = ids.size(1);
       if (t > blockSize) throw new IllegalArgumentException("sequence length " + t + " exceeds the block size " + blockSize);
-      long[] pos = new long[t];
-      for (int i = 0; i < t; i++) pos[i] = i;
-      Tensor positions = Tensor.of(pos, Shape.of(t), DType.I64, ids.backend());
-      return drop.forward(Arith.add(children().get("wte").forward(ids), Indexing.embedding(wpe.weight(), positions)));
+      // positions 0..t-1 are the first t rows of wpe: a view (the same values and gradient as looking them up,
+      // without an index tensor copied from the host, which would wait for the device every step)
+      return drop.forward(Arith.add(children().get("wte").forward(ids), Views.narrow(wpe.weight(), 0, 0, t)));
     }
   }
 

@@ -13,6 +13,7 @@ import io.colossal4j.autograd.Autograd;
 import io.colossal4j.backend.AdamUpdate;
 import io.colossal4j.ops.Arith;
 import io.colossal4j.ops.Attention;
+import io.colossal4j.ops.PackedAttention;
 import io.colossal4j.ops.Reduce;
 import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.Shape;
@@ -82,6 +83,30 @@ class CudaFusedKernelsTest {
       for (int i = 0; i < 3; i++) near(c + " " + names[i], ref[i].grad(), dev[i].grad(), tol);
     } else {
       for (int i = 0; i < 3; i++) near(c + " " + names[i], ref[i].grad(), dev[i].grad(), tol);
+    }
+  }
+
+  /**
+   * Self-attention from a packed qkv projection: the fused kernel reads q, k, v as strided views of qkv and
+   * writes the heads straight into [B, N, H·D] (and the gradient straight into the packed [B, N, 3·H·D]),
+   * against the composite reference on the CPU in f32 from the same bf16 values (an unwritten head or
+   * gradient slice would hold whatever the allocator's block held before, and differ from the reference).
+   */
+  @Test void packedSelfAttentionWritesHeadsInPlace() {
+    for (boolean causal : new boolean[] {false, true}) {
+      int b = 2, n = 77, heads = 2, d = 64;
+      Tensor qkv = random(rnd, Shape.of(b, n, 3 * heads * d), DType.BF16, -1, 1);
+      Tensor ref = f32(qkv).requiresGrad(true), dev = toGpu(qkv).requiresGrad(true);
+      Attention.Options o = Attention.Options.DEFAULT.withCausal(causal);
+      Tensor weights = random(rnd, Shape.of(b, n, heads * d), DType.F32, -1, 1);
+      Tensor yRef = PackedAttention.selfAttention(ref, heads, o);
+      Autograd.backward(Reduce.sum(Arith.mul(yRef, weights)));
+      Tensor y = PackedAttention.selfAttention(dev, heads, o);
+      assertEquals("packed_attention", y.gradFn().name(), "the fused kernel should take the packed call");
+      Autograd.backward(Reduce.sum(Arith.mul(Arith.cast(y, DType.F32), toGpu(weights))));
+      // as fusedAttentionMatchesTheCompositeForwardAndBackward: bf16 rounding of P, dS and the results
+      near("packed causal=" + causal + " out", yRef, y, 2e-2);
+      near("packed causal=" + causal + " dqkv", ref.grad(), dev.grad(), 2e-2);
     }
   }
 

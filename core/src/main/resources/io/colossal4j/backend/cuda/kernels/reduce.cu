@@ -161,3 +161,31 @@ template <typename A> __device__ void reduce_cols_impl(RGeom g, int op, const vo
 
 extern "C" __global__ void reduce_cols_f(RGeom g, int op, const void* x, int xdt, void* out, int odt) { reduce_cols_impl<float>(g, op, x, xdt, out, odt); }
 extern "C" __global__ void reduce_cols_d(RGeom g, int op, const void* x, int xdt, void* out, int odt) { reduce_cols_impl<double>(g, op, x, xdt, out, odt); }
+
+// Column sums of a contiguous [rows, n] bf16 or f32 matrix (a sum over the leading dims, e.g. a linear
+// layer's bias gradient): two columns per thread through one 4- or 8-byte load, so a warp reads whole
+// 128-byte lines of a row, and rows unrolled so several loads are in flight; each block (grid.y) sums one
+// chunk of rows into f32 partials [chunks, n], which layernorm_wb_final_f then adds up. n even.
+template <bool BF> __device__ void colsum_vec_impl(i64 rows, int n, i64 rowsPerChunk, const void* x, float* part) {
+  int c = 2 * (blockIdx.x * blockDim.x + threadIdx.x);
+  if (c >= n) return;
+  i64 r0 = (i64)blockIdx.y * rowsPerChunk, r1 = r0 + rowsPerChunk < rows ? r0 + rowsPerChunk : rows;
+  float a0 = 0.f, a1 = 0.f;
+#pragma unroll 8
+  for (i64 r = r0; r < r1; r++) {
+    if (BF) {
+      unsigned v = *(const unsigned*)((const u16*)x + r * n + c);
+      a0 += bf16_to_f((u16)(v & 0xffffu));
+      a1 += bf16_to_f((u16)(v >> 16));
+    } else {
+      float2 v = *(const float2*)((const float*)x + r * n + c);
+      a0 += v.x;
+      a1 += v.y;
+    }
+  }
+  part[(i64)blockIdx.y * n + c] = a0;
+  part[(i64)blockIdx.y * n + c + 1] = a1;
+}
+
+extern "C" __global__ void colsum_vec_bf16(i64 rows, int n, i64 rpc, const void* x, float* part) { colsum_vec_impl<true>(rows, n, rpc, x, part); }
+extern "C" __global__ void colsum_vec_f32(i64 rows, int n, i64 rpc, const void* x, float* part) { colsum_vec_impl<false>(rows, n, rpc, x, part); }

@@ -1,0 +1,93 @@
+// Elementwise kernels for dense operands: every operand contiguous, bf16 or f32, 16-byte aligned. Each
+// thread moves 8 elements per step with 16-byte loads and stores (one uint4 of bf16, two float4 of f32) and
+// no index arithmetic; the n % 8 tail is done element by element. Values are computed in float with the
+// same unary_op / binary_op as the strided kernels in elementwise.cu, so both paths give identical results.
+// Entry points are named by operand types: b = bf16, f = f32 (ew_binary_bbf: bf16 a, bf16 b, f32 out).
+
+__device__ __forceinline__ void ld8(const u16* p, float* f) {
+  uint4 r = *(const uint4*)p;
+  unsigned w[4] = {r.x, r.y, r.z, r.w};
+#pragma unroll
+  for (int i = 0; i < 4; i++) { f[2 * i] = bf16_to_f((u16)(w[i] & 0xffffu)); f[2 * i + 1] = bf16_to_f((u16)(w[i] >> 16)); }
+}
+__device__ __forceinline__ void ld8(const float* p, float* f) {
+  float4 a = ((const float4*)p)[0], b = ((const float4*)p)[1];
+  f[0] = a.x; f[1] = a.y; f[2] = a.z; f[3] = a.w; f[4] = b.x; f[5] = b.y; f[6] = b.z; f[7] = b.w;
+}
+__device__ __forceinline__ void st8(u16* p, const float* f) {
+  unsigned w[4];
+#pragma unroll
+  for (int i = 0; i < 4; i++) w[i] = (unsigned)f_to_bf16(f[2 * i]) | ((unsigned)f_to_bf16(f[2 * i + 1]) << 16);
+  *(uint4*)p = make_uint4(w[0], w[1], w[2], w[3]);
+}
+__device__ __forceinline__ void st8(float* p, const float* f) {
+  ((float4*)p)[0] = make_float4(f[0], f[1], f[2], f[3]);
+  ((float4*)p)[1] = make_float4(f[4], f[5], f[6], f[7]);
+}
+__device__ __forceinline__ float ld1(const u16* p) { return bf16_to_f(*p); }
+__device__ __forceinline__ float ld1(const float* p) { return *p; }
+__device__ __forceinline__ void st1(u16* p, float v) { *p = f_to_bf16(v); }
+__device__ __forceinline__ void st1(float* p, float v) { *p = v; }
+
+// Each kernel walks 8-element vectors v = 0 .. n/8 - 1 (grid-stride), then the tail elements one by one.
+#define VEC_THREAD i64 nv = n / 8, stride = (i64)blockDim.x * gridDim.x, first = (i64)blockIdx.x * blockDim.x + threadIdx.x
+
+template <typename TA, typename TB, typename TO> __device__ void ew_binary_impl(int op, i64 n, const TA* a, const TB* b, TO* out) {
+  VEC_THREAD;
+  for (i64 v = first; v < nv; v += stride) {
+    float x[8];
+    float y[8];
+    ld8(a + v * 8, x);
+    ld8(b + v * 8, y);
+#pragma unroll
+    for (int j = 0; j < 8; j++) x[j] = binary_op<float>(op, x[j], y[j]);
+    st8(out + v * 8, x);
+  }
+  for (i64 i = nv * 8 + first; i < n; i += stride) st1(out + i, binary_op<float>(op, ld1(a + i), ld1(b + i)));
+}
+
+template <typename TA, typename TO> __device__ void ew_binary_scalar_impl(int op, i64 n, const TA* a, float s, TO* out) {
+  VEC_THREAD;
+  for (i64 v = first; v < nv; v += stride) {
+    float x[8];
+    ld8(a + v * 8, x);
+#pragma unroll
+    for (int j = 0; j < 8; j++) x[j] = binary_op<float>(op, x[j], s);
+    st8(out + v * 8, x);
+  }
+  for (i64 i = nv * 8 + first; i < n; i += stride) st1(out + i, binary_op<float>(op, ld1(a + i), s));
+}
+
+// op < 0: a conversion (the identity in float).
+template <typename TX, typename TO> __device__ void ew_unary_impl(int op, i64 n, const TX* x, TO* out) {
+  VEC_THREAD;
+  for (i64 v = first; v < nv; v += stride) {
+    float f[8];
+    ld8(x + v * 8, f);
+    if (op >= 0) {
+#pragma unroll
+      for (int j = 0; j < 8; j++) f[j] = unary_op<float>(op, f[j]);
+    }
+    st8(out + v * 8, f);
+  }
+  for (i64 i = nv * 8 + first; i < n; i += stride) {
+    float f = ld1(x + i);
+    st1(out + i, op >= 0 ? unary_op<float>(op, f) : f);
+  }
+}
+
+#define EW_BIN(NAME, TA, TB, TO)                                                                     \
+  extern "C" __global__ void ew_binary_##NAME(int op, i64 n, const void* a, const void* b, void* out) { \
+    ew_binary_impl<TA, TB, TO>(op, n, (const TA*)a, (const TB*)b, (TO*)out);                         \
+  }
+EW_BIN(bbb, u16, u16, u16) EW_BIN(bbf, u16, u16, float) EW_BIN(bfb, u16, float, u16) EW_BIN(bff, u16, float, float)
+EW_BIN(fbb, float, u16, u16) EW_BIN(fbf, float, u16, float) EW_BIN(ffb, float, float, u16) EW_BIN(fff, float, float, float)
+
+#define EW_UN(NAME, TX, TO)                                                                           \
+  extern "C" __global__ void ew_unary_##NAME(int op, i64 n, const void* x, void* out) {               \
+    ew_unary_impl<TX, TO>(op, n, (const TX*)x, (TO*)out);                                             \
+  }                                                                                                   \
+  extern "C" __global__ void ew_binary_scalar_##NAME(int op, i64 n, const void* a, float s, void* out) { \
+    ew_binary_scalar_impl<TX, TO>(op, n, (const TX*)a, s, (TO*)out);                                  \
+  }
+EW_UN(bb, u16, u16) EW_UN(bf, u16, float) EW_UN(fb, float, u16) EW_UN(ff, float, float)
