@@ -105,6 +105,13 @@ public final class Autograd {
   }
 
   /** Sums two contributions to a non-leaf's gradient: an intermediate of this backward pass, hence an activation. */
+  /** {@code g} converted to {@code dtype} (a new tensor; no autograd). */
+  static Tensor converted(Tensor g, io.colossal4j.tensor.DType dtype) {
+    Tensor out = Tensor.empty(g.shape(), dtype, g.backend(), MemoryCategory.ACTIVATION);
+    g.backend().kernels().copy(g, out);
+    return out;
+  }
+
   static Tensor sum(Tensor a, Tensor b) {
     Tensor out = Tensor.empty(a.shape(), a.dtype(), a.backend(), MemoryCategory.ACTIVATION);
     a.backend().kernels().binary(BinaryOp.ADD, a, b, out);

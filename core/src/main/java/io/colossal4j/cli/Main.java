@@ -26,6 +26,7 @@ public final class Main {
     m.put("_dist-selftest", new DistSelfTestCommand());
     m.put("train", new TrainCommand());
     m.put("split", new SplitCommand());
+    m.put("kernels", new KernelsCommand());
     return m;
   }
 

@@ -25,7 +25,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * disk under {@code <cacheDir>/<sha256 of source, options and NVRTC version>-sm_XY.cubin}, so later runs load it
  * without compiling. Function handles are looked up once and kept. Thread-safe.
  */
-final class CudaModule implements AutoCloseable {
+public final class CudaModule implements AutoCloseable {
   static final List<String> SOURCES = List.of("common.cuh", "elementwise.cu", "elementwise_vec.cu", "reduce.cu", "norm.cu", "norm_vec.cu", "matmul.cu", "spatial.cu",
       "indexing.cu",
       "attention.cu", "attention2.cu", "optim.cu");
@@ -60,12 +60,28 @@ final class CudaModule implements AutoCloseable {
     return List.of("--gpu-architecture=sm_" + ccMajor + ccMinor, "--std=c++17", "-default-device", "-lineinfo");
   }
 
+  /** The cache file of the kernels compiled by {@code nvrtc} for compute capability ccMajor.ccMinor. */
+  static Path cacheFile(Path cacheDir, Nvrtc nvrtc, int ccMajor, int ccMinor) {
+    String key = sha256(source() + "\n" + options(ccMajor, ccMinor) + "\nnvrtc " + nvrtc.version()) + "-sm_" + ccMajor + ccMinor;
+    return cacheDir.resolve(key + ".cubin");
+  }
+
+  /**
+   * Compiles the kernels for a compute capability without a GPU (NVRTC only) into the cache folder, under the
+   * name a backend with the same NVRTC version looks for: machines that share or receive the folder load the
+   * cubin instead of compiling at first use. Returns the file; an existing entry is kept.
+   */
+  public static Path precompile(Nvrtc nvrtc, int ccMajor, int ccMinor, Path cacheDir) {
+    Path target = cacheFile(cacheDir, nvrtc, ccMajor, ccMinor);
+    if (!Files.isRegularFile(target)) writeAtomically(target, nvrtc.compileToCubin(source(), "colossal4j_kernels.cu", options(ccMajor, ccMinor)));
+    return target;
+  }
+
   /** Loads the module for the current context, compiling (and caching) it if no cached cubin matches. */
   static CudaModule load(Driver driver, Nvrtc nvrtc, int ccMajor, int ccMinor, Path cacheDir) {
     String src = source();
     List<String> opts = options(ccMajor, ccMinor);
-    String key = sha256(src + "\n" + opts + "\nnvrtc " + nvrtc.version()) + "-sm_" + ccMajor + ccMinor;
-    Path cached = cacheDir == null ? null : cacheDir.resolve(key + ".cubin");
+    Path cached = cacheDir == null ? null : cacheFile(cacheDir, nvrtc, ccMajor, ccMinor);
     byte[] cubin = null;
     String origin;
     if (cached != null && Files.isRegularFile(cached)) {

@@ -104,12 +104,33 @@ final class CudaNormKernels {
 
   // ------------------------------------------------------------- softmax
 
+  /** The dense row kernels apply: contiguous bf16/f32 rows of n values, n a multiple of 8, 16-byte aligned. */
+  private boolean denseRows(int n, Tensor... ts) {
+    if (n == 0 || n % 8 != 0) return false;
+    for (Tensor t : ts)
+      if ((t.dtype() != DType.BF16 && t.dtype() != DType.F32) || !t.isContiguous() || addr(t) % 16 != 0) return false;
+    return true;
+  }
+
+  /** One letter per operand: b = bf16, f = f32 (the dense kernels' name suffix). */
+  private static String letters(Tensor... ts) {
+    StringBuilder b = new StringBuilder();
+    for (Tensor t : ts) b.append(t.dtype() == DType.BF16 ? 'b' : 'f');
+    return b.toString();
+  }
+
   void softmax(Tensor x, int dim, boolean log, Tensor out) {
     CudaKernels.sameShape("softmax", x, out);
     int d = x.shape().axis(dim);
     long px = k.ptr(x), po = k.ptr(out);
     if (x.numel() == 0) return;
     int n = x.rank() == 0 ? 1 : x.size(d);
+    if (d == x.rank() - 1 && denseRows(n, x, out)) {
+      long rows = x.numel() / n, ax = addr(x), ao = addr(out);
+      k.launch("softmax_dense_" + letters(x, out), Dim3.of(gridFor(rows)), Dim3.of(pow2AtLeast(n / 8, 32, 1024)), (a, args) ->
+          args.i64(rows).i32(n).i32(log ? 1 : 0).ptr(ax).ptr(ao));
+      return;
+    }
     Shape lines = x.rank() == 0 ? x.shape() : x.shape().with(d, 1);
     CudaGeometry.Space s = CudaGeometry.coalesce(lines, new long[][] {x.strides(), out.strides()}, new long[] {x.offset(), out.offset()});
     long sx = x.rank() == 0 ? 0 : x.stride(d), so = out.rank() == 0 ? 0 : out.stride(d);
@@ -124,6 +145,12 @@ final class CudaNormKernels {
     long py = k.ptr(y), pg = k.ptr(gy), pgx = k.ptr(gx);
     if (y.numel() == 0) return;
     int n = y.rank() == 0 ? 1 : y.size(d);
+    if (d == y.rank() - 1 && denseRows(n, y, gy, gx)) {
+      long rows = y.numel() / n, ay = addr(y), ag = addr(gy), ao = addr(gx);
+      k.launch("softmax_bwd_dense_" + letters(y, gy, gx), Dim3.of(gridFor(rows)), Dim3.of(pow2AtLeast(n / 8, 32, 1024)), (a, args) ->
+          args.i64(rows).i32(n).i32(log ? 1 : 0).ptr(ay).ptr(ag).ptr(ao));
+      return;
+    }
     Shape lines = y.rank() == 0 ? y.shape() : y.shape().with(d, 1);
     CudaGeometry.Space s = CudaGeometry.coalesce(lines, new long[][] {y.strides(), gy.strides(), gx.strides()},
         new long[] {y.offset(), gy.offset(), gx.offset()});

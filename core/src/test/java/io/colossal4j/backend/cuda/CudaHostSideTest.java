@@ -91,6 +91,18 @@ class CudaHostSideTest {
         "softmax_bwd", "layernorm", "layernorm_bwd", "layernorm_wb_partial", "layernorm_wb_final", "matmul"))
       for (String v : List.of("_f", "_d")) assertTrue(src.contains("extern \"C\" __global__ void " + base + v + "("), base + v);
     assertTrue(src.contains("extern \"C\" __global__ void copy_raw("));
+    // the dense kernels, one per mix of bf16 (b) and f32 (f) operands as CudaKernels and CudaNormKernels name
+    // them, are made by macros: EW_UN (ew_unary_, ew_binary_scalar_), EW_BIN, SOFTMAX_DENSE, SOFTMAX_BWD_DENSE
+    for (String a : List.of("b", "f"))
+      for (String o : List.of("b", "f")) {
+        assertTrue(src.contains("EW_UN(" + a + o + ","), "ew_unary_" + a + o);
+        assertTrue(src.contains("SOFTMAX_DENSE(" + a + o + ","), "softmax_dense_" + a + o);
+        for (String b : List.of("b", "f")) {
+          assertTrue(src.contains("EW_BIN(" + a + b + o + ","), "ew_binary_" + a + b + o);
+          assertTrue(src.contains("SOFTMAX_BWD_DENSE(" + a + b + o + ","), "softmax_bwd_dense_" + a + b + o);
+        }
+      }
+    for (String t : List.of("bf16", "f32")) assertTrue(src.contains("extern \"C\" __global__ void colsum_vec_" + t + "("), "colsum_vec_" + t);
     assertTrue(src.contains("extern \"C\" __global__ void uniform_kernel("));
   }
 

@@ -143,6 +143,35 @@ class CudaNormMatmulConformanceTest {
         }
   }
 
+  /**
+   * Contiguous rows whose length is a multiple of 8 take the dense row kernels (vectorised, one block per row),
+   * including a vocabulary-sized row and rows holding a NaN or only -inf (NaN rows, as the reference).
+   */
+  @Test void softmaxOverDenseRows() {
+    for (DType t : List.of(DType.F32, DType.BF16))
+      for (int n : new int[] {8, 1000, 50304})
+        for (boolean log : new boolean[] {false, true}) {
+          Shape s = Shape.of(4, n);
+          double[] v = random(rnd, s, t, -6, 6).toDoubleArray();
+          v[n + 5] = Double.NaN;                                         // row 1 has a NaN
+          for (int i = 2 * n; i < 3 * n; i++) v[i] = Double.NEGATIVE_INFINITY;   // row 2 is all -inf
+          Tensor x = Tensor.of(v, s, t, CPU);
+          Tensor[] y = outputs(s, t);
+          CPU.kernels().softmax(x, 1, log, y[0]);
+          gpu().kernels().softmax(toGpu(x), 1, log, y[1]);
+          // as softmaxAndLogSoftmaxForwardBackward; sums of up to 50304 float terms stay within the rtol
+          double atol = t == DType.F32 ? 1e-6 : 0.02;
+          assertClose("dense softmax n=" + n + (log ? " log " : " ") + t, y[0], y[1], CudaTestSupport.rtol(t), atol);
+          Tensor yFinite = random(rnd, s, t, log ? -12 : 0, log ? 0 : 1.0 / n);
+          Tensor gy = random(rnd, s, t, -1, 1);
+          Tensor[] gx = outputs(s, t);
+          CPU.kernels().softmaxBackward(yFinite, gy, 1, log, gx[0]);
+          gpu().kernels().softmaxBackward(toGpu(yFinite), toGpu(gy), 1, log, gx[1]);
+          // the row dot product sums n terms of |g·y| <= 1 in float against double: n·2^-24 relative of the sum
+          assertClose("dense softmax backward n=" + n + (log ? " log " : " ") + t, gx[0], gx[1], CudaTestSupport.rtol(t), atol * 10 + n * 1e-7);
+        }
+  }
+
   @Test void layerNormForwardBackwardWithAndWithoutAffine() {
     for (DType t : List.of(DType.F32, DType.BF16))
       for (int n : new int[] {64, 1280, 20000})

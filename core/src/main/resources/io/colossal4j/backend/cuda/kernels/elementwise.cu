@@ -14,7 +14,7 @@ template <typename A> __device__ __forceinline__ A gelu_tanh_inner(A x) {
   return (A)0.7978845608028654 * (x + (A)0.044715 * x * x * x);
 }
 
-template <typename A> __device__ A unary_op(int op, A v) {
+template <typename A> __device__ __forceinline__ A unary_op(int op, A v) {
   switch (op) {
     case 0: return -v;  // NEG
     case 1: return m_abs(v);  // ABS
@@ -39,7 +39,7 @@ template <typename A> __device__ A unary_op(int op, A v) {
   }
 }
 
-template <typename A> __device__ A binary_op(int op, A x, A y) {
+template <typename A> __device__ __forceinline__ A binary_op(int op, A x, A y) {
   switch (op) {
     case 0: return x + y;  // ADD
     case 1: return x - y;  // SUB

@@ -32,7 +32,10 @@ __device__ __forceinline__ void st1(float* p, float v) { *p = v; }
 // Each kernel walks 8-element vectors v = 0 .. n/8 - 1 (grid-stride), then the tail elements one by one.
 #define VEC_THREAD i64 nv = n / 8, stride = (i64)blockDim.x * gridDim.x, first = (i64)blockIdx.x * blockDim.x + threadIdx.x
 
-template <typename TA, typename TB, typename TO> __device__ void ew_binary_impl(int op, i64 n, const TA* a, const TB* b, TO* out) {
+// OP >= 0: the op is a compile-time constant (the switch in binary_op/unary_op folds away and the 8 lanes'
+// math interleaves: GELU and its backward are bound by arithmetic, not memory, otherwise); OP < 0: runtime op.
+template <typename TA, typename TB, typename TO, int OP> __device__ void ew_binary_impl(int rop, i64 n, const TA* a, const TB* b, TO* out) {
+  const int op = OP >= 0 ? OP : rop;
   VEC_THREAD;
   for (i64 v = first; v < nv; v += stride) {
     float x[8];
@@ -46,7 +49,8 @@ template <typename TA, typename TB, typename TO> __device__ void ew_binary_impl(
   for (i64 i = nv * 8 + first; i < n; i += stride) st1(out + i, binary_op<float>(op, ld1(a + i), ld1(b + i)));
 }
 
-template <typename TA, typename TO> __device__ void ew_binary_scalar_impl(int op, i64 n, const TA* a, float s, TO* out) {
+template <typename TA, typename TO, int OP> __device__ void ew_binary_scalar_impl(int rop, i64 n, const TA* a, float s, TO* out) {
+  const int op = OP >= 0 ? OP : rop;
   VEC_THREAD;
   for (i64 v = first; v < nv; v += stride) {
     float x[8];
@@ -59,7 +63,8 @@ template <typename TA, typename TO> __device__ void ew_binary_scalar_impl(int op
 }
 
 // op < 0: a conversion (the identity in float).
-template <typename TX, typename TO> __device__ void ew_unary_impl(int op, i64 n, const TX* x, TO* out) {
+template <typename TX, typename TO, int OP> __device__ void ew_unary_impl(int rop, i64 n, const TX* x, TO* out) {
+  const int op = OP >= 0 ? OP : rop;
   VEC_THREAD;
   for (i64 v = first; v < nv; v += stride) {
     float f[8];
@@ -76,18 +81,36 @@ template <typename TX, typename TO> __device__ void ew_unary_impl(int op, i64 n,
   }
 }
 
+// Hot ops get their own instantiation (op codes: BinaryOp ADD 0, MUL 2, GELU_BACKWARD 14, GELU_TANH_BACKWARD 15,
+// SILU_BACKWARD 16; UnaryOp GELU 10, GELU_TANH 11, SILU 12); the rest share the runtime-op one.
 #define EW_BIN(NAME, TA, TB, TO)                                                                     \
   extern "C" __global__ void ew_binary_##NAME(int op, i64 n, const void* a, const void* b, void* out) { \
-    ew_binary_impl<TA, TB, TO>(op, n, (const TA*)a, (const TB*)b, (TO*)out);                         \
+    const TA* pa = (const TA*)a; const TB* pb = (const TB*)b; TO* po = (TO*)out;                      \
+    switch (op) {                                                                                     \
+      case 0: ew_binary_impl<TA, TB, TO, 0>(op, n, pa, pb, po); break;                                \
+      case 2: ew_binary_impl<TA, TB, TO, 2>(op, n, pa, pb, po); break;                                \
+      case 14: ew_binary_impl<TA, TB, TO, 14>(op, n, pa, pb, po); break;                              \
+      case 15: ew_binary_impl<TA, TB, TO, 15>(op, n, pa, pb, po); break;                              \
+      case 16: ew_binary_impl<TA, TB, TO, 16>(op, n, pa, pb, po); break;                              \
+      default: ew_binary_impl<TA, TB, TO, -1>(op, n, pa, pb, po);                                     \
+    }                                                                                                 \
   }
 EW_BIN(bbb, u16, u16, u16) EW_BIN(bbf, u16, u16, float) EW_BIN(bfb, u16, float, u16) EW_BIN(bff, u16, float, float)
 EW_BIN(fbb, float, u16, u16) EW_BIN(fbf, float, u16, float) EW_BIN(ffb, float, float, u16) EW_BIN(fff, float, float, float)
 
 #define EW_UN(NAME, TX, TO)                                                                           \
   extern "C" __global__ void ew_unary_##NAME(int op, i64 n, const void* x, void* out) {               \
-    ew_unary_impl<TX, TO>(op, n, (const TX*)x, (TO*)out);                                             \
+    const TX* px = (const TX*)x; TO* po = (TO*)out;                                                   \
+    switch (op) {                                                                                     \
+      case 10: ew_unary_impl<TX, TO, 10>(op, n, px, po); break;                                       \
+      case 11: ew_unary_impl<TX, TO, 11>(op, n, px, po); break;                                       \
+      case 12: ew_unary_impl<TX, TO, 12>(op, n, px, po); break;                                       \
+      default: ew_unary_impl<TX, TO, -1>(op, n, px, po);                                              \
+    }                                                                                                 \
   }                                                                                                   \
   extern "C" __global__ void ew_binary_scalar_##NAME(int op, i64 n, const void* a, float s, void* out) { \
-    ew_binary_scalar_impl<TX, TO>(op, n, (const TX*)a, s, (TO*)out);                                  \
+    const TX* pa = (const TX*)a; TO* po = (TO*)out;                                                   \
+    if (op == 2) ew_binary_scalar_impl<TX, TO, 2>(op, n, pa, s, po);                                  \
+    else ew_binary_scalar_impl<TX, TO, -1>(op, n, pa, s, po);                                         \
   }
 EW_UN(bb, u16, u16) EW_UN(bf, u16, float) EW_UN(fb, float, u16) EW_UN(ff, float, float)

@@ -172,3 +172,85 @@ extern "C" __global__ void ln_wb_vec_f32(i64 rows, int n, i64 rpc, const void* g
                                          float* pw, float* pb) {
   ln_wb_vec_impl<false>(rows, n, rpc, gy, x, mean, rstd, pw, pb);
 }
+
+// Softmax / log-softmax over contiguous rows of n (a multiple of 8) bf16 or f32 values, one block per row,
+// 8 values per thread step through 16-byte loads (ld8/st8 of elementwise_vec.cu). Pass 1 keeps a running
+// (max, sum of exp) per thread, one exp per value; pass 2 writes. A NaN anywhere makes the row NaN and a row
+// of -inf gives NaN, as the generic kernel (norm.cu) and the reference do.
+template <typename TX, typename TO> __device__ void softmax_dense_impl(i64 rows, int n, int logMode, const TX* x, TO* out) {
+  __shared__ float sm[32], ss[32];
+  int nv = n / 8;
+  for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
+    const TX* xr = x + r * n;
+    float m = -m_inf<float>(), s = 0.f;
+    bool nan = false;
+    for (int v = threadIdx.x; v < nv; v += blockDim.x) {
+      float f[8];
+      ld8(xr + v * 8, f);
+      float vm = -m_inf<float>();
+#pragma unroll
+      for (int j = 0; j < 8; j++) { nan |= m_isnan(f[j]); vm = fmaxf(vm, f[j]); }
+      if (vm == -m_inf<float>()) continue;
+      float t = 0.f;
+#pragma unroll
+      for (int j = 0; j < 8; j++) t += m_exp(f[j] - vm);
+      ms_merge(m, s, vm, t);
+    }
+    nan = __syncthreads_or(nan);
+    block_max_sum(m, s, sm, ss);
+    float logSum = m_log(s);
+    TO* orow = out + r * n;
+    for (int v = threadIdx.x; v < nv; v += blockDim.x) {
+      float f[8];
+      ld8(xr + v * 8, f);
+#pragma unroll
+      for (int j = 0; j < 8; j++) {
+        float z = f[j] - m;
+        f[j] = nan ? m_nan<float>() : (logMode ? z - logSum : m_exp(z) / s);
+      }
+      st8(orow + v * 8, f);
+    }
+  }
+}
+
+// Its backward: gx = y (gy - sum(gy y)) for softmax, gy - exp(y) sum(gy) for log-softmax; y, gy, gx contiguous rows.
+template <typename TY, typename TG, typename TO> __device__ void softmax_bwd_dense_impl(i64 rows, int n, int logMode, const TY* y, const TG* gy, TO* gx) {
+  __shared__ float sh[32];
+  int nv = n / 8;
+  for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
+    const TY* yr = y + r * n;
+    const TG* gr = gy + r * n;
+    float dot = 0.f;
+    for (int v = threadIdx.x; v < nv; v += blockDim.x) {
+      float g[8], yy[8];
+      ld8(gr + v * 8, g);
+      if (!logMode) ld8(yr + v * 8, yy);
+#pragma unroll
+      for (int j = 0; j < 8; j++) dot += logMode ? g[j] : g[j] * yy[j];
+    }
+    dot = block_sum(dot, sh);
+    TO* orow = gx + r * n;
+    for (int v = threadIdx.x; v < nv; v += blockDim.x) {
+      float g[8], yy[8];
+      ld8(gr + v * 8, g);
+      ld8(yr + v * 8, yy);
+#pragma unroll
+      for (int j = 0; j < 8; j++) g[j] = logMode ? g[j] - m_exp(yy[j]) * dot : yy[j] * (g[j] - dot);
+      st8(orow + v * 8, g);
+    }
+  }
+}
+
+#define SOFTMAX_DENSE(NAME, TX, TO)                                                                       \
+  extern "C" __global__ void softmax_dense_##NAME(i64 rows, int n, int logMode, const void* x, void* out) { \
+    softmax_dense_impl<TX, TO>(rows, n, logMode, (const TX*)x, (TO*)out);                                \
+  }
+SOFTMAX_DENSE(bb, u16, u16) SOFTMAX_DENSE(bf, u16, float) SOFTMAX_DENSE(fb, float, u16) SOFTMAX_DENSE(ff, float, float)
+
+#define SOFTMAX_BWD_DENSE(NAME, TY, TG, TO)                                                                                     \
+  extern "C" __global__ void softmax_bwd_dense_##NAME(i64 rows, int n, int logMode, const void* y, const void* gy, void* gx) {  \
+    softmax_bwd_dense_impl<TY, TG, TO>(rows, n, logMode, (const TY*)y, (const TG*)gy, (TO*)gx);                               \
+  }
+SOFTMAX_BWD_DENSE(bbb, u16, u16, u16) SOFTMAX_BWD_DENSE(fff, float, float, float) SOFTMAX_BWD_DENSE(bff, u16, float, float)
+SOFTMAX_BWD_DENSE(fbf, float, u16, float) SOFTMAX_BWD_DENSE(ffb, float, float, u16) SOFTMAX_BWD_DENSE(bbf, u16, u16, float)
+SOFTMAX_BWD_DENSE(bfb, u16, float, u16) SOFTMAX_BWD_DENSE(fbb, float, u16, u16)
