@@ -75,11 +75,12 @@ final class AttentionKernel implements FusedAttention {
     int nkp = padded(g.nk());
     MemorySegment so = segment(out), sl = segment(logSumExp);
     par.forRange(g.batches(), grain(g), (b0, b1) -> {
-      float[] q_ND = new float[g.nq() * g.d()], kT_DN = new float[g.d() * nkp], v_ND = new float[g.nk() * g.dv()];
+      float[] q_ND = new float[g.nq() * g.d()], k_ND = new float[g.nk() * g.d()], kT_DN = new float[g.d() * nkp], v_ND = new float[g.nk() * g.dv()];
       float[] s = new float[nkp], o = new float[g.dv()];
       for (long b = b0; b < b1; b++) {
         load(q, b, q_ND);
-        loadTransposed(k, b, kT_DN, nkp);
+        load(k, b, k_ND);
+        transpose(k_ND, g.nk(), g.d(), kT_DN, nkp);
         load(v, b, v_ND);
         long oOff = matrixOffset(out, b), lOff = logSumExp.offset() + b * g.nq();
         for (int i = 0; i < g.nq(); i++) {
@@ -88,8 +89,7 @@ final class AttentionKernel implements FusedAttention {
           exp(s, nj, max);
           float sum = 0;
           for (int j = 0; j < nj; j++) sum += s[j];   // in order: the same sum whichever way the JIT compiled us
-          java.util.Arrays.fill(o, 0f);
-          for (int j = 0; j < nj; j++) axpy(s[j], v_ND, j * g.dv(), o, 0, g.dv());
+          combine(s, 0, 1, nj, v_ND, g.dv(), o, 0);
           float inv = 1f / sum;
           long row = oOff + i * out.stride(-2);
           for (int d = 0; d < g.dv(); d++) so.setAtIndex(F, row + d, o[d] * inv);
@@ -143,21 +143,21 @@ final class AttentionKernel implements FusedAttention {
     Tensor go = unitOut ? gOut : contiguous(gOut);
     par.forRange(g.batches(), grain(g), (b0, b1) -> {
       float[] q_ND = new float[g.nq() * g.d()], k_ND = new float[g.nk() * g.d()], kT_DN = new float[g.d() * nkp];
-      float[] vT_DN = new float[g.dv() * nkp], go_ND = new float[g.nq() * g.dv()], o_ND = new float[g.nq() * g.dv()];
+      float[] v_ND = new float[g.nk() * g.dv()], vT_DN = new float[g.dv() * nkp], go_ND = new float[g.nq() * g.dv()], o_ND = new float[g.nq() * g.dv()];
       float[] gq_ND = new float[g.nq() * g.d()], gk_ND = new float[g.nk() * g.d()], gv_ND = new float[g.nk() * g.dv()];
-      float[] p = new float[nkp], dp = new float[nkp];
+      float[] p = new float[nkp], dp = new float[nkp], p_NN = new float[g.nq() * nkp], ds_NN = new float[g.nq() * nkp];
       for (long b = b0; b < b1; b++) {
         load(q, b, q_ND);
         load(k, b, k_ND);
-        loadTransposed(k, b, kT_DN, nkp);
-        loadTransposed(v, b, vT_DN, nkp);
+        transpose(k_ND, g.nk(), g.d(), kT_DN, nkp);
+        load(v, b, v_ND);
+        transpose(v_ND, g.nk(), g.dv(), vT_DN, nkp);
         load(go, b, go_ND);
         load(out, b, o_ND);
-        java.util.Arrays.fill(gq_ND, 0f);
-        java.util.Arrays.fill(gk_ND, 0f);
-        java.util.Arrays.fill(gv_ND, 0f);
+        java.util.Arrays.fill(p_NN, 0f);
+        java.util.Arrays.fill(ds_NN, 0f);
         long lOff = logSumExp.offset() + b * g.nq();
-        for (int i = 0; i < g.nq(); i++) {
+        for (int i = 0; i < g.nq(); i++) {   // row i of p and of ds = p·(dp − Di)·scale
           int nj = visible(spec, i, g.nk());
           logits(q_ND, i, g.d(), kT_DN, nkp, nj, scale, p);
           exp(p, nj, sl.getAtIndex(F, lOff + i));                  // p_ij = e^{s_ij − lse_i}
@@ -165,11 +165,15 @@ final class AttentionKernel implements FusedAttention {
           float di = 0;
           for (int d = 0; d < g.dv(); d++) di += go_ND[i * g.dv() + d] * o_ND[i * g.dv() + d];
           for (int j = 0; j < nj; j++) {
-            float ds = p[j] * (dp[j] - di) * scale;
-            axpy(p[j], go_ND, i * g.dv(), gv_ND, j * g.dv(), g.dv());
-            axpy(ds, k_ND, j * g.d(), gq_ND, i * g.d(), g.d());
-            axpy(ds, q_ND, i * g.d(), gk_ND, j * g.d(), g.d());
+            p_NN[i * nkp + j] = p[j];
+            ds_NN[i * nkp + j] = p[j] * (dp[j] - di) * scale;
           }
+        }
+        // each gradient row summed in registers, in the order the row-by-row updates would add its terms
+        for (int i = 0; i < g.nq(); i++) combine(ds_NN, i * nkp, 1, g.nk(), k_ND, g.d(), gq_ND, i * g.d());        // gq_i = Σ_j ds_ij k_j
+        for (int j = 0; j < g.nk(); j++) {
+          combine(ds_NN, j, nkp, g.nq(), q_ND, g.d(), gk_ND, j * g.d());       // gk_j = Σ_i ds_ij q_i
+          combine(p_NN, j, nkp, g.nq(), go_ND, g.dv(), gv_ND, j * g.dv());     // gv_j = Σ_i p_ij gO_i
         }
         store(gq_ND, gq, b);
         store(gk_ND, gk, b);
@@ -201,21 +205,28 @@ final class AttentionKernel implements FusedAttention {
     for (int r = 0; r < rows; r++) MemorySegment.copy(src, r * cols, seg, F, (off + r * rs) * 4, cols);
   }
 
-  /** Copies matrix b of t [..., rows, cols] transposed into dst [cols][ld] (ld ≥ rows; columns ≥ rows zero). */
-  private static void loadTransposed(Tensor t, long b, float[] dst, int ld) {
-    MemorySegment seg = segment(t);
-    int rows = t.size(-2), cols = t.size(-1);
-    long off = matrixOffset(t, b), rs = t.stride(-2), cs = t.stride(-1);
+  /** dst[c·ld + r] = src[r·cols + c] for the rows × cols matrix src; columns r ≥ rows of dst zero. */
+  private static void transpose(float[] src, int rows, int cols, float[] dst, int ld) {
     java.util.Arrays.fill(dst, 0f);
     for (int r = 0; r < rows; r++)
-      for (int c = 0; c < cols; c++) dst[c * ld + r] = seg.getAtIndex(F, off + r * rs + c * cs);
+      for (int c = 0; c < cols; c++) dst[c * ld + r] = src[r * cols + c];
   }
 
-  /** y[yo..yo+n) += alpha · x[xo..xo+n). */
-  private static void axpy(float alpha, float[] x, int xo, float[] y, int yo, int n) {
-    FloatVector a = FloatVector.broadcast(S, alpha);
-    int i = 0;
-    for (; i + L <= n; i += L) a.fma(FloatVector.fromArray(S, x, xo + i), FloatVector.fromArray(S, y, yo + i)).intoArray(y, yo + i);
-    for (; i < n; i++) y[yo + i] += alpha * x[xo + i];
+  /**
+   * out[oo + c] = Σ_{t &lt; count} w[wo + t·ws] · x[t·n + c] for c &lt; n, t ascending: a weighted sum of count rows
+   * of x [count][n], accumulated in registers (fused multiply-adds on full vectors; on the tail, multiply then add).
+   */
+  private static void combine(float[] w, int wo, int ws, int count, float[] x, int n, float[] out, int oo) {
+    int c = 0;
+    for (; c + L <= n; c += L) {
+      FloatVector acc = FloatVector.zero(S);
+      for (int t = 0; t < count; t++) acc = FloatVector.broadcast(S, w[wo + t * ws]).fma(FloatVector.fromArray(S, x, t * n + c), acc);
+      acc.intoArray(out, oo + c);
+    }
+    for (; c < n; c++) {
+      float acc = 0;
+      for (int t = 0; t < count; t++) acc += w[wo + t * ws] * x[t * n + c];
+      out[oo + c] = acc;
+    }
   }
 }

@@ -30,6 +30,8 @@ final class Gemm {
   static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
   static final int L = S.length();
   static final int MR = 8;
+  /** One MR-long run of floats: a k step of a transposed A's row group, packed with one load. */
+  private static final VectorSpecies<Float> S8 = FloatVector.SPECIES_256;
   static final int NR = 2 * L;
   static final int KC = 256;
   static final int MC = 144;
@@ -143,8 +145,7 @@ final class Gemm {
       int d = r0 * kc;
       if (a.rowAt() == null && a.rs() == 1 && a.colAt() == null && r0 + MR <= mc) { // transposed A: one k's MR rows are adjacent
         long base = a.off() + i0 + r0 + (long) pc * a.cs();
-        for (int p = 0; p < kc; p++)
-          for (int r = 0; r < MR; r++) dst[d + p * MR + r] = seg.getAtIndex(F, base + p * a.cs() + r);
+        for (int p = 0; p < kc; p++) FloatVector.fromMemorySegment(S8, seg, (base + p * a.cs()) * 4, NATIVE).intoArray(dst, d + p * MR);
         continue;
       }
       for (int r = 0; r < MR; r++) {

@@ -9,7 +9,7 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The GEMM's edge tiles (fewer than MR rows, fewer than NR = 2 vectors of columns, narrower or wider than one
- * vector) against a double-precision triple loop, overwriting and accumulating, with C embedded in a wider
+ * vector) against a double-precision triple loop, overwriting and accumulating, A row-major and transposed, with C embedded in a wider
  * row so that a store past the tile's valid columns would show. Tolerance: k ≤ 37 products of values in
  * [-1, 1], each f32 rounding ≤ 2^-24 relative, so |error| ≤ 37·2^-24·37 ≈ 8e-5 in the worst case; 1e-4.
  */
@@ -22,11 +22,13 @@ class GemmEdgeTest {
       for (int m : ms)
         for (int n : ns)
           for (int k : new int[] {1, 7, 37})
-            for (boolean acc : new boolean[] {false, true}) check(par, rnd, m, n, k, acc);
+            for (boolean acc : new boolean[] {false, true})
+              for (boolean transA : new boolean[] {false, true}) check(par, rnd, m, n, k, acc, transA);
     }
   }
 
-  private static void check(CpuParallel par, Random rnd, int m, int n, int k, boolean accumulate) {
+  /** transA: A is stored as its transpose [k][m] and read through strides (1, m), the weight-gradient layout. */
+  private static void check(CpuParallel par, Random rnd, int m, int n, int k, boolean accumulate, boolean transA) {
     int ldc = n + 5;   // C's rows sit in a wider buffer: the 5 columns after each row must stay untouched
     float[] a = rand(rnd, m * k), b = rand(rnd, k * n), c = rand(rnd, m * ldc);
     double[] expected = new double[m * ldc];
@@ -37,11 +39,17 @@ class GemmEdgeTest {
         for (int p = 0; p < k; p++) s += (double) a[i * k + p] * b[p * n + j];
         expected[i * ldc + j] = s;
       }
-    Gemm.gemm(par, m, n, k, new Gemm.Mat(MemorySegment.ofArray(a), 0, k, 1), new Gemm.Mat(MemorySegment.ofArray(b), 0, n, 1),
+    Gemm.Mat am = new Gemm.Mat(MemorySegment.ofArray(a), 0, k, 1);
+    if (transA) {
+      float[] at = new float[k * m];
+      for (int i = 0; i < m; i++) for (int p = 0; p < k; p++) at[p * m + i] = a[i * k + p];
+      am = new Gemm.Mat(MemorySegment.ofArray(at), 0, 1, m);
+    }
+    Gemm.gemm(par, m, n, k, am, new Gemm.Mat(MemorySegment.ofArray(b), 0, n, 1),
         new Gemm.Mat(MemorySegment.ofArray(c), 0, ldc, 1), accumulate);
     double[] actual = new double[c.length];
     for (int i = 0; i < c.length; i++) actual[i] = c[i];
-    assertClose(expected, actual, 1e-4, 0, "gemm m=" + m + " n=" + n + " k=" + k + (accumulate ? " accumulating" : ""));
+    assertClose(expected, actual, 1e-4, 0, "gemm m=" + m + " n=" + n + " k=" + k + (accumulate ? " accumulating" : "") + (transA ? " transposed A" : ""));
   }
 
   private static float[] rand(Random rnd, int n) {
