@@ -173,8 +173,9 @@ final class GpuBench implements Main.Command {
     double perSecond = units / (ms / 1e3);
     out.printf("colossal4j,%s,%s,%.3f,%.1f,%.1f,%.2f%n", name, shape, ms, flops / ms / 1e9, perSecond, peakGib);
     out.flush();
-    System.err.printf("%s %s: %.1f ms/step, %,.1f %s, MFU %.1f%%, peak %s, garbage collections asked by the allocator so far %d%n", name, shape, ms, perSecond, unit,
-        100 * flops / (ms / 1e3) / PEAK_BF16_FLOPS, MemoryStats.human(gpu.peakMemoryInUse()), gpu.collections());
+    System.err.printf("%s %s: %.1f ms/step, %,.1f %s, MFU %.1f%%, peak %s (%s requested), garbage collections asked by the allocator so far %d%n", name, shape, ms, perSecond, unit,
+        100 * flops / (ms / 1e3) / PEAK_BF16_FLOPS, MemoryStats.human(gpu.peakMemoryInUse()), MemoryStats.human(gpu.peakMemoryRequested()), gpu.collections());
+    System.err.print(name + " memory by category:\n" + gpu.memoryStats().describe());
     phases(gpu, name, lossOf, opt, step);
     if (profile) {
       gpu.synchronize();

@@ -14,8 +14,9 @@ import java.util.TreeMap;
  * kernel on that stream runs after those uses. Blocks go back to the device only after a stream
  * synchronisation (when the cache is emptied).
  *
- * <p>Size classes: 512-byte steps up to 1 MiB, then 1/8 of the power of two above (at most 12.5% slack);
- * a request takes a cached block of its class, or of the next classes up to twice its size. Statistics per
+ * <p>Size classes: 512-byte steps up to 1 MiB, then 1/16 of the power of two above (at most 6.25% slack);
+ * a request takes a cached block of its class, or of the next classes up to twice its size (small blocks) or
+ * a quarter above it (large ones). Statistics per
  * {@link MemoryCategory} (current and peak bytes in use) and the cached total. An optional cap limits the
  * bytes held from the device (in use + cached), so a large GPU can behave like a smaller one. When a
  * request does not fit, the cache is emptied and the request retried before an {@link OutOfMemory} is thrown.
@@ -38,8 +39,8 @@ final class CachingAllocator {
     OutOfMemory(String message) { super(message); }
   }
 
-  /** One device block handed out: its address and size class. */
-  record Block(long pointer, long size) {}
+  /** One device block handed out: its address, size class, and the bytes asked for (at most the size). */
+  record Block(long pointer, long size, long requested) {}
 
   private final DeviceMemory memory;
   private final long capBytes;
@@ -50,6 +51,8 @@ final class CachingAllocator {
   private long cached;
   private long inUse;
   private long peakInUse;
+  private long requestedInUse;
+  private long peakRequested;
   private long deviceAllocations;
   private final Runnable collector;
   private long releases;
@@ -71,7 +74,7 @@ final class CachingAllocator {
     long b = Math.max(bytes, 1);
     if (b <= SMALL_LIMIT) return roundUp(b, SMALL_STEP);
     long pow = Long.highestOneBit(b - 1) << 1;
-    return roundUp(b, pow / 8);
+    return roundUp(b, pow / 16);
   }
 
   private static long roundUp(long v, long m) { return (v + m - 1) / m * m; }
@@ -119,24 +122,33 @@ final class CachingAllocator {
   /** A block, or null when neither the cache nor the device (within the cap) can provide one. */
   private synchronized Block tryAllocate(long bytes, MemoryCategory category) {
     long size = sizeClass(bytes);
-    Block b = takeCached(size);
-    if (b == null) b = fromDevice(size);
+    Block b = takeCached(size, bytes);
+    if (b == null) b = fromDevice(size, bytes);
     if (b == null) return null;
     inUse += b.size;
     peakInUse = Math.max(peakInUse, inUse);
+    requestedInUse += bytes;
+    peakRequested = Math.max(peakRequested, requestedInUse);
     long now = current.merge(category, b.size, Long::sum);
     peak.merge(category, now, Math::max);
     return b;
   }
 
-  private Block takeCached(long size) {
+  /**
+   * The largest cached class a request of class {@code size} may take: up to twice the size for small blocks,
+   * within a quarter above it for large ones (a large request served by a much larger block would hold the
+   * difference idle while in use; a new device block is the better trade).
+   */
+  static long reuseLimit(long size) { return size <= SMALL_LIMIT ? 2 * size : size + size / 4; }
+
+  private Block takeCached(long size, long requested) {
     Map.Entry<Long, ArrayDeque<Long>> e = free.ceilingEntry(size);
-    while (e != null && e.getKey() <= 2 * size) {
+    while (e != null && e.getKey() <= reuseLimit(size)) {
       Long p = e.getValue().poll();
       if (p != null) {
         if (e.getValue().isEmpty()) free.remove(e.getKey());
         cached -= e.getKey();
-        return new Block(p, e.getKey());
+        return new Block(p, e.getKey(), requested);
       }
       free.remove(e.getKey());
       e = free.ceilingEntry(size);
@@ -144,7 +156,7 @@ final class CachingAllocator {
     return null;
   }
 
-  private Block fromDevice(long size) {
+  private Block fromDevice(long size, long requested) {
     if (inUse + cached + size > capBytes) emptyCache();
     long p = inUse + size <= capBytes ? memory.allocate(size) : 0;
     if (p == 0 && cached > 0) {
@@ -153,13 +165,14 @@ final class CachingAllocator {
     }
     if (p == 0) return null;
     deviceAllocations++;
-    return new Block(p, size);
+    return new Block(p, size, requested);
   }
 
   /** Returns a block to the cache; the caller's uses of it are already queued on the stream. */
   synchronized void release(Block b, MemoryCategory category) {
     releases++;
     inUse -= b.size;
+    requestedInUse -= b.requested;
     current.merge(category, -b.size, Long::sum);
     free.computeIfAbsent(b.size, k -> new ArrayDeque<>()).push(b.pointer);
     cached += b.size;
@@ -182,10 +195,14 @@ final class CachingAllocator {
   synchronized void resetPeaks() {
     peak.putAll(current);
     peakInUse = inUse;
+    peakRequested = requestedInUse;
   }
 
   /** The most bytes in use at once (all categories together, size classes included) since the last reset. */
   synchronized long peakInUse() { return peakInUse; }
+
+  /** The most bytes requested at once (without the size classes' rounding) since the last reset: PyTorch's measure. */
+  synchronized long peakRequested() { return peakRequested; }
 
   synchronized String outOfMemoryReport(long requested, MemoryCategory category) {
     MemoryStats s = new MemoryStats(current, peak, cached, capBytes);

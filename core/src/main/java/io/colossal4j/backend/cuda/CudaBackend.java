@@ -256,6 +256,9 @@ public final class CudaBackend implements Backend {
   /** The most device memory in use at once since the last {@link #resetPeakMemory} (PyTorch's max_memory_allocated). */
   public long peakMemoryInUse() { return allocator.peakInUse(); }
 
+  /** The most bytes requested at once since the last reset, before the size classes' rounding (what PyTorch's max_memory_allocated counts, up to its 512-byte rounding). */
+  public long peakMemoryRequested() { return allocator.peakRequested(); }
+
   /** The device address of element {@code t.offset()} of a tensor of this backend; validates ownership and liveness. */
   long pointer(Tensor t) {
     if (!(t.storage() instanceof CudaStorage cs) || t.backend() != this)

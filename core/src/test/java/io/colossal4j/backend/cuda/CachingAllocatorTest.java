@@ -48,7 +48,7 @@ class CachingAllocatorTest {
     assertEquals(512, CachingAllocator.sizeClass(512));
     assertEquals(1024, CachingAllocator.sizeClass(513));
     assertEquals(1 << 20, CachingAllocator.sizeClass(1 << 20));
-    // above 1 MiB: steps of 1/8 of the next power of two, so slack stays under 12.5% + rounding
+    // above 1 MiB: steps of 1/16 of the next power of two, so slack stays under 6.25% + rounding
     for (long b : new long[] {(1 << 20) + 1, 3_000_000, 100_000_000, 5L << 30}) {
       long c = CachingAllocator.sizeClass(b);
       assertTrue(c >= b && c - b <= b / 4, b + " -> " + c);
@@ -68,6 +68,24 @@ class CachingAllocatorTest {
     CachingAllocator.Block c = alloc.allocate(100, MemoryCategory.TEMPORARY);
     assertNotEquals(a.pointer(), c.pointer());
     assertEquals(2, dev.allocs);
+  }
+
+  @Test void largeRequestsTakeOnlyCloseCachedBlocksAndRequestedBytesAreCounted() {
+    FakeDevice dev = new FakeDevice(1L << 30);
+    CachingAllocator alloc = new CachingAllocator(dev, Long.MAX_VALUE, "fake:0");
+    CachingAllocator.Block big = alloc.allocate(100_000_000, MemoryCategory.ACTIVATION);
+    assertEquals(100_000_000, alloc.peakRequested());
+    assertTrue(alloc.peakInUse() >= 100_000_000 && alloc.peakInUse() <= 100_000_000 * 17 / 16, "slack under 1/16: " + alloc.peakInUse());
+    alloc.release(big, MemoryCategory.ACTIVATION);
+    // 60 MB would leave two fifths of a 100 MB block idle: a new device block instead
+    CachingAllocator.Block small = alloc.allocate(60_000_000, MemoryCategory.ACTIVATION);
+    assertNotEquals(big.pointer(), small.pointer());
+    assertEquals(2, dev.allocs);
+    // 90 MB is within a quarter: the cached block is reused
+    CachingAllocator.Block near = alloc.allocate(90_000_000, MemoryCategory.ACTIVATION);
+    assertEquals(big.pointer(), near.pointer());
+    assertEquals(2, dev.allocs);
+    assertEquals(150_000_000, alloc.peakRequested(), "60 + 90 MB requested at once");
   }
 
   @Test void statisticsPerCategoryWithPeaks() {
