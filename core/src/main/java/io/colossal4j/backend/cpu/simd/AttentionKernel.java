@@ -67,6 +67,15 @@ final class AttentionKernel implements FusedAttention {
     return off;
   }
 
+  /**
+   * Runs body over the matrices in about four chunks per thread (at least {@link #grain} matrices each), taken from a
+   * shared counter ({@link CpuParallel#forEachChunk}), so a worker the busy machine has descheduled holds nothing up.
+   */
+  private void forChunks(Geo g, CpuParallel.RangeBody body) {
+    long n = g.batches(), per = Math.max(grain(g), n / (4L * par.threads()));
+    par.forEachChunk((n + per - 1) / per, c -> body.run(c * per, Math.min(n, c * per + per)));
+  }
+
   private static long grain(Geo g) { return Math.max(1, (1L << 15) / Math.max(1L, (long) g.nq() * g.nk() * (g.d() + g.dv()))); }
 
   @Override public void forward(Tensor q, Tensor k, Tensor v, Tensor bias, Spec spec, Tensor out, Tensor logSumExp) {
@@ -74,7 +83,7 @@ final class AttentionKernel implements FusedAttention {
     float scale = (float) spec.scale();
     int nkp = padded(g.nk());
     MemorySegment so = segment(out), sl = segment(logSumExp);
-    par.forRange(g.batches(), grain(g), (b0, b1) -> {
+    forChunks(g, (b0, b1) -> {
       float[] q_ND = new float[g.nq() * g.d()], k_ND = new float[g.nk() * g.d()], kT_DN = new float[g.d() * nkp], v_ND = new float[g.nk() * g.dv()];
       float[] s = new float[nkp], o = new float[g.dv()];
       for (long b = b0; b < b1; b++) {
@@ -141,7 +150,7 @@ final class AttentionKernel implements FusedAttention {
     MemorySegment sl = segment(logSumExp);
     boolean unitOut = gOut.stride(-1) == 1 || gOut.size(-1) == 1;
     Tensor go = unitOut ? gOut : contiguous(gOut);
-    par.forRange(g.batches(), grain(g), (b0, b1) -> {
+    forChunks(g, (b0, b1) -> {
       float[] q_ND = new float[g.nq() * g.d()], k_ND = new float[g.nk() * g.d()], kT_DN = new float[g.d() * nkp];
       float[] v_ND = new float[g.nk() * g.dv()], vT_DN = new float[g.dv() * nkp], go_ND = new float[g.nq() * g.dv()], o_ND = new float[g.nq() * g.dv()];
       float[] gq_ND = new float[g.nq() * g.d()], gk_ND = new float[g.nk() * g.d()], gv_ND = new float[g.nk() * g.dv()];

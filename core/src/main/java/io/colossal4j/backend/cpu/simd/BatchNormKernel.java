@@ -8,7 +8,6 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -17,9 +16,11 @@ import jdk.incubator.vector.VectorSpecies;
  * S = Π trailing dims values (mean, then the centred sum of squares, so a large mean does not cancel the
  * variance away), then one pass writing y = x·scale + shift; the backward likewise sums gy and gy·(x − mean),
  * then writes gx = k·gy + a·x + c in one pass. Vector partial sums of at most {@link #FOLD} values are folded
- * (lanes summed in a fixed order, {@link VMath#sumLanes}, so identical steps agree bit for bit)
- * into double accumulators, which bounds the rounding of a channel's sum by the fold length, not by N·S.
- * Thread-safety: each task writes only its own channels.
+ * (lanes summed in a fixed order, {@link VMath#sumLanes}, so identical steps agree bit for bit) into double
+ * accumulators, which bounds the rounding of a channel's sum by the fold length, not by N·S. A run's last
+ * S mod L values are handled one by one: masked loads near a segment's end fall back to per-lane bounds checks.
+ * Channels are handed out one at a time from a shared counter ({@link CpuParallel#forEachChunk}), so a
+ * descheduled worker holds nothing up. Thread-safety: each task writes only its own channel.
  */
 final class BatchNormKernel {
   private BatchNormKernel() {}
@@ -35,8 +36,9 @@ final class BatchNormKernel {
     int n = x.size(0), c = x.size(1);
     long s = x.numel() / ((long) n * c), m = (long) n * s;
     MemorySegment sx = segment(x), sy = segment(y);
-    par.forRange(c, 1, (c0, c1) -> {
-      for (int ch = (int) c0; ch < c1; ch++) {
+    par.forEachChunk(c, chunk -> {
+      {
+        int ch = (int) chunk;
         double sum = 0;
         for (int i = 0; i < n; i++) sum += sumPlain(sx, x.offset() + ((long) i * c + ch) * s, s);
         double mu = sum / m, sq = 0;
@@ -58,8 +60,9 @@ final class BatchNormKernel {
     int n = x.size(0), c = x.size(1);
     long s = x.numel() / ((long) n * c), m = (long) n * s;
     MemorySegment sg = segment(gy), sx = segment(x), so = segment(gx);
-    par.forRange(c, 1, (c0, c1) -> {
-      for (int ch = (int) c0; ch < c1; ch++) {
+    par.forEachChunk(c, chunk -> {
+      {
+        int ch = (int) chunk;
         float mu = segment(mean).getAtIndex(F, mean.offset() + ch * mean.stride(0));
         double r = 1 / Math.sqrt(segment(var).getAtIndex(F, var.offset() + ch * var.stride(0)) + eps);
         double sumG = 0, sumGC = 0;   // Σ gy and Σ gy·(x − mean)
@@ -88,59 +91,64 @@ final class BatchNormKernel {
   /** Σ x[i] over the run. */
   private static double sumPlain(MemorySegment seg, long off, long len) {
     double total = 0;
-    for (long f = 0; f < len; f += FOLD) {
-      long end = Math.min(len, f + FOLD);
+    long full = len - len % L;
+    for (long f = 0; f < full; f += FOLD) {
+      long end = Math.min(full, f + FOLD);
       FloatVector acc = FloatVector.zero(S);
-      for (long i = f; i < end; i += L) acc = acc.add(load(seg, off + i, end - i));
+      for (long i = f; i < end; i += L) acc = acc.add(load(seg, off + i));
       total += VMath.sumLanes(acc);
     }
+    for (long i = full; i < len; i++) total += seg.getAtIndex(F, off + i);
     return total;
   }
 
   /** Σ (x[i] − centre)² over the run. */
   private static double sumSquares(MemorySegment seg, long off, long len, float centre) {
     double total = 0;
-    for (long f = 0; f < len; f += FOLD) {
-      long end = Math.min(len, f + FOLD);
+    long full = len - len % L;
+    for (long f = 0; f < full; f += FOLD) {
+      long end = Math.min(full, f + FOLD);
       FloatVector acc = FloatVector.zero(S);
       for (long i = f; i < end; i += L) {
-        VectorMask<Float> in = S.indexInRange(0, end - i);
-        FloatVector d = load(seg, off + i, end - i).sub(centre, in);
+        FloatVector d = load(seg, off + i).sub(centre);
         acc = d.fma(d, acc);
       }
       total += VMath.sumLanes(acc);
     }
+    for (long i = full; i < len; i++) { float d = seg.getAtIndex(F, off + i) - centre; total += d * d; }
     return total;
   }
 
   /** Σ g[i]·(x[i] − centre) over the run. */
   private static double dot(MemorySegment sg, long go, MemorySegment sx, long xo, long len, float centre) {
     double total = 0;
-    for (long f = 0; f < len; f += FOLD) {
-      long end = Math.min(len, f + FOLD);
+    long full = len - len % L;
+    for (long f = 0; f < full; f += FOLD) {
+      long end = Math.min(full, f + FOLD);
       FloatVector acc = FloatVector.zero(S);
-      for (long i = f; i < end; i += L) {
-        FloatVector g = load(sg, go + i, end - i);   // zero beyond the run, so the product is zero there
-        acc = load(sx, xo + i, end - i).sub(centre).fma(g, acc);
-      }
+      for (long i = f; i < end; i += L) acc = load(sx, xo + i).sub(centre).fma(load(sg, go + i), acc);
       total += VMath.sumLanes(acc);
     }
+    for (long i = full; i < len; i++) total += sg.getAtIndex(F, go + i) * (sx.getAtIndex(F, xo + i) - centre);
     return total;
   }
 
   /** out[i] = a·x[i] + b (+ k·g[i] when g is non-null) over the run. */
   private static void axpb(MemorySegment sx, long xo, MemorySegment sg, long go, float k, MemorySegment so, long oo, long len, float a, float b) {
-    for (long i = 0; i < len; i += L) {
-      VectorMask<Float> in = S.indexInRange(0, len - i);
-      FloatVector v = load(sx, xo + i, len - i).fma(a, b);
-      if (sg != null) v = load(sg, go + i, len - i).fma(FloatVector.broadcast(S, k), v);
-      v.intoMemorySegment(so, (oo + i) * 4, NATIVE, in);
+    long full = len - len % L;
+    FloatVector kv = FloatVector.broadcast(S, k);
+    for (long i = 0; i < full; i += L) {
+      FloatVector v = load(sx, xo + i).fma(a, b);
+      if (sg != null) v = load(sg, go + i).fma(kv, v);
+      v.intoMemorySegment(so, (oo + i) * 4, NATIVE);
+    }
+    for (long i = full; i < len; i++) {
+      float v = Math.fma(sx.getAtIndex(F, xo + i), a, b);
+      so.setAtIndex(F, oo + i, sg == null ? v : Math.fma(sg.getAtIndex(F, go + i), k, v));
     }
   }
 
-  /** A vector of the run from element offset {@code off}, lanes at and beyond {@code left} zero. */
-  private static FloatVector load(MemorySegment seg, long off, long left) {
-    if (left >= L) return FloatVector.fromMemorySegment(S, seg, off * 4, NATIVE);
-    return FloatVector.fromMemorySegment(S, seg, off * 4, NATIVE, S.indexInRange(0, left));
+  private static FloatVector load(MemorySegment seg, long off) {
+    return FloatVector.fromMemorySegment(S, seg, off * 4, NATIVE);
   }
 }

@@ -102,9 +102,9 @@ final class BatchedConv {
   @FunctionalInterface
   private interface ImageBody { void run(long i); }
 
-  /** Runs body on images [0, cnt) of a chunk, spread over the pool a few images per task. */
+  /** Runs body on images [0, cnt) of a chunk, two images per task, tasks taken from a shared counter. */
   private static void perImage(CpuParallel par, int cnt, ImageBody body) {
-    par.forRange(cnt, 4, (s, e) -> { for (long i = s; i < e; i++) body.run(i); });
+    par.forEachChunk((cnt + 1) / 2, t -> { for (long i = 2 * t; i < Math.min(cnt, 2 * t + 2); i++) body.run(i); });
   }
 
   /**

@@ -111,8 +111,14 @@ final class Gemm {
     float[] packedA(int n) { return a.length >= n ? a : (a = new float[n]); }
   }
 
+  /**
+   * Runs body over [0, n) in chunks of {@code grain} units handed out from a shared counter
+   * ({@link CpuParallel#forEachChunk}: on a busy machine, chunks a descheduled worker has not started are taken
+   * by the threads that run); one chunk's worth runs on the caller without a dispatch.
+   */
   private static void run(CpuParallel par, long n, long grain, CpuParallel.RangeBody body) {
-    if (par == null) body.run(0, n); else par.forRange(n, grain, body);
+    if (par == null || n <= grain) { body.run(0, n); return; }
+    par.forEachChunk((n + grain - 1) / grain, c -> body.run(c * grain, Math.min(n, c * grain + grain)));
   }
 
   /** Packs B[pc.., j0..j0+w) into one sliver at dst[d..]: layout [kc][NR], columns ≥ w zero. */
