@@ -70,6 +70,23 @@ public interface Kernels {
   /** gx, and (when non-null) gw and gb, from the saved mean/rstd. gw/gb are overwritten, not accumulated. */
   void layerNormBackward(Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor gx, Tensor gw, Tensor gb);
 
+  /**
+   * Whether {@link #layerNormChannels} is a fast kernel that the channels-first layer norm op should prefer to
+   * moving channels last and back (the reference: that composition).
+   */
+  default boolean fastLayerNormChannels() { return false; }
+
+  /**
+   * Layer norm over dim 1 (channels) of contiguous x [N, C, ...] (ConvNeXt's channels-first LayerNorm2d): for
+   * each n and trailing position p, over the C values x[n, :, p], the mean, the biased variance and
+   * y = (x − mean)·rstd·w + b (w, b: [C] or null). y is contiguous like x; mean and rstd are contiguous [N·P]
+   * (P = the product of the trailing dims) in (n, p) order: the row order of {@link #layerNorm} on x moved to
+   * channels-last, so {@link #layerNormBackward} applies there with the same statistics.
+   */
+  default void layerNormChannels(Tensor x, Tensor w, Tensor b, double eps, Tensor y, Tensor mean, Tensor rstd) {
+    throw new UnsupportedOperationException("layerNormChannels is not implemented by " + getClass().getSimpleName());
+  }
+
   // ------------------------------------------------------------- convolution and pooling
   /**
    * out[N, Cout, Ho, Wo] = conv(x[N, Cin, H, W], w[Cout, Cin/groups, kH, kW]) (cross-correlation, no bias);

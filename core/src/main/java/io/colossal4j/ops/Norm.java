@@ -70,7 +70,44 @@ public final class Norm {
     for (int i = 0, j = 0; i < r; i++) if (i != 1) toLast[j++] = i;
     toLast[r - 1] = 1;
     for (int i = 0; i < r; i++) back[toLast[i]] = i;
+    if (x.backend().kernels().fastLayerNormChannels() && x.dtype() == DType.F32) return layerNormChannels(x, w, b, eps, toLast, back);
     return Views.permute(layerNorm(Views.permute(x, toLast), w, b, eps), back);
+  }
+
+  /**
+   * layerNorm2d through the backend's channels-first kernel: y comes out contiguous in x's layout, with no
+   * copy to channels-last and back. The backward moves x and the gradient channels-last and runs
+   * layerNormBackward there (the kernel's statistics are in that row order).
+   */
+  private static Tensor layerNormChannels(Tensor x, Tensor w, Tensor b, double eps, int[] toLast, int[] back) {
+    int c = x.size(1);
+    checkAffine("layerNorm2d", x, w, b, c, "channel dim 1");
+    Tensor xd = Conv.dense(x), wd = w == null ? null : Conv.dense(w), bd = b == null ? null : Conv.dense(b);
+    int rows = Math.toIntExact(c == 0 ? 0 : x.numel() / c);
+    Tensor mean = OpSupport.empty(Shape.of(rows), DType.F32, x.backend()), rstd = OpSupport.empty(Shape.of(rows), DType.F32, x.backend());
+    Tensor y = OpSupport.emptyLike(xd);
+    x.backend().kernels().layerNormChannels(xd, wd, bd, eps, y, mean, rstd);
+    if (!Autograd.needsGrad(x, w, b)) {
+      for (Tensor t : new Tensor[] {mean, rstd}) t.storage().release();
+      releaseIfTemporary(xd, x);
+      releaseIfTemporary(wd, w);
+      releaseIfTemporary(bd, b);
+      return y;
+    }
+    boolean gx = x.requiresGrad(), gw = w != null && w.requiresGrad(), gb = b != null && b.requiresGrad();
+    return Autograd.recordSaving("layer_norm_2d", y, Autograd.saving(xd, wd, mean, rstd), g -> {
+      Tensor xl = Conv.dense(Views.permute(xd, toLast)), gl = Conv.dense(Views.permute(g, toLast));
+      Tensor dxl = OpSupport.emptyLike(xl);
+      Tensor dw = gw ? OpSupport.emptyLike(wd) : null, db = gb ? OpSupport.emptyLike(bd) : null;
+      g.backend().kernels().layerNormBackward(gl, xl, wd, mean, rstd, dxl, dw, db);
+      Tensor dx = gx ? Conv.dense(Views.permute(dxl, back)) : null;
+      // the channels-last copies go back to the pool; a permutation that is already contiguous (C = 1 or one
+      // position) copied nothing, and then the "copy" shares its source's storage and must stay
+      if (xl.storage() != xd.storage()) xl.storage().release();
+      if (gl.storage() != g.storage()) gl.storage().release();
+      if (dx == null || dx.storage() != dxl.storage()) dxl.storage().release();
+      return new Tensor[] {dx, dw, db};
+    }, x, w, b);
   }
 
   // ------------------------------------------------------------- RMS norm

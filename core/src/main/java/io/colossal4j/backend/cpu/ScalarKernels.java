@@ -283,6 +283,30 @@ public class ScalarKernels implements Kernels {
     }
   }
 
+  /** Per (n, p), in double: the mean, the centred variance, then y (x contiguous [N, C, ...]). */
+  @Override public void layerNormChannels(Tensor x, Tensor w, Tensor b, double eps, Tensor y, Tensor mean, Tensor rstd) {
+    int c = x.size(1);
+    long p = x.numel() / Math.max(1L, (long) x.size(0) * c);
+    MemorySegment sx = segment(x), sy = segment(y), sm = segment(mean), sr = segment(rstd);
+    for (long img = 0; img < x.size(0); img++)
+      for (long q = 0; q < p; q++) {
+        long base = img * c * p + q, row = img * p + q;
+        double mu = 0, var = 0;
+        for (int i = 0; i < c; i++) mu += get(sx, x, x.offset() + base + i * p);
+        mu /= c;
+        for (int i = 0; i < c; i++) { double d = get(sx, x, x.offset() + base + i * p) - mu; var += d * d; }
+        double rs = 1 / Math.sqrt(var / c + eps);
+        set(sm, mean, mean.offset() + row, mu);
+        set(sr, rstd, rstd.offset() + row, rs);
+        for (int i = 0; i < c; i++) {
+          double v = (get(sx, x, x.offset() + base + i * p) - mu) * rs;
+          if (w != null) v *= get(segment(w), w, w.offset() + i * w.stride(0));
+          if (b != null) v += get(segment(b), b, b.offset() + i * b.stride(0));
+          set(sy, y, y.offset() + base + i * p, v);
+        }
+      }
+  }
+
   @Override public void layerNormBackward(Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor gx, Tensor gw, Tensor gb) {
     int n = x.size(-1);
     long rows = x.numel() / Math.max(1, n);

@@ -167,6 +167,16 @@ public class SimdKernels extends ScalarKernels {
     super.layerNormBackward(gy, x, w, mean, rstd, gx, gw, gb);
   }
 
+  @Override public boolean fastLayerNormChannels() { return true; }
+
+  @Override public void layerNormChannels(Tensor x, Tensor w, Tensor b, double eps, Tensor y, Tensor mean, Tensor rstd) {
+    if (f32(x, w, b, y, mean, rstd) && x.isContiguous() && y.isContiguous() && unit(w) && unit(b) && unit(mean) && unit(rstd)) {
+      LayerNormChannels.forward(parallel, x, w, b, (float) eps, y, mean, rstd);
+      return;
+    }
+    super.layerNormChannels(x, w, b, eps, y, mean, rstd);
+  }
+
   /** Null, or contiguous (unit stride over its elements). */
   private static boolean unit(Tensor t) { return t == null || t.isContiguous(); }
 
