@@ -172,6 +172,31 @@ final class CpuBench {
     tx.close();
     tg.close();
     tb.close();
+    layerNormChannels(cpu, nd, rnd);
+  }
+
+  /**
+   * Layer norm over the channels of NCHW [8, 96, 56, 56] (ConvNeXt's LayerNorm2d). PyTorch runs it as timm
+   * does: permute to channels-last, layer_norm, permute back, leaving a permuted view (no copy back); ours
+   * returns a contiguous NCHW result.
+   */
+  private static void layerNormChannels(CpuBackend cpu, NDManager nd, Random rnd) {
+    int n = 8, c = 96, hw = 56;
+    float[] dx = data(rnd, (long) n * c * hw * hw), dg = data(rnd, c), db = data(rnd, c);
+    Tensor x = ours(cpu, dx, n, c, hw, hw), g = ours(cpu, dg, c), b = ours(cpu, db, c);
+    NDArray tx = theirs(nd, dx, n, c, hw, hw), tg = theirs(nd, dg, c), tb = theirs(nd, db, c);
+    ai.djl.ndarray.types.Shape channels = new ai.djl.ndarray.types.Shape(c);
+    double gb = 2.0 * dx.length * 4 / 1e9; // read x, write y
+    double[] t = Measure.sideBySide(WARM_S, ROUNDS, ourCall(() -> Norm.layerNorm2d(x, g, b, 1e-6)), () -> {
+      try (NDArray last = tx.transpose(0, 2, 3, 1); NDList y = LayerNorm.layerNorm(last, channels, tg, tb, 1e-6f);
+           NDArray back = y.singletonOrThrow().transpose(0, 3, 1, 2)) {
+        // closed on exit: the permuted views and the output
+      }
+    });
+    System.out.printf("layer_norm NCHW (8, 96, 56, 56) over C: ours %.1f GB/s, PyTorch %.1f GB/s, peer=PyTorch ratio=%.2f%n", gb / t[0], gb / t[1], t[1] / t[0]);
+    tx.close();
+    tg.close();
+    tb.close();
   }
 
   /**
