@@ -71,8 +71,8 @@ public interface Kernels {
   void layerNormBackward(Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor gx, Tensor gw, Tensor gb);
 
   /**
-   * Whether {@link #layerNormChannels} is a fast kernel that the channels-first layer norm op should prefer to
-   * moving channels last and back (the reference: that composition).
+   * Whether {@link #layerNormChannels} and {@link #layerNormChannelsBackward} are fast kernels that the
+   * channels-first layer norm op should prefer to moving channels last and back (the reference: that composition).
    */
   default boolean fastLayerNormChannels() { return false; }
 
@@ -85,6 +85,15 @@ public interface Kernels {
    */
   default void layerNormChannels(Tensor x, Tensor w, Tensor b, double eps, Tensor y, Tensor mean, Tensor rstd) {
     throw new UnsupportedOperationException("layerNormChannels is not implemented by " + getClass().getSimpleName());
+  }
+
+  /**
+   * The backward of {@link #layerNormChannels} from its saved mean and rstd, all tensors contiguous in x's
+   * layout: per (n, p), with x̂ = (x − mean)·rstd and h = gy·w (gy where w is null), gx = rstd·(h − mean_C(h) −
+   * x̂·mean_C(h·x̂)); gw = Σ gy·x̂ and gb = Σ gy over n and p ([C], overwritten, each may be null).
+   */
+  default void layerNormChannelsBackward(Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor gx, Tensor gw, Tensor gb) {
+    throw new UnsupportedOperationException("layerNormChannelsBackward is not implemented by " + getClass().getSimpleName());
   }
 
   // ------------------------------------------------------------- convolution and pooling

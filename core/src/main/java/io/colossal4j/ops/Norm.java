@@ -60,8 +60,10 @@ public final class Norm {
   }
 
   /**
-   * Layer norm over dim 1 (channels) of x [N, C, ...]: ConvNeXt's channels-first LayerNorm2d. Computed as
-   * timm does: move channels last, layer norm, move back (the result is a permuted view).
+   * Layer norm over dim 1 (channels) of x [N, C, ...]: ConvNeXt's channels-first LayerNorm2d. f32 on a backend
+   * with channels-first kernels ({@link Kernels#fastLayerNormChannels}): those, in place in x's layout (the
+   * result is contiguous). Otherwise as timm does: move channels last, layer norm, move back (the result is a
+   * permuted view).
    */
   public static Tensor layerNorm2d(Tensor x, Tensor w, Tensor b, double eps) {
     if (x.rank() < 2) throw new TensorException("layerNorm2d: input must be [N, C, ...], got " + x.shape());
@@ -70,16 +72,15 @@ public final class Norm {
     for (int i = 0, j = 0; i < r; i++) if (i != 1) toLast[j++] = i;
     toLast[r - 1] = 1;
     for (int i = 0; i < r; i++) back[toLast[i]] = i;
-    if (x.backend().kernels().fastLayerNormChannels() && x.dtype() == DType.F32) return layerNormChannels(x, w, b, eps, toLast, back);
+    if (x.backend().kernels().fastLayerNormChannels() && x.dtype() == DType.F32) return layerNormChannels(x, w, b, eps);
     return Views.permute(layerNorm(Views.permute(x, toLast), w, b, eps), back);
   }
 
   /**
-   * layerNorm2d through the backend's channels-first kernel: y comes out contiguous in x's layout, with no
-   * copy to channels-last and back. The backward moves x and the gradient channels-last and runs
-   * layerNormBackward there (the kernel's statistics are in that row order).
+   * layerNorm2d through the backend's channels-first kernels: y and the gradients come out contiguous in x's
+   * layout, with no copy to channels-last and back.
    */
-  private static Tensor layerNormChannels(Tensor x, Tensor w, Tensor b, double eps, int[] toLast, int[] back) {
+  private static Tensor layerNormChannels(Tensor x, Tensor w, Tensor b, double eps) {
     int c = x.size(1);
     checkAffine("layerNorm2d", x, w, b, c, "channel dim 1");
     Tensor xd = Conv.dense(x), wd = w == null ? null : Conv.dense(w), bd = b == null ? null : Conv.dense(b);
@@ -96,16 +97,15 @@ public final class Norm {
     }
     boolean gx = x.requiresGrad(), gw = w != null && w.requiresGrad(), gb = b != null && b.requiresGrad();
     return Autograd.recordSaving("layer_norm_2d", y, Autograd.saving(xd, wd, mean, rstd), g -> {
-      Tensor xl = Conv.dense(Views.permute(xd, toLast)), gl = Conv.dense(Views.permute(g, toLast));
-      Tensor dxl = OpSupport.emptyLike(xl);
+      Tensor dx = OpSupport.emptyLike(xd); // the kernel always writes gx
       Tensor dw = gw ? OpSupport.emptyLike(wd) : null, db = gb ? OpSupport.emptyLike(bd) : null;
-      g.backend().kernels().layerNormBackward(gl, xl, wd, mean, rstd, dxl, dw, db);
-      Tensor dx = gx ? Conv.dense(Views.permute(dxl, back)) : null;
-      // the channels-last copies go back to the pool; a permutation that is already contiguous (C = 1 or one
-      // position) copied nothing, and then the "copy" shares its source's storage and must stay
-      if (xl.storage() != xd.storage()) xl.storage().release();
-      if (gl.storage() != g.storage()) gl.storage().release();
-      if (dx == null || dx.storage() != dxl.storage()) dxl.storage().release();
+      Tensor gd = Conv.dense(g);
+      g.backend().kernels().layerNormChannelsBackward(gd, xd, wd, mean, rstd, dx, dw, db);
+      releaseIfTemporary(gd, g);
+      if (!gx) {
+        dx.storage().release();
+        dx = null;
+      }
       return new Tensor[] {dx, dw, db};
     }, x, w, b);
   }

@@ -307,6 +307,35 @@ public class ScalarKernels implements Kernels {
       }
   }
 
+  @Override public void layerNormChannelsBackward(Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor gx, Tensor gw, Tensor gb) {
+    int c = x.size(1);
+    long p = x.numel() / Math.max(1L, (long) x.size(0) * c);
+    MemorySegment sg = segment(gy), sx = segment(x), sm = segment(mean), sr = segment(rstd), so = segment(gx);
+    double[] accW = new double[c], accB = new double[c];
+    for (long img = 0; img < x.size(0); img++)
+      for (long q = 0; q < p; q++) {
+        long base = img * c * p + q, row = img * p + q;
+        double mu = get(sm, mean, mean.offset() + row), rs = get(sr, rstd, rstd.offset() + row), sumH = 0, sumHX = 0;
+        for (int i = 0; i < c; i++) {
+          double xh = (get(sx, x, x.offset() + base + i * p) - mu) * rs, g = get(sg, gy, gy.offset() + base + i * p);
+          double h = w == null ? g : g * get(segment(w), w, w.offset() + i * w.stride(0));
+          accW[i] += g * xh;
+          accB[i] += g;
+          sumH += h;
+          sumHX += h * xh;
+        }
+        for (int i = 0; i < c; i++) {
+          double xh = (get(sx, x, x.offset() + base + i * p) - mu) * rs, g = get(sg, gy, gy.offset() + base + i * p);
+          double h = w == null ? g : g * get(segment(w), w, w.offset() + i * w.stride(0));
+          set(so, gx, gx.offset() + base + i * p, rs * (h - sumH / c - xh * sumHX / c));
+        }
+      }
+    for (int i = 0; i < c; i++) {
+      if (gw != null) set(segment(gw), gw, gw.offset() + i * gw.stride(0), accW[i]);
+      if (gb != null) set(segment(gb), gb, gb.offset() + i * gb.stride(0), accB[i]);
+    }
+  }
+
   @Override public void layerNormBackward(Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor gx, Tensor gw, Tensor gb) {
     int n = x.size(-1);
     long rows = x.numel() / Math.max(1, n);

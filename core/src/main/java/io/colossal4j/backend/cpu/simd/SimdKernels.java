@@ -177,6 +177,15 @@ public class SimdKernels extends ScalarKernels {
     super.layerNormChannels(x, w, b, eps, y, mean, rstd);
   }
 
+  @Override public void layerNormChannelsBackward(Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor gx, Tensor gw, Tensor gb) {
+    if (f32(gy, x, w, mean, rstd, gx, gw, gb) && gy.isContiguous() && x.isContiguous() && gx.isContiguous()
+        && unit(w) && unit(mean) && unit(rstd) && unit(gw) && unit(gb)) {
+      LayerNormChannelsBackward.run(parallel, gy, x, w, mean, rstd, gx, gw, gb);
+      return;
+    }
+    super.layerNormChannelsBackward(gy, x, w, mean, rstd, gx, gw, gb);
+  }
+
   /** Null, or contiguous (unit stride over its elements). */
   private static boolean unit(Tensor t) { return t == null || t.isContiguous(); }
 

@@ -41,12 +41,17 @@ class LayerNormChannelsTest {
         int c = dims[1], rows = Math.toIntExact(s.numel() / c);
         float[] x = uniform(rnd, Math.toIntExact(s.numel()), -3, 5), w = uniform(rnd, c, 0.5, 1.5), b = uniform(rnd, c, -1, 1);
         boolean affine = k++ % 2 == 0;
-        float[][] got = kernel(fast, s, x, affine ? w : null, affine ? b : null, rows), want = kernel(ref, s, x, affine ? w : null, affine ? b : null, rows);
-        double tol = 4 * (c + 8) * U * 8;
+        float[] gy = uniform(rnd, x.length, -1, 1);
+        float[][] got = kernel(fast, s, x, affine ? w : null, affine ? b : null, gy, rows);
+        float[][] want = kernel(ref, s, x, affine ? w : null, affine ? b : null, gy, rows);
+        double tol = 4 * (c + 8) * U * 8, tolRows = 4 * (rows + c + 8) * U * 8 * rows;
         String what = "layerNormChannels " + s + " affine=" + affine;
         assertClose(what + " y", got[0], want[0], tol, true);
         assertClose(what + " mean", got[1], want[1], tol, false);
         assertClose(what + " rstd", got[2], want[2], tol, true);
+        assertClose(what + " gx", got[3], want[3], 4 * tol, true);
+        assertClose(what + " gw", got[4], want[4], tolRows, false);
+        assertClose(what + " gb", got[5], want[5], tolRows, false);
       }
     }
   }
@@ -86,14 +91,34 @@ class LayerNormChannelsTest {
     }
   }
 
-  /** y, mean, rstd of the kernel. */
-  private static float[][] kernel(CpuBackend cpu, Shape s, float[] x, float[] w, float[] b, int rows) {
+  /** y, mean, rstd of the forward kernel; gx, gw, gb of the backward kernel from the reference's statistics. */
+  private static float[][] kernel(CpuBackend cpu, Shape s, float[] x, float[] w, float[] b, float[] gy, int rows) {
     int c = s.dim(1);
-    Tensor xt = Tensor.of(x, s, cpu), y = Tensor.empty(s, DType.F32, cpu);
+    Tensor xt = Tensor.of(x, s, cpu), y = Tensor.empty(s, DType.F32, cpu), wt = w == null ? null : Tensor.of(w, Shape.of(c), cpu);
     Tensor mean = Tensor.empty(Shape.of(rows), DType.F32, cpu), rstd = Tensor.empty(Shape.of(rows), DType.F32, cpu);
-    cpu.kernels().layerNormChannels(xt, w == null ? null : Tensor.of(w, Shape.of(c), cpu), b == null ? null : Tensor.of(b, Shape.of(c), cpu),
-        1e-6, y, mean, rstd);
-    return new float[][] {y.toFloatArray(), mean.toFloatArray(), rstd.toFloatArray()};
+    cpu.kernels().layerNormChannels(xt, wt, b == null ? null : Tensor.of(b, Shape.of(c), cpu), 1e-6, y, mean, rstd);
+    // the backward from the reference's statistics, so that its comparison isolates the backward
+    Tensor refMean = Tensor.empty(Shape.of(rows), DType.F32, cpu), refRstd = Tensor.empty(Shape.of(rows), DType.F32, cpu);
+    CpuBackend.reference().kernels().layerNormChannels(Tensor.of(x, s, cpu), wt, null, 1e-6, Tensor.empty(s, DType.F32, cpu), refMean, refRstd);
+    Tensor gx = Tensor.empty(s, DType.F32, cpu), gw = Tensor.full(Shape.of(c), DType.F32, cpu, 7), gb = Tensor.full(Shape.of(c), DType.F32, cpu, 7);
+    cpu.kernels().layerNormChannelsBackward(Tensor.of(gy, s, cpu), xt, wt, refMean, refRstd, gx, gw, gb);
+    return new float[][] {y.toFloatArray(), mean.toFloatArray(), rstd.toFloatArray(), gx.toFloatArray(), gw.toFloatArray(), gb.toFloatArray()};
+  }
+
+  /** The backward's gw and gb partials are cut by block count alone: bit-identical on 1 and 3 threads. */
+  @Test void backwardBitIdenticalOnOneAndThreeThreads() {
+    Random rnd = new Random(24);
+    Shape s = Shape.of(3, 20, 11, 13);
+    float[] x = uniform(rnd, Math.toIntExact(s.numel()), -3, 5), w = uniform(rnd, 20, 0.5, 1.5), b = uniform(rnd, 20, -1, 1);
+    float[] gy = uniform(rnd, x.length, -1, 1);
+    float[][] one, three;
+    try (CpuBackend cpu = CpuBackend.create(1)) {
+      one = kernel(cpu, s, x, w, b, gy, x.length / 20);
+    }
+    try (CpuBackend cpu = CpuBackend.create(3)) {
+      three = kernel(cpu, s, x, w, b, gy, x.length / 20);
+    }
+    for (int i = 0; i < one.length; i++) org.junit.jupiter.api.Assertions.assertArrayEquals(one[i], three[i], "output " + i + " on 3 threads vs 1");
   }
 
   /** y, gx, gw, gb of Norm.layerNorm2d with upstream gradient gy. */
