@@ -102,13 +102,16 @@ final class Gemm {
    */
   private static final class Scratch {
     private static final ThreadLocal<Scratch> PER_THREAD = ThreadLocal.withInitial(Scratch::new);
-    private float[] b = new float[0], a = new float[0];
+    private float[] b = new float[0], a = new float[0], rows = new float[0];
 
     static Scratch get() { return PER_THREAD.get(); }
 
     float[] packedB(int n) { return b.length >= n ? b : (b = new float[n]); }
 
     float[] packedA(int n) { return a.length >= n ? a : (a = new float[n]); }
+
+    /** MR rows of A on their way into a packed sliver ({@link #packRows}). */
+    float[] rows(int n) { return rows.length >= n ? rows : (rows = new float[n]); }
   }
 
   /**
@@ -154,6 +157,10 @@ final class Gemm {
         for (int p = 0; p < kc; p++) FloatVector.fromMemorySegment(S8, seg, (base + p * a.cs()) * 4, NATIVE).intoArray(dst, d + p * MR);
         continue;
       }
+      if (a.colAt() == null && a.cs() == 1) { // row-major A: each row's run copied in bulk, then transposed in arrays
+        packRows(a, i0 + r0, Math.min(MR, mc - r0), pc, kc, dst, d);
+        continue;
+      }
       for (int r = 0; r < MR; r++) {
         if (r0 + r >= mc) { for (int p = 0; p < kc; p++) dst[d + p * MR + r] = 0; continue; }
         long base = a.off() + a.row(i0 + r0 + r);
@@ -164,6 +171,20 @@ final class Gemm {
           for (int p = 0; p < kc; p++) dst[d + p * MR + r] = seg.getAtIndex(F, base + a.col(pc + p));
         }
       }
+    }
+  }
+
+  /**
+   * One MR-row sliver of a row-major A (rows i..i+h, h ≤ MR; rows ≥ h zero): the h runs A[i + r, pc..pc+kc) are
+   * copied into a thread-local buffer with one bulk copy each, and the [MR][kc] → [kc][MR] transpose then reads
+   * and writes arrays only (per-element segment reads cost a liveness and bounds check each).
+   */
+  private static void packRows(Mat a, int i, int h, int pc, int kc, float[] dst, int d) {
+    float[] rows = Scratch.get().rows(MR * kc);
+    for (int r = 0; r < h; r++) MemorySegment.copy(a.seg(), F, (a.off() + a.row(i + r) + pc) * 4, rows, r * kc, kc);
+    if (h < MR) java.util.Arrays.fill(rows, h * kc, MR * kc, 0f);
+    for (int p = 0; p < kc; p++) {
+      for (int r = 0; r < MR; r++) dst[d + p * MR + r] = rows[r * kc + p];
     }
   }
 
