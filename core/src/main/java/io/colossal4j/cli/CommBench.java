@@ -26,7 +26,9 @@ import java.util.TreeMap;
  * in the same run (the ceiling for the shared-memory path): once at the start and, because a shared
  * machine's speed drifts, again by rank 0 right after each size's trials on a buffer of that size. Bandwidths follow nccl-tests: algbw = bytes /
  * time, busbw = algbw * 2(n-1)/n; the time is the slowest rank's mean over a fixed number of iterations
- * (best of three trials).
+ * (best of three trials), next to the CPU time rank 0's thread spent per all-reduce in that trial (the
+ * synchronous all-reduce runs on the caller's thread; waiting spins, yields or sleeps, so this is the time
+ * the rank held a core, not its work alone).
  * Prints a Markdown table (kept in docs/benchmarks/comm.md).
  */
 final class CommBench implements Main.Command {
@@ -76,7 +78,7 @@ final class CommBench implements Main.Command {
     }
   }
 
-  /** Runs the rank program on n local ranks and collects rank 0's RESULT lines: bytes -> {usec, algbw, busbw}. */
+  /** Runs the rank program on n local ranks and collects rank 0's RESULT lines: bytes -> {usec, algbw, busbw, copy GB/s, rank 0 cpu usec}. */
   private static Map<Long, double[]> launch(int n, long min, long max) throws Exception {
     Map<Long, double[]> rows = new TreeMap<>();
     Path logs = Files.createTempDirectory("c4j-bench-comm");
@@ -87,9 +89,10 @@ final class CommBench implements Main.Command {
       if (rank != 0 || !line.startsWith("RESULT ")) return;
       String[] f = line.split(" ");
       synchronized (rows) {
-        rows.put(Long.parseLong(f[1]), new double[] {Double.parseDouble(f[2]), Double.parseDouble(f[3]), Double.parseDouble(f[4]), Double.parseDouble(f[5])});
+        rows.put(Long.parseLong(f[1]), new double[] {Double.parseDouble(f[2]), Double.parseDouble(f[3]), Double.parseDouble(f[4]), Double.parseDouble(f[5]), Double.parseDouble(f[6])});
       }
-      System.out.printf("  %d ranks %10s  %10.1f us  busbw %7.2f GB/s%n", n, human(Long.parseLong(f[1])), Double.parseDouble(f[2]), Double.parseDouble(f[4]));
+      System.out.printf("  %d ranks %10s  %10.1f us (rank 0 on a core %.1f us)  busbw %7.2f GB/s%n", n, human(Long.parseLong(f[1])), Double.parseDouble(f[2]),
+          Double.parseDouble(f[6]), Double.parseDouble(f[4]));
     }).run();
     if (code != 0) throw new IllegalStateException("the benchmark ranks failed (exit " + code + "); logs in " + logs);
     try (var files = Files.walk(logs)) {   // logs are kept only when something failed
@@ -108,8 +111,8 @@ final class CommBench implements Main.Command {
     out.add("");
     StringBuilder head = new StringBuilder("| size |"), rule = new StringBuilder("|---:|");
     for (int n : results.keySet()) {
-      head.append(" ").append(n).append(" ranks time (us) | algbw (GB/s) | busbw (GB/s) | copy (GB/s) | busbw / copy |");
-      rule.append("---:|---:|---:|---:|---:|");
+      head.append(" ").append(n).append(" ranks time (us) | rank 0 cpu (us) | algbw (GB/s) | busbw (GB/s) | copy (GB/s) | busbw / copy |");
+      rule.append("---:|---:|---:|---:|---:|---:|");
     }
     out.add(head.toString());
     out.add(rule.toString());
@@ -119,15 +122,15 @@ final class CommBench implements Main.Command {
       StringBuilder row = new StringBuilder("| " + human(s) + " |");
       for (var m : results.values()) {
         double[] v = m.get(s);
-        row.append(v == null ? " | | | | |" : " %.1f | %.2f | %.2f | %.2f | %.2f |".formatted(v[0], v[1], v[2], v[3], v[2] / v[3]));
+        row.append(v == null ? " | | | | | |" : " %.1f | %.1f | %.2f | %.2f | %.2f | %.2f |".formatted(v[0], v[4], v[1], v[2], v[3], v[2] / v[3]));
       }
       out.add(row.toString());
     }
     out.add("");
     for (var e : results.entrySet()) {
       double[] big = e.getValue().get(64 * MIB), small = e.getValue().get(4 * KIB);
-      if (big != null) out.add("%d ranks, 64 MiB: busbw %.2f GB/s = %.2f x the 64 MiB copy bandwidth measured right after it, %.2f GB/s (target >= 0.5 for 2 ranks)"
-          .formatted(e.getKey(), big[2], big[2] / big[3], big[3]));
+      if (big != null) out.add("%d ranks, 64 MiB: busbw %.2f GB/s = %.2f x the 64 MiB copy bandwidth measured right after it, %.2f GB/s (target >= 0.5 for 2 ranks); %.1f us per all-reduce, of which rank 0 was on a core %.1f us"
+          .formatted(e.getKey(), big[2], big[2] / big[3], big[3], big[0], big[4]));
       if (small != null) out.add("%d ranks, 4 KiB: %.1f us (target < 100 us)".formatted(e.getKey(), small[0]));
     }
     out.forEach(System.out::println);
@@ -179,19 +182,22 @@ final class CommBench implements Main.Command {
       Tensor t = Tensor.zeros(Shape.of((int) (bytes / 4)), DType.F32, cpu);
       int iters = (int) Math.max(3, Math.min(500, (64 * MIB) / bytes));
       for (int i = 0; i < Math.max(5, Math.min(iters, 50)); i++) g.allReduce(t, Reduction.SUM);
-      double best = Double.MAX_VALUE;
+      double best = Double.MAX_VALUE, bestCpu = 0;
+      var threads = java.lang.management.ManagementFactory.getThreadMXBean();
       for (int trial = 0; trial < 3; trial++) {
         g.barrier();
-        long t0 = System.nanoTime();
+        long t0 = System.nanoTime(), c0 = threads.getCurrentThreadCpuTime();
         for (int i = 0; i < iters; i++) g.allReduce(t, Reduction.SUM);
+        double cpuUs = (threads.getCurrentThreadCpuTime() - c0) / 1e3 / iters;
         Tensor slowest = Tensor.scalar((System.nanoTime() - t0) / 1e3 / iters, DType.F64, cpu);
         g.allReduce(slowest, Reduction.MAX);
+        if (slowest.item() < best) bestCpu = cpuUs;
         best = Math.min(best, slowest.item());
       }
       double algbw = bytes / (best * 1e-6) / 1e9, busbw = algbw * 2 * (n - 1) / n;
       double copy = g.rank() == 0 ? copyNow(t) : 0;    // the ceiling, measured now: this machine's speed drifts
       g.barrier();
-      if (g.rank() == 0) System.out.printf("RESULT %d %.2f %.3f %.3f %.3f%n", bytes, best, algbw, busbw, copy);
+      if (g.rank() == 0) System.out.printf("RESULT %d %.2f %.3f %.3f %.3f %.2f%n", bytes, best, algbw, busbw, copy, bestCpu);
       t.storage().release();
     }
   }

@@ -25,7 +25,8 @@ import org.junit.jupiter.api.Test;
 /**
  * The shared-memory all-reduces (members on one host), with ranks as threads of this JVM mapping the same
  * files as processes do: the pipelined one with slices of 4 KiB, so that the larger sizes cross many slice
- * boundaries and wrap the ring of slots (20011 f32 = 20 slices, 2.5 laps of 8 slots); for 4 ranks, sizes
+ * boundaries and wrap the ring of slots (20011 f32 = 20 slices, 2.5 laps of 8 slots; tensors of more than
+ * one slice take the split slices, one slice is combined whole); for 4 ranks, sizes
  * above 64 KiB take the segmented one, here with 16 KiB slots (several segments). Expectations are computed
  * locally from every rank's data, as in {@link CpuCollectivesTest} (integer-valued data: exact in every
  * dtype, so comparisons are exact).
