@@ -82,6 +82,18 @@ final class DistSelfTestCommand implements Main.Command {
         checks += 3;
       }
     }
+    // Several shared-memory slices (256 KiB) per tensor: between processes of one host, the split
+    // (reduce-scatter, all-gather per slice) path, with a short last slice.
+    int large = 200_003;
+    for (DType dt : new DType[] {DType.F32, DType.BF16, DType.F64}) {
+      for (Reduction op : new Reduction[] {Reduction.SUM, Reduction.AVG, Reduction.MAX}) {
+        seed++;
+        Tensor t = Tensor.of(data(g.rank(), large, seed), Shape.of(large), dt, cpu);
+        g.allReduce(t, op);
+        check(t, expectedReduce(op, world, large, seed, dt, cpu), "all_reduce " + op + " " + dt + " n=" + large);
+        checks++;
+      }
+    }
     Tensor ring = Tensor.scalar(g.rank(), DType.I64, cpu);
     if (world > 1) {
       var w = g.sendAsync(ring, (g.rank() + 1) % world, 5);

@@ -92,7 +92,7 @@ class LauncherProcessTest {
         assertEquals(0, r.code(), "node " + node + ":\n" + r.output());
         for (int local = 0; local < 2; local++) {
           int rank = node * 2 + local;
-          assertTrue(r.output().contains("[rank " + rank + "] rank " + rank + ": 136 checks passed"), r.output());
+          assertTrue(r.output().contains("[rank " + rank + "] rank " + rank + ": 145 checks passed"), r.output());
           assertTrue(Files.readString(logs.resolve("node" + node).resolve("rank" + rank + ".log")).contains("checks passed"));
         }
       }
