@@ -1,5 +1,6 @@
 package io.colossal4j.nn;
 
+import io.colossal4j.tensor.MemoryCategory;
 import io.colossal4j.tensor.Rng;
 import io.colossal4j.tensor.Shape;
 import io.colossal4j.tensor.Tensor;
@@ -17,14 +18,16 @@ public final class Init {
   public static Tensor ones(ModuleContext ctx, int... shape) { return constant(ctx, 1, shape); }
 
   public static Tensor constant(ModuleContext ctx, double v, int... shape) {
-    return Tensor.full(Shape.of(shape), ctx.dtype(), ctx.backend(), v);
+    Tensor t = Tensor.empty(Shape.of(shape), ctx.dtype(), ctx.backend(), MemoryCategory.PARAMETER);
+    ctx.backend().kernels().fill(t, v);
+    return t;
   }
 
   public static Tensor normal(ModuleContext ctx, double mean, double std, int... shape) {
     double[] d = new double[(int) Shape.of(shape).numel()];
     Rng r = ctx.initRng();
     for (int i = 0; i < d.length; i++) d[i] = mean + std * gaussian(r);
-    return Tensor.of(d, Shape.of(shape), ctx.dtype(), ctx.backend());
+    return Tensor.of(d, Shape.of(shape), ctx.dtype(), ctx.backend(), MemoryCategory.PARAMETER);
   }
 
   /** Normal(0, std) truncated to [-2·std, 2·std] by rejection (timm's trunc_normal_(std=.02) usage). */
@@ -36,14 +39,14 @@ public final class Init {
       do { z = gaussian(r); } while (Math.abs(z) > 2);
       d[i] = std * z;
     }
-    return Tensor.of(d, Shape.of(shape), ctx.dtype(), ctx.backend());
+    return Tensor.of(d, Shape.of(shape), ctx.dtype(), ctx.backend(), MemoryCategory.PARAMETER);
   }
 
   public static Tensor uniform(ModuleContext ctx, double lo, double hi, int... shape) {
     double[] d = new double[(int) Shape.of(shape).numel()];
     Rng r = ctx.initRng();
     for (int i = 0; i < d.length; i++) d[i] = lo + (hi - lo) * r.nextDouble();
-    return Tensor.of(d, Shape.of(shape), ctx.dtype(), ctx.backend());
+    return Tensor.of(d, Shape.of(shape), ctx.dtype(), ctx.backend(), MemoryCategory.PARAMETER);
   }
 
   /** Xavier/Glorot uniform: U(-a, a), a = gain·sqrt(6 / (fan_in + fan_out)). */

@@ -67,11 +67,16 @@ public final class Tensor {
 
   /** Copies {@code data} (row-major, converted to {@code dtype}) into a new tensor. */
   public static Tensor of(double[] data, Shape shape, DType dtype, Backend backend) {
+    return of(data, shape, dtype, backend, MemoryCategory.ACTIVATION);
+  }
+
+  /** As {@link #of(double[], Shape, DType, Backend)}, charged to {@code category} (parameters, buffers). */
+  public static Tensor of(double[] data, Shape shape, DType dtype, Backend backend, MemoryCategory category) {
     checkLength(data.length, shape);
     try (Arena arena = Arena.ofConfined()) {
       MemorySegment host = arena.allocate(Math.max(1, data.length) * (long) dtype.byteSize(), 8);
       for (int i = 0; i < data.length; i++) Elements.set(host, dtype, (long) i * dtype.byteSize(), data[i]);
-      Tensor t = empty(shape, dtype, backend);
+      Tensor t = empty(shape, dtype, backend, category);
       backend.copyFromHost(host, t);
       return t;
     }
