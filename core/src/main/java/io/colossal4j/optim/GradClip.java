@@ -9,9 +9,9 @@ public final class GradClip {
 
   /** Sum of squared gradient entries over the tensors that have a gradient. */
   public static double sumOfSquares(Collection<Tensor> params) {
-    double s = 0;
-    for (Tensor p : params) if (p.grad() != null) s += InPlace.sumOfSquares(p.grad());
-    return s;
+    java.util.List<Tensor> grads = new java.util.ArrayList<>();
+    for (Tensor p : params) if (p.grad() != null) grads.add(p.grad());
+    return InPlace.sumOfSquares(grads);
   }
 
   /**

@@ -66,4 +66,42 @@ final class InPlace {
   }
 
   static double norm(Tensor t) { return Math.sqrt(sumOfSquares(t)); }
+
+  /**
+   * The sum of squares of all elements of all tensors, with one host synchronisation per backend (not one per
+   * tensor: a step's gradient norm over hundreds of parameters would otherwise stall the device hundreds of
+   * times). Squares are formed in f32 (f64 for f64 tensors) from 16-bit values, each tensor's sum goes to a
+   * slot of an f64 vector on its device, and the slots are summed there.
+   */
+  static double sumOfSquares(java.util.List<Tensor> ts) {
+    java.util.Map<io.colossal4j.backend.Backend, java.util.List<Tensor>> byBackend = new java.util.LinkedHashMap<>();
+    for (Tensor t : ts) byBackend.computeIfAbsent(t.backend(), b -> new java.util.ArrayList<>()).add(t);
+    double total = 0;
+    for (var e : byBackend.entrySet()) total += sumOfSquaresOn(e.getKey(), e.getValue());
+    return total;
+  }
+
+  private static double sumOfSquaresOn(io.colossal4j.backend.Backend b, java.util.List<Tensor> ts) {
+    var k = b.kernels();
+    Tensor slots = Tensor.empty(Shape.of(ts.size()), DType.F64, b, MemoryCategory.TEMPORARY);
+    for (int i = 0; i < ts.size(); i++) {
+      Tensor t = ts.get(i);
+      Tensor sq = Tensor.empty(t.shape(), t.dtype() == DType.F64 ? DType.F64 : DType.F32, b, MemoryCategory.TEMPORARY);
+      k.unary(UnaryOp.SQUARE, t, sq);
+      int[] ones = new int[t.rank()], all = new int[t.rank()];
+      java.util.Arrays.fill(ones, 1);
+      for (int d = 0; d < all.length; d++) all[d] = d;
+      long[] unit = new long[t.rank()];
+      java.util.Arrays.fill(unit, 1);
+      Tensor slot = slots.view(Shape.of(ones), unit, i);
+      if (t.rank() == 0) k.copy(sq, slot); else k.reduce(ReduceOp.SUM, sq, all, slot);
+      sq.storage().release();
+    }
+    Tensor sum = Tensor.empty(Shape.of(1), DType.F64, b, MemoryCategory.TEMPORARY);
+    k.reduce(ReduceOp.SUM, slots, new int[] {0}, sum);
+    double v = sum.item();
+    slots.storage().release();
+    sum.storage().release();
+    return v;
+  }
 }
