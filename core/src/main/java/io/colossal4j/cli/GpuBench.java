@@ -55,7 +55,13 @@ final class GpuBench implements Main.Command {
         case "--kernel-cache" -> opts = opts.withKernelCacheDir(Path.of(args[++i]));
         case "--skip-kernels" -> kernels = false;
         case "--profile" -> profile = true;
-        case "--only" -> only = args[++i];
+        case "--only" -> {
+          only = i + 1 < args.length ? args[++i] : "";
+          if (!java.util.Set.of("vit", "gpt", "amp").contains(only)) {
+            System.err.println("colossal bench gpu: --only '" + only + "' is not a training case (valid: vit, gpt, amp)");
+            return 2;
+          }
+        }
         default -> {
           System.err.println("colossal bench gpu: unknown option '" + args[i] + "' (valid: --kernel-cache DIR, --skip-kernels, --profile, --only vit|gpt|amp)");
           return 2;
