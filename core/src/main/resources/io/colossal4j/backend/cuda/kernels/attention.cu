@@ -47,25 +47,19 @@ __device__ __forceinline__ u32 smem_addr(const void* p) {
   return a;
 }
 
-// Four 8x8 matrices: thread l gives the address of row l%8 of matrix l/8; thread l receives row l/4,
-// columns 2(l%4), 2(l%4)+1 of each (an mma B fragment when the rows are the n index and the columns k).
-__device__ __forceinline__ void ldsm_x4(u32* r, const u16* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_addr(p)));
-}
-
 // Four 8x8 matrices, transposed: thread l gives the address of row l%8 of matrix l/8.
 __device__ __forceinline__ void ldsm_x4_t(u32* r, const u16* p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_addr(p)));
 }
 
-// A fragment (16 rows from `base`, k columns kk*16 ..) of a row-major [m][k] tile, by one ldmatrix.x4:
-// matrices rows 0-7 / 8-15 by k-halves 0-7 / 8-15 give a0 (row g, k 2t), a1 (row g+8), a2 (k 2t+8), a3.
-// The tile's rows must be 16-byte aligned (ld a multiple of 8 elements).
+// A fragment (16 rows from `base`, k columns kk*16 ..) of a row-major [m][k] tile.
 __device__ __forceinline__ void lda(u32* a, const u16* base, int ld, int kk, int g, int t) {
-  int lane = (g << 2) | t;
-  ldsm_x4(a, base + (((lane >> 3) & 1) * 8 + (lane & 7)) * ld + kk * 16 + (lane >> 4) * 8);
+  const u16* p = base + g * ld + kk * 16 + t * 2;
+  a[0] = lds32(p);
+  a[1] = lds32(p + 8 * ld);
+  a[2] = lds32(p + 8);
+  a[3] = lds32(p + 8 * ld + 8);
 }
 
 // B fragments of two n-tiles (n0, n0+8) for k-chunk k0 of a row-major [k][n] tile (ldmatrix, transposed).

@@ -21,20 +21,14 @@ template <int D> __device__ __forceinline__ void tile_async(u16* s, const u16* b
 }
 
 // S (16 rows of this warp x 64 columns) += A-rows · B-rowsᵀ: A fragments in registers, B from a [64][D+8] tile.
-// The B fragments of two n-tiles come from one ldmatrix.x4 (matrices: n-tile 2np and 2np+1, each k-halves
-// 0..7 and 8..15): a quarter of the shared-memory load instructions of 32-bit loads. Rows of D+8 elements
-// keep the eight row addresses of each matrix on distinct banks.
-template <int D, bool F16> __device__ __forceinline__ void qkt(float (*s)[4], const u32 (*af)[4], const u16* bs, int lane) {
+template <int D, bool F16> __device__ __forceinline__ void qkt(float (*s)[4], const u32 (*af)[4], const u16* bs, int g, int t) {
   const int LD = D + 8;
-  const u16* base = bs + ((lane >> 4) * 8 + (lane & 7)) * LD + ((lane >> 3) & 1) * 8;
 #pragma unroll
   for (int kk = 0; kk < D / 16; kk++)
 #pragma unroll
-    for (int np = 0; np < 4; np++) {
-      u32 r[4];
-      ldsm_x4(r, base + np * 16 * LD + kk * 16);
-      mma16816<F16>(s[2 * np], af[kk], r[0], r[1]);
-      mma16816<F16>(s[2 * np + 1], af[kk], r[2], r[3]);
+    for (int nt = 0; nt < 8; nt++) {
+      const u16* p = bs + (nt * 8 + g) * LD + kk * 16 + t * 2;
+      mma16816<F16>(s[nt], af[kk], lds32(p), lds32(p + 8));
     }
 }
 
@@ -95,7 +89,7 @@ template <int D, bool F16> __device__ void attn2_fwd_impl(ARef q, ARef k, ARef v
     float s[8][4];
 #pragma unroll
     for (int nt = 0; nt < 8; nt++) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
-    qkt<D, F16>(s, qf, Ks, lane);
+    qkt<D, F16>(s, qf, Ks, g, t);
     const bool edge = k0 + 64 > nk || (causal && k0 + 63 > q0 + warp * 16);
     float mx[2] = {ATTN_NEG_INF, ATTN_NEG_INF};
 #pragma unroll
@@ -216,10 +210,10 @@ template <int D, bool F16> __device__ void attn2_bwd_kv_impl(ARef q, ARef k, ARe
       for (int e = 0; e < 4; e++) st[nt][e] = dp[nt][e] = 0.f;
 #pragma unroll
     for (int kk = 0; kk < D / 16; kk++) lda(af[kk], Ks + warp * 16 * LD, LD, kk, g, t);
-    qkt<D, F16>(st, af, Qs, lane);
+    qkt<D, F16>(st, af, Qs, g, t);
 #pragma unroll
     for (int kk = 0; kk < D / 16; kk++) lda(af[kk], Vs + warp * 16 * LD, LD, kk, g, t);
-    qkt<D, F16>(dp, af, Os, lane);
+    qkt<D, F16>(dp, af, Os, g, t);
     const bool edge = keyB >= nk || q0 + 64 > nq || (causal && k0 + warp * 16 + 15 > q0);
 #pragma unroll
     for (int nt = 0; nt < 8; nt++)
@@ -308,8 +302,8 @@ template <int D, bool F16> __device__ void attn2_bwd_q_impl(ARef q, ARef k, ARef
     for (int nt = 0; nt < 8; nt++)
 #pragma unroll
       for (int e = 0; e < 4; e++) s[nt][e] = dp[nt][e] = 0.f;
-    qkt<D, F16>(s, qf, Ks, lane);
-    qkt<D, F16>(dp, of, Vs, lane);
+    qkt<D, F16>(s, qf, Ks, g, t);
+    qkt<D, F16>(dp, of, Vs, g, t);
     const bool edge = k0 + 64 > nk || (causal && k0 + 63 > q0 + warp * 16);
 #pragma unroll
     for (int nt = 0; nt < 8; nt++)
