@@ -47,7 +47,7 @@ final class CudaNormKernels {
       throw new TensorException(op + " reduces exactly one non-empty dim, got dims " + Arrays.toString(dims) + " of " + x.shape());
     long px = k.ptr(x), po = k.ptr(out);
     if (out.numel() == 0) return;
-    if (op == ReduceOp.SUM && columnSum(x, reduced, out)) return;
+    if (op == ReduceOp.SUM && (columnSum(x, reduced, out) || fullSum(x, reduced, out))) return;
     int nk = 0, nr = 0;
     for (int d = 0; d < r; d++) if (reduced[d]) nr++; else nk++;
     int[] ks = new int[nk], rs = new int[nr];
@@ -98,6 +98,26 @@ final class CudaNormKernels {
     Tensor flat = out.view(Shape.of(cols), new long[] {1}, out.offset());
     k.launch("layernorm_wb_final_f", Dim3.of((cols + 255) / 256), Dim3.of(256), (a, args) ->
         args.i32(cols).i32(chunks).ptr(pp).ptr(pp).struct(targ(a, null)).struct(targ(a, flat)));
+    part.storage().release();
+    return true;
+  }
+
+  /**
+   * The sum of every element of a large contiguous bf16/f32 tensor into an f32/f64 scalar (gradient norms, a
+   * mean loss): partial sums from a block per SM share, then reduce_rows over the partials. One block for the
+   * whole tensor, as the generic path runs a single output, leaves the rest of the GPU idle.
+   */
+  private boolean fullSum(Tensor x, boolean[] reduced, Tensor out) {
+    for (boolean r : reduced) if (!r) return false;
+    DType t = x.dtype(), o = out.dtype();
+    long n = x.numel();
+    if (n < (1 << 16) || (t != DType.BF16 && t != DType.F32) || (o != DType.F32 && o != DType.F64) || !x.isContiguous()) return false;
+    int blocks = (int) Math.min((n + 255) / 256, (long) k.backend().multiprocessors() * 4);
+    Tensor part = Tensor.empty(Shape.of(blocks), o, k.backend(), MemoryCategory.TEMPORARY);
+    long px = addr(x), pp = k.ptr(part);
+    k.launch("sum_partial_" + (t == DType.BF16 ? "b" : "f") + (o == DType.F64 ? "d" : "f"), Dim3.of(blocks), Dim3.of(256), (a, args) ->
+        args.i64(n).ptr(px).ptr(pp));
+    reduce(ReduceOp.SUM, part, new int[] {0}, out.view(Shape.of(1), new long[] {1}, out.offset()));
     part.storage().release();
     return true;
   }

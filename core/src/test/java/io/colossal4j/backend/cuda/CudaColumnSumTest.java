@@ -40,4 +40,21 @@ class CudaColumnSumTest {
       }
     }
   }
+
+  /** Sums of every element of large tensors (the multi-block path) into f32 and f64 scalars, and a sum of squares. */
+  @Test void fullSumsMatchTheReference() {
+    Random r = new Random(8);
+    for (DType t : new DType[] {DType.F32, DType.BF16})
+      for (DType o : new DType[] {DType.F32, DType.F64}) {
+        Tensor x = random(r, Shape.of(1000, 333), t, -1, 1);
+        Tensor ref = Tensor.empty(Shape.of(1, 1), o, CPU);
+        Tensor got = Tensor.empty(Shape.of(1, 1), o, CudaTestSupport.gpu());
+        CudaTestSupport.gpu().kernels().fill(got, Double.NaN);
+        CPU.kernels().reduce(ReduceOp.SUM, x, new int[] {0, 1}, ref);
+        CudaTestSupport.gpu().kernels().reduce(ReduceOp.SUM, toGpu(x), new int[] {0, 1}, got);
+        // 333000 terms of |x| < 1 summing to about sqrt(333000)/sqrt(3) ~ 333: float partial sums of ~600 terms per
+        // thread, then a tree; 1e-3 absolute covers float rounding of the partials (the reference sums in double)
+        assertClose(t + " -> " + o + " full sum", ref, got, 1e-5, o == DType.F64 ? 1e-6 : 2e-3);
+      }
+  }
 }

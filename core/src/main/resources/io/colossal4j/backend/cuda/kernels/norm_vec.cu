@@ -254,3 +254,19 @@ SOFTMAX_DENSE(bb, u16, u16) SOFTMAX_DENSE(bf, u16, float) SOFTMAX_DENSE(fb, floa
 SOFTMAX_BWD_DENSE(bbb, u16, u16, u16) SOFTMAX_BWD_DENSE(fff, float, float, float) SOFTMAX_BWD_DENSE(bff, u16, float, float)
 SOFTMAX_BWD_DENSE(fbf, float, u16, float) SOFTMAX_BWD_DENSE(ffb, float, float, u16) SOFTMAX_BWD_DENSE(bbf, u16, u16, float)
 SOFTMAX_BWD_DENSE(bfb, u16, float, u16) SOFTMAX_BWD_DENSE(fbb, float, u16, u16)
+
+// The sum of all n elements of a contiguous bf16 or f32 tensor, first stage: each block adds a grid-stride share
+// into one partial (float, or double for an f64 result); the host then reduces the partials with reduce_rows.
+// A full reduction in one block (what reduce_rows does with one output) leaves all but one SM idle.
+template <typename T, typename A> __device__ void sum_partial_impl(i64 n, const T* x, A* part) {
+  __shared__ A sh[32];
+  A acc = (A)0;
+  for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)blockDim.x * gridDim.x) acc += (A)ld1(x + i);
+  acc = block_sum(acc, sh);
+  if (threadIdx.x == 0) part[blockIdx.x] = acc;
+}
+
+extern "C" __global__ void sum_partial_bf(i64 n, const void* x, float* part) { sum_partial_impl<u16, float>(n, (const u16*)x, part); }
+extern "C" __global__ void sum_partial_bd(i64 n, const void* x, double* part) { sum_partial_impl<u16, double>(n, (const u16*)x, part); }
+extern "C" __global__ void sum_partial_ff(i64 n, const void* x, float* part) { sum_partial_impl<float, float>(n, (const float*)x, part); }
+extern "C" __global__ void sum_partial_fd(i64 n, const void* x, double* part) { sum_partial_impl<float, double>(n, (const float*)x, part); }
