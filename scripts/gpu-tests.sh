@@ -8,7 +8,8 @@
 #   scripts/gpu-tests.sh --bench         ... and `colossal bench gpu` (kernels, training steps) with the PyTorch
 #                                        peer (python3 with torch and timm) in the same run
 #   scripts/gpu-tests.sh --prepare       here, without a GPU: builds and packs .device/ (Java runtime, jars,
-#                                        test classes) for a GPU host that has no Java
+#                                        test classes, and the CUDA kernels for sm_90 when NVRTC is found here)
+#                                        for a GPU host that has no Java
 #   scripts/gpu-tests.sh --device [--bench]   on that host, from the project root: runs from .device/
 #
 # Without a GPU every CUDA test is skipped with the reason, and the summary says so.
@@ -40,6 +41,12 @@ if [ "$mode" = prepare ]; then
   # the Java runtime and env.sh come from the shared bundle script (run it from the main checkout)
   bundle="${C4J_DEVICE_BUNDLE:-$root/../shared/scripts/device-bundle.sh}"
   if [ -f "$bundle" ] && [ -d "$root/.git" ]; then bash "$bundle" || exit 1; else echo "run device-bundle.sh from the main checkout for .device/jre.tgz and env.sh" >&2; fi
+  # the CUDA kernels compiled here when NVRTC is found (C4J_LIBNVRTC, CUDA_HOME, LD_LIBRARY_PATH, ...): the GPU host
+  # then loads them instead of compiling for a minute or more at first use
+  rm -rf "$dev/kernels"
+  if "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED -cp "$(ls "$dev"/lib/*.jar | grep -v console-standalone | tr '\n' ':')" \
+      io.colossal4j.cli.Main kernels --arch 90 --cache "$dev/kernels" 2>/dev/null; then :; else
+    echo "no NVRTC here: the GPU host compiles the kernels at first use"; rm -rf "$dev/kernels"; fi
   du -sh "$dev"
   exit 0
 fi
@@ -57,6 +64,7 @@ summary() {  # reads the JUnit console summary from $1 and prints the one line t
 
 if [ "$mode" = device ]; then
   source .device/env.sh
+  mkdir -p /tmp/c4j-kernels && cp .device/kernels/*.cubin /tmp/c4j-kernels/ 2>/dev/null   # compiled by --prepare, if it could
   cp=".device/test-classes:$(ls .device/lib/*.jar | grep -v console-standalone | tr '\n' ':')"
   jflags=(--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Dc4j.kernelCache=/tmp/c4j-kernels)
   select=(); for p in "${TESTS[@]}"; do select+=(--select-package "$p"); done

@@ -2,6 +2,7 @@ package io.colossal4j.cli;
 
 import io.colossal4j.backend.cuda.CudaModule;
 import io.colossal4j.backend.cuda.CudaOptions;
+import io.colossal4j.backend.cuda.ffi.CudaUnavailableException;
 import io.colossal4j.backend.cuda.ffi.LibraryLocator;
 import io.colossal4j.backend.cuda.ffi.Nvrtc;
 import io.colossal4j.launch.HostEnvironment;
@@ -45,7 +46,13 @@ final class KernelsCommand implements Main.Command {
       }
     }
     try (Arena arena = Arena.ofShared()) {
-      Nvrtc nvrtc = Nvrtc.load(new LibraryLocator(opts.environment()), arena);
+      Nvrtc nvrtc;
+      try {
+        nvrtc = Nvrtc.load(new LibraryLocator(opts.environment()), arena);
+      } catch (CudaUnavailableException e) {
+        System.err.println("colossal kernels: " + e.getMessage());
+        return 1;
+      }
       long t0 = System.nanoTime();
       Path file = CudaModule.precompile(nvrtc, arch / 10, arch % 10, cache);
       if (!Files.isRegularFile(file)) {
