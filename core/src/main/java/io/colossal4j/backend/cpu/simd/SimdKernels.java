@@ -62,6 +62,11 @@ public class SimdKernels extends ScalarKernels {
 
   // ------------------------------------------------------------- reductions
   @Override public void reduce(ReduceOp op, Tensor x, int[] dims, Tensor out) {
+    if (op == ReduceOp.SUM && x.dtype() == DType.F32 && out.dtype() == DType.F64 && out.numel() == 1 && dims.length == x.rank()
+        && x.isContiguous() && x.numel() > 0) {   // the gradient norm's Σ of squares: f32 values summed in double
+      DoubleSum.sum(parallel, x, out);
+      return;
+    }
     if (f32(x, out) && Reductions.supports(op) && x.isContiguous() && out.isContiguous() && dims.length > 0 && x.numel() > 0) {
       int r = x.rank();
       boolean trailing = dims[dims.length - 1] == r - 1 && dims[0] == r - dims.length;
