@@ -72,7 +72,7 @@ final class ShmAllReduce implements AutoCloseable {
 
     long count(long k) { return Math.min(per, numel - k * per); }
 
-    /** Start of chunk c (0..n) of a slice of count elements, in elements from the slice's start (multiples of 16, so vector loops stay aligned). */
+    /** Start of chunk c (0..n) of a slice of count elements, in elements from the slice's start (multiples of 16 elements: whole 64-byte vectors of f32). */
     static long chunk(long count, int n, int c) { return Math.min(count, c * ((((count + n - 1) / n) + 15) & ~15L)); }
   }
 
