@@ -23,7 +23,7 @@ import jdk.incubator.vector.VectorShuffle;
  * <p>Rows are processed in chunks of consecutive rows ({@link RowOps#forRowChunks}); each row is read from
  * memory once, by its first pass, and from L1 by the other two (a 1024-float row is 4 KiB). Fusing the sum of
  * row r + 1 into the pass that writes row r (so that its trip from memory overlaps row r's stores) measured
- * 35% slower on one thread (4096 × 1024, thread CPU time), and was dropped.
+ * about 40% slower on one thread (4096 × 1024, thread CPU time), and was dropped.
  */
 final class LayerNormKernel {
   private LayerNormKernel() {}
