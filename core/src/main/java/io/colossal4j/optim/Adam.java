@@ -1,9 +1,13 @@
 package io.colossal4j.optim;
 
 import io.colossal4j.backend.AdamUpdate;
+import io.colossal4j.backend.Backend;
 import io.colossal4j.tensor.Device;
 import io.colossal4j.tensor.Tensor;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Adam and AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019), PyTorch's update rule:
@@ -45,12 +49,12 @@ public final class Adam extends Optimizer {
    * fused kernels' twin.
    */
   @Override protected void updateGroup(List<Entry> entries, double lr, double wd, long step) {
-    java.util.Map<io.colossal4j.backend.Backend, List<AdamUpdate.Param>> fusedByBackend = new java.util.LinkedHashMap<>();
+    Map<Backend, List<AdamUpdate.Param>> fusedByBackend = new LinkedHashMap<>();
     for (Entry e : entries) {
       Tensor p = e.param(), g = e.grad();
       if (fused(p) && p.isContiguous() && g.isContiguous()) {
         Tensor m = stateOf(e.name(), "exp_avg", p), v = stateOf(e.name(), "exp_avg_sq", p);
-        fusedByBackend.computeIfAbsent(p.backend(), b -> new java.util.ArrayList<>()).add(new AdamUpdate.Param(p, g, m, v));
+        fusedByBackend.computeIfAbsent(p.backend(), b -> new ArrayList<>()).add(new AdamUpdate.Param(p, g, m, v));
       } else {
         update(e.name(), p, g, lr, wd, step);
       }

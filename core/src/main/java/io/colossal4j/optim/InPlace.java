@@ -51,19 +51,8 @@ final class InPlace {
 
   static Tensor scratch(Tensor t) { return Tensor.empty(t.shape(), t.dtype(), t.backend(), MemoryCategory.TEMPORARY); }
 
-  /** Sum of squares of all elements, accumulated in f64 on the host side of the reduction. */
-  static double sumOfSquares(Tensor t) {
-    Tensor sq = scratch(t);
-    var k = t.backend().kernels();
-    k.unary(UnaryOp.SQUARE, t, sq);
-    int[] all = new int[t.rank()];
-    for (int i = 0; i < all.length; i++) all[i] = i;
-    int[] ones = new int[t.rank()];
-    java.util.Arrays.fill(ones, 1);
-    Tensor s = Tensor.empty(Shape.of(ones), DType.F64, t.backend(), MemoryCategory.TEMPORARY);
-    if (t.rank() == 0) k.copy(sq, s); else k.reduce(ReduceOp.SUM, sq, all, s);
-    return s.item();
-  }
+  /** Sum of squares of all elements, accumulated in f64 (see {@link #sumOfSquares(java.util.List)}). */
+  static double sumOfSquares(Tensor t) { return sumOfSquares(java.util.List.of(t)); }
 
   static double norm(Tensor t) { return Math.sqrt(sumOfSquares(t)); }
 

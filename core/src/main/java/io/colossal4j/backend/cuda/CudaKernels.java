@@ -168,25 +168,28 @@ final class CudaKernels implements Kernels, AutoCloseable {
   }
 
   /**
-   * Whether the dense kernels of elementwise_vec.cu apply: every operand contiguous, bf16 or f32, and
-   * 16-byte aligned (they move 8 elements at a time with 16-byte accesses).
+   * Whether the dense kernels (elementwise_vec.cu, the dense softmax rows of norm_vec.cu) apply: every operand
+   * contiguous, bf16 or f32, and 16-byte aligned (they move 8 elements at a time with 16-byte accesses).
    */
-  private boolean dense(Tensor... ts) {
+  boolean dense(Tensor... ts) {
     for (Tensor t : ts) {
       if (t.dtype() != DType.BF16 && t.dtype() != DType.F32) return false;
-      if (!t.isContiguous() || (ptr(t) + t.offset() * t.dtype().byteSize()) % 16 != 0) return false;
+      if (!t.isContiguous() || addr(t) % 16 != 0) return false;
     }
     return true;
   }
 
-  /** The dense kernels' name suffix: one letter per operand, b = bf16, f = f32. */
-  private static String denseName(String base, Tensor... ts) {
-    StringBuilder b = new StringBuilder(base).append('_');
+  /** The dense kernels' name suffix: one letter per operand, b = bf16, f = f32 ("bbf": bf16, bf16, f32). */
+  static String denseLetters(Tensor... ts) {
+    StringBuilder b = new StringBuilder();
     for (Tensor t : ts) b.append(t.dtype() == DType.BF16 ? 'b' : 'f');
     return b.toString();
   }
 
-  private long addr(Tensor t) { return ptr(t) + t.offset() * t.dtype().byteSize(); }
+  private static String denseName(String base, Tensor... ts) { return base + "_" + denseLetters(ts); }
+
+  /** The device address of {@code t}'s first element (0 for null). */
+  long addr(Tensor t) { return t == null ? 0 : ptr(t) + t.offset() * t.dtype().byteSize(); }
 
   /** Grid for a dense kernel over n elements, 8 per thread per step. */
   private Dim3 denseGrid(long n) { return Dim3.of(blocks((n + 7) / 8, THREADS)); }

@@ -124,20 +124,8 @@ final class CudaNormKernels {
 
   // ------------------------------------------------------------- softmax
 
-  /** The dense row kernels apply: contiguous bf16/f32 rows of n values, n a multiple of 8, 16-byte aligned. */
-  private boolean denseRows(int n, Tensor... ts) {
-    if (n == 0 || n % 8 != 0) return false;
-    for (Tensor t : ts)
-      if ((t.dtype() != DType.BF16 && t.dtype() != DType.F32) || !t.isContiguous() || addr(t) % 16 != 0) return false;
-    return true;
-  }
-
-  /** One letter per operand: b = bf16, f = f32 (the dense kernels' name suffix). */
-  private static String letters(Tensor... ts) {
-    StringBuilder b = new StringBuilder();
-    for (Tensor t : ts) b.append(t.dtype() == DType.BF16 ? 'b' : 'f');
-    return b.toString();
-  }
+  /** The dense row kernels apply: rows of n values, n a multiple of 8, every operand dense (see {@link CudaKernels#dense}). */
+  private boolean denseRows(int n, Tensor... ts) { return n > 0 && n % 8 == 0 && k.dense(ts); }
 
   void softmax(Tensor x, int dim, boolean log, Tensor out) {
     CudaKernels.sameShape("softmax", x, out);
@@ -147,7 +135,7 @@ final class CudaNormKernels {
     int n = x.rank() == 0 ? 1 : x.size(d);
     if (d == x.rank() - 1 && denseRows(n, x, out)) {
       long rows = x.numel() / n, ax = addr(x), ao = addr(out);
-      k.launch("softmax_dense_" + letters(x, out), Dim3.of(gridFor(rows)), Dim3.of(pow2AtLeast(n / 8, 32, 1024)), (a, args) ->
+      k.launch("softmax_dense_" + CudaKernels.denseLetters(x, out), Dim3.of(gridFor(rows)), Dim3.of(pow2AtLeast(n / 8, 32, 1024)), (a, args) ->
           args.i64(rows).i32(n).i32(log ? 1 : 0).ptr(ax).ptr(ao));
       return;
     }
@@ -167,7 +155,7 @@ final class CudaNormKernels {
     int n = y.rank() == 0 ? 1 : y.size(d);
     if (d == y.rank() - 1 && denseRows(n, y, gy, gx)) {
       long rows = y.numel() / n, ay = addr(y), ag = addr(gy), ao = addr(gx);
-      k.launch("softmax_bwd_dense_" + letters(y, gy, gx), Dim3.of(gridFor(rows)), Dim3.of(pow2AtLeast(n / 8, 32, 1024)), (a, args) ->
+      k.launch("softmax_bwd_dense_" + CudaKernels.denseLetters(y, gy, gx), Dim3.of(gridFor(rows)), Dim3.of(pow2AtLeast(n / 8, 32, 1024)), (a, args) ->
           args.i64(rows).i32(n).i32(log ? 1 : 0).ptr(ay).ptr(ag).ptr(ao));
       return;
     }
@@ -210,7 +198,7 @@ final class CudaNormKernels {
     if (t != null && t.numel() != n) throw new TensorException(op + ": " + what + " has " + t.numel() + " elements, expected " + n + " (shape " + t.shape() + ")");
   }
 
-  private long addr(Tensor t) { return t == null ? 0 : k.ptr(t) + t.offset() * t.dtype().byteSize(); }
+  private long addr(Tensor t) { return k.addr(t); }
 
   /** The two-columns-per-thread weight-gradient kernel applies: f32 accumulation, contiguous bf16/f32 rows of one dtype, n even. */
   private boolean vecWeightGrads(int n, boolean d, Tensor gy, Tensor x, Tensor mean, Tensor rstd) {

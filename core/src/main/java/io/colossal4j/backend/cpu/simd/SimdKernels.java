@@ -155,8 +155,19 @@ public class SimdKernels extends ScalarKernels {
     return t.rank() > 0 && t.shape().axis(dim) == t.rank() - 1 && (t.stride(-1) == 1 || t.size(-1) == 1);
   }
 
+  /** The f32 layer-norm kernels (over the last dim and over NCHW channels) apply to these forward operands. */
+  private static boolean layerNormFast(Tensor x, Tensor w, Tensor b, Tensor y, Tensor mean, Tensor rstd) {
+    return f32(x, w, b, y, mean, rstd) && x.isContiguous() && y.isContiguous() && unit(w) && unit(b) && unit(mean) && unit(rstd);
+  }
+
+  /** ... and to these backward operands. */
+  private static boolean layerNormBackwardFast(Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor gx, Tensor gw, Tensor gb) {
+    return f32(gy, x, w, mean, rstd, gx, gw, gb) && gy.isContiguous() && x.isContiguous() && gx.isContiguous()
+        && unit(w) && unit(mean) && unit(rstd) && unit(gw) && unit(gb);
+  }
+
   @Override public void layerNorm(Tensor x, Tensor w, Tensor b, double eps, Tensor y, Tensor mean, Tensor rstd) {
-    if (f32(x, w, b, y, mean, rstd) && x.isContiguous() && y.isContiguous() && unit(w) && unit(b) && unit(mean) && unit(rstd)) {
+    if (layerNormFast(x, w, b, y, mean, rstd)) {
       LayerNormKernel.forward(parallel, x, w, b, (float) eps, y, mean, rstd);
       return;
     }
@@ -164,8 +175,7 @@ public class SimdKernels extends ScalarKernels {
   }
 
   @Override public void layerNormBackward(Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor gx, Tensor gw, Tensor gb) {
-    if (f32(gy, x, w, mean, rstd, gx, gw, gb) && gy.isContiguous() && x.isContiguous() && gx.isContiguous()
-        && unit(w) && unit(mean) && unit(rstd) && unit(gw) && unit(gb)) {
+    if (layerNormBackwardFast(gy, x, w, mean, rstd, gx, gw, gb)) {
       LayerNormKernel.backward(parallel, gy, x, w, mean, rstd, gx, gw, gb);
       return;
     }
@@ -175,7 +185,7 @@ public class SimdKernels extends ScalarKernels {
   @Override public boolean fastLayerNormChannels() { return true; }
 
   @Override public void layerNormChannels(Tensor x, Tensor w, Tensor b, double eps, Tensor y, Tensor mean, Tensor rstd) {
-    if (f32(x, w, b, y, mean, rstd) && x.isContiguous() && y.isContiguous() && unit(w) && unit(b) && unit(mean) && unit(rstd)) {
+    if (layerNormFast(x, w, b, y, mean, rstd)) {
       LayerNormChannels.forward(parallel, x, w, b, (float) eps, y, mean, rstd);
       return;
     }
@@ -183,8 +193,7 @@ public class SimdKernels extends ScalarKernels {
   }
 
   @Override public void layerNormChannelsBackward(Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor gx, Tensor gw, Tensor gb) {
-    if (f32(gy, x, w, mean, rstd, gx, gw, gb) && gy.isContiguous() && x.isContiguous() && gx.isContiguous()
-        && unit(w) && unit(mean) && unit(rstd) && unit(gw) && unit(gb)) {
+    if (layerNormBackwardFast(gy, x, w, mean, rstd, gx, gw, gb)) {
       LayerNormChannelsBackward.run(parallel, gy, x, w, mean, rstd, gx, gw, gb);
       return;
     }
