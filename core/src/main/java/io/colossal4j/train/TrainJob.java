@@ -91,10 +91,9 @@ public final class TrainJob implements AutoCloseable {
         .withPrecision(precision(config.train().precision(), layout, out));
     this.reporter = layout.reports() ? new ConsoleReport(new RunReporter(config.runDir(), progress(config.logging(), interactive, out), out,
         new RunReporter.Options(config.logging().tensorboard(), config.logging().plot(), config.logging().every())), out) : null;
-    // checkpoints hold the single-device state; model-parallel layouts save it once their state gather is wired in
-    boolean modelParallel = layout.size(MeshAxis.TP) > 1 || layout.size(MeshAxis.PP) > 1;
-    CheckpointStore store = layout.reports() && !modelParallel ? new CheckpointStore(config.checkpointDir(), config.checkpoint().keep()) : null;
-    this.trainer = new Trainer(engine, trainLoader, evalLoader, store,
+    // one single-device checkpoint for every layout: gathered over tp and pp, written by world rank 0
+    CheckpointStore store = new CheckpointStore(config.checkpointDir(), config.checkpoint().keep());
+    this.trainer = new Trainer(engine, trainLoader, evalLoader, store, CheckpointLayout.of(model, par.local(), layout.mesh()),
         new Trainer.Plan(config.model().name(), config.train().epochs(), config.train().maxSteps(), config.train().evalEvery(), config.checkpoint().every(), config.runDir()),
         reporter == null ? List.of() : List.of(reporter), evalReducer());
     resume(config.checkpoint(), new CheckpointStore(config.checkpointDir(), config.checkpoint().keep()));

@@ -4,10 +4,10 @@ import io.colossal4j.step.Batch;
 
 import io.colossal4j.data.DataLoader;
 import io.colossal4j.data.LoaderPosition;
-import io.colossal4j.nn.Module;
 import io.colossal4j.tensor.Rng;
 import io.colossal4j.train.checkpoint.Checkpoint;
 import io.colossal4j.train.checkpoint.CheckpointStore;
+import io.colossal4j.train.checkpoint.StateDicts;
 import io.colossal4j.train.checkpoint.TrainingState;
 import io.colossal4j.train.precision.DynamicLossScaler;
 import io.colossal4j.train.precision.MixedPrecision;
@@ -17,6 +17,7 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * The training loop: epochs over the loader, one {@link Engine#trainStep} per global batch, evaluation and
@@ -35,6 +36,7 @@ public final class Trainer {
   private final DataLoader train;
   private final DataLoader eval;
   private final CheckpointStore store;
+  private final CheckpointLayout layout;
   private final Plan plan;
   private final List<TrainListener> listeners;
   private final EvalReducer evalReducer;
@@ -48,11 +50,16 @@ public final class Trainer {
   public interface EvalReducer { double[] reduce(double[] sums); }
 
   public Trainer(Engine engine, DataLoader train, DataLoader eval, CheckpointStore store, Plan plan, List<TrainListener> listeners) {
-    this(engine, train, eval, store, plan, listeners, sums -> sums);
+    this(engine, train, eval, store, CheckpointLayout.single(engine.model()), plan, listeners, sums -> sums);
   }
 
-  public Trainer(Engine engine, DataLoader train, DataLoader eval, CheckpointStore store, Plan plan, List<TrainListener> listeners,
-                 EvalReducer evalReducer) {
+  /**
+   * @param store  where checkpoints go (null: none); every rank gets it, only {@link CheckpointLayout#writes() the writer} writes
+   * @param layout how this rank's state maps to the single-device checkpoint
+   */
+  public Trainer(Engine engine, DataLoader train, DataLoader eval, CheckpointStore store, CheckpointLayout layout, Plan plan,
+                 List<TrainListener> listeners, EvalReducer evalReducer) {
+    this.layout = layout;
     this.evalReducer = evalReducer;
     this.engine = engine;
     this.train = train;
@@ -72,26 +79,27 @@ public final class Trainer {
    */
   public void stopAt(long atStep) { stopAt = atStep; }
 
-  /** Restores everything a checkpoint holds; the next {@link #run} continues from it. */
+  /**
+   * Restores everything a checkpoint holds; the next {@link #run} continues from it. The checkpoint may come from
+   * any layout (it holds the single-device state); a checkpoint of another model is rejected naming the
+   * parameters that differ. Every rank calls it.
+   */
   public void resume(Path checkpoint) {
     Checkpoint c = CheckpointStore.load(checkpoint, engine.model().parameters().getFirst().backend());
     TrainingState s = c.state();
-    if (!s.model().equals(plan.modelName()))
+    boolean sameModel = s.model().equals(plan.modelName());
+    String what = "checkpoint " + checkpoint + " (of model '" + s.model() + "'" + (sameModel ? "" : ", this run trains '" + plan.modelName() + "'") + ")";
+    if (!sameModel) {
+      StateDicts.requireSpecs(layout.fullSpecs(), c.model(), what);   // names the parameters that differ, if any
       throw new IllegalArgumentException("checkpoint " + checkpoint + " is of model '" + s.model() + "', this run trains '" + plan.modelName() + "'");
-    engine.model().loadStateDict(c.model(), true);
-    engine.optimizer().loadStateDict(c.optimizer(), s.scheduleStep());   // updates applied (fewer than steps after f16 overflows)
+    }
+    layout.load(c, engine.optimizer(), s.scheduleStep(), what);   // updates applied (fewer than steps after f16 overflows)
     engine.resumeAt(s.step());
     if (engine.precision() instanceof MixedPrecision.Autocast16(var d, DynamicLossScaler scaler) && scaler != null) {
       Double scale = s.scalars().get(LOSS_SCALE), good = s.scalars().get(LOSS_SCALE_GOOD_STEPS);
       if (scale == null || good == null)
         throw new IllegalArgumentException("checkpoint " + checkpoint + " has no f16 loss-scaler state (" + LOSS_SCALE + "); it was saved by a run in another precision");
       scaler.restore(new DynamicLossScaler.State(scale, good.intValue()));
-    }
-    List<Rng> rngs = engine.model().rngs();
-    for (int i = 0; i < rngs.size(); i++) {
-      Rng.State st = s.rngs().get("model." + i);
-      if (st == null) throw new IllegalArgumentException("checkpoint " + checkpoint + " lacks random stream model." + i);
-      rngs.get(i).restore(st);
     }
     step = s.step();
     position = s.loader();
@@ -161,20 +169,26 @@ public final class Trainer {
     return m;
   }
 
+  /** Gathers the single-device state (collective), the writer saves it, and every rank learns that it did. */
   private void save() {
     if (store == null) return;
-    Module model = engine.model();
-    Map<String, Rng.State> rngs = new LinkedHashMap<>();
-    List<Rng> streams = model.rngs();
-    for (int i = 0; i < streams.size(); i++) rngs.put("model." + i, streams.get(i).snapshot());
+    Optional<CheckpointLayout.State> full = layout.gather(engine.optimizer());
+    Path saved = null;
+    try {
+      if (full.isPresent()) saved = store.save(new Checkpoint(full.get().model(), full.get().optimizer(), trainingState(full.get().rngs())));
+    } finally {
+      layout.agree(saved != null || full.isEmpty(), step);
+    }
+    if (saved != null) for (TrainListener l : listeners) l.onCheckpoint(saved);
+  }
+
+  private TrainingState trainingState(Map<String, Rng.State> rngs) {
     Map<String, Double> scalars = new LinkedHashMap<>();
     if (!Double.isNaN(bestAccuracy)) scalars.put("best_eval_accuracy", bestAccuracy);
     if (engine.precision() instanceof MixedPrecision.Autocast16(var d, DynamicLossScaler scaler) && scaler != null) {
       scalars.put(LOSS_SCALE, scaler.state().scale());
       scalars.put(LOSS_SCALE_GOOD_STEPS, (double) scaler.state().goodSteps());
     }
-    TrainingState state = new TrainingState(plan.modelName(), step, engine.optimizer().steps(), position, rngs, scalars);
-    Path p = store.save(new Checkpoint(model.stateDict(), engine.optimizer().stateDict(), state));
-    for (TrainListener l : listeners) l.onCheckpoint(p);
+    return new TrainingState(plan.modelName(), step, engine.optimizer().steps(), position, rngs, scalars);
   }
 }

@@ -57,9 +57,14 @@ public final class TensorParallelState {
     return gatherAll(grads, placements(model), tp);
   }
 
-  private static Map<String, Tensor> gatherAll(Map<String, Tensor> local, Map<String, Placement> placements, ProcessGroup tp) {
+  /**
+   * Reassembles the full tensors of {@code local} (every rank's entries with the same names and shapes, in the
+   * same order), each laid out over {@code tp} as {@code placements} says; a name without a placement is
+   * replicated. Used for optimizer state, which has its parameter's placement. Collective over {@code tp}.
+   */
+  public static Map<String, Tensor> gatherAll(Map<String, Tensor> local, Map<String, Placement> placements, ProcessGroup tp) {
     Map<String, Tensor> out = new LinkedHashMap<>();
-    local.forEach((name, t) -> out.put(name, switch (placements.get(name)) {
+    local.forEach((name, t) -> out.put(name, switch (placements.getOrDefault(name, new Placement.Replicate())) {
       case Placement.Replicate r -> TpComm.contiguousCopy(t.detach());
       case Placement.Shard s -> {
         Tensor all = OpSupport.empty(Shape.of((int) t.numel() * tp.size()), t.dtype(), t.backend());
@@ -133,6 +138,14 @@ public final class TensorParallelState {
 
   private static Shape fullShape(Shape local, Placement.Shard s, int size) {
     return local.with(s.dim(), local.dim(s.dim()) * size);
+  }
+
+  /** The single-device shape of an entry whose tp rank holds {@code local}, laid out as {@code placement} over {@code size} ranks. */
+  public static Shape fullShape(Shape local, Placement placement, int size) {
+    return switch (placement) {
+      case Placement.Replicate r -> local;
+      case Placement.Shard s -> fullShape(local, s, size);
+    };
   }
 
   /** Visits every module with the prefix its parameters carry in the state dict (inlined children add none). */

@@ -1,5 +1,7 @@
 package io.colossal4j.train.checkpoint;
 
+import io.colossal4j.tensor.DType;
+import io.colossal4j.tensor.Shape;
 import io.colossal4j.tensor.Tensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -20,13 +22,25 @@ public final class StateDicts {
    * @param what a phrase naming the source, e.g. {@code "checkpoint runs/x/step-000000100 (model vit_tiny)"}
    */
   public static void requireMatch(Map<String, Tensor> expected, Map<String, Tensor> loaded, String what) {
+    Map<String, Spec> specs = new java.util.LinkedHashMap<>();
+    expected.forEach((k, t) -> specs.put(k, new Spec(t.dtype(), t.shape())));
+    requireSpecs(specs, loaded, what);
+  }
+
+  /** An entry's dtype and shape: what a model expects where it holds no full tensor (a sharded or staged model). */
+  public record Spec(DType dtype, Shape shape) {
+    @Override public String toString() { return dtype + shape.toString(); }
+  }
+
+  /** As {@link #requireMatch}, against names with their dtypes and shapes. */
+  public static void requireSpecs(Map<String, Spec> expected, Map<String, Tensor> loaded, String what) {
     List<String> missing = new ArrayList<>(), unexpected = new ArrayList<>(), differ = new ArrayList<>();
     for (var e : expected.entrySet()) {
       Tensor l = loaded.get(e.getKey());
-      Tensor x = e.getValue();
+      Spec x = e.getValue();
       if (l == null) missing.add(e.getKey());
       else if (!l.shape().equals(x.shape()) || l.dtype() != x.dtype())
-        differ.add(e.getKey() + " (saved " + l.dtype() + l.shape() + ", model " + x.dtype() + x.shape() + ")");
+        differ.add(e.getKey() + " (saved " + l.dtype() + l.shape() + ", model " + x + ")");
     }
     for (String k : loaded.keySet()) if (!expected.containsKey(k)) unexpected.add(k);
     if (missing.isEmpty() && unexpected.isEmpty() && differ.isEmpty()) return;
