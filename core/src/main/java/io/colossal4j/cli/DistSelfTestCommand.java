@@ -19,6 +19,9 @@ import java.util.Random;
  *   <li>{@code kill <rank> <millis>}: all ranks loop over large all-reduces; that rank halts after the delay,
  *   in the middle of one (the others must fail promptly, naming it);</li>
  *   <li>{@code hang <rank>}: that rank never joins; the others must time out (set a short --timeout);</li>
+ *   <li>{@code shared}: all-reduces in place on shared buffers ({@link ProcessGroup#allocateShared}), checked
+ *   the same way; prints "shared checks passed" and whether the buffers are shared;</li>
+ *   <li>{@code kill-shared <rank> <millis>}: as kill, on a shared buffer;</li>
  *   <li>{@code bench-allreduce <minBytes> <maxBytes>}: f32 all-reduce timings, rank 0 prints RESULT lines.</li>
  * </ul>
  */
@@ -32,8 +35,10 @@ final class DistSelfTestCommand implements Main.Command {
     try (CpuBackend cpu = CpuBackend.reference()) {
       switch (args[0]) {
         case "collectives" -> collectives(world, cpu);
-        case "kill" -> kill(world, cpu, Integer.parseInt(args[1]), Long.parseLong(args[2]));
+        case "kill" -> kill(world, cpu, Integer.parseInt(args[1]), Long.parseLong(args[2]), false);
         case "hang" -> hang(world, cpu, Integer.parseInt(args[1]));
+        case "shared" -> shared(world, cpu);
+        case "kill-shared" -> kill(world, cpu, Integer.parseInt(args[1]), Long.parseLong(args[2]), true);
         case "bench-allreduce" -> CommBench.rankLoop(world, cpu, Long.parseLong(args[1]), Long.parseLong(args[2]));
         default -> throw new IllegalArgumentException("unknown scenario '" + args[0] + "'");
       }
@@ -126,7 +131,34 @@ final class DistSelfTestCommand implements Main.Command {
       if (got[i] != expected[i]) throw new IllegalStateException(what + ": element " + i + " is " + got[i] + ", expected " + expected[i]);
   }
 
-  private static void kill(ProcessGroup g, CpuBackend cpu, int victim, long millis) {
+  /**
+   * In-place all-reduces of views of shared buffers (one per dtype, at element 0 and 3): sizes 0, 1, primes
+   * and sizes not divisible by the world size, up to 65537 elements (several 256 KiB pieces), every reduction.
+   */
+  private static void shared(ProcessGroup g, CpuBackend cpu) {
+    int world = g.size(), checks = 0, largest = 65_537;
+    long seed = 500;
+    boolean shared = true;
+    for (DType dt : new DType[] {DType.F32, DType.BF16, DType.I64}) {
+      Tensor buf = g.allocateShared(Shape.of(largest + 3), dt, cpu, io.colossal4j.tensor.MemoryCategory.GRADIENT);
+      shared &= g.isShared(buf);
+      for (int n : new int[] {0, 1, 13, 1009, largest}) {
+        for (Reduction op : Reduction.values()) {
+          if (op == Reduction.AVG && !dt.isFloating()) continue;
+          seed++;
+          Tensor t = buf.view(Shape.of(n), new long[] {1}, seed % 2 == 0 ? 0 : 3);
+          cpu.copyFromHost(CpuBackend.segment(Tensor.of(data(g.rank(), n, seed), Shape.of(n), dt, cpu)), t);
+          g.allReduce(t, op);
+          check(t, expectedReduce(op, world, n, seed, dt, cpu), "shared all_reduce " + op + " " + dt + " n=" + n);
+          checks++;
+        }
+      }
+    }
+    g.barrier();
+    System.out.println("rank " + g.rank() + ": " + checks + " shared checks passed (in shared memory: " + shared + ")");
+  }
+
+  private static void kill(ProcessGroup g, CpuBackend cpu, int victim, long millis, boolean shared) {
     if (g.rank() == victim) {
       Thread.ofPlatform().daemon().start(() -> {
         try {
@@ -139,7 +171,8 @@ final class DistSelfTestCommand implements Main.Command {
         Runtime.getRuntime().halt(137);
       });
     }
-    Tensor t = Tensor.zeros(Shape.of(1 << 20), DType.F32, cpu);
+    Tensor t = shared ? g.allocateShared(Shape.of(1 << 20), DType.F32, cpu, io.colossal4j.tensor.MemoryCategory.GRADIENT)
+        : Tensor.zeros(Shape.of(1 << 20), DType.F32, cpu);
     for (int i = 0; ; i++) g.allReduce(t, Reduction.SUM);
   }
 

@@ -1,5 +1,9 @@
 package io.colossal4j.distributed;
 
+import io.colossal4j.backend.Backend;
+import io.colossal4j.tensor.DType;
+import io.colossal4j.tensor.MemoryCategory;
+import io.colossal4j.tensor.Shape;
 import io.colossal4j.tensor.Tensor;
 import java.util.List;
 
@@ -76,6 +80,26 @@ public interface ProcessGroup extends AutoCloseable {
    * {@code label} names the group in messages ({@code tp}, {@code dp}).
    */
   ProcessGroup subgroup(String label, List<Integer> members);
+
+  /**
+   * A zero-filled contiguous tensor on {@code backend} for this group to all-reduce again and again (a
+   * gradient bucket): the group may place it where every member reaches it directly, as NCCL's registered
+   * buffers. The CPU group places it in memory shared by the members of one host, and all-reduces of it
+   * (or of any contiguous view of it) then read and write every member's buffer in place, with no copy in or
+   * out; elsewhere (another group, members on several hosts) it is an ordinary allocation, which every
+   * collective accepts as before. Collective: every member calls it, in the same order relative to the
+   * group's other operations, with the same shape and dtype (a mismatch fails on every member, named).
+   * The memory lives until the world group closes (a tensor used after that fails instead of reading freed
+   * memory); {@link io.colossal4j.tensor.Storage#release()} on it only marks it unusable.
+   */
+  default Tensor allocateShared(Shape shape, DType dtype, Backend backend, MemoryCategory category) {
+    Tensor t = Tensor.empty(shape, dtype, backend, category);
+    backend.kernels().fill(t, 0);
+    return t;
+  }
+
+  /** Whether {@code tensor} lives in a buffer from {@link #allocateShared} that this group reduces in place. */
+  default boolean isShared(Tensor tensor) { return false; }
 
   default void allReduce(Tensor tensor, Reduction op) { allReduceAsync(tensor, op).await(); }
 

@@ -61,6 +61,17 @@ public final class Tensor {
     return t;
   }
 
+  /**
+   * A contiguous tensor over memory allocated elsewhere (a storage its maker owns, such as a process group's
+   * shared buffer), from the storage's start; rejects a storage too small for the shape.
+   */
+  public static Tensor onStorage(Storage storage, Shape shape, DType dtype) {
+    if (shape.numel() * dtype.byteSize() > storage.byteSize())
+      throw new TensorException("shape " + shape + " " + dtype + " needs " + shape.numel() * dtype.byteSize()
+          + " bytes; the storage has " + storage.byteSize());
+    return new Tensor(storage, shape, shape.contiguousStrides(), 0, dtype);
+  }
+
   public static Tensor scalar(double value, DType dtype, Backend backend) {
     return full(Shape.scalar(), dtype, backend, value);
   }

@@ -128,6 +128,16 @@ public final class CpuBackend implements Backend {
     });
   }
 
+  /**
+   * A storage of this backend over host memory that the caller owns (a mapped file shared between
+   * processes): not pooled and not counted in {@link #memoryStats()}; {@code onRelease} runs once, on the
+   * first {@link Storage#release()}, after which the storage refuses use. The caller keeps the memory valid
+   * until then.
+   */
+  public CpuStorage external(MemorySegment memory, MemoryCategory category, Runnable onRelease) {
+    return new CpuStorage(this, memory.byteSize(), category, memory, onRelease);
+  }
+
   /** The host memory of a CPU tensor; rejects tensors of another device with a message naming it. */
   public static MemorySegment segment(Tensor t) {
     if (!(t.storage() instanceof CpuStorage cs))

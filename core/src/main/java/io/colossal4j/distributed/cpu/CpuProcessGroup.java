@@ -1,5 +1,6 @@
 package io.colossal4j.distributed.cpu;
 
+import io.colossal4j.backend.Backend;
 import io.colossal4j.backend.cpu.CpuBackend;
 import io.colossal4j.distributed.CollectiveArgs;
 import io.colossal4j.distributed.CollectiveException;
@@ -7,6 +8,8 @@ import io.colossal4j.distributed.ProcessGroup;
 import io.colossal4j.distributed.Reduction;
 import io.colossal4j.distributed.Work;
 import io.colossal4j.tensor.DType;
+import io.colossal4j.tensor.MemoryCategory;
+import io.colossal4j.tensor.Shape;
 import io.colossal4j.tensor.Tensor;
 import java.util.HashMap;
 import java.util.List;
@@ -36,6 +39,7 @@ public final class CpuProcessGroup implements ProcessGroup {
   private int queued;
   private ShmAllReduce shm;
   private ShmSegmentAllReduce shmSegments;
+  private ShmBuffers shmBuffers;
 
   CpuProcessGroup(CpuWorld world, int id, String label, List<Integer> worldRanks) {
     this.world = world;
@@ -73,6 +77,8 @@ public final class CpuProcessGroup implements ProcessGroup {
 
   private Work allReduce(Tensor t, Reduction op, boolean sync) {
     check(Op.ALL_REDUCE, op, t);
+    ShmBuffers.Placed placed = placed(t);
+    if (placed != null) return submit(Op.ALL_REDUCE, t, sync, run -> shm.allReduceShared(run, placed, t.numel(), op));
     Consumer<OpRun> local = sharedMemory(t, op);
     return submit(Op.ALL_REDUCE, t, sync, local != null ? local : run -> Algorithms.allReduce(run, buf(t), t.numel(), op));
   }
@@ -134,6 +140,38 @@ public final class CpuProcessGroup implements ProcessGroup {
 
   @Override public void barrier() { submit(Op.BARRIER, Header.COLLECTIVE, null, null, 0, true, Algorithms::barrier); }
 
+  /**
+   * In memory shared by the members when they all run on this host and shared memory is on (else the
+   * ordinary allocation of the interface); see {@link ShmBuffers}. Only CPU backends.
+   */
+  @Override public Tensor allocateShared(Shape shape, DType dtype, Backend backend, MemoryCategory category) {
+    if (!(backend instanceof CpuBackend cpu))
+      throw bad(Op.ALLOCATE_SHARED, "backend " + backend.name() + " (" + backend.device() + ") is not a CPU backend; this group reduces CPU tensors");
+    if (dtype == DType.BOOL) throw bad(Op.ALLOCATE_SHARED, "dtype bool is not supported; use i32, i64, f16, bf16, f32 or f64");
+    String file = sharedFile();
+    if (file == null) return ProcessGroup.super.allocateShared(shape, dtype, backend, category);
+    ShmBuffers buffers;
+    synchronized (this) {
+      if (shmBuffers == null) shmBuffers = new ShmBuffers(file, size(), rank);
+      if (shm == null) shm = new ShmAllReduce(file, size(), rank, ShmAllReduce.SLOTS, world.shmSliceBytes);
+      buffers = shmBuffers;
+    }
+    Tensor[] out = new Tensor[1];
+    submit(Op.ALLOCATE_SHARED, Header.COLLECTIVE, null, dtype, shape.numel(), true, run -> out[0] = buffers.allocate(run, shape, dtype, cpu, category));
+    return out[0];
+  }
+
+  @Override public boolean isShared(Tensor t) { return t.isContiguous() && placed(t) != null; }
+
+  /** The shared buffer a contiguous tensor lives in (its all-reduces run in place), or null. */
+  private ShmBuffers.Placed placed(Tensor t) {
+    ShmBuffers buffers;
+    synchronized (this) {
+      buffers = shmBuffers;
+    }
+    return buffers == null ? null : buffers.find(t);
+  }
+
   // ---------------------------------------------------------------- point to point
 
   @Override public Work sendAsync(Tensor t, int peer, int tag) { return send(t, peer, tag, false); }
@@ -178,6 +216,7 @@ public final class CpuProcessGroup implements ProcessGroup {
     executor.shutdownNow();
     if (shm != null) shm.close();
     if (shmSegments != null) shmSegments.close();
+    if (shmBuffers != null) shmBuffers.close();
   }
 
   // ---------------------------------------------------------------- plumbing
@@ -253,10 +292,8 @@ public final class CpuProcessGroup implements ProcessGroup {
    * run on one machine.
    */
   private Consumer<OpRun> sharedMemory(Tensor t, Reduction op) {
-    if (!world.sharedMemory || size() < 2) return null;
-    String here = world.transport.hostKey(world.transport.rank());
-    for (int m : members) if (!world.transport.hostKey(m).equals(here)) return null;
-    String file = world.transport.jobId() + "-" + Integer.toHexString(here.hashCode()) + "-g" + Integer.toHexString(id);
+    String file = sharedFile();
+    if (file == null) return null;
     Algorithms.Buf x = buf(t);
     long numel = t.numel();
     synchronized (this) {
@@ -272,6 +309,14 @@ public final class CpuProcessGroup implements ProcessGroup {
         if (op == Reduction.AVG) Elementwise.divide(run.dtype, x.seg(), x.off(), numel, size());
       };
     }
+  }
+
+  /** The base name of this group's shared-memory files, or null when its members cannot share memory (off, alone, or on several hosts). */
+  private String sharedFile() {
+    if (!world.sharedMemory || size() < 2) return null;
+    String here = world.transport.hostKey(world.transport.rank());
+    for (int m : members) if (!world.transport.hostKey(m).equals(here)) return null;
+    return world.transport.jobId() + "-" + Integer.toHexString(here.hashCode()) + "-g" + Integer.toHexString(id);
   }
 
   private static java.lang.foreign.MemorySegment seg(Tensor t) { return CpuBackend.segment(t); }

@@ -9,7 +9,9 @@ enum Op {
   /** Control: the sender closes its group normally; its connection ending afterwards is not a failure. */
   BYE("bye"),
   /** Control: the sender published or consumed shared memory that the receiver sleeps on (no payload). */
-  WAKE("wake");
+  WAKE("wake"),
+  /** A collective allocation of a shared buffer (its signal carries the dtype and numel every member asked for). */
+  ALLOCATE_SHARED("allocate_shared");
 
   final String text;
 

@@ -52,9 +52,14 @@ final class ShmAllReduce implements AutoCloseable {
   private final int r;
   private final int slots;
   private final long sliceBytes;
+  /** The kind word of a header of an all-reduce of shared buffers has this bit set (the others: dtype * 16 + reduction). */
+  private static final long SHARED = 1L << 12;
+
   private ShmRegion region;
   /** Slices this member has published, and finished (consumed), so far (over all operations). */
   private long published, done;
+  /** Pieces of shared-buffer all-reduces handed out so far (over all operations): the same on every member between operations. */
+  private long pieces;
 
   ShmAllReduce(String name, int n, int r, int slots, long sliceBytes) {
     this.name = name;
@@ -77,13 +82,7 @@ final class ShmAllReduce implements AutoCloseable {
   }
 
   void allReduce(OpRun run, Algorithms.Buf x, long numel, Reduction op) {
-    if (region == null) {
-      try {
-        region = ShmRegion.map(name, n, slots, sliceBytes);
-      } catch (IOException e) {
-        throw ShmRegion.mapFailure(run, name, e);
-      }
-    }
+    map(run);
     long per = sliceBytes / x.es();
     Plan p = new Plan(run, x, numel, op, per, Math.max(1, (numel + per - 1) / per), done,
         new long[] {run.seq, numel, run.dtype.ordinal() * 16L + op.ordinal(), 0});
@@ -104,6 +103,70 @@ final class ShmAllReduce implements AutoCloseable {
     } catch (RuntimeException e) {
       region.unlink();   // the job is failing: leave no file behind, even if a member never arrived
       throw e;
+    }
+  }
+
+  private void map(OpRun run) {
+    if (region != null) return;
+    try {
+      region = ShmRegion.map(name, n, slots, sliceBytes);
+    } catch (IOException e) {
+      throw ShmRegion.mapFailure(run, name, e);
+    }
+  }
+
+  /**
+   * All-reduce of {@code numel} elements at {@code x} in every member's copy of a shared buffer, in place:
+   * one slice number for the whole operation, whose header (operation number, numel, kind with the
+   * {@link #SHARED} bit, buffer index and offset) every member publishes once its own copy holds its input,
+   * so that a member that called another collective, size, buffer or offset fails the job, named. Then the
+   * tensor is cut into pieces of {@code sliceBytes}, handed out one at a time to whichever member asks
+   * ({@link ShmRegion#claim}); the member that takes a piece combines the members' copies of it in member
+   * order (the same element operations as {@link #reduceChunk}, so results are bit-identical to the copying
+   * path's) and writes the result into every copy. Per piece that reads and writes each copy once: with 2
+   * members, the traffic of one copy of the tensor in all. A member that the scheduler keeps off its core
+   * costs no waiting beyond the piece it holds: the running members take the rest. Every member returns once
+   * every piece is done (its copy is then final and no peer touches it any more).
+   */
+  void allReduceShared(OpRun run, ShmBuffers.Placed x, long numel, Reduction op) {
+    map(run);
+    int es = run.dtype.byteSize();
+    long per = sliceBytes / es, count = (numel + per - 1) / per, end = pieces + count, s = done + 1;
+    long[] header = {run.seq, numel, SHARED | run.dtype.ordinal() * 16L + op.ordinal(), ((long) x.buffer().index() << 40) | x.offset()};
+    int slot = (int) (s % slots);
+    try {
+      if (s > slots) for (int j = 0; j < n; j++) if (j != r) region.awaitConsumed(j, s - slots, r, run);
+      region.publish(r, slot, s, header, run);
+      published = s;
+      awaitHeaders(run, s, slot, header);
+      long mine = 0;
+      for (long c; (c = region.claim(end)) >= 0; mine++) {
+        long first = (c - pieces) * per;
+        reducePiece(run.dtype, op, x, first, Math.min(per, numel - first));
+      }
+      region.finish(mine, end, r, run);
+      region.awaitFinished(end, r, run);
+      pieces = end;
+      region.consume(r, s, run);
+      done = s;
+    } catch (RuntimeException e) {
+      region.unlink();
+      throw e;
+    }
+  }
+
+  /** Elements [first, first + count) of the tensor in every copy = op(copy 0, ..., copy n-1), in L1-sized blocks. */
+  private void reducePiece(DType dt, Reduction op, ShmBuffers.Placed x, long first, long count) {
+    ShmBuffers.Buffer b = x.buffer();
+    MemorySegment mem = b.mapping();
+    int es = dt.byteSize();
+    long block = BLOCK_BYTES / es;
+    for (long i = first; i < first + count; i += block) {
+      long m = Math.min(block, first + count - i), acc = b.at(0, x.offset() + i, es);
+      Elementwise.combine(op, dt, mem, acc, mem, b.at(1, x.offset() + i, es), mem, acc, m);
+      for (int j = 2; j < n; j++) Elementwise.accumulate(op, dt, mem, acc, mem, b.at(j, x.offset() + i, es), m);
+      if (op == Reduction.AVG) Elementwise.divide(dt, mem, acc, m, n);
+      for (int j = 1; j < n; j++) MemorySegment.copy(mem, acc, mem, b.at(j, x.offset() + i, es), m * es);
     }
   }
 
@@ -137,11 +200,15 @@ final class ShmAllReduce implements AutoCloseable {
   /** Waits until every member has published slice s and checks their headers against this member's. */
   private void awaitPublished(Plan p, long s, long k, int slot) {
     p.header[3] = k;
+    awaitHeaders(p.run, s, slot, p.header);
+  }
+
+  private void awaitHeaders(OpRun run, long s, int slot, long[] header) {
     for (int j = 0; j < n; j++) {
       if (j == r) continue;
-      region.awaitPublished(j, s, r, p.run);
+      region.awaitPublished(j, s, r, run);
       long[] theirs = region.readHeader(j, slot);
-      if (!java.util.Arrays.equals(theirs, p.header)) throw p.run.mismatch(j, describe(theirs));
+      if (!java.util.Arrays.equals(theirs, header)) throw run.mismatch(j, describe(theirs, header));
     }
     if (s == 1) region.unlink();   // every member has published, so has mapped the file
   }
@@ -199,14 +266,19 @@ final class ShmAllReduce implements AutoCloseable {
     done = s;
   }
 
-  /** A peer's header in words: "all_reduce #3 (SUM) of 1000 f32". */
-  private static String describe(long[] h) {
+  /**
+   * A peer's header in words: "all_reduce #3 (SUM) of 1000 f32", "... in shared buffer 2 at element 0"; "...
+   * of an ordinary tensor" where this member's call was on a shared buffer.
+   */
+  private static String describe(long[] h, long[] ours) {
     DType[] dts = DType.values();
     Reduction[] ops = Reduction.values();
-    int dt = (int) (h[2] / 16), red = (int) (h[2] % 16);
+    long kind = h[2] & (SHARED - 1);
+    int dt = (int) (kind / 16), red = (int) (kind % 16);
     String dtype = dt >= 0 && dt < dts.length ? OpRun.name(dts[dt]) : "?";
     String reduction = red >= 0 && red < ops.length ? ops[red].name() : "?";
-    return Op.ALL_REDUCE.text + " #" + h[0] + " (" + reduction + ") of " + h[1] + " " + dtype;
+    String where = (h[2] & SHARED) == 0 ? ((ours[2] & SHARED) == 0 ? "" : " of an ordinary tensor (this rank's is in shared buffer " + (ours[3] >>> 40) + ")") : " in shared buffer " + (h[3] >>> 40) + " at element " + (h[3] & ((1L << 40) - 1));
+    return Op.ALL_REDUCE.text + " #" + h[0] + " (" + reduction + ") of " + h[1] + " " + dtype + where;
   }
 
   @Override public void close() {

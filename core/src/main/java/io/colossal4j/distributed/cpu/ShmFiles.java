@@ -53,10 +53,16 @@ final class ShmFiles {
 
   /**
    * Creates or opens {@code file}, locks it (shared), extends it to {@code size} bytes (zero-filled) and maps
-   * it. The mapping is never unmapped (it goes with the process): a group's thread may still be inside a
-   * copy when the group is closed, and unmapping under it would crash the JVM.
+   * it. The mapping is never unmapped (it goes with the process): the slot rings are read by the groups'
+   * threads until the very end, and nothing needs them unmapped earlier.
    */
-  static Mapped map(Path file, long size) throws IOException {
+  static Mapped map(Path file, long size) throws IOException { return map(file, size, Arena.ofShared()); }
+
+  /**
+   * As {@link #map(Path, long)}, in the caller's {@code arena}: closing it unmaps the file (safely: a thread
+   * still touching the memory then fails with an exception, as for any closed shared arena).
+   */
+  static Mapped map(Path file, long size, Arena arena) throws IOException {
     sweepOnce(file.getParent());
     FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
     try {
@@ -65,7 +71,7 @@ final class ShmFiles {
       }
       lockShared(ch);
       if (ch.size() < size) ch.write(java.nio.ByteBuffer.allocate(1), size - 1);
-      MemorySegment mem = ch.map(FileChannel.MapMode.READ_WRITE, 0, size, Arena.ofShared());
+      MemorySegment mem = ch.map(FileChannel.MapMode.READ_WRITE, 0, size, arena);
       Thread atExit = new Thread(() -> deleteName(file), "c4j-shm-cleanup");
       Runtime.getRuntime().addShutdownHook(atExit);
       return new Mapped(file, mem, ch, atExit);

@@ -16,6 +16,9 @@ import java.lang.invoke.VarHandle;
  *     +256  sleeping:  1 while j sleeps waiting for a counter of another member (see {@link #await})
  *     +384  reduced:   the last slice number whose chunk j has reduced into its own slot (split slices only)
  *     +512  one header of 32 bytes per slot: operation number, numel, kind, slice index within the operation
+ *   common block, at n * CONTROL (all-reduces of shared buffers, {@link ShmAllReduce#allReduceShared}):
+ *     +0    claimed:   pieces handed out so far, over all such operations (compare-and-set by any member)
+ *     +128  finished:  pieces reduced so far (atomic add by any member)
  *   data, from dataBase: member j's slot s at dataBase + (j * slots + s) * sliceBytes
  * </pre>
  * Counters sit on separate cache-line pairs so that a member's stores do not disturb its peers' polling.
@@ -42,7 +45,7 @@ import java.lang.invoke.VarHandle;
  * waiter sees the new counter and does not sleep, or the writer sees the flag and wakes it.
  */
 final class ShmRegion {
-  private static final long HEADERS = 512, HEADER_BYTES = 32;
+  private static final long HEADERS = 512, HEADER_BYTES = 32, COMMON = 256;
   private static final long SPIN_NANOS = 20_000, YIELD_NANOS = 200_000;
   /** A yield that took longer than this gave the core to another thread. */
   private static final long YIELDED_AWAY_NANOS = 5_000;
@@ -79,7 +82,7 @@ final class ShmRegion {
   static ShmRegion map(String name, int n, int slots, long sliceBytes) throws IOException {
     if (sliceBytes <= 0 || sliceBytes % 64 != 0) throw new IllegalArgumentException("slice bytes must be a positive multiple of 64, got " + sliceBytes);
     if (slots < 2) throw new IllegalArgumentException("need at least 2 slots per member, got " + slots);
-    long dataBase = (n * controlBytes(slots) + 4095) & ~4095L, size = dataBase + n * slots * sliceBytes;
+    long dataBase = (n * controlBytes(slots) + COMMON + 4095) & ~4095L, size = dataBase + n * slots * sliceBytes;
     return new ShmRegion(ShmFiles.map(ShmFiles.path(name), size), n, slots, sliceBytes, dataBase);
   }
 
@@ -98,6 +101,32 @@ final class ShmRegion {
   private long reducedAt(int member) { return member * control + 384; }
 
   private long headerAt(int member, int slot) { return member * control + HEADERS + slot * HEADER_BYTES; }
+
+  private long claimed() { return n * control; }
+
+  private long finished() { return n * control + 128; }
+
+  /**
+   * Hands out the next piece below {@code end} (a piece number counted over all operations), or returns -1
+   * once every piece below end is taken. The counter never passes end, so the next operation's pieces
+   * start there on every member.
+   */
+  long claim(long end) {
+    while (true) {
+      long c = (long) LONG.getVolatile(mem, claimed());
+      if (c >= end) return -1;
+      if (LONG.compareAndSet(mem, claimed(), c, c + 1)) return c;
+    }
+  }
+
+  /** Adds {@code pieces} this member reduced; the member that completes {@code end} wakes the sleepers. */
+  void finish(long pieces, long end, int me, OpRun run) {
+    long now = (long) LONG.getAndAdd(mem, finished(), pieces) + pieces;
+    if (now >= end) wakeSleepers(me, run);
+  }
+
+  /** Waits until every piece below {@code end} is reduced, by whichever member (each is checked alive while this waits). */
+  void awaitFinished(long end, int me, OpRun run) { await(finished(), end, me, -1, run); }
 
   /** Whether every member but {@code me} has consumed at least slice {@code seq} (a non-blocking look). */
   boolean allConsumed(long seq, int me) {
@@ -145,9 +174,9 @@ final class ShmRegion {
   }
 
   /**
-   * Waits until member {@code member}'s counter at {@code off} reaches {@code target}: spins (up to
+   * Waits until member {@code member}'s counter at {@code off} (a common counter: member -1) reaches {@code target}: spins (up to
    * the adaptive budget), yields, then sleeps until woken (see the class comment), checking between sleeps that the
-   * job is alive, the member still in it and the operation's deadline not passed (each failure throws,
+   * job is alive, the member (every other member, for -1) still in it and the operation's deadline not passed (each failure throws,
    * naming the operation).
    */
   private void await(long off, long target, int me, int member, OpRun run) {
@@ -172,7 +201,8 @@ final class ShmRegion {
     Mailbox mailbox = run.group.transport().mailbox();
     while (true) {
       if ((long) LONG.getAcquire(mem, off) >= target) break;   // before the health check: the member may have finished and left
-      run.checkAlive(member);
+      if (member >= 0) run.checkAlive(member);
+      else for (int j = 0; j < n; j++) if (j != me) run.checkAlive(j);
       long seen = mailbox.version();
       LONG.setVolatile(mem, sleeping(me), 1L);
       if ((long) LONG.getVolatile(mem, off) >= target) break;

@@ -19,7 +19,8 @@ import java.util.Map;
  * Data parallelism (PyTorch DDP's design, Li et al. VLDB 2020): parameters are grouped in reverse order of
  * registration (≈ the order backward produces their gradients) into buckets of about {@code bucketBytes};
  * each bucket's gradients live in one flat buffer that the parameters' {@code grad} views slice, so autograd
- * accumulates straight into it. When the last gradient of a bucket is ready its all-reduce (average over
+ * accumulates straight into it. The buffers come from {@link ProcessGroup#allocateShared}, so a group that can
+ * reduce them in place (the CPU group between ranks of one host) does, with no copy in or out. When the last gradient of a bucket is ready its all-reduce (average over
  * the data-parallel group) starts asynchronously, overlapping the rest of backward. Micro-batches before
  * the last of an accumulation step do not communicate. Before the optimizer step every bucket is awaited.
  *
@@ -64,8 +65,8 @@ public final class DataParallel implements StepHooks {
     long n = 0;
     for (Tensor p : b.params) n += p.numel();
     Tensor first = b.params.getFirst();
-    b.buffer = Tensor.empty(Shape.of(Math.toIntExact(n)), first.dtype(), first.backend(), io.colossal4j.tensor.MemoryCategory.GRADIENT);
-    first.backend().kernels().fill(b.buffer, 0);
+    // In the group's shared buffers where it has them (the CPU group on one host: all-reduced in place, no copies).
+    b.buffer = group.allocateShared(Shape.of(Math.toIntExact(n)), first.dtype(), first.backend(), io.colossal4j.tensor.MemoryCategory.GRADIENT);
     long off = 0;
     for (Tensor p : b.params) {
       Tensor view = b.buffer.view(p.shape(), p.shape().contiguousStrides(), off);
@@ -77,6 +78,9 @@ public final class DataParallel implements StepHooks {
   }
 
   public int bucketCount() { return buckets.size(); }
+
+  /** How many buckets live in the group's shared buffers (reduced in place; see {@link ProcessGroup#isShared}). */
+  public int sharedBucketCount() { return (int) buckets.stream().filter(b -> group.isShared(b.buffer)).count(); }
 
   private void onGradReady(Tensor p) {
     Bucket b = bucketOf.get(p);

@@ -58,7 +58,15 @@ class DataParallelTest {
         new LrSchedule.Constant(1e-2), accumulation, 1.0, hooks, MicroBatchSchedule.SEQUENTIAL);
   }
 
-  static Run single() {
+  private static Run reference;
+
+  /** The single-process run, computed once for the tests of this class. */
+  static synchronized Run single() {
+    if (reference == null) reference = singleRun();
+    return reference;
+  }
+
+  static Run singleRun() {
     CpuBackend b = CpuBackend.reference();
     UnitModel m = new VisionTransformer(new ModuleContext(b, DType.F64, 3), CFG);
     Engine e = engine(m, 2, new StepHooks() {});
@@ -68,11 +76,12 @@ class DataParallelTest {
     return new Run(losses, m.namedParameters());
   }
 
-  static Run rank(ProcessGroup g, long bucketBytes, int accumulation) {
+  static Run rank(ProcessGroup g, long bucketBytes, int accumulation, boolean shared) {
     CpuBackend b = CpuBackend.reference();
     UnitModel m = new VisionTransformer(new ModuleContext(b, DType.F64, 3 + g.rank()), CFG);  // different init: rank 0's is broadcast
     DataParallel dp = new DataParallel(m, g, bucketBytes);
     if (bucketBytes < 8192) assertTrue(dp.bucketCount() > 1, "small buckets: several of them");
+    assertEquals(shared ? dp.bucketCount() : 0, dp.sharedBucketCount(), "buckets in shared buffers");
     Engine e = engine(m, accumulation, dp);
     double[] losses = new double[STEPS];
     List<Batch> data = batches(b);
@@ -84,12 +93,15 @@ class DataParallelTest {
     return new Run(losses, m.namedParameters());
   }
 
-  static List<Run> ranks(long bucketBytes, int accumulation) throws Exception {
-    List<ProcessGroup> groups = CpuDistributed.threads(2);
+  static List<Run> ranks(long bucketBytes, int accumulation) throws Exception { return ranks(bucketBytes, accumulation, false); }
+
+  /** shared: the group has shared memory, so the buckets are shared buffers reduced in place. */
+  static List<Run> ranks(long bucketBytes, int accumulation, boolean shared) throws Exception {
+    List<ProcessGroup> groups = CpuDistributed.threads(2, new CpuDistributed.ThreadOptions(java.time.Duration.ofMinutes(10), shared));
     ExecutorService pool = Executors.newFixedThreadPool(2);
     try {
       List<Future<Run>> f = new ArrayList<>();
-      for (ProcessGroup g : groups) f.add(pool.submit(() -> rank(g, bucketBytes, accumulation)));
+      for (ProcessGroup g : groups) f.add(pool.submit(() -> rank(g, bucketBytes, accumulation, shared)));
       List<Run> out = new ArrayList<>();
       for (Future<Run> x : f) out.add(x.get());
       return out;
@@ -107,6 +119,19 @@ class DataParallelTest {
       ref.params().forEach((k, v) -> assertClose(v.toDoubleArray(), r.params().get(k).toDoubleArray(), 1e-12, 1e-10, "parameter " + k));
     }
     dp.get(0).params().forEach((k, v) -> assertClose(v.toDoubleArray(), dp.get(1).params().get(k).toDoubleArray(), 0, 0, "ranks agree on " + k));
+  }
+
+  /** The same with the buckets in shared buffers (all-reduced in place), with and without accumulation. */
+  @Test void sharedBucketsEqualOneProcess() throws Exception {
+    Run ref = single();
+    for (int accumulation : new int[] {1, 2}) {
+      List<Run> dp = ranks(4096, accumulation, true);
+      for (Run r : dp) {
+        if (accumulation == 1) assertClose(ref.losses(), r.losses(), 0, 1e-10, "per-step global loss");
+        ref.params().forEach((k, v) -> assertClose(v.toDoubleArray(), r.params().get(k).toDoubleArray(), 1e-12, 1e-9, "parameter " + k));
+      }
+      dp.get(0).params().forEach((k, v) -> assertClose(v.toDoubleArray(), dp.get(1).params().get(k).toDoubleArray(), 0, 0, "ranks agree on " + k));
+    }
   }
 
   @Test void accumulationOnEachRankStillMatches() throws Exception {
