@@ -18,6 +18,7 @@ final class BenchCommand implements Main.Command {
     m.put("ddp", new DdpBench());
     m.put("nccl", new NcclBench());
     m.put("nccl-dp", new NcclDpBench());
+    m.put("nccl-pp", new NcclPpBench());
     return m;
   }
 
