@@ -15,35 +15,86 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorShuffle;
 
 /**
- * Layer norm over the last dim of a contiguous f32 x viewed as [rows, n], and its backward. Forward uses two
- * passes for the statistics (mean, then the centred sum of squares), which stays accurate when |mean| ≫ std
- * where the one-pass E[x²] − E[x]² would cancel. Backward: per row gx = rstd·(g·w − mean(g·w) − x̂·mean(g·w·x̂))
- * (see {@link LayerNormBackward}). w, b, gw, gb must have unit stride (the caller checks).
+ * Layer norm over the last dim of a contiguous f32 x viewed as [rows, n], and its backward. w, b, mean and rstd
+ * must have unit stride (the caller checks). Backward: per row gx = rstd·(g·w − mean(g·w) − x̂·mean(g·w·x̂)) (see
+ * {@link LayerNormBackward}).
  *
- * <p>Rows are processed in chunks of consecutive rows ({@link RowOps#forRowChunks}); each row is read from
- * memory once, by its first pass, and from L1 by the other two (a 1024-float row is 4 KiB). Fusing the sum of
- * row r + 1 into the pass that writes row r (so that its trip from memory overlaps row r's stores) measured
- * about 40% slower on one thread (4096 × 1024, thread CPU time), and was dropped.
+ * <p>Forward, per block of {@link #BLOCK} consecutive rows: the statistics of each row in one pass over it
+ * ({@link #statistics}), which brings the block into L1 (4 rows of 1024 floats are 16 KiB), then y for the
+ * whole block in one pass that loads each vector of w and b once for all its rows. Every vector load or store
+ * costs about 0.4 ns here whatever it does (one-thread microbenchmark, rows in L1), so the kernel is built to
+ * make few: 1 + 1 + 1 + 2/BLOCK per vector of y, against 6 for the two-pass statistics and a row-at-a-time
+ * affine step before (whose 4-vector step, a separate method, was also too big to inline). Rows left over at
+ * the end of a chunk, and the rare w-without-b or b-without-w case, go a row at a time.
+ *
+ * <p>Rows are processed in chunks of consecutive rows ({@link RowOps#forChunksOfRows}); every row's arithmetic
+ * is independent of the chunking, so results do not depend on the thread count.
  */
 final class LayerNormKernel {
   private LayerNormKernel() {}
 
+  /** Rows normalised together: each vector of w and b is loaded once per block. */
+  static final int BLOCK = 4;
+
+  /** The segments and element offsets of one forward call; w and b may be null. */
+  private record Operands(MemorySegment x, long xo, MemorySegment w, long wo, MemorySegment b, long bo, MemorySegment y, long yo,
+                          MemorySegment mean, long mo, MemorySegment rstd, long ro, int n, float eps) {
+    /** Rows [r0, r1): whole blocks, then the rest a row at a time. */
+    void rows(long r0, long r1) {
+      long r = r0;
+      if ((w == null) == (b == null))
+        for (; r + BLOCK <= r1; r += BLOCK) {
+          for (int i = 0; i < BLOCK; i++) statistics(this, r + i);
+          if (w != null) affineBlock(x, (xo + r * n) * 4, w, wo * 4, b, bo * 4, y, (yo + r * n) * 4, stats(r), n);
+          else plainBlock(x, (xo + r * n) * 4, y, (yo + r * n) * 4, stats(r), n);
+          if (n % L != 0) for (int i = 0; i < BLOCK; i++) normaliseRow(this, r + i, n - n % L);
+        }
+      for (; r < r1; r++) {
+        statistics(this, r);
+        normaliseRow(this, r, 0);
+      }
+    }
+
+    /** mean and rstd of rows r .. r + 3, as {@link Stats}. */
+    private Stats stats(long r) {
+      return new Stats(mean.getAtIndex(F, mo + r), mean.getAtIndex(F, mo + r + 1), mean.getAtIndex(F, mo + r + 2), mean.getAtIndex(F, mo + r + 3),
+          rstd.getAtIndex(F, ro + r), rstd.getAtIndex(F, ro + r + 1), rstd.getAtIndex(F, ro + r + 2), rstd.getAtIndex(F, ro + r + 3));
+    }
+  }
+
+  /** mean and rstd of the four rows of a block (a value the JIT scalarises: it never leaves the call). */
+  private record Stats(float m0, float m1, float m2, float m3, float r0, float r1, float r2, float r3) {}
+
   static void forward(CpuParallel par, Tensor x, Tensor w, Tensor b, float eps, Tensor y, Tensor mean, Tensor rstd) {
     int n = x.size(-1);
     long rows = x.numel() / Math.max(1, n);
-    MemorySegment sx = segment(x), sy = segment(y), sm = segment(mean), sr = segment(rstd);
-    MemorySegment sw = w == null ? null : segment(w), sb = b == null ? null : segment(b);
-    long wo = w == null ? 0 : w.offset(), bo = b == null ? 0 : b.offset();
-    long xo = x.offset(), yo = y.offset(), mo = mean.offset(), ro = rstd.offset();
-    RowOps.forRowChunks(par, rows, n, (r0, r1) -> {
-      for (long r = r0; r < r1; r++) {
-        float mu = rowSum(sx, xo + r * n, n) / n;
-        float rs = (float) (1 / Math.sqrt(centredSquares(sx, xo + r * n, n, mu) / n + (double) eps));
-        sm.setAtIndex(F, mo + r, mu);
-        sr.setAtIndex(F, ro + r, rs);
-        normalise(sx, xo + r * n, sw, wo, sb, bo, mu, rs, sy, yo + r * n, n);
-      }
-    });
+    Operands op = new Operands(segment(x), x.offset(), w == null ? null : segment(w), w == null ? 0 : w.offset(),
+        b == null ? null : segment(b), b == null ? 0 : b.offset(), segment(y), y.offset(), segment(mean), mean.offset(),
+        segment(rstd), rstd.offset(), n, eps);
+    long chunk = Math.max(1, (1 << 14) / Math.max(1, n)); // about 64 KiB of x, as the other row kernels
+    if (chunk >= BLOCK) chunk = (chunk + BLOCK - 1) / BLOCK * BLOCK; // whole blocks: no row goes the slow way
+    RowOps.forChunksOfRows(par, rows, chunk, op::rows);
+  }
+
+  /**
+   * Writes mean and rstd of row r. One pass of shifted sums: with k the mean of the row's first vector (its
+   * first element when the row is shorter), d = x − k, the lanes sum d and d²; then mean = k + Σd/n and
+   * var = Σd²/n − (Σd/n)². The subtraction cancels the bits that (mean − k)² takes of Σd²/n, so when that is
+   * more than half of it (k far from the mean relative to the spread, as in a row that trends or whose first
+   * elements are outliers) the centred Σ(x − mean)² is taken in a second pass, over the row now in L1. So at
+   * most one bit is lost against the two-pass form, whatever |mean| is; on rows of independent values k is
+   * within about std/4 of the mean and the second pass never runs.
+   */
+  private static void statistics(Operands op, long r) {
+    int n = op.n;
+    long xo = op.xo + r * n;
+    float k = n >= L ? sumTree(FloatVector.fromMemorySegment(S, op.x, xo * 4, NATIVE)) / L : op.x.getAtIndex(F, xo);
+    long sums = shiftedSums(op.x, xo, n, k);
+    double d = high(sums) / (double) n, sq = low(sums) / (double) n;
+    float mu = (float) (k + d);
+    double var = 2 * d * d > sq ? centredSquares(op.x, xo, n, mu) / (double) n : sq - d * d;
+    op.mean.setAtIndex(F, op.mo + r, mu);
+    op.rstd.setAtIndex(F, op.ro + r, (float) (1 / Math.sqrt(var + op.eps)));
   }
 
   /*
@@ -55,22 +106,35 @@ final class LayerNormKernel {
    * serialise a pass on the add latency.
    */
 
-  /** Σ x over one row. */
-  static float rowSum(MemorySegment x, long xo, int n) {
-    FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+  /** Σ (x − k) and Σ (x − k)² over one row, packed as {@link #high} and {@link #low}. */
+  static long shiftedSums(MemorySegment x, long xo, int n, float k) {
+    FloatVector s0 = FloatVector.zero(S), s1 = s0, s2 = s0, s3 = s0, q0 = s0, q1 = s0, q2 = s0, q3 = s0;
     int j = 0;
     for (; j + 4 * L <= n; j += 4 * L) {
       long o = (xo + j) * 4;
-      a0 = a0.add(FloatVector.fromMemorySegment(S, x, o, NATIVE));
-      a1 = a1.add(FloatVector.fromMemorySegment(S, x, o + 4L * L, NATIVE));
-      a2 = a2.add(FloatVector.fromMemorySegment(S, x, o + 8L * L, NATIVE));
-      a3 = a3.add(FloatVector.fromMemorySegment(S, x, o + 12L * L, NATIVE));
+      FloatVector d0 = FloatVector.fromMemorySegment(S, x, o, NATIVE).sub(k);
+      FloatVector d1 = FloatVector.fromMemorySegment(S, x, o + 4L * L, NATIVE).sub(k);
+      FloatVector d2 = FloatVector.fromMemorySegment(S, x, o + 8L * L, NATIVE).sub(k);
+      FloatVector d3 = FloatVector.fromMemorySegment(S, x, o + 12L * L, NATIVE).sub(k);
+      s0 = s0.add(d0);
+      s1 = s1.add(d1);
+      s2 = s2.add(d2);
+      s3 = s3.add(d3);
+      q0 = d0.fma(d0, q0);
+      q1 = d1.fma(d1, q1);
+      q2 = d2.fma(d2, q2);
+      q3 = d3.fma(d3, q3);
     }
-    for (; j < n; j += L) a0 = a0.add(load(x, xo, j, n)); // masked load: padding lanes are 0
-    return sumTree(a0.add(a1).add(a2.add(a3)));
+    for (; j < n; j += L) {
+      var m = S.indexInRange(j, n);
+      FloatVector d = load(x, xo, j, n).sub(k);
+      s0 = s0.add(d, m); // padding lanes keep the sums: they would add −k and k² otherwise
+      q0 = q0.add(d.mul(d), m);
+    }
+    return pack(sumTree(s0.add(s1).add(s2.add(s3))), sumTree(q0.add(q1).add(q2.add(q3))));
   }
 
-  /** Σ (x − mu)² over one row: no E[x²] − E[x]² cancellation when |mean| ≫ std. */
+  /** Σ (x − mu)² over one row: no cancellation however far the shift of {@link #shiftedSums} was. */
   static float centredSquares(MemorySegment x, long xo, int n, float mu) {
     FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
     int j = 0;
@@ -92,50 +156,67 @@ final class LayerNormKernel {
     return sumTree(a0.add(a1).add(a2.add(a3)));
   }
 
-  /** y = ((x − mu)·rs)·w + b over one row (w, b may be null; multiply, then add: the rounding of every path). */
-  private static void normalise(MemorySegment x, long xo, MemorySegment w, long wo, MemorySegment b, long bo, float mu, float rs,
-                                MemorySegment y, long yo, int n) {
-    int j = 0;
+  /**
+   * y = ((x − mu)·rs)·w + b over the whole vectors of a block of four rows at byte offsets xb, yb (w, b at wb, bb):
+   * one load of w and b per vector for the four rows. Multiply, then add: the rounding of every path.
+   */
+  private static void affineBlock(MemorySegment x, long xb, MemorySegment w, long wb, MemorySegment b, long bb, MemorySegment y, long yb,
+                                  Stats s, int n) {
+    long row = n * 4L;
+    float m0 = s.m0, m1 = s.m1, m2 = s.m2, m3 = s.m3, r0 = s.r0, r1 = s.r1, r2 = s.r2, r3 = s.r3;
+    for (int j = 0; j + L <= n; j += L) {
+      long o = j * 4L;
+      FloatVector wv = FloatVector.fromMemorySegment(S, w, wb + o, NATIVE), bv = FloatVector.fromMemorySegment(S, b, bb + o, NATIVE);
+      FloatVector.fromMemorySegment(S, x, xb + o, NATIVE).sub(m0).mul(r0).mul(wv).add(bv).intoMemorySegment(y, yb + o, NATIVE);
+      FloatVector.fromMemorySegment(S, x, xb + row + o, NATIVE).sub(m1).mul(r1).mul(wv).add(bv).intoMemorySegment(y, yb + row + o, NATIVE);
+      FloatVector.fromMemorySegment(S, x, xb + 2 * row + o, NATIVE).sub(m2).mul(r2).mul(wv).add(bv)
+          .intoMemorySegment(y, yb + 2 * row + o, NATIVE);
+      FloatVector.fromMemorySegment(S, x, xb + 3 * row + o, NATIVE).sub(m3).mul(r3).mul(wv).add(bv)
+          .intoMemorySegment(y, yb + 3 * row + o, NATIVE);
+    }
+  }
+
+  /** y = (x − mu)·rs over the whole vectors of a block of four rows at byte offsets xb, yb. */
+  private static void plainBlock(MemorySegment x, long xb, MemorySegment y, long yb, Stats s, int n) {
+    long row = n * 4L;
+    float m0 = s.m0, m1 = s.m1, m2 = s.m2, m3 = s.m3, r0 = s.r0, r1 = s.r1, r2 = s.r2, r3 = s.r3;
+    for (int j = 0; j + L <= n; j += L) {
+      long o = j * 4L;
+      FloatVector.fromMemorySegment(S, x, xb + o, NATIVE).sub(m0).mul(r0).intoMemorySegment(y, yb + o, NATIVE);
+      FloatVector.fromMemorySegment(S, x, xb + row + o, NATIVE).sub(m1).mul(r1).intoMemorySegment(y, yb + row + o, NATIVE);
+      FloatVector.fromMemorySegment(S, x, xb + 2 * row + o, NATIVE).sub(m2).mul(r2).intoMemorySegment(y, yb + 2 * row + o, NATIVE);
+      FloatVector.fromMemorySegment(S, x, xb + 3 * row + o, NATIVE).sub(m3).mul(r3).intoMemorySegment(y, yb + 3 * row + o, NATIVE);
+    }
+  }
+
+  /**
+   * y = (x − mu)·rs·w + b over elements [from, n) of row r (w, b may be null): whole vectors first when w and b
+   * are both present or both absent, then one vector at a time with the masked tail.
+   */
+  private static void normaliseRow(Operands op, long r, int from) {
+    int n = op.n, j = from;
+    float mu = op.mean.getAtIndex(F, op.mo + r), rs = op.rstd.getAtIndex(F, op.ro + r);
+    MemorySegment x = op.x, w = op.w, b = op.b, y = op.y;
+    long xo = op.xo + r * n, yo = op.yo + r * n;
     if (w != null && b != null)
-      for (; j + 4 * L <= n; j += 4 * L) affine4(x, (xo + j) * 4, w, (wo + j) * 4, b, (bo + j) * 4, mu, rs, y, (yo + j) * 4);
+      for (; j + L <= n; j += L)
+        FloatVector.fromMemorySegment(S, x, (xo + j) * 4, NATIVE).sub(mu).mul(rs).mul(FloatVector.fromMemorySegment(S, w, (op.wo + j) * 4, NATIVE))
+            .add(FloatVector.fromMemorySegment(S, b, (op.bo + j) * 4, NATIVE)).intoMemorySegment(y, (yo + j) * 4, NATIVE);
     else if (w == null && b == null)
-      for (; j + 4 * L <= n; j += 4 * L) plain4(x, (xo + j) * 4, mu, rs, y, (yo + j) * 4);
-    normaliseTail(x, xo, w, wo, b, bo, mu, rs, y, yo, n, j);
-  }
-
-  /** Four vectors of y = ((x − mu)·rs)·w + b at byte offsets xb, wb, bb, yb. */
-  private static void affine4(MemorySegment x, long xb, MemorySegment w, long wb, MemorySegment b, long bb, float mu, float rs, MemorySegment y, long yb) {
-    FloatVector v0 = FloatVector.fromMemorySegment(S, x, xb, NATIVE).sub(mu).mul(rs);
-    FloatVector v1 = FloatVector.fromMemorySegment(S, x, xb + 4L * L, NATIVE).sub(mu).mul(rs);
-    FloatVector v2 = FloatVector.fromMemorySegment(S, x, xb + 8L * L, NATIVE).sub(mu).mul(rs);
-    FloatVector v3 = FloatVector.fromMemorySegment(S, x, xb + 12L * L, NATIVE).sub(mu).mul(rs);
-    v0.mul(FloatVector.fromMemorySegment(S, w, wb, NATIVE)).add(FloatVector.fromMemorySegment(S, b, bb, NATIVE)).intoMemorySegment(y, yb, NATIVE);
-    v1.mul(FloatVector.fromMemorySegment(S, w, wb + 4L * L, NATIVE)).add(FloatVector.fromMemorySegment(S, b, bb + 4L * L, NATIVE))
-        .intoMemorySegment(y, yb + 4L * L, NATIVE);
-    v2.mul(FloatVector.fromMemorySegment(S, w, wb + 8L * L, NATIVE)).add(FloatVector.fromMemorySegment(S, b, bb + 8L * L, NATIVE))
-        .intoMemorySegment(y, yb + 8L * L, NATIVE);
-    v3.mul(FloatVector.fromMemorySegment(S, w, wb + 12L * L, NATIVE)).add(FloatVector.fromMemorySegment(S, b, bb + 12L * L, NATIVE))
-        .intoMemorySegment(y, yb + 12L * L, NATIVE);
-  }
-
-  /** Four vectors of y = (x − mu)·rs at byte offsets xb, yb. */
-  private static void plain4(MemorySegment x, long xb, float mu, float rs, MemorySegment y, long yb) {
-    FloatVector.fromMemorySegment(S, x, xb, NATIVE).sub(mu).mul(rs).intoMemorySegment(y, yb, NATIVE);
-    FloatVector.fromMemorySegment(S, x, xb + 4L * L, NATIVE).sub(mu).mul(rs).intoMemorySegment(y, yb + 4L * L, NATIVE);
-    FloatVector.fromMemorySegment(S, x, xb + 8L * L, NATIVE).sub(mu).mul(rs).intoMemorySegment(y, yb + 8L * L, NATIVE);
-    FloatVector.fromMemorySegment(S, x, xb + 12L * L, NATIVE).sub(mu).mul(rs).intoMemorySegment(y, yb + 12L * L, NATIVE);
-  }
-
-  /** y = (x − mu)·rs·w + b over elements [from, n) of one row (w, b may be null), one vector at a time. */
-  private static void normaliseTail(MemorySegment x, long xo, MemorySegment w, long wo, MemorySegment b, long bo, float mu, float rs,
-                                    MemorySegment y, long yo, int n, int from) {
-    for (int j = from; j < n; j += L) {
+      for (; j + L <= n; j += L) FloatVector.fromMemorySegment(S, x, (xo + j) * 4, NATIVE).sub(mu).mul(rs).intoMemorySegment(y, (yo + j) * 4, NATIVE);
+    for (; j < n; j += L) {
       FloatVector v = load(x, xo, j, n).sub(mu).mul(rs);
-      if (w != null) v = v.mul(load(w, wo, j, n));
-      if (b != null) v = v.add(load(b, bo, j, n));
+      if (w != null) v = v.mul(load(w, op.wo, j, n));
+      if (b != null) v = v.add(load(b, op.bo, j, n));
       store(v, y, yo, j, n);
     }
   }
+
+  static long pack(float hi, float lo) { return (long) Float.floatToRawIntBits(hi) << 32 | (Float.floatToRawIntBits(lo) & 0xffffffffL); }
+
+  static float high(long v) { return Float.intBitsToFloat((int) (v >>> 32)); }
+
+  static float low(long v) { return Float.intBitsToFloat((int) v); }
 
   private static final VectorShuffle<Float> SWAP8 = swap(8), SWAP4 = swap(4), SWAP2 = swap(2), SWAP1 = swap(1);
 

@@ -75,7 +75,11 @@ final class RowOps {
    * the thread count.
    */
   static void forRowChunks(CpuParallel par, long rows, int n, CpuParallel.RangeBody body) {
-    long chunk = Math.max(1, (1 << 14) / Math.max(1, n));
+    forChunksOfRows(par, rows, Math.max(1, (1 << 14) / Math.max(1, n)), body);
+  }
+
+  /** As {@link #forRowChunks(CpuParallel, long, int, CpuParallel.RangeBody)}, in chunks of {@code chunk} rows. */
+  static void forChunksOfRows(CpuParallel par, long rows, long chunk, CpuParallel.RangeBody body) {
     par.forEachChunk((rows + chunk - 1) / chunk, c -> body.run(c * chunk, Math.min(rows, c * chunk + chunk)));
   }
 

@@ -63,9 +63,10 @@ class LayerNormKernelTest {
 
   /**
    * Rows of mean 1000 and std ≈ 0.58: a one-pass E[x²] − E[x]² in f32 would lose every digit of the variance
-   * (u·1000² ≈ 0.06 against 0.33). Two passes: the centred terms x − mean are exact (Sterbenz), so rstd is off by
-   * (δmean/std)² plus the rounding of a length-n sum, under 1e-4 relative. y inherits δmean·rstd·|w| with
-   * |δmean| ≤ (n/16 + 8)·u·1001 for vectors of four or more lanes (sums of n/(4·L) terms, then a tree).
+   * (u·1000² ≈ 0.06 against 0.33). The kernel's terms x − k, k the mean of the row's first vector, are exact
+   * (Sterbenz) and (mean − k)² is small against the variance, so rstd is off by the rounding of a length-n sum,
+   * under 1e-4 relative. y inherits δmean·rstd·|w|, with |δmean| far below the bound (n/16 + 8)·u·1001 of the
+   * plain f32 sum of x (sums of n/(4·L) terms, then a tree) that the assertion allows.
    */
   @Test void staysAccurateWhenTheMeanDwarfsTheSpread() {
     int rows = 24, n = 1000;
@@ -79,6 +80,41 @@ class LayerNormKernelTest {
       }
       double meanErr = (n / 16.0 + 8) * U * 1001;
       assertClose("y, mean 1000", got.y, want.y, meanErr * want.rstd[0] * 1.5 * 1.01 + 4 * (n + 8) * U * 8, false);
+    }
+  }
+
+  /**
+   * The one-pass statistics shift each row by the mean k of its first vector; the closer (mean − k)² comes to
+   * Σ(x − k)²/n, the more bits the variance Σ(x − k)²/n − (mean − k)² cancels, and past half of it the kernel
+   * takes the centred sum in a second pass. Rows of mean ≈ 1000 and std ≈ 0.58 whose first vector sits t above
+   * the rest, for t from 0 (one pass, no cancellation) past the switch (t ≈ 0.8 std for n = 1000) to 100, and a
+   * ramp (k far below the mean): rstd within 1e-5 relative of the double-precision reference (f32 lane sums of
+   * n/(4·L) terms and a tree, about 20·u = 1.2e-6 relative for n = 1000, doubled by the worst cancellation the
+   * one-pass form accepts) and the mean within one f32 ulp of it. With n = 65536 a first vector t = 100 away
+   * would cancel 12 of the 24 bits (Σ(x − k)²/n is 4095 times the variance): without the second pass those rows
+   * miss the bound by orders of magnitude.
+   */
+  @Test void statisticsStayAccurateWhereverTheFirstVectorSits() {
+    checkShifted(1000, new double[] {0, 0.3, 0.6, 0.9, 1.5, 5, 100, Double.NaN}); // NaN: the ramp
+    checkShifted(1 << 16, new double[] {0.3, 100, Double.NaN});
+  }
+
+  private static void checkShifted(int n, double[] shifts) {
+    int rows = shifts.length;
+    Random rnd = new Random(8);
+    float[] x = uniform(rnd, rows * n, 999, 1001), gy = new float[rows * n];
+    for (int r = 0; r < rows; r++)
+      for (int j = 0; j < n; j++)
+        if (Double.isNaN(shifts[r])) x[r * n + j] = 1000 + 0.01f * j / n;
+        else if (j < L) x[r * n + j] = (float) (1000 + shifts[r]);
+    try (CpuBackend fast = CpuBackend.create(2)) {
+      Result got = run(fast, x, null, null, gy, rows, n), want = run(CpuBackend.reference(), x, null, null, gy, rows, n);
+      for (int r = 0; r < rows; r++) {
+        String row = "row " + r + " of " + n + " (first vector +" + shifts[r] + ")";
+        double rel = Math.abs(got.rstd[r] - want.rstd[r]) / want.rstd[r];
+        assertTrue(rel <= 1e-5, "rstd of " + row + ": " + got.rstd[r] + " vs " + want.rstd[r] + " (relative error " + rel + ", want <= 1e-5)");
+        assertTrue(Math.abs(got.mean[r] - want.mean[r]) <= Math.ulp(want.mean[r]), "mean of " + row + ": " + got.mean[r] + " vs " + want.mean[r]);
+      }
     }
   }
 
