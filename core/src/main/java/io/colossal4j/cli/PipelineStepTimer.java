@@ -107,6 +107,7 @@ final class PipelineStepTimer {
     long peak = backend instanceof CudaBackend c ? c.peakMemoryInUse() : backend.memoryStats().peak().values().stream().mapToLong(Long::longValue).sum();
     double busy = alone(stage, micro, partInputs);
     release(model, adamw);
+    if (backend instanceof CudaBackend c) c.emptyCache();
     return new Result(step / 1e6 / options.steps(), sched / 1e6 / options.steps(), busy, peak, batch.size(), split.toString(), starts);
   }
 
