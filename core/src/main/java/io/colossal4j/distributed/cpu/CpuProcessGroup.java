@@ -142,7 +142,10 @@ public final class CpuProcessGroup implements ProcessGroup {
 
   /**
    * In memory shared by the members when they all run on this host and shared memory is on (else the
-   * ordinary allocation of the interface); see {@link ShmBuffers}. Only CPU backends.
+   * ordinary allocation of the interface); see {@link ShmBuffers}. Only CPU backends. If a member cannot
+   * reserve its part of the file (the shared-memory file system is full: a container's /dev/shm is often
+   * 64 MiB), every member takes the ordinary allocation instead, agreed by an all-reduce of the outcome:
+   * touching a mapped page the file system cannot provide would kill the process.
    */
   @Override public Tensor allocateShared(Shape shape, DType dtype, Backend backend, MemoryCategory category) {
     if (!(backend instanceof CpuBackend cpu))
@@ -150,15 +153,27 @@ public final class CpuProcessGroup implements ProcessGroup {
     if (dtype == DType.BOOL) throw bad(Op.ALLOCATE_SHARED, "dtype bool is not supported; use i32, i64, f16, bf16, f32 or f64");
     String file = sharedFile();
     if (file == null) return ProcessGroup.super.allocateShared(shape, dtype, backend, category);
-    ShmBuffers buffers;
-    synchronized (this) {
-      if (shmBuffers == null) shmBuffers = new ShmBuffers(file, size(), rank);
-      if (shm == null) shm = new ShmAllReduce(file, size(), rank, ShmAllReduce.SLOTS, world.shmSliceBytes);
-      buffers = shmBuffers;
-    }
+    ShmBuffers buffers = sharedBuffers(file);
     Tensor[] out = new Tensor[1];
     submit(Op.ALLOCATE_SHARED, Header.COLLECTIVE, null, dtype, shape.numel(), true, run -> out[0] = buffers.allocate(run, shape, dtype, cpu, category));
-    return out[0];
+    Tensor everyone = Tensor.scalar(out[0] == null ? 0 : 1, DType.I32, cpu);
+    allReduce(everyone, Reduction.MIN);
+    if (everyone.item() == 1) return out[0];
+    if (out[0] != null) buffers.drop(out[0]);
+    return ProcessGroup.super.allocateShared(shape, dtype, backend, category);
+  }
+
+  /** This group's shared buffers (and the all-reduce that reduces them), created on first use. */
+  synchronized ShmBuffers sharedBuffers(String file) {
+    if (shmBuffers == null) shmBuffers = new ShmBuffers(file, size(), rank);
+    if (shm == null) shm = new ShmAllReduce(file, size(), rank, ShmAllReduce.SLOTS, world.shmSliceBytes);
+    return shmBuffers;
+  }
+
+  /** As {@link #sharedBuffers(String)}, or null when this group's members cannot share memory. */
+  ShmBuffers sharedBuffers() {
+    String file = sharedFile();
+    return file == null ? null : sharedBuffers(file);
   }
 
   @Override public boolean isShared(Tensor t) { return t.isContiguous() && placed(t) != null; }

@@ -42,6 +42,10 @@ final class ShmBuffers implements AutoCloseable {
   private final List<Buffer> buffers = new ArrayList<>();
   private final Map<Storage, Buffer> byStorage = new IdentityHashMap<>();
   private boolean closed;
+  /** Allocations so far (the next buffer's index): the same on every member, and never reused, so no file name is. */
+  private int allocations;
+  /** Bytes this member may still reserve (tests lower it to act out a full file system). */
+  private long reserveLimit = Long.MAX_VALUE;
 
   ShmBuffers(String fileBase, int n, int r) {
     this.fileBase = fileBase;
@@ -50,15 +54,17 @@ final class ShmBuffers implements AutoCloseable {
   }
 
   /**
-   * Maps buffer number {@link #buffers}.size() for a tensor of {@code shape} and {@code dtype} (zero-filled: the
-   * file is new) and returns this member's tensor on it. Runs as the group's operation {@code run}.
+   * Maps buffer number {@link #allocations} for a tensor of {@code shape} and {@code dtype} (zero-filled: the
+   * file is new) and returns this member's tensor on it, or null if the file system could not provide this
+   * member's region (reserved by writing it, so no later touch of the mapping can fault). Runs as the group's
+   * operation {@code run}.
    */
   Tensor allocate(OpRun run, Shape shape, DType dtype, CpuBackend backend, MemoryCategory category) {
     long bytes = Math.max(1, shape.numel()) * dtype.byteSize(), regionBytes = (bytes + 4095) & ~4095L;
     int index;
     synchronized (this) {
       if (closed) throw new IllegalStateException("the process group was closed");
-      index = buffers.size();
+      index = allocations++;
     }
     var path = ShmFiles.path(fileBase + "-b" + index);
     Arena arena = Arena.ofShared();
@@ -69,6 +75,7 @@ final class ShmBuffers implements AutoCloseable {
       arena.close();
       throw new io.colossal4j.distributed.CollectiveException(run.where() + ": cannot map shared memory " + path + ": " + e.getMessage(), e);
     }
+    boolean reserved = reserve(file, regionBytes);
     try {
       for (int j = 0; j < n; j++) if (j != r) run.sendSignal(j, 0);
       for (int j = 0; j < n; j++) if (j != r) run.recvSignal(j, 0);   // checks their dtype and numel
@@ -78,6 +85,10 @@ final class ShmBuffers implements AutoCloseable {
       throw e;
     }
     ShmFiles.release(file);   // every member has mapped it: the name can go, the mappings stay
+    if (!reserved) {
+      arena.close();
+      return null;
+    }
     MemorySegment mine = file.memory().asSlice(r * regionBytes, bytes);
     CpuStorage storage = backend.external(mine, category, () -> {});
     Buffer b = new Buffer(index, arena, file.memory(), regionBytes, storage);
@@ -91,6 +102,36 @@ final class ShmBuffers implements AutoCloseable {
       byStorage.put(storage, b);
     }
     return Tensor.onStorage(storage, shape, dtype);
+  }
+
+  /** Writes zeros over this member's region through the file (tmpfs allocates the pages or says it is full). */
+  private boolean reserve(ShmFiles.Mapped file, long regionBytes) {
+    synchronized (this) {
+      if (regionBytes > reserveLimit) return false;
+      reserveLimit -= regionBytes;
+    }
+    java.nio.ByteBuffer zeros = java.nio.ByteBuffer.allocateDirect((int) Math.min(regionBytes, 1 << 20));
+    try {
+      for (long at = r * regionBytes, stop = at + regionBytes; at < stop; ) {
+        zeros.clear().limit((int) Math.min(zeros.capacity(), stop - at));
+        at += file.lockHolder().write(zeros, at);
+      }
+      return true;
+    } catch (IOException full) {
+      return false;
+    }
+  }
+
+  /** Tests: this member may reserve at most {@code bytes} more. */
+  synchronized void limitReservations(long bytes) { reserveLimit = bytes; }
+
+  /** Unregisters and unmaps the buffer of {@code t} (another member could not reserve its part: nobody shares it). */
+  synchronized void drop(Tensor t) {
+    Buffer b = byStorage.remove(t.storage());
+    if (b == null) return;
+    buffers.remove(b);
+    b.storage.release();
+    b.arena.close();
   }
 
   /** The buffer {@code t} lives in, with its offset, or null (t is contiguous: checked by the group). */

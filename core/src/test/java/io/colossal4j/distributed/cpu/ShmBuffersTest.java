@@ -144,6 +144,7 @@ class ShmBuffersTest {
     assertTrue(found, all);
   }
 
+  /** (Each allocation is two operations: the allocation and the all-reduce of its outcome.) */
   @Test void mismatchesAreNamedOnEveryRank() throws Exception {
     // different buffers
     List<ProcessGroup> groups = world(2, 30_000);
@@ -153,8 +154,8 @@ class ShmBuffersTest {
       return assertThrows(CollectiveException.class, () -> g.allReduce(t, Reduction.SUM)).getMessage();
     });
     groups.forEach(ProcessGroup::close);
-    assertNamedOnEveryRank(messages, "(world rank 1) sent all_reduce #2 (SUM) of 100 f32 in shared buffer 1 at element 0",
-        "(world rank 0) sent all_reduce #2 (SUM) of 100 f32 in shared buffer 0 at element 0");
+    assertNamedOnEveryRank(messages, "(world rank 1) sent all_reduce #4 (SUM) of 100 f32 in shared buffer 1 at element 0",
+        "(world rank 0) sent all_reduce #4 (SUM) of 100 f32 in shared buffer 0 at element 0");
 
     // a shared buffer against an ordinary tensor
     groups = world(2, 30_000);
@@ -164,8 +165,8 @@ class ShmBuffersTest {
       return assertThrows(CollectiveException.class, () -> g.allReduce(t, Reduction.SUM)).getMessage();
     });
     groups.forEach(ProcessGroup::close);
-    assertNamedOnEveryRank(messages, "sent all_reduce #1 (SUM) of 100 f32 of an ordinary tensor (this rank's is in shared buffer 0)",
-        "(world rank 0) sent all_reduce #1 (SUM) of 100 f32 in shared buffer 0 at element 0");
+    assertNamedOnEveryRank(messages, "sent all_reduce #2 (SUM) of 100 f32 of an ordinary tensor (this rank's is in shared buffer 0)",
+        "(world rank 0) sent all_reduce #2 (SUM) of 100 f32 in shared buffer 0 at element 0");
 
     // allocations of different sizes
     groups = world(2, 30_000);
@@ -176,7 +177,10 @@ class ShmBuffersTest {
     groups.forEach(ProcessGroup::close);
   }
 
-  /** A rank that dies between in-place all-reduces: the others fail promptly (not at the 10-minute timeout), naming it. */
+  /**
+   * A rank that dies between in-place all-reduces: the others fail promptly (not at the 10-minute timeout),
+   * naming it, in the operation after its last (#5: the allocation is #0 and #1).
+   */
   @Test void aDeadRankFailsTheOthersPromptly() {
     for (int world : new int[] {2, 3}) {
       List<ProcessGroup> groups = world(world, 600_000);
@@ -192,14 +196,15 @@ class ShmBuffersTest {
       });
       assertTrue((System.nanoTime() - start) / 1e9 < 30, "failure took too long");
       for (int r = 0; r < world; r++)
-        if (r != 1) assertTrue(messages.get(r).contains("world rank 1") && messages.get(r).contains("all_reduce #4"), messages.get(r));
+        if (r != 1) assertTrue(messages.get(r).contains("world rank 1") && messages.get(r).contains("all_reduce #5"), messages.get(r));
       groups.forEach(ProcessGroup::close);
     }
   }
 
   /**
    * The files' names go once every member has mapped them; closing the group releases the buffers (a tensor
-   * used afterwards fails, naming the released storage); without shared memory the allocation is ordinary.
+   * used afterwards fails, naming the released storage); a member that cannot reserve its part makes every
+   * member fall back to ordinary memory; without shared memory the allocation is ordinary.
    */
   @Test void lifetimeAndFallback() throws Exception {
     List<ProcessGroup> groups = world(2, 30_000);
@@ -207,6 +212,23 @@ class ShmBuffersTest {
     assertEquals(List.of(), ShmAllReduceTest.leftoverFiles(groups));
     groups.forEach(ProcessGroup::close);
     for (Tensor t : tensors) assertThrows(TensorException.class, t::toDoubleArray);
+
+    // a member whose file system is full: every member falls back to ordinary memory, and later buffers are shared again
+    groups = world(3, 30_000);
+    RankThreads.run(groups, 60, g -> {
+      ShmBuffers buffers = ((CpuProcessGroup) g).sharedBuffers();
+      if (g.rank() == 2) buffers.limitReservations(8192);
+      Tensor big = shared(g, 4096, DType.F32), small = shared(g, 100, DType.F32);
+      assertFalse(g.isShared(big), "rank " + g.rank());
+      assertTrue(g.isShared(small), "rank " + g.rank());
+      for (Tensor t : List.of(big, small)) {
+        CPU.kernels().fill(t, g.rank() + 1);
+        g.allReduce(t, Reduction.SUM);
+        assertEquals(6, t.toDoubleArray()[(int) t.numel() - 1], 0.0);
+      }
+      return null;
+    });
+    groups.forEach(ProcessGroup::close);
 
     List<ProcessGroup> plain = CpuDistributed.threads(2, new CpuDistributed.ThreadOptions(Duration.ofSeconds(30), false));
     RankThreads.run(plain, 60, g -> {
