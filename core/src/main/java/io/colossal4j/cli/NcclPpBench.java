@@ -6,12 +6,20 @@ import io.colossal4j.backend.cuda.CudaBackend;
 import io.colossal4j.backend.cuda.CudaOptions;
 import io.colossal4j.distributed.ProcessGroup;
 import io.colossal4j.distributed.cpu.CpuDistributed;
+import io.colossal4j.distributed.nccl.NcclDistributed;
+import io.colossal4j.launch.EnvRendezvous;
+import io.colossal4j.launch.HostEnvironment;
 import io.colossal4j.parallel.pipeline.Schedule;
+import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.Device;
+import io.colossal4j.tensor.Shape;
+import io.colossal4j.tensor.Tensor;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -20,8 +28,9 @@ import java.util.concurrent.Executors;
  * {@code colossal bench nccl-pp}: pipeline parallelism over 2 ranks (pp = 2) on a vit_huge_patch14_clip_336-shaped
  * ViT and a GPT-2-medium-shaped model, parameters in bf16, AdamW, under GPipe, 1F1B and interleaved 1F1B (v = 2):
  * step time, samples/s, each stage's measured bubble against theory, and each stage's peak memory. The ranks are
- * threads of one JVM, one per GPU, joined by an NCCL group (as {@code bench nccl-dp}); {@code --device cpu} runs
- * the same code on the CPU process group (for small models: the smoke test). {@code scripts/bench_pp_torch.py}
+ * threads of one JVM, one per GPU, joined by an NCCL group (as {@code bench nccl-dp}), or, under the launcher
+ * ({@code colossal run --nproc-per-node 2 --command bench nccl-pp ...}), one process per GPU; {@code --device cpu}
+ * runs the same code on the CPU process group (for small models: the smoke test). {@code scripts/bench_pp_torch.py}
  * measures torch.distributed.pipelining on the same models, splits and micro-batches and prints the same columns.
  *
  * <p>Definitions (identical in the Python script): a step is the whole training step (the schedule's forwards and
@@ -113,12 +122,17 @@ final class NcclPpBench implements Main.Command {
       System.err.println("colossal bench nccl-pp: " + e.getMessage());
       return 2;
     }
+    var env = HostEnvironment.current();
+    return EnvRendezvous.spec(env).isPresent() ? asRank(o, env, out) : inThreads(o, out);
+  }
+
+  /** Both ranks in this JVM, a thread each (the GPUs of this host, or two CPU backends). */
+  private static int inThreads(Options o, PrintStream out) {
     List<Backend> backends = new ArrayList<>();
     List<ProcessGroup> world = List.of();
     try {
       if (o.cuda()) {
-        CudaOptions opts = CudaOptions.defaults(io.colossal4j.launch.HostEnvironment.current());
-        if (o.kernelCache() != null) opts = opts.withKernelCacheDir(o.kernelCache());
+        CudaOptions opts = cudaOptions(o);
         if (CudaBackend.deviceCount(opts) < 2) {
           System.err.println("colossal bench nccl-pp: needs 2 GPUs on this host (or --device cpu)");
           return 2;
@@ -131,15 +145,21 @@ final class NcclPpBench implements Main.Command {
         for (int r = 0; r < 2; r++) backends.add(CpuBackend.create(o.threads()));
         world = CpuDistributed.threads(2);
       }
-      out.println("# pipeline pp=2 on " + backends.getFirst().name() + " and " + backends.get(1).name() + "; " + o.warmup() + " warm-up steps, mean of "
-          + o.steps() + "; bubble = 1 - busy/sched_ms, busy = the stage alone on the same micro-batches");
-      out.println(HEADER);
+      List<ProcessGroup> ranks = world;
+      header(out, backends.getFirst().name() + " and " + backends.get(1).name() + " (threads of one process)", o);
       for (String model : o.models())
         for (String s : o.schedules()) {
-          Row row = measure(world, backends, model, s, o);
-          out.println("# " + model + " " + s + ": " + row.split());
-          out.println(row.csv());
-          out.flush();
+          List<Row> rows;
+          try (ExecutorService threads = Executors.newFixedThreadPool(2)) {
+            List<CompletableFuture<Row>> runs = new ArrayList<>();
+            for (int r = 0; r < 2; r++) {
+              ProcessGroup g = ranks.get(r);
+              Backend b = backends.get(r);
+              runs.add(CompletableFuture.supplyAsync(() -> measure(g, b, model, s, o), threads));
+            }
+            rows = runs.stream().map(CompletableFuture::join).toList();
+          }
+          print(out, rows.getFirst());
         }
       return 0;
     } finally {
@@ -148,24 +168,67 @@ final class NcclPpBench implements Main.Command {
     }
   }
 
-  private static Row measure(List<ProcessGroup> world, List<Backend> backends, String model, String scheduleName, Options o) {
-    Schedule schedule = schedule(scheduleName);
-    List<PipelineStepTimer.Result> results;
-    try (ExecutorService threads = Executors.newFixedThreadPool(world.size())) {
-      List<CompletableFuture<PipelineStepTimer.Result>> runs = new ArrayList<>();
-      for (int r = 0; r < world.size(); r++) {
-        ProcessGroup g = world.get(r);
-        Backend b = backends.get(r);
-        runs.add(CompletableFuture.supplyAsync(() -> new PipelineStepTimer(g, b, model, schedule, o).run(), threads));
-      }
-      results = runs.stream().map(CompletableFuture::join).toList();
+  /**
+   * One rank of {@code colossal run --nproc-per-node 2 --command bench nccl-pp ...}: its GPU is cuda:LOCAL_RANK and
+   * its group NCCL over the launcher's rendezvous (a CPU group with {@code --device cpu}); rank 0 prints.
+   */
+  private static int asRank(Options o, Map<String, String> env, PrintStream out) {
+    var spec = EnvRendezvous.spec(env).orElseThrow();
+    if (spec.worldSize() != 2) {
+      System.err.println("colossal bench nccl-pp: runs on 2 ranks (pp = 2), the launcher started " + spec.worldSize());
+      return 2;
     }
-    double step = results.stream().mapToDouble(PipelineStepTimer.Result::stepMs).max().orElseThrow();
-    double sched = results.stream().mapToDouble(PipelineStepTimer.Result::schedMs).max().orElseThrow();
-    double[] busy = results.stream().mapToDouble(PipelineStepTimer.Result::busyMs).toArray();
-    long[] peak = results.stream().mapToLong(PipelineStepTimer.Result::peakBytes).toArray();
-    PipelineStepTimer.Result first = results.getFirst();
-    return new Row(model, scheduleName, schedule.chunks(), o.microBatches(), first.samples() / o.microBatches(), step, sched, busy, peak,
-        first.samples(), "parts start at " + String.join(", ", first.splitStarts()) + " (" + first.split() + ")");
+    Backend backend = o.cuda() ? CudaBackend.open(Device.cuda(NcclDistributed.device(spec, CudaBackend.deviceCount(cudaOptions(o)))), cudaOptions(o))
+        : CpuBackend.create(o.threads());
+    try (backend) {
+      Optional<ProcessGroup> joined = backend instanceof CudaBackend gpu
+          ? EnvRendezvous.join(System.err, sp -> NcclDistributed.connect(sp, gpu, System.err)) : EnvRendezvous.join(System.err);
+      ProcessGroup world = joined.orElseThrow();
+      try {
+        if (world.rank() == 0) header(out, backend.name() + " per process, 2 processes", o);
+        for (String model : o.models())
+          for (String s : o.schedules()) {
+            Row row = measure(world, backend, model, s, o);
+            if (world.rank() == 0) print(out, row);
+          }
+      } finally {
+        world.close();
+      }
+    }
+    return 0;
+  }
+
+  private static CudaOptions cudaOptions(Options o) {
+    CudaOptions opts = CudaOptions.defaults(HostEnvironment.current());
+    return o.kernelCache() == null ? opts : opts.withKernelCacheDir(o.kernelCache());
+  }
+
+  private static void header(PrintStream out, String devices, Options o) {
+    out.println("# pipeline pp=2 on " + devices + "; " + o.warmup() + " warm-up steps, mean of " + o.steps()
+        + "; bubble = 1 - busy/sched_ms, busy = the stage alone on the same micro-batches");
+    out.println(HEADER);
+  }
+
+  private static void print(PrintStream out, Row row) {
+    out.println("# " + row.model() + " " + row.schedule() + ": " + row.split());
+    out.println(row.csv());
+    out.flush();
+  }
+
+  /**
+   * One case on one rank ({@link PipelineStepTimer}), then the ranks' numbers all-gathered over {@code world} so
+   * every rank returns the same row. Collective: both ranks call it with the same case.
+   */
+  static Row measure(ProcessGroup world, Backend backend, String model, String scheduleName, Options o) {
+    Schedule schedule = schedule(scheduleName);
+    PipelineStepTimer.Result mine = new PipelineStepTimer(world, backend, model, schedule, o).run();
+    Tensor in = Tensor.of(new double[] {mine.stepMs(), mine.schedMs(), mine.busyMs(), mine.peakBytes()}, Shape.of(4), DType.F64, backend);
+    Tensor all = Tensor.empty(Shape.of(4 * world.size()), DType.F64, backend);
+    world.allGather(all, in);
+    double[] r = all.toDoubleArray();
+    double step = Math.max(r[0], r[4]), sched = Math.max(r[1], r[5]);
+    return new Row(model, scheduleName, schedule.chunks(), o.microBatches(), mine.samples() / o.microBatches(), step, sched,
+        new double[] {r[2], r[6]}, new long[] {(long) r[3], (long) r[7]}, mine.samples(),
+        "parts start at " + String.join(", ", mine.splitStarts()) + " (" + mine.split() + ")");
   }
 }
