@@ -54,6 +54,16 @@ public interface Kernels {
     matmul(a, b, out, true);
   }
 
+  /**
+   * The weight and bias gradients of a linear layer y = x·wᵀ + b over rows: gw [out, in] = gᵀ·x and, when gb is
+   * non-null, gb [out] = the column sums of g (reduce's keepdim layout, [1, out], viewed onto gb); g [rows, out], x [rows, in]. Outputs are overwritten. The default
+   * composes a matmul and a reduction; a backend may compute both in one pass.
+   */
+  default void linearWeightGrad(Tensor g, Tensor x, Tensor gw, Tensor gb) {
+    matmul(g.view(io.colossal4j.tensor.Shape.of(g.size(1), g.size(0)), new long[] {g.stride(1), g.stride(0)}, g.offset()), x, gw, false);
+    if (gb != null) reduce(ReduceOp.SUM, g, new int[] {0}, gb.view(io.colossal4j.tensor.Shape.of(1, gb.size(0)), new long[] {0, gb.stride(0)}, gb.offset()));
+  }
+
   // ------------------------------------------------------------- normalisation
   /** Softmax (or log-softmax) along {@code dim}. */
   void softmax(Tensor x, int dim, boolean log, Tensor out);

@@ -31,6 +31,8 @@ final class Matmul {
     MemorySegment sa = segment(a), sb = segment(b), so = segment(out);
     long am = a.stride(r - 2), ak = a.stride(r - 1), bk = b.stride(r - 2), bn = b.stride(r - 1);
     int batches = (int) out.shape().numel(0, r - 2);
+    if (batches == 1 && !swap && skinny(par, m, n, k, new Gemm.Mat(sa, a.offset(), am, ak), new Gemm.Mat(sb, b.offset(), bk, bn),
+        new Gemm.Mat(so, out.offset(), om, 1), accumulate)) return true;
     long[] offA = new long[batches], offB = new long[batches], offO = new long[batches];
     int[] i = {0};
     Strided.forEach(Shape.of(Arrays.copyOf(out.shape().toArray(), r - 2)), Arrays.copyOf(a.strides(), r - 2), a.offset(),
@@ -49,5 +51,52 @@ final class Matmul {
     if (batches > 1 && (long) m * n * k < SMALL) par.forRange(batches, 1, one);
     else one.run(0, batches);
     return true;
+  }
+
+  /**
+   * A linear layer's product over many rows ({@link SkinnyGemm}): a row-major A (the forward, the input gradient), or
+   * a transposed A whose own rows are the long dim (the weight gradient gᵀ·x). False when neither applies.
+   */
+  static boolean skinny(CpuParallel par, int m, int n, int k, Gemm.Mat a, Gemm.Mat b, Gemm.Mat c, boolean accumulate) {
+    if (SkinnyGemm.fitsRowsTimes(m, n, k, a)) {
+      SkinnyGemm.rowsTimes(par, m, n, k, a, b, null, c, accumulate);
+      return true;
+    }
+    Gemm.Mat g = a.transpose();
+    if (k >= 8 * SkinnyGemm.R && SkinnyGemm.fitsWeightGrad(k, m, n, g, b)) {
+      SkinnyGemm.weightGrad(par, k, m, n, g, b, c, null, accumulate);
+      return true;
+    }
+    return false;
+  }
+
+  /** out[m×n] = a[m×k]·b[k×n] + bias[n] through {@link SkinnyGemm#rowsTimes}, the bias its starting value; false if it does not fit. */
+  static boolean bias(CpuParallel par, Tensor a, Tensor b, Tensor bias, Tensor out) {
+    if (out.rank() != 2 || bias.rank() != 1 || (out.stride(1) != 1 && out.size(1) != 1)) return false;
+    int m = out.size(0), n = out.size(1), k = a.size(1);
+    var ma = mat(a);
+    if (!SkinnyGemm.fitsRowsTimes(m, n, k, ma)) return false;
+    float[] row = new float[n];
+    MemorySegment sb = segment(bias);
+    for (int j = 0; j < n; j++) row[j] = sb.getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED, bias.offset() + j * bias.stride(0));
+    SkinnyGemm.rowsTimes(par, m, n, k, ma, mat(b), row, new Gemm.Mat(segment(out), out.offset(), out.stride(0), 1), false);
+    return true;
+  }
+
+  /** gw = gᵀ·x and gb = Σ_rows g through {@link SkinnyGemm#weightGrad}; false if it does not fit. */
+  static boolean weightGrad(CpuParallel par, Tensor g, Tensor x, Tensor gw, Tensor gb) {
+    if (gw.rank() != 2 || (gw.stride(1) != 1 && gw.size(1) != 1) || (gb != null && gb.rank() != 1)) return false;
+    int m = g.size(0), n = g.size(1), k = x.size(1);
+    var mg = mat(g);
+    var mx = mat(x);
+    if (!SkinnyGemm.fitsWeightGrad(m, n, k, mg, mx)) return false;
+    var mb = gb == null ? null : new Gemm.Mat(segment(gb), gb.offset(), 0, gb.stride(0));
+    SkinnyGemm.weightGrad(par, m, n, k, mg, mx, new Gemm.Mat(segment(gw), gw.offset(), gw.stride(0), 1), mb, false);
+    return true;
+  }
+
+  /** A 2-D tensor as a GEMM operand (a size-1 dim's stride is normalised, so a one-column tensor counts as row-major). */
+  private static Gemm.Mat mat(Tensor t) {
+    return new Gemm.Mat(segment(t), t.offset(), t.size(0) == 1 ? t.size(1) : t.stride(0), t.size(1) == 1 ? 1 : t.stride(1));
   }
 }

@@ -107,6 +107,18 @@ public class SimdKernels extends ScalarKernels {
     super.matmul(a, b, out, accumulate);
   }
 
+  /** Linear layers over many rows: the bias is the skinny GEMM's starting value (no separate pass). */
+  @Override public void matmulBias(Tensor a, Tensor b, Tensor bias, Tensor out) {
+    if (f32(a, b, bias, out) && Matmul.bias(parallel, a, b, bias, out)) return;
+    super.matmulBias(a, b, bias, out);
+  }
+
+  /** gw = gᵀ·x and gb = Σ_rows g in one pass where the widths are small ({@link SkinnyGemm#weightGrad}). */
+  @Override public void linearWeightGrad(Tensor g, Tensor x, Tensor gw, Tensor gb) {
+    if (f32(g, x, gw, gb) && Matmul.weightGrad(parallel, g, x, gw, gb)) return;
+    super.linearWeightGrad(g, x, gw, gb);
+  }
+
   // ------------------------------------------------------------- optimizer
   @Override public boolean fastAdamStep() { return true; }
 
