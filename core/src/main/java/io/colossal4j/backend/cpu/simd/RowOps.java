@@ -8,6 +8,7 @@ import io.colossal4j.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.concurrent.atomic.AtomicLongArray;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 
@@ -78,10 +79,33 @@ final class RowOps {
     forChunksOfRows(par, rows, Math.max(1, (1 << 14) / Math.max(1, n)), body);
   }
 
-  /** As {@link #forRowChunks(CpuParallel, long, int, CpuParallel.RangeBody)}, in chunks of {@code chunk} rows. */
+  /**
+   * As {@link #forRowChunks(CpuParallel, long, int, CpuParallel.RangeBody)}, in chunks of {@code chunk} rows.
+   * The chunks are cut into one contiguous part per thread, each with its own counter on its own cache line:
+   * a thread takes the chunks of its part in order, then helps with the others' (so a thread the busy machine
+   * is slow to wake still costs little). Each thread thus streams through one region of memory, and the
+   * counters are not passed between the cores for every chunk, as one shared counter was.
+   */
   static void forChunksOfRows(CpuParallel par, long rows, long chunk, CpuParallel.RangeBody body) {
-    par.forEachChunk((rows + chunk - 1) / chunk, c -> body.run(c * chunk, Math.min(rows, c * chunk + chunk)));
+    long chunks = (rows + chunk - 1) / chunk;
+    int parts = (int) Math.min(par.threads(), chunks);
+    if (parts <= 1) {
+      for (long c = 0; c < chunks; c++) body.run(c * chunk, Math.min(rows, c * chunk + chunk));
+      return;
+    }
+    AtomicLongArray taken = new AtomicLongArray(parts * PAD);
+    par.forEachChunk(parts, p -> {
+      for (int i = 0; i < parts; i++) {
+        int q = (int) ((p + i) % parts);
+        long first = chunks * q / parts, end = chunks * (q + 1) / parts;
+        for (long c = first + taken.getAndIncrement(q * PAD); c < end; c = first + taken.getAndIncrement(q * PAD))
+          body.run(c * chunk, Math.min(rows, c * chunk + chunk));
+      }
+    });
   }
+
+  /** Longs between two parts' counters: 128 bytes, so no two share a cache line (or its adjacent-line prefetch). */
+  private static final int PAD = 16;
 
   /**
    * Three passes over the row, which stays in L1 after the first (a 1024-float row is 4 KiB): the max (four
