@@ -70,6 +70,35 @@ class LayoutResumeTest {
     }
   }
 
+  /**
+   * A save that fails on the writer (its checkpoint folder cannot be created) ends every rank with an error naming
+   * the cause there and the writer elsewhere, instead of leaving the others waiting in the next collective.
+   */
+  @Test void failedSaveEndsEveryRank() throws Exception {
+    Path blocker = Files.writeString(tmp.resolve("not-a-folder"), "x");
+    RunConfig c = config(tmp.resolve("d"), "parallel.tensor.size=2", "checkpoint.dir=" + blocker.resolve("ckpt"));
+    List<ProcessGroup> world = CpuDistributed.threads(2);
+    var out = new PrintStream(new ByteArrayOutputStream());
+    try (var pool = java.util.concurrent.Executors.newFixedThreadPool(2)) {
+      List<java.util.concurrent.Future<?>> ranks = new ArrayList<>();
+      for (ProcessGroup g : world)
+        ranks.add(pool.submit(() -> {
+          try (TrainJob job = new TrainJob(c, Optional.of(g), Map.of(), false, out)) {
+            return job.run();
+          }
+        }));
+      List<String> messages = new ArrayList<>();
+      for (var f : ranks) {
+        var e = org.junit.jupiter.api.Assertions.assertThrows(java.util.concurrent.ExecutionException.class, () -> f.get(120, java.util.concurrent.TimeUnit.SECONDS));
+        messages.add(e.getCause().getMessage());
+      }
+      assertTrue(messages.get(0).contains("could not save checkpoint"), messages.get(0));
+      assertTrue(messages.get(1).contains("world rank 0 could not save the checkpoint of step 4"), messages.get(1));
+    } finally {
+      world.forEach(ProcessGroup::close);
+    }
+  }
+
   private static Map<String, Tensor> read(Path checkpoint, String file) {
     return Safetensors.read(checkpoint.resolve(file), CpuBackend.reference(), MemoryCategory.PARAMETER).tensors();
   }
