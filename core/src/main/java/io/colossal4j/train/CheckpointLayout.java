@@ -128,30 +128,39 @@ public final class CheckpointLayout {
    * @param what names the checkpoint in error messages, e.g. {@code "checkpoint runs/x/step-000000100 (of model vit_tiny)"}
    */
   public void load(Checkpoint c, Optimizer optimizer, long optimizerSteps, String what) {
+    requireFits(c, what);
+    int rank = tp.map(ProcessGroup::rank).orElse(0), size = tp.map(ProcessGroup::size).orElse(1);
+    List<Tensor> made = new ArrayList<>();   // this rank's shards, copied in and then returned to the allocator
+    Map<String, Tensor> mine = new LinkedHashMap<>(), opt = new LinkedHashMap<>();
+    for (String name : local.stateDict().keySet()) mine.put(name, slice(name, c.model().get(name), rank, size, made));
+    Map<String, Tensor> params = local.namedParameters();
+    c.optimizer().forEach((key, t) -> {
+      String param = paramOf(key);
+      if (params.containsKey(param)) opt.put(key, slice(param, t, rank, size, made));
+    });
+    local.loadStateDict(mine, true);
+    optimizer.loadStateDict(opt, optimizerSteps);
+    for (Rng r : local.rngs()) r.restore(c.state().rngs().get("model." + rngIndex.get(r)));
+    made.forEach(t -> t.storage().release());
+  }
+
+  /** Everything {@link #load} copies is checked first: model entries, optimizer state shapes, this rank's random streams. */
+  private void requireFits(Checkpoint c, String what) {
     Map<String, StateDicts.Spec> specs = fullSpecs();
     StateDicts.requireSpecs(specs, c.model(), what);
-    int rank = tp.map(ProcessGroup::rank).orElse(0), size = tp.map(ProcessGroup::size).orElse(1);
-    Map<String, Tensor> mine = new LinkedHashMap<>();
-    for (String name : local.stateDict().keySet()) mine.put(name, slice(name, c.model().get(name), rank, size));
-    local.loadStateDict(mine, true);
-    Map<String, Tensor> params = local.namedParameters(), opt = new LinkedHashMap<>();
     List<String> wrong = new ArrayList<>();
     c.optimizer().forEach((key, t) -> {
-      String param = key.substring(0, Math.max(0, key.lastIndexOf('.')));
-      StateDicts.Spec spec = specs.get(param);
+      StateDicts.Spec spec = specs.get(paramOf(key));
       if (spec == null || !spec.shape().equals(t.shape())) wrong.add(key + " " + t.shape() + (spec == null ? " (no such parameter)" : " (parameter " + spec.shape() + ")"));
-      else if (params.containsKey(param)) opt.put(key, slice(param, t, rank, size));
     });
     if (!wrong.isEmpty())
       throw new CheckpointException(what + " holds optimizer state that does not fit this model: " + String.join(", ", wrong.subList(0, Math.min(8, wrong.size())))
           + (wrong.size() > 8 ? ", ... (" + (wrong.size() - 8) + " more)" : ""));
-    optimizer.loadStateDict(opt, optimizerSteps);
-    for (Rng r : local.rngs()) {
-      Rng.State s = c.state().rngs().get("model." + rngIndex.get(r));
-      if (s == null) throw new CheckpointException(what + " lacks random stream model." + rngIndex.get(r));
-      r.restore(s);
-    }
+    for (Rng r : local.rngs())
+      if (!c.state().rngs().containsKey("model." + rngIndex.get(r))) throw new CheckpointException(what + " lacks random stream model." + rngIndex.get(r));
   }
+
+  private static String paramOf(String optimizerKey) { return optimizerKey.substring(0, Math.max(0, optimizerKey.lastIndexOf('.'))); }
 
   /** The single-device model's entries: names in state-dict order, full (unsharded) shapes. */
   public Map<String, StateDicts.Spec> fullSpecs() {
@@ -161,18 +170,22 @@ public final class CheckpointLayout {
     return out;
   }
 
-  /** This tp rank's part of a single-device tensor (the tensor itself where the entry is replicated). */
-  private Tensor slice(String name, Tensor fullTensor, int rank, int size) {
+  /** This tp rank's part of a single-device tensor (the tensor itself where the entry is replicated; a new shard, added to {@code made}, else). */
+  private Tensor slice(String name, Tensor fullTensor, int rank, int size, List<Tensor> made) {
     return switch (placements.get(name)) {
       case Placement.Replicate r -> fullTensor;
-      case Placement.Shard s -> s.take(fullTensor, rank, size);
+      case Placement.Shard s -> {
+        Tensor shard = s.take(fullTensor, rank, size);
+        made.add(shard);
+        yield shard;
+      }
     };
   }
 
   private Map<String, Placement> optimizerPlacements(Map<String, Tensor> opt) {
     Map<String, Placement> out = new LinkedHashMap<>();
     for (String key : opt.keySet()) {
-      Placement p = placements.get(key.substring(0, Math.max(0, key.lastIndexOf('.'))));
+      Placement p = placements.get(paramOf(key));
       if (p != null) out.put(key, p);
     }
     return out;
@@ -201,7 +214,7 @@ public final class CheckpointLayout {
     for (String name : full.stateDict().keySet()) byParam.put(name, new ArrayList<>());
     List<String> rest = new ArrayList<>();
     for (String key : gathered.keySet()) {
-      List<String> keys = byParam.get(key.substring(0, Math.max(0, key.lastIndexOf('.'))));
+      List<String> keys = byParam.get(paramOf(key));
       (keys != null ? keys : rest).add(key);
     }
     Map<String, Tensor> out = new LinkedHashMap<>();

@@ -93,7 +93,12 @@ public final class Trainer {
       StateDicts.requireSpecs(layout.fullSpecs(), c.model(), what);   // names the parameters that differ, if any
       throw new IllegalArgumentException("checkpoint " + checkpoint + " is of model '" + s.model() + "', this run trains '" + plan.modelName() + "'");
     }
-    layout.load(c, engine.optimizer(), s.scheduleStep(), what);   // updates applied (fewer than steps after f16 overflows)
+    try {
+      layout.load(c, engine.optimizer(), s.scheduleStep(), what);   // updates applied (fewer than steps after f16 overflows)
+    } finally {   // copied into the model and optimizer: the loaded tensors go back to the allocator now, not at a GC
+      c.model().values().forEach(t -> t.storage().release());
+      c.optimizer().values().forEach(t -> t.storage().release());
+    }
     engine.resumeAt(s.step());
     if (engine.precision() instanceof MixedPrecision.Autocast16(var d, DynamicLossScaler scaler) && scaler != null) {
       Double scale = s.scalars().get(LOSS_SCALE), good = s.scalars().get(LOSS_SCALE_GOOD_STEPS);
