@@ -85,14 +85,17 @@ final class AttentionKernel implements FusedAttention {
     MemorySegment so = segment(out), sl = segment(logSumExp);
     forChunks(g, (b0, b1) -> {
       float[] q_ND = new float[g.nq() * g.d()], k_ND = new float[g.nk() * g.d()], kT_DN = new float[g.d() * nkp], v_ND = new float[g.nk() * g.dv()];
-      float[] s = new float[nkp], o = new float[g.dv()];
+      float[] s = new float[nkp], o = new float[g.dv()], s4 = new float[4 * nkp], o4 = new float[4 * g.dv()];
       for (long b = b0; b < b1; b++) {
         load(q, b, q_ND);
         load(k, b, k_ND);
         transpose(k_ND, g.nk(), g.d(), kT_DN, nkp);
         load(v, b, v_ND);
         long oOff = matrixOffset(out, b), lOff = logSumExp.offset() + b * g.nq();
-        for (int i = 0; i < g.nq(); i++) {
+        int i = 0;
+        if (!spec.causal())
+          for (; i + 4 <= g.nq(); i += 4) forwardRows4(g, i, q_ND, kT_DN, v_ND, nkp, scale, s4, o4, so, oOff, out.stride(-2), sl, lOff);
+        for (; i < g.nq(); i++) {
           int nj = visible(spec, i, g.nk());
           float max = logits(q_ND, i, g.d(), kT_DN, nkp, nj, scale, s);
           exp(s, nj, max);
@@ -106,6 +109,35 @@ final class AttentionKernel implements FusedAttention {
         }
       }
     });
+  }
+
+  /**
+   * Query rows i..i+3 of one matrix without a causal mask (every row sees all nk keys): their logits, softmax and
+   * weighted sums of v in two four-row passes ({@link AttentionRows#combine4}); each value equals the one-row pass's.
+   */
+  private static void forwardRows4(Geo g, int i, float[] q_ND, float[] kT_DN, float[] v_ND, int nkp, float scale, float[] s4, float[] o4,
+                                   MemorySegment so, long oOff, long oRs, MemorySegment sl, long lOff) {
+    int nk = g.nk(), dv = g.dv();
+    AttentionRows.combine4(q_ND, i * g.d(), g.d(), 1, g.d(), kT_DN, nkp, s4, 0, nkp);
+    float[] inv = new float[4];
+    for (int r = 0; r < 4; r++) {
+      int at = r * nkp;
+      float max = Float.NEGATIVE_INFINITY;
+      for (int j = 0; j < nk; j++) {
+        s4[at + j] *= scale;
+        max = Math.max(max, s4[at + j]);
+      }
+      for (int j = 0; j < nk; j += L) VMath.exp(FloatVector.fromArray(S, s4, at + j).sub(max)).intoArray(s4, at + j);
+      float sum = 0;
+      for (int j = 0; j < nk; j++) sum += s4[at + j];   // in order, as the one-row pass
+      inv[r] = 1f / sum;
+      sl.setAtIndex(F, lOff + i + r, max + (float) Math.log(sum));
+    }
+    AttentionRows.combine4(s4, 0, nkp, 1, nk, v_ND, dv, o4, 0, dv);
+    for (int r = 0; r < 4; r++) {
+      long row = oOff + (i + r) * oRs;
+      for (int d = 0; d < dv; d++) so.setAtIndex(F, row + d, o4[r * dv + d] * inv[r]);
+    }
   }
 
   /** Keys visible from query i: all, or j ≤ i when causal (top-left aligned). */
@@ -154,7 +186,7 @@ final class AttentionKernel implements FusedAttention {
       float[] q_ND = new float[g.nq() * g.d()], k_ND = new float[g.nk() * g.d()], kT_DN = new float[g.d() * nkp];
       float[] v_ND = new float[g.nk() * g.dv()], vT_DN = new float[g.dv() * nkp], go_ND = new float[g.nq() * g.dv()], o_ND = new float[g.nq() * g.dv()];
       float[] gq_ND = new float[g.nq() * g.d()], gk_ND = new float[g.nk() * g.d()], gv_ND = new float[g.nk() * g.dv()];
-      float[] p = new float[nkp], dp = new float[nkp], p_NN = new float[g.nq() * nkp], ds_NN = new float[g.nq() * nkp];
+      float[] p = new float[nkp], dp = new float[nkp], dp4 = new float[4 * nkp], p_NN = new float[g.nq() * nkp], ds_NN = new float[g.nq() * nkp];
       for (long b = b0; b < b1; b++) {
         load(q, b, q_ND);
         load(k, b, k_ND);
@@ -166,7 +198,10 @@ final class AttentionKernel implements FusedAttention {
         java.util.Arrays.fill(p_NN, 0f);
         java.util.Arrays.fill(ds_NN, 0f);
         long lOff = logSumExp.offset() + b * g.nq();
-        for (int i = 0; i < g.nq(); i++) {   // row i of p and of ds = p·(dp − Di)·scale
+        int i0 = 0;
+        if (!spec.causal())
+          for (; i0 + 4 <= g.nq(); i0 += 4) backwardRows4(g, i0, q_ND, kT_DN, vT_DN, go_ND, o_ND, nkp, scale, sl, lOff, dp4, p_NN, ds_NN);
+        for (int i = i0; i < g.nq(); i++) {   // row i of p and of ds = p·(dp − Di)·scale
           int nj = visible(spec, i, g.nk());
           logits(q_ND, i, g.d(), kT_DN, nkp, nj, scale, p);
           exp(p, nj, sl.getAtIndex(F, lOff + i));                  // p_ij = e^{s_ij − lse_i}
@@ -179,8 +214,14 @@ final class AttentionKernel implements FusedAttention {
           }
         }
         // each gradient row summed in registers, in the order the row-by-row updates would add its terms
-        for (int i = 0; i < g.nq(); i++) combine(ds_NN, i * nkp, 1, g.nk(), k_ND, g.d(), gq_ND, i * g.d());        // gq_i = Σ_j ds_ij k_j
-        for (int j = 0; j < g.nk(); j++) {
+        int i = 0, j0 = 0;
+        for (; i + 4 <= g.nq(); i += 4) AttentionRows.combine4(ds_NN, i * nkp, nkp, 1, g.nk(), k_ND, g.d(), gq_ND, i * g.d(), g.d());
+        for (; i < g.nq(); i++) combine(ds_NN, i * nkp, 1, g.nk(), k_ND, g.d(), gq_ND, i * g.d());        // gq_i = Σ_j ds_ij k_j
+        for (; j0 + 4 <= g.nk(); j0 += 4) {
+          AttentionRows.combine4(ds_NN, j0, 1, nkp, g.nq(), q_ND, g.d(), gk_ND, j0 * g.d(), g.d());
+          AttentionRows.combine4(p_NN, j0, 1, nkp, g.nq(), go_ND, g.dv(), gv_ND, j0 * g.dv(), g.dv());
+        }
+        for (int j = j0; j < g.nk(); j++) {
           combine(ds_NN, j, nkp, g.nq(), q_ND, g.d(), gk_ND, j * g.d());       // gk_j = Σ_i ds_ij q_i
           combine(p_NN, j, nkp, g.nq(), go_ND, g.dv(), gv_ND, j * g.dv());     // gv_j = Σ_i p_ij gO_i
         }
@@ -189,6 +230,27 @@ final class AttentionKernel implements FusedAttention {
         store(gv_ND, gv, b);
       }
     });
+  }
+
+  /**
+   * Rows i..i+3 of p and ds = p·(dp − Di)·scale for one matrix without a causal mask, in four-row passes for the
+   * logits and for dp = gO·vᵀ; each value equals the one-row pass's. Columns ≥ nk of p_NN and ds_NN stay zero.
+   */
+  private static void backwardRows4(Geo g, int i, float[] q_ND, float[] kT_DN, float[] vT_DN, float[] go_ND, float[] o_ND, int nkp,
+                                    float scale, MemorySegment sl, long lOff, float[] dp4, float[] p_NN, float[] ds_NN) {
+    int nk = g.nk(), dv = g.dv();
+    AttentionRows.combine4(q_ND, i * g.d(), g.d(), 1, g.d(), kT_DN, nkp, p_NN, i * nkp, nkp);
+    AttentionRows.combine4(go_ND, i * dv, dv, 1, dv, vT_DN, nkp, dp4, 0, nkp);
+    for (int r = 0; r < 4; r++) {
+      int at = (i + r) * nkp;
+      for (int j = 0; j < nk; j++) p_NN[at + j] *= scale;
+      float lse = sl.getAtIndex(F, lOff + i + r);
+      for (int j = 0; j < nk; j += L) VMath.exp(FloatVector.fromArray(S, p_NN, at + j).sub(lse)).intoArray(p_NN, at + j);
+      java.util.Arrays.fill(p_NN, at + nk, at + nkp, 0f);
+      float di = 0;
+      for (int d = 0; d < dv; d++) di += go_ND[(i + r) * dv + d] * o_ND[(i + r) * dv + d];
+      for (int j = 0; j < nk; j++) ds_NN[at + j] = p_NN[at + j] * (dp4[r * nkp + j] - di) * scale;
+    }
   }
 
   private static Tensor contiguous(Tensor t) {
