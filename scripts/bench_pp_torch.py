@@ -18,6 +18,7 @@ Definitions, as the Java side (io.colossal4j.cli.NcclPpBench):
   busy_ms   the same stage(s) running the same m forwards and backwards alone, without communication
   bubble    1 - busy_ms / sched_ms per stage; theory (p-1)/(v*m + p-1), the idle fraction of the ideal schedule
   peak_mib  torch.cuda.max_memory_allocated during the measured steps
+  inpipe_bubble_s0/s1 are left empty (the Java side measures them with CUDA events inside its pipeline)
 Rank 0 prints `# ...` comments and CSV rows with the Java bench's columns, impl = pytorch.
 """
 import argparse
@@ -38,7 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_gpu_torch import Gpt  # noqa: E402
 
 HEADER = ("impl,model,schedule,p,v,m,micro_batch,step_ms,samples_per_s,sched_ms,busy_ms_s0,busy_ms_s1,"
-          "bubble_s0,bubble_s1,bubble_mean,theory,peak_mib_s0,peak_mib_s1")
+          "bubble_s0,bubble_s1,bubble_mean,theory,peak_mib_s0,peak_mib_s1,inpipe_bubble_s0,inpipe_bubble_s1")
 P = 2
 
 
@@ -265,7 +266,7 @@ def main():
                 print(f"# {name} {kind}: parts start at blocks {at[1:-1]} of {at[-1]}", flush=True)
                 print(f"pytorch,{name},{kind},{P},{v},{m},{samples // m},{step_ms:.1f},{samples / (step_ms / 1e3):.1f},{sched_ms:.1f},"
                       f"{r[0][2]:.1f},{r[1][2]:.1f},{bub[0]:.3f},{bub[1]:.3f},{sum(bub) / 2:.3f},{theory:.3f},"
-                      f"{r[0][3] / 2**20:.1f},{r[1][3] / 2**20:.1f}", flush=True)
+                      f"{r[0][3] / 2**20:.1f},{r[1][3] / 2**20:.1f},,", flush=True)   # in-pipeline bubble: Java only
         del model
         gc.collect()
     dist.destroy_process_group()

@@ -33,6 +33,10 @@ import java.util.concurrent.Executors;
  * runs the same code on the CPU process group (for small models: the smoke test). {@code scripts/bench_pp_torch.py}
  * measures torch.distributed.pipelining on the same models, splits and micro-batches and prints the same columns.
  *
+ * <p>A second bubble, {@code inpipe_bubble}, is measured inside the pipeline: 1 - (the stage's actions' summed
+ * intervals in the measured steps, from CUDA events on its compute stream) / sched_ms. The Python script leaves these
+ * two columns empty.
+ *
  * <p>Definitions (identical in the Python script): a step is the whole training step (the schedule's forwards and
  * backwards, then the optimizer); {@code sched_ms} is the schedule's part (up to the optimizer), the slowest rank's.
  * A stage's busy time is the time the same stage takes to run the same m forwards and backwards alone, without
@@ -96,21 +100,23 @@ final class NcclPpBench implements Main.Command {
   }
 
   /** One measured case: the slowest rank's step and schedule times, each stage's busy time and peak memory. */
-  record Row(String model, String schedule, int v, int m, int microBatch, double stepMs, double schedMs, double[] busyMs, long[] peakBytes,
-             int samples, String split) {
+  record Row(String model, String schedule, int v, int m, int microBatch, double stepMs, double schedMs, double[] busyMs,
+             double[] busyInPipelineMs, long[] peakBytes, int samples, String split) {
     double theory() { return 1.0 / (v * m + 1); }   // (p-1)/(v·m + p-1) at p = 2
 
     double bubble(int stage) { return 1 - busyMs[stage] / schedMs; }
 
+    double bubbleInPipeline(int stage) { return 1 - busyInPipelineMs[stage] / schedMs; }
+
     String csv() {
-      return "colossal4j,%s,%s,2,%d,%d,%d,%.1f,%.1f,%.1f,%.1f,%.1f,%.3f,%.3f,%.3f,%.3f,%.1f,%.1f".formatted(model, schedule, v, m, microBatch,
-          stepMs, samples / (stepMs / 1e3), schedMs, busyMs[0], busyMs[1], bubble(0), bubble(1), (bubble(0) + bubble(1)) / 2, theory(),
-          peakBytes[0] / (double) (1L << 20), peakBytes[1] / (double) (1L << 20));
+      return "colossal4j,%s,%s,2,%d,%d,%d,%.1f,%.1f,%.1f,%.1f,%.1f,%.3f,%.3f,%.3f,%.3f,%.1f,%.1f,%.3f,%.3f".formatted(model, schedule, v, m,
+          microBatch, stepMs, samples / (stepMs / 1e3), schedMs, busyMs[0], busyMs[1], bubble(0), bubble(1), (bubble(0) + bubble(1)) / 2,
+          theory(), peakBytes[0] / (double) (1L << 20), peakBytes[1] / (double) (1L << 20), bubbleInPipeline(0), bubbleInPipeline(1));
     }
   }
 
   static final String HEADER = "impl,model,schedule,p,v,m,micro_batch,step_ms,samples_per_s,sched_ms,busy_ms_s0,busy_ms_s1,"
-      + "bubble_s0,bubble_s1,bubble_mean,theory,peak_mib_s0,peak_mib_s1";
+      + "bubble_s0,bubble_s1,bubble_mean,theory,peak_mib_s0,peak_mib_s1,inpipe_bubble_s0,inpipe_bubble_s1";
 
   @Override public int run(String[] args) throws Exception { return run(args, System.out); }
 
@@ -222,13 +228,14 @@ final class NcclPpBench implements Main.Command {
   static Row measure(ProcessGroup world, Backend backend, String model, String scheduleName, Options o) {
     Schedule schedule = schedule(scheduleName);
     PipelineStepTimer.Result mine = new PipelineStepTimer(world, backend, model, schedule, o).run();
-    Tensor in = Tensor.of(new double[] {mine.stepMs(), mine.schedMs(), mine.busyMs(), mine.peakBytes()}, Shape.of(4), DType.F64, backend);
-    Tensor all = Tensor.empty(Shape.of(4 * world.size()), DType.F64, backend);
-    world.allGather(all, in);
+    double[] numbers = {mine.stepMs(), mine.schedMs(), mine.busyMs(), mine.peakBytes(), mine.busyInPipelineMs()};
+    int n = numbers.length;
+    Tensor all = Tensor.empty(Shape.of(n * world.size()), DType.F64, backend);
+    world.allGather(all, Tensor.of(numbers, Shape.of(n), DType.F64, backend));
     double[] r = all.toDoubleArray();
-    double step = Math.max(r[0], r[4]), sched = Math.max(r[1], r[5]);
+    double step = Math.max(r[0], r[n]), sched = Math.max(r[1], r[n + 1]);
     return new Row(model, scheduleName, schedule.chunks(), o.microBatches(), mine.samples() / o.microBatches(), step, sched,
-        new double[] {r[2], r[6]}, new long[] {(long) r[3], (long) r[7]}, mine.samples(),
+        new double[] {r[2], r[n + 2]}, new double[] {r[4], r[n + 4]}, new long[] {(long) r[3], (long) r[n + 3]}, mine.samples(),
         "parts start at " + String.join(", ", mine.splitStarts()) + " (" + mine.split() + ")");
   }
 }

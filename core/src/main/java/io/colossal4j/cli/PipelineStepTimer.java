@@ -24,6 +24,7 @@ import io.colossal4j.parallel.pipeline.Schedule;
 import io.colossal4j.parallel.pipeline.Split;
 import io.colossal4j.parallel.pipeline.SplitPolicy;
 import io.colossal4j.parallel.pipeline.Stage;
+import io.colossal4j.parallel.pipeline.Timeline;
 import io.colossal4j.step.Batch;
 import io.colossal4j.step.LossFunction;
 import io.colossal4j.step.StepHooks;
@@ -46,8 +47,12 @@ import java.util.Set;
  * busy time). Used by one thread; every rank of the group runs one at the same time.
  */
 final class PipelineStepTimer {
-  /** This rank's numbers: mean step and schedule milliseconds, busy milliseconds alone, peak bytes in use during the steps. */
-  record Result(double stepMs, double schedMs, double busyMs, long peakBytes, int samples, String split, List<String> splitStarts) {}
+  /**
+   * This rank's numbers: mean step and schedule milliseconds, busy milliseconds alone and inside the pipeline (its
+   * actions' intervals, CUDA events on a GPU), peak bytes in use during the steps.
+   */
+  record Result(double stepMs, double schedMs, double busyMs, double busyInPipelineMs, long peakBytes, int samples, String split,
+                List<String> splitStarts) {}
 
   private static final int CLASSES = 1000;
   private final ProcessGroup group;
@@ -91,10 +96,15 @@ final class PipelineStepTimer {
     if (backend instanceof CudaBackend c) c.emptyCache();
     Marks marks = new Marks();
     Optimizer adamw = Adam.adamW(ParamGroup.single(stage.namedParameters(), 0.1));
-    Engine engine = new Engine(stage, adamw, loss(), new LrSchedule.Constant(1e-4), m, 0, marks, new PipelineRunner(group, stage, schedule));
+    PipelineRunner runner = new PipelineRunner(group, stage, schedule);
+    Engine engine = new Engine(stage, adamw, loss(), new LrSchedule.Constant(1e-4), m, 0, marks, runner);
     for (int i = 0; i < options.warmup(); i++) engine.trainStep(batch);
     if (backend instanceof CudaBackend c) c.resetPeakMemory();
+    DeviceSpans events = backend instanceof CudaBackend c ? new DeviceSpans(c) : null;
+    Timeline timeline = new Timeline(events);
+    runner.record(timeline);
     long step = 0, sched = 0;
+    double inPipeline = 0;
     for (int i = 0; i < options.steps(); i++) {
       group.barrier();
       backend.synchronize();
@@ -103,12 +113,14 @@ final class PipelineStepTimer {
       backend.synchronize();
       step += System.nanoTime() - t0;
       sched += marks.scheduleEnd - t0;
+      inPipeline += events != null ? events.busyMillis() : timeline.busyNanos() / 1e6;   // on the CPU the host clock is the device's
     }
+    runner.record(null);
     long peak = backend instanceof CudaBackend c ? c.peakMemoryInUse() : backend.memoryStats().peak().values().stream().mapToLong(Long::longValue).sum();
     double busy = alone(stage, micro, partInputs);
     release(model, adamw);
     if (backend instanceof CudaBackend c) c.emptyCache();
-    return new Result(step / 1e6 / options.steps(), sched / 1e6 / options.steps(), busy, peak, batch.size(), split.toString(), starts);
+    return new Result(step / 1e6 / options.steps(), sched / 1e6 / options.steps(), busy, inPipeline / options.steps(), peak, batch.size(), split.toString(), starts);
   }
 
   /**

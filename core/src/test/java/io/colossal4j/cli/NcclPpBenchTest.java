@@ -48,6 +48,8 @@ class NcclPpBenchTest {
       assertEquals((d(f, 12) + d(f, 13)) / 2, d(f, 14), 2e-3, "mean bubble");
       assertEquals(expect[i][1], d(f, 15), 1e-3, "theory");
       assertTrue(d(f, 16) > 0 && d(f, 17) > 0, "peak memory per stage: " + String.join(",", f));
+      // inside the pipeline a stage's actions lie within its own schedule time, so the bubble is in [0, 1)
+      for (int c : new int[] {18, 19}) assertTrue(d(f, c) >= -1e-3 && d(f, c) < 1, "in-pipeline bubble: " + String.join(",", f));
     }
   }
 

@@ -113,7 +113,7 @@ public final class PipelineRunner implements MicroBatchSchedule {
     Batch mb = s.micro.get(f.micro());
     Tensor in = vs == 0 ? mb.inputs() : s.p2p.recv(prev(), f.micro(), vs - 1, Direction.FORWARD);
     if (vs > 0 && in.dtype().isFloating()) in.requiresGrad(true);
-    long t0 = System.nanoTime();
+    long t0 = timeline != null ? timeline.start(f) : 0;
     Tensor out = stage.forward(f.chunk(), in);
     Key key = new Key(f.micro(), f.chunk());
     if (vs == p * v - 1) {
@@ -136,7 +136,7 @@ public final class PipelineRunner implements MicroBatchSchedule {
     Key key = new Key(b.micro(), b.chunk());
     Tensor out = s.outputs.remove(key), in = s.inputs.remove(key);
     Tensor grad = vs == p * v - 1 ? null : s.p2p.recv(next(), b.micro(), vs + 1, Direction.BACKWARD);
-    long t0 = System.nanoTime();
+    long t0 = timeline != null ? timeline.start(b) : 0;
     if (out.requiresGrad()) {
       if (grad == null) Autograd.backward(out);
       else Autograd.backward(out, grad, false);

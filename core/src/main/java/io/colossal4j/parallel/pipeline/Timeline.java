@@ -12,8 +12,24 @@ public final class Timeline {
   /** One action's compute interval, in System.nanoTime() units. */
   public record Span(Schedule.Action action, long startNanos, long endNanos) {}
 
+  /**
+   * Also marks each action's interval elsewhere, e.g. with events on a GPU's compute stream, where the host's
+   * clock sees only the enqueueing of work that runs later. Called on the rank's thread, at the same two points.
+   */
+  public interface Probe {
+    void started(Schedule.Action a);
+
+    void finished(Schedule.Action a);
+  }
+
   private final List<Span> spans = new ArrayList<>();
+  private final Probe probe;
   private long stepStart, stepEnd;
+
+  public Timeline() { this(null); }
+
+  /** @param probe marks the same intervals (null: none) */
+  public Timeline(Probe probe) { this.probe = probe; }
 
   void beginStep() {
     spans.clear();
@@ -22,7 +38,16 @@ public final class Timeline {
 
   void endStep() { stepEnd = System.nanoTime(); }
 
-  void add(Schedule.Action a, long start, long end) { spans.add(new Span(a, start, end)); }
+  /** An action's input is available: its interval starts now; returns the host time. */
+  long start(Schedule.Action a) {
+    if (probe != null) probe.started(a);
+    return System.nanoTime();
+  }
+
+  void add(Schedule.Action a, long start, long end) {
+    if (probe != null) probe.finished(a);
+    spans.add(new Span(a, start, end));
+  }
 
   public List<Span> spans() { return List.copyOf(spans); }
 
