@@ -12,7 +12,7 @@ import java.lang.foreign.ValueLayout;
  * conv2d and its two backwards for contiguous f32 NCHW tensors, as GEMMs. The forward of a 3×3, stride-1,
  * single-group convolution with at least 16 channels in and out goes through {@link Winograd} instead. Stride 1
  * (the common case: 3×3 "same", 1×1, depthwise) goes through {@link ShiftedConv}, which never builds the im2col
- * matrix; other strides go through {@link BatchedConv}: an explicit im2col matrix over a chunk of images and one
+ * matrix; a one-channel input with a small kernel (a stem's first layer) goes through {@link StemConv}; other strides go through {@link BatchedConv}: an explicit im2col matrix over a chunk of images and one
  * GEMM per chunk and group.
  * For stride 1, images are spread over the pool when there are at least as many as threads (each task has its own
  * buffers, takes images from a shared counter and runs single-threaded GEMMs); otherwise images run in turn with
@@ -39,6 +39,10 @@ final class ConvKernel {
   private static boolean unitStride(Conv2dSpec s) { return s.strideH() == 1 && s.strideW() == 1; }
 
   static void forward(CpuParallel par, Tensor x, Tensor w, Conv2dSpec spec, Tensor out) {
+    if (StemConv.applies(x.size(1), w.size(2), w.size(3), out.size(2), out.size(3), spec)) {
+      StemConv.forward(par, x, w, spec, out);
+      return;
+    }
     if (Winograd.applies(par, x, w, spec, out)) {
       Winograd.forward(par, x, w, spec, out);
       return;
@@ -86,6 +90,10 @@ final class ConvKernel {
   }
 
   static void backwardWeight(CpuParallel par, Tensor x, Tensor gy, Conv2dSpec spec, Tensor gw) {
+    if (StemConv.applies(x.size(1), gw.size(2), gw.size(3), gy.size(2), gy.size(3), spec)) {
+      StemConv.backwardWeight(par, x, gy, spec, gw);
+      return;
+    }
     Geo g = Geo.of(x, gw, gy, spec);
     MemorySegment sx = segment(x), sg = segment(gy), so = segment(gw);
     if (unitStride(spec)) {
