@@ -83,7 +83,11 @@ final class LayerNormBackward {
       sumH = sumH.add(h);
       sumHX = h.fma(xh, sumHX);
     }
-    return pack(LayerNormKernel.sumTree(sumH), LayerNormKernel.sumTree(sumHX));
+    if (L > 8) { sumH = sumH.add(sumH.rearrange(RowOps.SWAP8)); sumHX = sumHX.add(sumHX.rearrange(RowOps.SWAP8)); }
+    if (L > 4) { sumH = sumH.add(sumH.rearrange(RowOps.SWAP4)); sumHX = sumHX.add(sumHX.rearrange(RowOps.SWAP4)); }
+    if (L > 2) { sumH = sumH.add(sumH.rearrange(RowOps.SWAP2)); sumHX = sumHX.add(sumHX.rearrange(RowOps.SWAP2)); }
+    if (L > 1) { sumH = sumH.add(sumH.rearrange(RowOps.SWAP1)); sumHX = sumHX.add(sumHX.rearrange(RowOps.SWAP1)); }
+    return pack(sumH.lane(0), sumHX.lane(0));
   }
 
   /** Second pass: gx = (h − mh − x̂·mhx)·rs over one row. */

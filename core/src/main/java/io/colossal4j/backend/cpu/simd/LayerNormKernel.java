@@ -4,15 +4,17 @@ import static io.colossal4j.backend.cpu.CpuBackend.segment;
 import static io.colossal4j.backend.cpu.simd.RowOps.F;
 import static io.colossal4j.backend.cpu.simd.RowOps.L;
 import static io.colossal4j.backend.cpu.simd.RowOps.NATIVE;
-import static io.colossal4j.backend.cpu.simd.RowOps.load;
-import static io.colossal4j.backend.cpu.simd.RowOps.store;
+import static io.colossal4j.backend.cpu.simd.RowOps.SWAP1;
+import static io.colossal4j.backend.cpu.simd.RowOps.SWAP2;
+import static io.colossal4j.backend.cpu.simd.RowOps.SWAP4;
+import static io.colossal4j.backend.cpu.simd.RowOps.SWAP8;
 import static io.colossal4j.backend.cpu.simd.VMath.S;
 
 import io.colossal4j.backend.cpu.CpuParallel;
 import io.colossal4j.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorShuffle;
+import jdk.incubator.vector.VectorMask;
 
 /**
  * Layer norm over the last dim of a contiguous f32 x viewed as [rows, n], and its backward. w, b, mean and rstd
@@ -45,8 +47,8 @@ final class LayerNormKernel {
       if ((w == null) == (b == null))
         for (; r + BLOCK <= r1; r += BLOCK) {
           for (int i = 0; i < BLOCK; i++) statistics(this, r + i);
-          if (w != null) affineBlock(x, (xo + r * n) * 4, w, wo * 4, b, bo * 4, y, (yo + r * n) * 4, stats(r), n);
-          else plainBlock(x, (xo + r * n) * 4, y, (yo + r * n) * 4, stats(r), n);
+          if (w != null) affineBlock(x, (xo + r * n) * 4, w, wo * 4, b, bo * 4, y, (yo + r * n) * 4, mean, (mo + r) * 4, rstd, (ro + r) * 4, n);
+          else plainBlock(x, (xo + r * n) * 4, y, (yo + r * n) * 4, mean, (mo + r) * 4, rstd, (ro + r) * 4, n);
           if (n % L != 0) for (int i = 0; i < BLOCK; i++) normaliseRow(this, r + i, n - n % L);
         }
       for (; r < r1; r++) {
@@ -55,15 +57,7 @@ final class LayerNormKernel {
       }
     }
 
-    /** mean and rstd of rows r .. r + 3, as {@link Stats}. */
-    private Stats stats(long r) {
-      return new Stats(mean.getAtIndex(F, mo + r), mean.getAtIndex(F, mo + r + 1), mean.getAtIndex(F, mo + r + 2), mean.getAtIndex(F, mo + r + 3),
-          rstd.getAtIndex(F, ro + r), rstd.getAtIndex(F, ro + r + 1), rstd.getAtIndex(F, ro + r + 2), rstd.getAtIndex(F, ro + r + 3));
-    }
   }
-
-  /** mean and rstd of the four rows of a block (a value the JIT scalarises: it never leaves the call). */
-  private record Stats(float m0, float m1, float m2, float m3, float r0, float r1, float r2, float r3) {}
 
   static void forward(CpuParallel par, Tensor x, Tensor w, Tensor b, float eps, Tensor y, Tensor mean, Tensor rstd) {
     int n = x.size(-1);
@@ -77,8 +71,8 @@ final class LayerNormKernel {
   }
 
   /**
-   * Writes mean and rstd of row r. One pass of shifted sums: with k the mean of the row's first vector (its
-   * first element when the row is shorter), d = x − k, the lanes sum d and d²; then mean = k + Σd/n and
+   * Writes mean and rstd of row r. One pass of shifted sums: with k the mean of the row's first L elements (all
+   * of them when the row is shorter), d = x − k, the lanes sum d and d²; then mean = k + Σd/n and
    * var = Σd²/n − (Σd/n)². The subtraction cancels the bits that (mean − k)² takes of Σd²/n, so when that is
    * more than half of it (k far from the mean relative to the spread, as in a row that trends or whose first
    * elements are outliers) the centred Σ(x − mean)² is taken in a second pass, over the row now in L1. So at
@@ -88,7 +82,9 @@ final class LayerNormKernel {
   private static void statistics(Operands op, long r) {
     int n = op.n;
     long xo = op.xo + r * n;
-    float k = n >= L ? sumTree(FloatVector.fromMemorySegment(S, op.x, xo * 4, NATIVE)) / L : op.x.getAtIndex(F, xo);
+    float k = 0;
+    for (int j = 0; j < Math.min(n, L); j++) k += op.x.getAtIndex(F, xo + j);
+    k /= Math.min(n, L);
     long sums = shiftedSums(op.x, xo, n, k);
     double d = high(sums) / (double) n, sq = low(sums) / (double) n;
     float mu = (float) (k + d);
@@ -101,9 +97,9 @@ final class LayerNormKernel {
    * The passes over a row, each its own small method so that the JIT compiles each as an ordinary hot method
    * with every vector in a register (a lambda's loop would be compiled by on-stack replacement, and one big
    * method exceeds the inlining budget, which boxes vectors). Main loops go four vectors at a time, unmasked
-   * (the loop overhead of one vector per iteration was measurable); the rest of the row, the masked tail
-   * included, goes one vector at a time into the first accumulator. Four accumulators because one would
-   * serialise a pass on the add latency.
+   * (the loop overhead of one vector per iteration was measurable); the rest of the row's whole vectors go one
+   * at a time into the first accumulator, and its last partial vector in scalars after the lane sum (written
+   * out, see RowOps#SWAP8). Four accumulators because one would serialise a pass on the add latency.
    */
 
   /** Σ (x − k) and Σ (x − k)² over one row, packed as {@link #high} and {@link #low}. */
@@ -125,13 +121,23 @@ final class LayerNormKernel {
       q2 = d2.fma(d2, q2);
       q3 = d3.fma(d3, q3);
     }
-    for (; j < n; j += L) {
-      var m = S.indexInRange(j, n);
-      FloatVector d = load(x, xo, j, n).sub(k);
-      s0 = s0.add(d, m); // padding lanes keep the sums: they would add −k and k² otherwise
-      q0 = q0.add(d.mul(d), m);
+    for (; j + L <= n; j += L) {
+      FloatVector d = FloatVector.fromMemorySegment(S, x, (xo + j) * 4, NATIVE).sub(k);
+      s0 = s0.add(d);
+      q0 = d.fma(d, q0);
     }
-    return pack(sumTree(s0.add(s1).add(s2.add(s3))), sumTree(q0.add(q1).add(q2.add(q3))));
+    FloatVector sv = s0.add(s1).add(s2.add(s3)), qv = q0.add(q1).add(q2.add(q3));
+    if (L > 8) { sv = sv.add(sv.rearrange(SWAP8)); qv = qv.add(qv.rearrange(SWAP8)); }
+    if (L > 4) { sv = sv.add(sv.rearrange(SWAP4)); qv = qv.add(qv.rearrange(SWAP4)); }
+    if (L > 2) { sv = sv.add(sv.rearrange(SWAP2)); qv = qv.add(qv.rearrange(SWAP2)); }
+    if (L > 1) { sv = sv.add(sv.rearrange(SWAP1)); qv = qv.add(qv.rearrange(SWAP1)); }
+    float s = sv.lane(0), q = qv.lane(0);
+    for (; j < n; j++) { // the last partial vector in scalars
+      float d = x.getAtIndex(F, xo + j) - k;
+      s += d;
+      q += d * d;
+    }
+    return pack(s, q);
   }
 
   /** Σ (x − mu)² over one row: no cancellation however far the shift of {@link #shiftedSums} was. */
@@ -149,21 +155,32 @@ final class LayerNormKernel {
       a2 = d2.fma(d2, a2);
       a3 = d3.fma(d3, a3);
     }
-    for (; j < n; j += L) {
-      FloatVector d = load(x, xo, j, n).sub(mu);
-      a0 = a0.add(d.mul(d), S.indexInRange(j, n)); // padding lanes keep a0: they would add mu² otherwise
+    for (; j + L <= n; j += L) {
+      FloatVector d = FloatVector.fromMemorySegment(S, x, (xo + j) * 4, NATIVE).sub(mu);
+      a0 = d.fma(d, a0);
     }
-    return sumTree(a0.add(a1).add(a2.add(a3)));
+    a0 = a0.add(a1).add(a2.add(a3));
+    if (L > 8) a0 = a0.add(a0.rearrange(SWAP8));
+    if (L > 4) a0 = a0.add(a0.rearrange(SWAP4));
+    if (L > 2) a0 = a0.add(a0.rearrange(SWAP2));
+    if (L > 1) a0 = a0.add(a0.rearrange(SWAP1));
+    float q = a0.lane(0);
+    for (; j < n; j++) {
+      float d = x.getAtIndex(F, xo + j) - mu;
+      q += d * d;
+    }
+    return q;
   }
 
   /**
-   * y = ((x − mu)·rs)·w + b over the whole vectors of a block of four rows at byte offsets xb, yb (w, b at wb, bb):
-   * one load of w and b per vector for the four rows. Multiply, then add: the rounding of every path.
+   * y = ((x − mu)·rs)·w + b over the whole vectors of a block of four rows at byte offsets xb, yb (w, b at wb, bb;
+   * the rows' mean and rstd at mb, rb): one load of w and b per vector for the four rows. Multiply, then add: the rounding of every path.
    */
   private static void affineBlock(MemorySegment x, long xb, MemorySegment w, long wb, MemorySegment b, long bb, MemorySegment y, long yb,
-                                  Stats s, int n) {
+                                  MemorySegment mean, long mb, MemorySegment rstd, long rb, int n) {
     long row = n * 4L;
-    float m0 = s.m0, m1 = s.m1, m2 = s.m2, m3 = s.m3, r0 = s.r0, r1 = s.r1, r2 = s.r2, r3 = s.r3;
+    float m0 = mean.get(F, mb), m1 = mean.get(F, mb + 4), m2 = mean.get(F, mb + 8), m3 = mean.get(F, mb + 12);
+    float r0 = rstd.get(F, rb), r1 = rstd.get(F, rb + 4), r2 = rstd.get(F, rb + 8), r3 = rstd.get(F, rb + 12);
     for (int j = 0; j + L <= n; j += L) {
       long o = j * 4L;
       FloatVector wv = FloatVector.fromMemorySegment(S, w, wb + o, NATIVE), bv = FloatVector.fromMemorySegment(S, b, bb + o, NATIVE);
@@ -176,10 +193,12 @@ final class LayerNormKernel {
     }
   }
 
-  /** y = (x − mu)·rs over the whole vectors of a block of four rows at byte offsets xb, yb. */
-  private static void plainBlock(MemorySegment x, long xb, MemorySegment y, long yb, Stats s, int n) {
+  /** y = (x − mu)·rs over the whole vectors of a block of four rows at byte offsets xb, yb (mean, rstd at mb, rb). */
+  private static void plainBlock(MemorySegment x, long xb, MemorySegment y, long yb, MemorySegment mean, long mb, MemorySegment rstd, long rb,
+                                 int n) {
     long row = n * 4L;
-    float m0 = s.m0, m1 = s.m1, m2 = s.m2, m3 = s.m3, r0 = s.r0, r1 = s.r1, r2 = s.r2, r3 = s.r3;
+    float m0 = mean.get(F, mb), m1 = mean.get(F, mb + 4), m2 = mean.get(F, mb + 8), m3 = mean.get(F, mb + 12);
+    float r0 = rstd.get(F, rb), r1 = rstd.get(F, rb + 4), r2 = rstd.get(F, rb + 8), r3 = rstd.get(F, rb + 12);
     for (int j = 0; j + L <= n; j += L) {
       long o = j * 4L;
       FloatVector.fromMemorySegment(S, x, xb + o, NATIVE).sub(m0).mul(r0).intoMemorySegment(y, yb + o, NATIVE);
@@ -204,11 +223,12 @@ final class LayerNormKernel {
             .add(FloatVector.fromMemorySegment(S, b, (op.bo + j) * 4, NATIVE)).intoMemorySegment(y, (yo + j) * 4, NATIVE);
     else if (w == null && b == null)
       for (; j + L <= n; j += L) FloatVector.fromMemorySegment(S, x, (xo + j) * 4, NATIVE).sub(mu).mul(rs).intoMemorySegment(y, (yo + j) * 4, NATIVE);
-    for (; j < n; j += L) {
-      FloatVector v = load(x, xo, j, n).sub(mu).mul(rs);
-      if (w != null) v = v.mul(load(w, op.wo, j, n));
-      if (b != null) v = v.add(load(b, op.bo, j, n));
-      store(v, y, yo, j, n);
+    for (; j < n; j += L) { // masked accesses written out: a helper returning a vector may be left out of line, and box it
+      VectorMask<Float> m = S.indexInRange(j, n);
+      FloatVector v = FloatVector.fromMemorySegment(S, x, (xo + j) * 4, NATIVE, m).sub(mu).mul(rs);
+      if (w != null) v = v.mul(FloatVector.fromMemorySegment(S, w, (op.wo + j) * 4, NATIVE, m));
+      if (b != null) v = v.add(FloatVector.fromMemorySegment(S, b, (op.bo + j) * 4, NATIVE, m));
+      v.intoMemorySegment(y, (yo + j) * 4, NATIVE, m);
     }
   }
 
@@ -217,23 +237,6 @@ final class LayerNormKernel {
   static float high(long v) { return Float.intBitsToFloat((int) (v >>> 32)); }
 
   static float low(long v) { return Float.intBitsToFloat((int) v); }
-
-  private static final VectorShuffle<Float> SWAP8 = swap(8), SWAP4 = swap(4), SWAP2 = swap(2), SWAP1 = swap(1);
-
-  private static VectorShuffle<Float> swap(int k) { return k < L ? VectorShuffle.fromOp(S, i -> i ^ k) : null; }
-
-  /**
-   * Sum of the lanes as a fixed tree (lane i with lane i ^ 8, then ^ 4, ^ 2, ^ 1): exact lane operations, so
-   * the result is the same whether or not the JIT has intrinsified them (unlike {@code reduceLanes(ADD)}),
-   * and unlike a copy to an array it allocates nothing.
-   */
-  static float sumTree(FloatVector v) {
-    if (L > 8) v = v.add(v.rearrange(SWAP8));
-    if (L > 4) v = v.add(v.rearrange(SWAP4));
-    if (L > 2) v = v.add(v.rearrange(SWAP2));
-    if (L > 1) v = v.add(v.rearrange(SWAP1));
-    return v.lane(0);
-  }
 
   static void backward(CpuParallel par, Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor gx, Tensor gw, Tensor gb) {
     LayerNormBackward.run(par, gy, x, w, mean, rstd, gx, gw, gb);

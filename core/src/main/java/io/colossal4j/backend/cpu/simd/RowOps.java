@@ -11,11 +11,13 @@ import java.nio.ByteOrder;
 import java.util.concurrent.atomic.AtomicLongArray;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 
 /**
  * Softmax (and log-softmax) with its backward over the last dim, for f32 tensors whose last dim has unit
  * stride (leading dims any strides). Rows are independent and split over the pool. Sums accumulate in f32
- * vector lanes (error ~ n·2^-24 relative on the normaliser, far inside the tests' tolerance).
+ * vector lanes (error ~ n·2^-24 relative on the normaliser, far inside the tests' tolerance), whose lanes are
+ * added in a fixed tree (see {@link #SWAP8}).
  * Layer norm lives in {@link LayerNormKernel}.
  */
 final class RowOps {
@@ -38,15 +40,33 @@ final class RowOps {
 
   static long grain(int n) { return Math.max(1, (1 << 14) / Math.max(1, n)); }
 
+  /*
+   * The vector at element j of the row at off, masked to the row's n elements. One masked access, so that the
+   * method stays under the JIT's size for always inlining (35 bytes of bytecode): a call to it that is not
+   * inlined returns its vector boxed, a heap allocation per call (the two-branch form was 61 bytes, and cost
+   * the tails of rows whose length is no multiple of the vector length ~400 bytes per row).
+   */
+
   static FloatVector load(MemorySegment s, long off, int j, int n) {
-    return j + L <= n ? FloatVector.fromMemorySegment(S, s, (off + j) * 4, NATIVE)
-        : FloatVector.fromMemorySegment(S, s, (off + j) * 4, NATIVE, S.indexInRange(j, n));
+    return FloatVector.fromMemorySegment(S, s, (off + j) * 4, NATIVE, S.indexInRange(j, n));
   }
 
   static void store(FloatVector v, MemorySegment s, long off, int j, int n) {
-    if (j + L <= n) v.intoMemorySegment(s, (off + j) * 4, NATIVE);
-    else v.intoMemorySegment(s, (off + j) * 4, NATIVE, S.indexInRange(j, n));
+    v.intoMemorySegment(s, (off + j) * 4, NATIVE, S.indexInRange(j, n));
   }
+
+  /*
+   * Lane sums in a fixed tree (lane i with lane i ^ 8, then ^ 4, ^ 2, ^ 1): exact lane operations, so the result
+   * is the same whether or not the JIT has intrinsified them (unlike reduceLanes(ADD)), and unlike a copy to an
+   * array they allocate nothing. They are written out where they are used, as
+   *   if (L > 8) v = v.add(v.rearrange(SWAP8)); ... if (L > 1) v = v.add(v.rearrange(SWAP1)); sum = v.lane(0)
+   * because a helper taking the vector is a call the JIT may decline to inline (past its node budget in a big
+   * compiled method, as the softmax and layer-norm row methods are), and then the vector is boxed: a heap
+   * allocation per row. RowKernelAllocationTest checks that none is left.
+   */
+  static final VectorShuffle<Float> SWAP8 = swap(8), SWAP4 = swap(4), SWAP2 = swap(2), SWAP1 = swap(1);
+
+  private static VectorShuffle<Float> swap(int k) { return k < L ? VectorShuffle.fromOp(S, i -> i ^ k) : null; }
 
   static void softmax(CpuParallel par, Tensor x, boolean log, Tensor out) {
     int n = x.size(-1);
@@ -130,13 +150,17 @@ final class RowOps {
       e.intoMemorySegment(o, (oo + j) * 4, NATIVE);
       sum = sum.add(e);
     }
-    if (j < n) {
-      var m = S.indexInRange(j, n);
-      FloatVector e = VMath.expNonPositive(FloatVector.fromMemorySegment(S, x, (xo + j) * 4, NATIVE, m).sub(shift));
-      e.intoMemorySegment(o, (oo + j) * 4, NATIVE, m);
-      sum = sum.add(e, m);
+    if (L > 8) sum = sum.add(sum.rearrange(SWAP8));
+    if (L > 4) sum = sum.add(sum.rearrange(SWAP4));
+    if (L > 2) sum = sum.add(sum.rearrange(SWAP2));
+    if (L > 1) sum = sum.add(sum.rearrange(SWAP1));
+    float total = sum.lane(0);
+    for (; j < n; j++) { // the last partial vector in scalars (exp within 1 ulp): a second, masked vector exp doubled the method's size
+      float e = (float) Math.exp(x.getAtIndex(F, xo + j) - shift);
+      o.setAtIndex(F, oo + j, e);
+      total += e;
     }
-    return VMath.sumLanes(sum);
+    return total;
   }
 
   private static float rowMax(MemorySegment x, long xo, int n) {
@@ -182,7 +206,11 @@ final class RowOps {
           FloatVector g = load(sg, go, j, n);
           acc = log ? acc.add(g, S.indexInRange(j, n)) : acc.add(g.mul(load(sy, yo, j, n)), S.indexInRange(j, n));
         }
-        float dot = VMath.sumLanes(acc);
+        if (L > 8) acc = acc.add(acc.rearrange(SWAP8));
+        if (L > 4) acc = acc.add(acc.rearrange(SWAP4));
+        if (L > 2) acc = acc.add(acc.rearrange(SWAP2));
+        if (L > 1) acc = acc.add(acc.rearrange(SWAP1));
+        float dot = acc.lane(0);
         for (int j = 0; j < n; j += L) {
           FloatVector yv = load(sy, yo, j, n), g = load(sg, go, j, n);
           store(log ? VMath.exp(yv).mul(-dot).add(g) : g.sub(dot).mul(yv), so, xo, j, n);
