@@ -1,6 +1,7 @@
 package io.colossal4j.autograd;
 
 import io.colossal4j.backend.BinaryOp;
+import io.colossal4j.backend.StepLedger;
 import io.colossal4j.tensor.MemoryCategory;
 import io.colossal4j.tensor.Tensor;
 import io.colossal4j.tensor.TensorException;
@@ -68,7 +69,13 @@ public final class Autograd {
     for (Tensor t : inputs) in.add(t);
     List<io.colossal4j.tensor.Storage> storages = new ArrayList<>(saved.length);
     for (Tensor t : saved) if (t != null) storages.add(t.storage());
-    out.attachGradFn(new Node(name, in, backward, SEQUENCE.incrementAndGet(), storages.toArray(io.colossal4j.tensor.Storage[]::new)));
+    io.colossal4j.tensor.Storage[] held = storages.toArray(io.colossal4j.tensor.Storage[]::new);
+    StepLedger ledger = out.backend().activeStep();
+    out.attachGradFn(new Node(name, in, backward, SEQUENCE.incrementAndGet(), held, ledger == null ? "" : ledger.region()));
+    if (ledger != null) {   // attribution, when a trace is attached
+      ledger.produced(out.storage(), name);
+      ledger.saved(name, held);
+    }
     return out;
   }
 
@@ -127,7 +134,7 @@ public final class Autograd {
     } else if (acc == null) {
       acc = Tensor.empty(leaf.shape(), leaf.dtype(), leaf.backend(), MemoryCategory.GRADIENT);
       leaf.backend().kernels().copy(g, acc);
-      leaf.setGrad(acc);
+      leaf.setOwnedGrad(acc);
     } else {
       acc.backend().kernels().binary(BinaryOp.ADD, acc, g, acc);
     }

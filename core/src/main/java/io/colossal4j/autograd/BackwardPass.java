@@ -47,6 +47,7 @@ final class BackwardPass {
       throw new TensorException("backward through " + n.name() + " a second time: its saved tensors were freed; pass retainGraph=true to the first backward");
     int mark = ledger == null ? 0 : ledger.mark();
     String label = OpLabel.enter("backward " + n.name());
+    String region = ledger == null ? null : ledger.enterRegion("backward " + n.region());
     Tensor[] inGrads;
     try {
       inGrads = GradMode.noGrad(() -> rule.apply(g));
@@ -67,7 +68,10 @@ final class BackwardPass {
     }
     g.storage().unhold();       // consumed (a returned gradient that aliases it is held by now)
     if (!retainGraph) n.free();
-    if (ledger != null) ledger.releaseUnheldSince(mark);   // the rule's temporaries, gradients accumulated into leaves
+    if (ledger != null) {
+      ledger.releaseUnheldSince(mark);   // the rule's temporaries, gradients accumulated into leaves
+      ledger.enterRegion(region);
+    }
   }
 
   /** Hands input {@code t} its gradient {@code gi} (null: none from this consumer) and counts the consumer down. */

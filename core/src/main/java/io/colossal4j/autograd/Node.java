@@ -23,11 +23,13 @@ public final class Node implements GradFn {
   private final String name;
   private final List<Tensor> inputs;
   private final long sequence;
+  private final String region;
   private Backward backward;
   private Storage[] saved;
 
-  Node(String name, List<Tensor> inputs, Backward backward, long sequence, Storage[] saved) {
+  Node(String name, List<Tensor> inputs, Backward backward, long sequence, Storage[] saved, String region) {
     this.name = name;
+    this.region = region;
     this.inputs = inputs;
     this.backward = backward;
     this.sequence = sequence;
@@ -39,6 +41,9 @@ public final class Node implements GradFn {
   long sequence() { return sequence; }
 
   @Override public String name() { return name; }
+
+  /** The step region (model unit) that recorded this node, "" outside a step: for memory attribution. */
+  String region() { return region; }
 
   @Override public List<Tensor> inputs() { return inputs; }
 

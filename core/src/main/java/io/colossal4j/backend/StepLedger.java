@@ -28,13 +28,40 @@ public final class StepLedger {
   private final List<Storage> owned = new ArrayList<>();
   private long allocated;
   private long releasedAtClose;
+  private MemoryTrace trace;
+  private String region = "step";
 
   /** Takes ownership of a storage allocated by the step's thread inside the step. */
   public void add(Storage s) {
     s.markStepOwned();
     owned.add(s);
     allocated++;
+    if (trace != null) trace.allocated(s, region);
   }
+
+  // ---------------------------------------------------------------- attribution (optional, for diagnostics)
+
+  /** Reports this step's allocations, outputs and saved tensors to {@code t} from now on (null: stop). */
+  public void attach(MemoryTrace t) { trace = t; }
+
+  /** What the step is running, for attribution: a model unit's name in forward, "backward " + unit in backward. */
+  public String region() { return region; }
+
+  /** Sets the region name; returns the previous one, to pass back when the region ends. */
+  public String enterRegion(String name) {
+    String previous = region;
+    region = name;
+    return previous;
+  }
+
+  /** An allocation of the step's thread that the step does not own (a gradient, optimizer state): traced only. */
+  public void observe(Storage s) { if (trace != null) trace.allocated(s, region); }
+
+  /** Autograd recorded {@code out} as the output of {@code op}. */
+  public void produced(Storage out, String op) { if (trace != null) trace.produced(out, op); }
+
+  /** Autograd node {@code op} saved {@code storages} for its backward. */
+  public void saved(String op, Storage[] storages) { if (trace != null) trace.saved(op, storages); }
 
   /** A position to pass to {@link #releaseUnheldSince}. */
   public int mark() { return owned.size(); }

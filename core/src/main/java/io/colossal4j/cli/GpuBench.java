@@ -3,6 +3,7 @@ package io.colossal4j.cli;
 import io.colossal4j.autograd.Autocast;
 import io.colossal4j.autograd.Autograd;
 import io.colossal4j.backend.MemoryStats;
+import io.colossal4j.backend.MemoryTrace;
 import io.colossal4j.backend.cuda.CudaBackend;
 import io.colossal4j.backend.cuda.CudaBench;
 import io.colossal4j.backend.cuda.CudaOptions;
@@ -27,7 +28,7 @@ import java.nio.file.Path;
 import java.util.Random;
 
 /**
- * {@code colossal bench gpu [--kernel-cache DIR] [--skip-kernels]}: the GPU benchmark. Kernel cases
+ * {@code colossal bench gpu [--kernel-cache DIR] [--skip-kernels] [--profile] [--trace-memory] [--only vit|gpt|amp]}: the GPU benchmark. Kernel cases
  * ({@link CudaBench}: GEMM, layer norm, attention) and a full training step (forward, cross-entropy, backward,
  * AdamW) of a vit_huge_patch14_clip_336-shaped ViT (batch 32 at 336) and a GPT-2-medium-shaped model (batch
  * 8 x 1024 tokens), parameters in bf16, on cuda:0; and the GPT with f32 master weights under bf16 autocast. Prints one CSV table on stdout
@@ -48,13 +49,15 @@ final class GpuBench implements Main.Command {
 
   @Override public int run(String[] args) {
     CudaOptions opts = CudaOptions.defaults(io.colossal4j.launch.HostEnvironment.current());
-    boolean kernels = true, profile = false;
+    boolean kernels = true;
+    java.util.Set<Diagnostic> diag = java.util.EnumSet.noneOf(Diagnostic.class);
     String only = null;
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
         case "--kernel-cache" -> opts = opts.withKernelCacheDir(Path.of(args[++i]));
         case "--skip-kernels" -> kernels = false;
-        case "--profile" -> profile = true;
+        case "--profile" -> diag.add(Diagnostic.PROFILE);
+        case "--trace-memory" -> diag.add(Diagnostic.TRACE_MEMORY);
         case "--only" -> {
           only = i + 1 < args.length ? args[++i] : "";
           if (!java.util.Set.of("vit", "gpt", "amp").contains(only)) {
@@ -63,7 +66,7 @@ final class GpuBench implements Main.Command {
           }
         }
         default -> {
-          System.err.println("colossal bench gpu: unknown option '" + args[i] + "' (valid: --kernel-cache DIR, --skip-kernels, --profile, --only vit|gpt|amp)");
+          System.err.println("colossal bench gpu: unknown option '" + args[i] + "' (valid: --kernel-cache DIR, --skip-kernels, --profile, --trace-memory, --only vit|gpt|amp)");
           return 2;
         }
       }
@@ -73,11 +76,11 @@ final class GpuBench implements Main.Command {
       System.err.println("colossal4j GPU bench on " + gpu.describe());
       out.println(CudaBench.CSV_HEADER);
       if (kernels) CudaBench.kernels(gpu, out);
-      if (only == null || only.equals("vit")) vit(gpu, out, profile);
-      if (only == null || only.equals("gpt")) gpt(gpu, out, DType.BF16, "train_gpt_medium", profile);
+      if (only == null || only.equals("vit")) vit(gpu, out, diag);
+      if (only == null || only.equals("gpt")) gpt(gpu, out, DType.BF16, "train_gpt_medium", diag);
       if (only == null || only.equals("amp")) {
         try {
-          gpt(gpu, out, DType.F32, "train_gpt_medium_amp", profile);  // f32 master weights, autocast to bf16
+          gpt(gpu, out, DType.F32, "train_gpt_medium_amp", diag);  // f32 master weights, autocast to bf16
         } catch (RuntimeException e) {
           System.err.println("train_gpt_medium_amp failed: " + e.getMessage());
         }
@@ -86,7 +89,7 @@ final class GpuBench implements Main.Command {
     return 0;
   }
 
-  private static void vit(CudaBackend gpu, PrintStream out, boolean profile) {
+  private static void vit(CudaBackend gpu, PrintStream out, java.util.Set<Diagnostic> diag) {
     int batch = 32;
     ViTConfig c = Zoo.vitConfig(ViTConfig.hugeClip336(1000), ModelSpec.of("vit_huge_clip_336", 1000));
     UnitModel model = Zoo.build(new ModuleContext(gpu, DType.BF16, 0), ModelSpec.of("vit_huge_clip_336", 1000));
@@ -95,11 +98,11 @@ final class GpuBench implements Main.Command {
     Tensor labels = randomIds(gpu, new Random(1), Shape.of(batch), 1000);
     int tokens = (c.imageSize() / c.patchSize()) * (c.imageSize() / c.patchSize()) + 1;
     double flops = stepFlops(model.parameterCount(), (long) batch * tokens, c.depth(), tokens, c.embedDim());
-    step(gpu, out, "train_vit_huge", batch + "x3x" + c.imageSize() + "x" + c.imageSize(), model, images, labels, flops, batch, "img/s", profile);
+    step(gpu, out, "train_vit_huge", batch + "x3x" + c.imageSize() + "x" + c.imageSize(), model, images, labels, flops, batch, "img/s", diag);
   }
 
   /** GPT-2 medium with parameters in {@code dtype}; f32 parameters train under bf16 autocast (mixed precision). */
-  private static void gpt(CudaBackend gpu, PrintStream out, DType dtype, String name, boolean profile) {
+  private static void gpt(CudaBackend gpu, PrintStream out, DType dtype, String name, java.util.Set<Diagnostic> diag) {
     int batch = 8;
     GptConfig c = GptConfig.medium();
     UnitModel model = Zoo.build(new ModuleContext(gpu, dtype, 0), ModelSpec.of("gpt_medium", 0));
@@ -108,7 +111,7 @@ final class GpuBench implements Main.Command {
     Tensor next = randomIds(gpu, r, Shape.of(batch * c.blockSize()), c.vocabSize());
     long tokens = (long) batch * c.blockSize();
     double flops = stepFlops(model.parameterCount(), tokens, c.nLayer(), c.blockSize(), c.nEmbd());
-    step(gpu, out, name, batch + "x" + c.blockSize(), model, ids, next, flops, tokens, "tok/s", profile);
+    step(gpu, out, name, batch + "x" + c.blockSize(), model, ids, next, flops, tokens, "tok/s", diag);
   }
 
   /**
@@ -127,7 +130,7 @@ final class GpuBench implements Main.Command {
       gpu.synchronize();
       t2 = System.nanoTime();
       opt.step(1e-4);
-      opt.zeroGrad();
+      opt.releaseGrads();
       gpu.synchronize();
       t3 = System.nanoTime();
     }
@@ -140,6 +143,26 @@ final class GpuBench implements Main.Command {
         name, (t1 - t0) / 1e6, (t2 - t1) / 1e6, (t3 - t2) / 1e6, (q1 - q0) / 1e6, (q2 - q0) / 1e6);
   }
 
+  /**
+   * One step with a {@link MemoryTrace}: what is live at the step's peak (requested bytes, parameters and
+   * optimizer state included), by category and by unit, op and the autograd nodes that saved it. Slow (the trace
+   * scans the live storages at every allocation): run after the timed steps.
+   */
+  private static void traceMemory(CudaBackend gpu, String name, UnitModel model, Optimizer opt, java.util.function.Supplier<Tensor> lossOf) {
+    java.util.List<io.colossal4j.tensor.Storage> resident = new java.util.ArrayList<>();
+    for (Tensor p : model.parameters()) resident.add(p.storage());
+    for (Tensor s : opt.stateDict().values()) resident.add(s.storage());
+    MemoryTrace trace = new MemoryTrace(resident);
+    try (var scope = gpu.openStep()) {
+      gpu.activeStep().attach(trace);
+      Tensor loss = lossOf.get();
+      Autograd.backward(loss);
+      opt.step(1e-4);
+      opt.releaseGrads();
+    }
+    System.err.println(name + " memory trace of one step:\n" + trace.describe(60));
+  }
+
   static double stepFlops(long params, long tokens, int layers, int seq, int width) {
     return 6.0 * params * tokens + 12.0 * layers * seq * width * tokens;
   }
@@ -150,9 +173,12 @@ final class GpuBench implements Main.Command {
     return Tensor.of(v, s, DType.I64, gpu);
   }
 
-  /** Times forward + cross-entropy + backward + AdamW; {@code units} samples (or tokens) per step; {@code profile}: then one profiled step (stderr). */
+  /** What a training case does after its timed steps, on stderr: one profiled step, one memory-traced step. */
+  enum Diagnostic { PROFILE, TRACE_MEMORY }
+
+  /** Times forward + cross-entropy + backward + AdamW; {@code units} samples (or tokens) per step; then the diagnostics asked for. */
   private static void step(CudaBackend gpu, PrintStream out, String name, String shape, UnitModel model, Tensor input, Tensor targets,
-                           double flops, long units, String unit, boolean profile) {
+                           double flops, long units, String unit, java.util.Set<Diagnostic> diag) {
     model.train(true);
     Optimizer opt = Adam.adamW(ParamGroup.single(model.namedParameters(), 0.1));
     boolean amp = model.parameters().getFirst().dtype() == DType.F32;
@@ -165,7 +191,7 @@ final class GpuBench implements Main.Command {
       try (var scope = gpu.openStep()) {   // the step's activations and temporaries go back deterministically
         Autograd.backward(lossOf.get());
         opt.step(1e-4);
-        opt.zeroGrad();
+        opt.releaseGrads();   // PyTorch's zero_grad(set_to_none=True): no gradient memory held through the next forward
       }
     };
     for (int i = 0; i < WARMUP; i++) step.run();
@@ -183,7 +209,8 @@ final class GpuBench implements Main.Command {
         100 * flops / (ms / 1e3) / PEAK_BF16_FLOPS, MemoryStats.human(gpu.peakMemoryInUse()), MemoryStats.human(gpu.peakMemoryRequested()), gpu.collections());
     System.err.print(name + " memory by category:\n" + gpu.memoryStats().describe());
     phases(gpu, name, lossOf, opt, step);
-    if (profile) {
+    if (diag.contains(Diagnostic.TRACE_MEMORY)) traceMemory(gpu, name, model, opt, lossOf);
+    if (diag.contains(Diagnostic.PROFILE)) {
       gpu.synchronize();
       gpu.startProfile();
       step.run();

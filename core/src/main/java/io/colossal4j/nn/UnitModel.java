@@ -13,8 +13,9 @@ import java.util.List;
  * ledger. A unit is a function of its input, so what it allocated is needed afterwards only if it is part of
  * its output or saved for backward by an autograd node (which holds it); everything else (the product
  * before a residual add, temporaries of composite ops, all intermediates under no-grad) goes back to the
- * allocator as soon as the unit returns, instead of when the step ends. A unit that kept a tensor in a field
- * for a later unit would break this contract: the use fails loudly on the released storage.
+ * allocator as soon as the unit returns, instead of when the step ends; and a unit's output that no node saved
+ * goes back once the next unit has returned. A unit that kept a tensor in a field for a later unit would break
+ * this contract: the use fails loudly on the released storage.
  */
 public abstract class UnitModel extends Module {
   /** The forward, as units; running them in order equals {@link #forward}. */
@@ -25,10 +26,27 @@ public abstract class UnitModel extends Module {
     StepLedger ledger = x.backend().activeStep();
     for (Unit u : units()) {
       int mark = ledger == null ? 0 : ledger.mark();
+      String region = ledger == null ? null : ledger.enterRegion(u.name());
+      Tensor in = h;
       h = u.module().forward(h);
-      if (ledger != null) release(ledger, mark, h);
+      if (ledger != null) {
+        release(ledger, mark, h);
+        if (in != x) releaseConsumed(in, h);
+        ledger.enterRegion(region);
+      }
     }
     return h;
+  }
+
+  /**
+   * Releases the previous unit's output once the next unit has consumed it, unless a backward node saved it
+   * (held) or the new output shares its storage (a view): only the next unit reads a unit's output, so nobody
+   * can read it any more. Without this, an unsaved unit output (a patch embedding's convolution output, an f32
+   * final norm that the head casts under autocast) would stay until the step ends, through the whole backward.
+   */
+  private static void releaseConsumed(Tensor in, Tensor out) {
+    var s = in.storage();
+    if (s != out.storage() && s.stepOwned() && s.holds() == 0 && !s.isReleased()) s.release();
   }
 
   /** Releases the unit's unheld allocations, keeping its output. */

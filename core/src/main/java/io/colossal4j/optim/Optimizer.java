@@ -80,6 +80,17 @@ public abstract class Optimizer {
       for (Tensor p : g.params().values()) p.zeroGradLazily();
   }
 
+  /**
+   * PyTorch's {@code zero_grad(set_to_none=True)}: releases the gradients autograd allocated, so no gradient
+   * memory is held until the next backward allocates it again (a single-device step then peaks without them,
+   * as PyTorch's does); gradients installed by someone else (data parallelism's bucket views) are zeroed lazily
+   * as by {@link #zeroGrad}, their owner keeps the memory. See {@link Tensor#releaseGrad}.
+   */
+  public final void releaseGrads() {
+    for (ParamGroup g : groups)
+      for (Tensor p : g.params().values()) p.releaseGrad();
+  }
+
   /** State tensors as {@code <param>.<key>} → tensor, for checkpoints. */
   public final Map<String, Tensor> stateDict() {
     Map<String, Tensor> out = new LinkedHashMap<>();

@@ -27,6 +27,7 @@ public final class Tensor {
   private boolean requiresGrad;
   private Tensor grad;
   private boolean gradZeroPending;
+  private boolean gradOwned;
   private GradFn gradFn;
   private List<Consumer<Tensor>> gradReadyHooks;
   private String name;
@@ -206,6 +207,37 @@ public final class Tensor {
       throw new TensorException("grad of shape " + g.shape + " set on a tensor of shape " + shape);
     this.grad = g;
     this.gradZeroPending = false;
+    this.gradOwned = false;
+  }
+
+  /**
+   * Sets a gradient whose storage this tensor owns alone (autograd allocated it for this leaf), so that
+   * {@link #releaseGrad} may give its memory back.
+   */
+  public void setOwnedGrad(Tensor g) {
+    setGrad(g);
+    this.gradOwned = g != null;
+  }
+
+  /**
+   * PyTorch's {@code zero_grad(set_to_none=True)} for one tensor: a gradient this tensor owns ({@link #setOwnedGrad})
+   * is released now (its memory goes back to the allocator) and the gradient becomes null, so no gradient memory
+   * is held between steps (in particular not during the next forward pass); the next backward allocates it again.
+   * A gradient installed with {@link #setGrad} (a view of a shared buffer, e.g. data parallelism's buckets) is
+   * its owner's memory: it is zeroed lazily instead ({@link #zeroGradLazily}). A reference to the released
+   * gradient kept by a caller fails on use.
+   */
+  public void releaseGrad() {
+    if (grad == null) return;
+    if (!gradOwned) {
+      zeroGradLazily();
+      return;
+    }
+    Tensor g = grad;
+    grad = null;
+    gradZeroPending = false;
+    gradOwned = false;
+    g.storage().release();
   }
 
   /**

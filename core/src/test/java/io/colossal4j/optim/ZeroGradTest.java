@@ -1,13 +1,16 @@
 package io.colossal4j.optim;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.colossal4j.autograd.Autograd;
 import io.colossal4j.backend.Backend;
 import io.colossal4j.backend.cpu.CpuBackend;
 import io.colossal4j.ops.Arith;
 import io.colossal4j.ops.Reduce;
+import io.colossal4j.ops.Views;
 import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.Shape;
 import io.colossal4j.tensor.Tensor;
@@ -16,7 +19,8 @@ import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 /**
- * {@link Optimizer#zeroGrad} zeroes lazily (no pass over the gradients): whatever happens after it must look
+ * {@link Optimizer#releaseGrads} (set to none) releases what autograd allocated and nothing else, and changes no
+ * number. {@link Optimizer#zeroGrad} zeroes lazily (no pass over the gradients): whatever happens after it must look
  * exactly as if the gradients had been filled with zeros. Exact values (small integers in f64).
  */
 class ZeroGradTest {
@@ -62,5 +66,46 @@ class ZeroGradTest {
     opt.zeroGrad();
     opt.step(1.0);   // no backward in between: a zero gradient, so p must not move
     assertArrayEquals(new double[] {5, 6, 7}, p.toDoubleArray());
+  }
+
+  @Test void releasedGradientsGoBackAndTheNextBackwardStartsFromNone() {
+    Optimizer opt = sgd();
+    Autograd.backward(Reduce.sum(Arith.mul(p, x)));
+    Tensor old = p.grad();
+    opt.releaseGrads();
+    assertNull(p.grad(), "set to none");
+    assertTrue(old.storage().isReleased(), "the gradient's memory went back");
+    Autograd.backward(Reduce.sum(Arith.add(Arith.mul(p, x), Arith.mul(p, p))));
+    assertArrayEquals(new double[] {1 + 10, 2 + 12, 3 + 14}, p.grad().toDoubleArray());
+  }
+
+  @Test void aGradientInstalledByItsOwnerIsZeroedNotReleased() {
+    Optimizer opt = sgd();
+    Tensor bucket = Tensor.of(new double[] {4, 4, 4, 4}, Shape.of(4), DType.F64, cpu);
+    p.setGrad(Views.narrow(bucket, 0, 1, 3));    // as data parallelism's bucket views
+    opt.releaseGrads();
+    assertFalse(bucket.storage().isReleased());
+    assertArrayEquals(new double[] {0, 0, 0}, p.grad().toDoubleArray());
+    Autograd.backward(Reduce.sum(Arith.mul(p, x)));
+    assertArrayEquals(new double[] {4, 1, 2, 3}, bucket.toDoubleArray(), "the first contribution overwrites the view in place");
+  }
+
+  /** Releasing instead of zeroing changes no number: three Adam steps each way from the same start, exactly equal. */
+  @Test void releasingGivesTheSameUpdatesAsZeroing() {
+    double[][] after = new double[2][];
+    for (int way = 0; way < 2; way++) {
+      Tensor q = Tensor.of(new double[] {5, 6, 7}, Shape.of(3), DType.F64, cpu).requiresGrad(true);
+      Map<String, Tensor> named = new LinkedHashMap<>();
+      named.put("q", q);
+      Optimizer opt = Adam.adamW(ParamGroup.single(named, 0.1));
+      for (int step = 0; step < 3; step++) {
+        Autograd.backward(Reduce.sum(Arith.mul(Arith.mul(q, q), x)));
+        opt.step(0.1);
+        if (way == 0) opt.zeroGrad();
+        else opt.releaseGrads();
+      }
+      after[way] = q.toDoubleArray();
+    }
+    assertArrayEquals(after[0], after[1], 0.0);
   }
 }

@@ -42,6 +42,14 @@ public final class CpuBackend implements Backend {
   /** Fast kernels on as many threads as the machine has cores. */
   public static CpuBackend create() { return create(Runtime.getRuntime().availableProcessors()); }
 
+  /**
+   * A CPU backend computing with the kernels {@code kernels} builds on its worker pool: for tests that need a
+   * kernel set the stock backends do not have (e.g. a stand-in for a device's fused kernel).
+   */
+  public static CpuBackend withKernels(String name, int threads, Function<CpuParallel, Kernels> kernels) {
+    return new CpuBackend(name, threads, Long.MAX_VALUE, kernels);
+  }
+
   /** The scalar reference kernels, single-threaded: slow and obviously right. */
   public static CpuBackend reference() {
     return new CpuBackend("cpu-scalar", 1, Long.MAX_VALUE, p -> new ScalarKernels());
@@ -61,7 +69,9 @@ public final class CpuBackend implements Backend {
       ledger.add(s);
       return s;
     }
-    return allocator.allocate(this, bytes, category);
+    CpuStorage s = allocator.allocate(this, bytes, category);
+    if (stepOwner == Thread.currentThread()) ledger.observe(s);
+    return s;
   }
 
   /**

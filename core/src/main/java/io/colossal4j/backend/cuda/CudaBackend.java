@@ -197,10 +197,13 @@ public final class CudaBackend implements Backend {
       if (returned.compareAndSet(false, true)) allocator.release(block, category);
     };
     CudaStorage s = new CudaStorage(this, bytes, category, block.pointer(), giveBack);
-    if (stepOwner == Thread.currentThread() && (category == MemoryCategory.ACTIVATION || category == MemoryCategory.TEMPORARY))
+    boolean inStep = stepOwner == Thread.currentThread();
+    if (inStep && (category == MemoryCategory.ACTIVATION || category == MemoryCategory.TEMPORARY)) {
       ledger.add(s);  // the step releases it; no cleaner needed
-    else
+    } else {
       cleaner.register(s, giveBack);
+      if (inStep) ledger.observe(s);  // traced only (a gradient, optimizer state allocated during the step)
+    }
     return s;
   }
 
