@@ -22,22 +22,33 @@ public final class Loss {
 
   /**
    * Cross-entropy options. {@code labelSmoothing} ε in [0, 1]; {@code ignoreIndex}: targets with this value
-   * contribute zero loss and are left out of the mean's denominator (PyTorch's default is −100).
+   * contribute zero loss and are left out of the mean's denominator (PyTorch's default is −100);
+   * {@code chunkBytes}: for logits [N, C] without label smoothing, the most bytes of log-probabilities (and of
+   * their gradient) held at once, as row chunks (at least one row; see {@link ChunkedCrossEntropy}): a memory
+   * bound, no effect on any value.
    */
-  public record CrossEntropyOptions(Reduction reduction, double labelSmoothing, long ignoreIndex) {
+  public record CrossEntropyOptions(Reduction reduction, double labelSmoothing, long ignoreIndex, long chunkBytes) {
     public static final CrossEntropyOptions DEFAULT = new CrossEntropyOptions(Reduction.MEAN, 0, -100);
 
     public CrossEntropyOptions {
       if (reduction == null) throw new TensorException("crossEntropy: reduction must be NONE, SUM or MEAN, got null");
       if (!(labelSmoothing >= 0 && labelSmoothing <= 1))
         throw new TensorException("crossEntropy: label smoothing must be in [0, 1], got " + labelSmoothing);
+      if (chunkBytes < 1) throw new TensorException("crossEntropy: chunk bytes must be >= 1, got " + chunkBytes);
     }
 
-    public CrossEntropyOptions withReduction(Reduction r) { return new CrossEntropyOptions(r, labelSmoothing, ignoreIndex); }
+    /** Options with the default chunk bound (64 MiB). */
+    public CrossEntropyOptions(Reduction reduction, double labelSmoothing, long ignoreIndex) {
+      this(reduction, labelSmoothing, ignoreIndex, ChunkedCrossEntropy.CHUNK_BYTES);
+    }
 
-    public CrossEntropyOptions withLabelSmoothing(double e) { return new CrossEntropyOptions(reduction, e, ignoreIndex); }
+    public CrossEntropyOptions withReduction(Reduction r) { return new CrossEntropyOptions(r, labelSmoothing, ignoreIndex, chunkBytes); }
 
-    public CrossEntropyOptions withIgnoreIndex(long i) { return new CrossEntropyOptions(reduction, labelSmoothing, i); }
+    public CrossEntropyOptions withLabelSmoothing(double e) { return new CrossEntropyOptions(reduction, e, ignoreIndex, chunkBytes); }
+
+    public CrossEntropyOptions withIgnoreIndex(long i) { return new CrossEntropyOptions(reduction, labelSmoothing, i, chunkBytes); }
+
+    public CrossEntropyOptions withChunkBytes(long b) { return new CrossEntropyOptions(reduction, labelSmoothing, ignoreIndex, b); }
   }
 
   public static Tensor crossEntropy(Tensor logits, Tensor targets) { return crossEntropy(logits, targets, CrossEntropyOptions.DEFAULT); }
@@ -47,7 +58,9 @@ public final class Loss {
    * per element i with target t_i ≠ ignoreIndex, loss_i = (1 − ε)·(−log p_i[t_i]) + ε·mean_c(−log p_i[c]);
    * ignored elements have loss 0. NONE returns the per-element losses ([N] or [N, d1..]); SUM their sum;
    * MEAN their sum divided by the number of non-ignored elements (NaN when every target is ignored, as
-   * PyTorch). A target outside [0, C) that is not ignoreIndex is an error naming it.
+   * PyTorch). A target outside [0, C) that is not ignoreIndex is an error naming it. Logits [N, C] without label
+   * smoothing never hold their log-probabilities whole ({@link ChunkedCrossEntropy}: the same values, less memory
+   * than PyTorch's log_softmax + nll_loss); other shapes compose log-softmax, gather and the masks.
    */
   public static Tensor crossEntropy(Tensor logits, Tensor targets, CrossEntropyOptions options) {
     if (logits.rank() == 1 && targets.rank() == 0) {
@@ -56,19 +69,20 @@ public final class Loss {
     }
     checkIndexTargets(logits, targets);
     int classes = logits.size(1);
-    Tensor logp = Softmax.logSoftmax(logits, 1);
     Tensor valid = Arith.compareScalar(BinaryOp.NE, targets, options.ignoreIndex());
     // ignored targets may be any value (e.g. -100): point them at class 0, then zero their loss
     Tensor safe = Arith.where(valid, targets, Tensor.scalar(0, targets.dtype(), targets.backend()));
-    Tensor picked;
+    Tensor validF = Arith.cast(valid, logits.dtype());
+    boolean chunked = logits.rank() == 2 && options.labelSmoothing() == 0;
+    Tensor logp = chunked ? null : Softmax.logSoftmax(logits, 1);
+    Tensor perElement;
     try {
-      picked = Indexing.gather(logp, 1, Views.unsqueeze(safe, 1));
+      perElement = chunked ? ChunkedCrossEntropy.perRow(logits, safe, validF, options.chunkBytes())
+          : Arith.mul(Arith.neg(Views.squeeze(Indexing.gather(logp, 1, Views.unsqueeze(safe, 1)), 1)), validF);
     } catch (TensorException e) {
       throw new TensorException("crossEntropy: a target is neither a class in 0.." + (classes - 1) + " nor ignoreIndex "
           + options.ignoreIndex() + ": " + e.getMessage());
     }
-    Tensor validF = Arith.cast(valid, logits.dtype());
-    Tensor perElement = Arith.mul(Arith.neg(Views.squeeze(picked, 1)), validF);
     double eps = options.labelSmoothing();
     if (eps > 0) {
       Tensor smooth = Arith.mul(Arith.mulScalar(Reduce.sum(logp, false, 1), -1.0 / classes), validF);

@@ -11,12 +11,12 @@ import io.colossal4j.tensor.Tensor;
 /**
  * A stand-in for a device's fused attention kernel, for memory tests on the CPU: any dtype, strided outputs
  * (as the CUDA kernel), and, like a flash kernel, no memory of its own on the calling backend. It computes
- * with the composite ({@link Attention#scaledDotProductAttention}) in f32 on a private scalar backend and
+ * with the composite ({@link Attention#scaledDotProductAttention}) in f32 on a private CPU backend and
  * copies the results into the caller's outputs, so a memory trace of the caller's step sees exactly what a
  * fused kernel leaves behind: the output and the f32 log-sum-exp its op allocates, nothing else.
  */
 public final class OffDeviceAttention implements FusedAttention {
-  private final CpuBackend scratch = CpuBackend.reference();
+  private final CpuBackend scratch = CpuBackend.create(1);
 
   @Override public boolean supports(Tensor q, Tensor k, Tensor v, Tensor bias, Spec spec) { return bias == null && spec.dropoutP() == 0; }
 

@@ -80,8 +80,11 @@ public final class StepMemoryProbe {
     }
   }
 
-  /** Creates the optimizer state, then traces one step; the loss runs in region "loss", the update in "optimizer". */
-  public static Result step(CpuBackend cpu, UnitModel model, Tensor input, Tensor targets) {
+  /**
+   * Creates the optimizer state, then traces one step; the loss (cross-entropy with {@code loss}'s options) runs in
+   * region "loss", the update in "optimizer".
+   */
+  public static Result step(CpuBackend cpu, UnitModel model, Tensor input, Tensor targets, Loss.CrossEntropyOptions loss) {
     model.train(true);
     Optimizer opt = Adam.adamW(ParamGroup.single(model.namedParameters(), 0.1));
     boolean amp = model.parameters().getFirst().dtype() == DType.F32;
@@ -98,11 +101,11 @@ public final class StepMemoryProbe {
     for (Tensor s : opt.stateDict().values()) resident.add(s.storage());
     MemoryTrace trace = new MemoryTrace(resident);
     List<MemoryTrace.Entry> atBackward = new ArrayList<>();
-    double loss = run(cpu, model, opt, input, targets, amp, trace, atBackward);
-    return new Result(trace, atBackward, loss);
+    double value = run(cpu, model, opt, input, targets, amp, loss, trace, atBackward);
+    return new Result(trace, atBackward, value);
   }
 
-  private static double run(CpuBackend cpu, UnitModel model, Optimizer opt, Tensor input, Tensor targets, boolean amp, MemoryTrace trace,
+  private static double run(CpuBackend cpu, UnitModel model, Optimizer opt, Tensor input, Tensor targets, boolean amp, Loss.CrossEntropyOptions lossOptions, MemoryTrace trace,
                             List<MemoryTrace.Entry> atBackward) {
     try (var scope = cpu.openStep()) {
       StepLedger ledger = cpu.activeStep();
@@ -110,7 +113,7 @@ public final class StepMemoryProbe {
       Tensor logits = amp ? Autocast.call(DType.BF16, () -> model.forward(input)) : model.forward(input);
       String region = ledger.enterRegion("loss");
       if (logits.rank() > 2) logits = Views.reshape(logits, -1, logits.size(-1));
-      Tensor loss = Loss.crossEntropy(logits, targets);
+      Tensor loss = Loss.crossEntropy(logits, targets, lossOptions);
       ledger.enterRegion(region);
       if (trace != null) atBackward.addAll(trace.liveNow());
       Autograd.backward(loss);
