@@ -54,23 +54,33 @@ final class BackwardPass {
     } finally {
       OpLabel.restore(label);
     }
-    List<Tensor> inputs = n.inputs();
-    for (int i = 0; i < inputs.size(); i++) {
-      Tensor t = inputs.get(i);
-      if (t == null || !t.requiresGrad()) continue;
-      Tensor gi = i < inGrads.length ? inGrads[i] : null;
-      if (gi != null && !gi.shape().equals(t.shape()))
-        throw new TensorException("backward of " + n.name() + " returned a gradient of shape " + gi.shape() + " for input " + i + " of shape " + t.shape());
-      // a gradient has its input's dtype (as PyTorch's engine casts): a bf16 activation that met an f32
-      // tensor in a promoting op gets a bf16 gradient, so its producer's backward stays in bf16 (tensor-core GEMMs)
-      if (gi != null && gi.dtype() != t.dtype() && !t.isLeaf()) gi = Autograd.converted(gi, t.dtype());
-      deliver(t, gi);
-    }
+    deliverAll(n, inGrads);
     g.storage().unhold();       // consumed (a returned gradient that aliases it is held by now)
     if (!retainGraph) n.free();
     if (ledger != null) {
       ledger.releaseUnheldSince(mark);   // the rule's temporaries, gradients accumulated into leaves
       ledger.enterRegion(region);
+    }
+  }
+
+  /** Hands each input of {@code n} that needs one its gradient from {@code inGrads}, in its own dtype. */
+  private void deliverAll(Node n, Tensor[] inGrads) {
+    List<Tensor> inputs = n.inputs();
+    String label = OpLabel.enter("backward accumulate");   // gradient sums, casts and leaf gradients
+    try {
+      for (int i = 0; i < inputs.size(); i++) {
+        Tensor t = inputs.get(i);
+        if (t == null || !t.requiresGrad()) continue;
+        Tensor gi = i < inGrads.length ? inGrads[i] : null;
+        if (gi != null && !gi.shape().equals(t.shape()))
+          throw new TensorException("backward of " + n.name() + " returned a gradient of shape " + gi.shape() + " for input " + i + " of shape " + t.shape());
+        // a gradient has its input's dtype (as PyTorch's engine casts): a bf16 activation that met an f32
+        // tensor in a promoting op gets a bf16 gradient, so its producer's backward stays in bf16 (tensor-core GEMMs)
+        if (gi != null && gi.dtype() != t.dtype() && !t.isLeaf()) gi = Autograd.converted(gi, t.dtype());
+        deliver(t, gi);
+      }
+    } finally {
+      OpLabel.restore(label);
     }
   }
 

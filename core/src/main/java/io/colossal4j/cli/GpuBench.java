@@ -38,7 +38,9 @@ import java.util.Random;
  * <p>Training step: 2 warm-up steps, then the mean of 5 steps between two device synchronisations. Model
  * FLOPs per step = 6·P·tokens + 12·L·T·d·tokens (parameters, and attention at full T; PaLM's convention);
  * MFU divides by the H200's dense bf16 peak, {@link #PEAK_BF16_FLOPS}. Peak memory: the most bytes in use
- * during the timed steps (PyTorch: torch.cuda.max_memory_allocated).
+ * during the timed steps (PyTorch: torch.cuda.max_memory_allocated); each step ends by releasing the gradients
+ * (PyTorch's side: {@code zero_grad(set_to_none=True)}). {@code --trace-memory}: one more step per case with a
+ * {@link MemoryTrace}, whose live set at the peak is printed by unit, op and saving node.
  */
 final class GpuBench implements Main.Command {
   /** H200 SXM dense bf16 tensor-core peak, from NVIDIA's datasheet (989.4 TFLOP/s). */

@@ -36,9 +36,7 @@ public final class VisionTransformer extends UnitModel {
     units.addAll(child("blocks", Sequential.of(blocks)).units("blocks."));
     units.add(new Unit("norm", "norm.", child("norm", new LayerNorm(ctx, c.embedDim(), c.eps(), false))));
     Fn pool = c.pool() == ViTConfig.Pool.TOKEN
-        // a compact copy of the class tokens: the head saves it, so the final norm's [B, N, D] output can go
-        // back once pooled (a view would keep all N tokens alive for the head's backward)
-        ? new Fn("class token", x -> Views.contiguous(Views.select(x, 1, 0)))
+        ? new Fn("class token", x -> Views.select(x, 1, 0))
         : new Fn("mean of patch tokens", x -> Reduce.mean(Views.narrow(x, 1, 1, x.size(1) - 1), false, 1));
     units.add(new Unit("pool", "pool.", child("pool", pool)));
     Linear head = child("head", new Linear(ctx, c.embedDim(), c.numClasses(), true));
