@@ -26,7 +26,8 @@ import java.lang.foreign.MemorySegment;
  * the whole-slice scheme moved all of it in and combined every chunk on every member (measured in
  * docs/benchmarks/comm.md). Either way every member ends with the same bits (a chunk is combined once,
  * in member order, and copied), and a member publishes up to {@code slots} slices ahead while its peers
- * lag. Used by one thread at a time (the group runs its operations in order).
+ * lag. Tensors in the group's shared buffers take {@link #allReduceShared} instead: reduced in place in
+ * every member's copy, no slots. Used by one thread at a time (the group runs its operations in order).
  */
 final class ShmAllReduce implements AutoCloseable {
   /**
@@ -124,7 +125,7 @@ final class ShmAllReduce implements AutoCloseable {
    * ({@link ShmRegion#claim}); the member that takes a piece combines the members' copies of it in member
    * order (the same element operations as {@link #reduceChunk}, so results are bit-identical to the copying
    * path's) and writes the result into every copy. Per piece that reads and writes each copy once: with 2
-   * members, the traffic of one copy of the tensor in all. A member that the scheduler keeps off its core
+   * members, the traffic of two copies of the tensor in all, one per member when both run. A member that the scheduler keeps off its core
    * costs no waiting beyond the piece it holds: the running members take the rest. Every member returns once
    * every piece is done (its copy is then final and no peer touches it any more).
    */
