@@ -213,9 +213,8 @@ def side_by_side(java_csv, torch_rows):
     for impl, name, shape, ms, tf in torch_rows:
         peer[(name, shape)] = float(ms)
         if name.endswith("_sdpa_fwd") or name.endswith("_sdpa_fwd_bwd"):  # our attention is compared with SDPA
-            peer[(name.replace("_sdpa", ""), shape)] = float(ms)
-            peer[(name.replace("_sdpa", "_fused"), shape)] = float(ms)
-            peer[(name.replace("_sdpa", "_fused_atomic"), shape)] = float(ms)
+            for tag in ("", "_fused", "_fused_wa", "_fused2", "_fused_atomic"):  # composed, and our kernel generations
+                peer[(name.replace("_sdpa", tag), shape)] = float(ms)
     print(f"\n{'case':28} {'shape':22} {'colossal4j ms':>14} {'pytorch ms':>11} {'ratio':>6} {'c4j TFLOP/s':>12}")
     for (name, shape), r in java.items():
         p = peer.get((name, shape))
@@ -228,17 +227,20 @@ def main():
     ap.add_argument("--java", help="CSV written by CudaBench, to print side by side")
     ap.add_argument("--skip-train", action="store_true", help="kernel cases only")
     ap.add_argument("--skip-kernels", action="store_true", help="training steps only")
+    ap.add_argument("--only-attention", action="store_true", help="the attention kernel cases only")
     args = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     print(f"# torch {torch.__version__}, {torch.cuda.get_device_name(0)}, cuda {torch.version.cuda}", file=sys.stderr)
     rows = []
     print("impl,case,shape,median_ms,tflops")
-    if not args.skip_kernels:
+    if args.only_attention:
+        attention(rows)
+    elif not args.skip_kernels:
         gemms(rows)
         layer_norms(rows)
         attention(rows)
     train_rows = []
-    if not args.skip_train:
+    if not args.skip_train and not args.only_attention:
         train_steps(train_rows)
     if args.java:
         side_by_side(args.java, rows)

@@ -28,7 +28,7 @@ import java.nio.file.Path;
 import java.util.Random;
 
 /**
- * {@code colossal bench gpu [--kernel-cache DIR] [--skip-kernels] [--profile] [--trace-memory] [--only vit|gpt|amp]}: the GPU benchmark. Kernel cases
+ * {@code colossal bench gpu [--kernel-cache DIR] [--skip-kernels] [--profile] [--trace-memory] [--only vit|gpt|amp|attention]}: the GPU benchmark. Kernel cases
  * ({@link CudaBench}: GEMM, layer norm, attention) and a full training step (forward, cross-entropy, backward,
  * AdamW) of a vit_huge_patch14_clip_336-shaped ViT (batch 32 at 336) and a GPT-2-medium-shaped model (batch
  * 8 x 1024 tokens), parameters in bf16, on cuda:0; and the GPT with f32 master weights under bf16 autocast. Prints one CSV table on stdout
@@ -62,13 +62,13 @@ final class GpuBench implements Main.Command {
         case "--trace-memory" -> diag.add(Diagnostic.TRACE_MEMORY);
         case "--only" -> {
           only = i + 1 < args.length ? args[++i] : "";
-          if (!java.util.Set.of("vit", "gpt", "amp").contains(only)) {
-            System.err.println("colossal bench gpu: --only '" + only + "' is not a training case (valid: vit, gpt, amp)");
+          if (!java.util.Set.of("vit", "gpt", "amp", "attention").contains(only)) {
+            System.err.println("colossal bench gpu: --only '" + only + "' is not a case (valid: vit, gpt, amp (training steps), attention (the attention kernels))");
             return 2;
           }
         }
         default -> {
-          System.err.println("colossal bench gpu: unknown option '" + args[i] + "' (valid: --kernel-cache DIR, --skip-kernels, --profile, --trace-memory, --only vit|gpt|amp)");
+          System.err.println("colossal bench gpu: unknown option '" + args[i] + "' (valid: --kernel-cache DIR, --skip-kernels, --profile, --trace-memory, --only vit|gpt|amp|attention)");
           return 2;
         }
       }
@@ -77,6 +77,10 @@ final class GpuBench implements Main.Command {
     try (CudaBackend gpu = CudaBackend.open(Device.cuda(0), opts)) {
       System.err.println("colossal4j GPU bench on " + gpu.describe());
       out.println(CudaBench.CSV_HEADER);
+      if ("attention".equals(only)) {
+        CudaBench.attentionKernels(gpu, out);
+        return 0;
+      }
       if (kernels) CudaBench.kernels(gpu, out);
       if (only == null || only.equals("vit")) vit(gpu, out, diag);
       if (only == null || only.equals("gpt")) gpt(gpu, out, DType.BF16, "train_gpt_medium", diag);

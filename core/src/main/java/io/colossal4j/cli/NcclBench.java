@@ -83,11 +83,14 @@ final class NcclBench implements Main.Command {
   }
 
   /** The world groups of an in-JVM job over {@code backends} (rank r on backends[r]). */
-  static List<ProcessGroup> join(List<CudaBackend> backends) {
+  static List<ProcessGroup> join(List<CudaBackend> backends) { return join(backends, true); }
+
+  /** As {@link #join(List)}, with the communicator streams' priority chosen ({@link NcclDistributed.Options}). */
+  static List<ProcessGroup> join(List<CudaBackend> backends, boolean priorityStreams) {
     byte[] token = new byte[16];
     new SecureRandom().nextBytes(token);
     StoreServer server = StoreServer.start("127.0.0.1", 0, token, System.err);
-    var options = new NcclDistributed.Options(Duration.ofMinutes(5), Duration.ofMinutes(2), false);
+    var options = new NcclDistributed.Options(Duration.ofMinutes(5), Duration.ofMinutes(2), false, priorityStreams);
     List<CompletableFuture<ProcessGroup>> joins = new ArrayList<>();
     try (ExecutorService threads = Executors.newFixedThreadPool(backends.size())) {
       for (int r = 0; r < backends.size(); r++) {

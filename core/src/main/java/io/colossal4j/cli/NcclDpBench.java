@@ -48,12 +48,13 @@ final class NcclDpBench implements Main.Command {
 
   @Override public int run(String[] args) throws Exception {
     CudaOptions opts = CudaOptions.defaults(io.colossal4j.launch.HostEnvironment.current());
-    boolean unsynced = true;
+    boolean unsynced = true, priority = true;
     for (int i = 0; i < args.length; i++) {
       if (args[i].equals("--kernel-cache") && i + 1 < args.length) opts = opts.withKernelCacheDir(Path.of(args[++i]));
       else if (args[i].equals("--skip-unsynced")) unsynced = false;
+      else if (args[i].equals("--comm-stream") && i + 1 < args.length && List.of("high", "normal").contains(args[i + 1])) priority = args[++i].equals("high");
       else {
-        System.err.println("colossal bench nccl-dp: unknown option '" + args[i] + "' (valid: --kernel-cache DIR, --skip-unsynced)");
+        System.err.println("colossal bench nccl-dp: unknown option '" + args[i] + "' (valid: --kernel-cache DIR, --skip-unsynced, --comm-stream high|normal)");
         return 2;
       }
     }
@@ -65,7 +66,9 @@ final class NcclDpBench implements Main.Command {
     try {
       for (int g = 0; g < 2; g++) gpus.add(CudaBackend.open(Device.cuda(g), opts));
       System.out.println("model,gpus,sync,step_ms,per_gpu_throughput");
-      List<ProcessGroup> world = NcclBench.join(gpus);
+      List<ProcessGroup> world = NcclBench.join(gpus, priority);
+      System.err.println("communicator streams: " + (priority ? "highest priority" : "default priority") + ", NCCL_MAX_CTAS="
+          + io.colossal4j.launch.HostEnvironment.current().getOrDefault("NCCL_MAX_CTAS", "(unset)"));
       try {
         for (String model : List.of("vit_huge_clip_336", "gpt_medium")) {
           report(model, 1, "-", List.of(time(gpus.getFirst(), model, null)));

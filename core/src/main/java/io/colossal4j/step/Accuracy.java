@@ -41,16 +41,24 @@ public final class Accuracy {
    * [tokens, vocab] logits are gigabytes). Targets outside 0..C-1 never match an index: not correct.
    */
   private static long correctTop1(Tensor logits, Tensor targets) {
+    return Math.round(correctTop1OnDevice(logits, targets).item());
+  }
+
+  /**
+   * The top-1 count as an f64 scalar on the logits' device, not yet read: a caller can launch more work (the
+   * backward) before it waits for the number.
+   */
+  public static Tensor correctTop1OnDevice(Tensor logits, Tensor targets) {
     int c = logits.size(-1);
     long rows = logits.numel() / Math.max(c, 1);
     if (rows != targets.numel())
       throw new IllegalArgumentException("accuracy: " + rows + " rows of logits but " + targets.numel() + " targets");
-    if (rows == 0) return 0;
     return GradMode.noGrad(() -> {
+      if (rows == 0) return Tensor.zeros(io.colossal4j.tensor.Shape.of(), DType.F64, logits.backend());
       Tensor flat = Views.reshape(logits, (int) rows, c);
       Tensor pred = Reduce.argmax(flat, 1, false);
       Tensor t = Arith.cast(Views.reshape(targets, (int) rows), DType.I64);
-      return Math.round(Reduce.sum(Arith.cast(Arith.compare(BinaryOp.EQ, pred, t), DType.F64)).item());
+      return Reduce.sum(Arith.cast(Arith.compare(BinaryOp.EQ, pred, t), DType.F64));
     });
   }
 }

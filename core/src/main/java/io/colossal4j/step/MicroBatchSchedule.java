@@ -4,6 +4,7 @@ import io.colossal4j.autograd.Autograd;
 import io.colossal4j.autograd.GradMode;
 import io.colossal4j.nn.Module;
 import io.colossal4j.ops.Arith;
+import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.Tensor;
 import java.util.List;
 
@@ -32,20 +33,25 @@ public interface MicroBatchSchedule {
   /** The whole model on this rank: plain gradient accumulation. */
   MicroBatchSchedule SEQUENTIAL = new MicroBatchSchedule() {
     @Override public Outcome trainStep(Module model, List<Batch> micro, int totalSamples, LossFunction loss, StepHooks hooks) {
-      double lossSum = 0;
-      long correct = 0;
+      // Loss and top-1 count stay on the device until every backward is launched: reading them before the
+      // backward would stall the host until the forward finishes and leave an accelerator idle meanwhile.
+      Tensor lossSum = null, correct = null;
       for (int i = 0; i < micro.size(); i++) {
         Batch mb = micro.get(i);
         Tensor out = model.forward(mb.inputs());
         Tensor l = loss.apply(out, mb.targets());
         double weight = mb.size() / (double) totalSamples;
-        lossSum += l.item() * weight;
-        correct += Accuracy.correctTopK(out.detach(), mb.targets(), 1);
+        Tensor[] m = GradMode.noGrad(() -> new Tensor[] {
+            Arith.mulScalar(Arith.cast(l.detach(), DType.F64), weight), Accuracy.correctTop1OnDevice(out.detach(), mb.targets())});
+        lossSum = lossSum == null ? m[0] : sum(lossSum, m[0]);
+        correct = correct == null ? m[1] : sum(correct, m[1]);
         hooks.beforeBackward(i, micro.size());
         Autograd.backward(Arith.mulScalar(l, weight));
       }
-      return new Outcome(lossSum, correct);
+      return lossSum == null ? new Outcome(0, 0) : new Outcome(lossSum.item(), Math.round(correct.item()));
     }
+
+    private static Tensor sum(Tensor a, Tensor b) { return GradMode.noGrad(() -> Arith.add(a, b)); }
 
     @Override public Outcome evalStep(Module model, Batch batch, LossFunction loss) {
       return GradMode.noGrad(() -> {

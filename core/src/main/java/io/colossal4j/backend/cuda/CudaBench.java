@@ -60,6 +60,11 @@ public final class CudaBench {
     b.attention();
   }
 
+  /** Only the attention cases of {@link #kernels}. */
+  public static void attentionKernels(CudaBackend gpu, PrintStream out) {
+    new CudaBench(gpu, out).attention();
+  }
+
   private Tensor rand(DType t, int... dims) {
     Tensor x = Tensor.empty(Shape.of(dims), t, gpu, MemoryCategory.ACTIVATION);
     k.uniform(x, seed++, 0);
@@ -175,7 +180,12 @@ public final class CudaBench {
     attention("attention_vit", 32, 16, 577, 80);
     attention("attention_gpt", 8, 16, 1024, 64);
     for (CudaAttention.Variant v : CudaAttention.Variant.values()) {
-      String tag = v == CudaAttention.Variant.SPLIT_DQ ? "_fused" : "_fused_atomic";
+      String tag = switch (v) {
+        case WIDE -> "_fused";
+        case WIDE_ATOMIC_DQ -> "_fused_wa";
+        case SPLIT_DQ -> "_fused2";
+        case ATOMIC_DQ -> "_fused_atomic";
+      };
       fused("attention_vit" + tag, 32, 16, 577, 80, false, v);
       fused("attention_gpt" + tag, 8, 16, 1024, 64, false, v);
       fused("attention_gpt_causal" + tag, 8, 16, 1024, 64, true, v);

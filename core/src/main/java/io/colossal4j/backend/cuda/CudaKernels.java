@@ -45,7 +45,7 @@ final class CudaKernels implements Kernels, AutoCloseable {
     this.matmul = new CudaMatmul(this);
     this.spatial = new CudaSpatial(this);
     this.indexing = new CudaIndexing(this);
-    this.attention = new CudaAttention(this, CudaAttention.Variant.SPLIT_DQ);
+    this.attention = new CudaAttention(this, CudaAttention.Variant.WIDE);
     this.optim = new CudaOptim(this);
     this.faults = new DeviceFaults(backend);
   }

@@ -28,7 +28,7 @@ import java.util.concurrent.ConcurrentHashMap;
 public final class CudaModule implements AutoCloseable {
   static final List<String> SOURCES = List.of("common.cuh", "elementwise.cu", "elementwise_vec.cu", "reduce.cu", "norm.cu", "norm_vec.cu", "matmul.cu", "spatial.cu",
       "indexing.cu",
-      "attention.cu", "attention2.cu", "optim.cu");
+      "attention.cu", "attention2.cu", "attention3.cu", "optim.cu");
 
   private final Driver driver;
   private final long module;

@@ -29,9 +29,14 @@ public final class NcclDistributed {
    * @param timeout how long one operation may run before the job is failed
    * @param connectTimeout how long to wait for peers at communicator creation
    * @param haltOnFailure exit the process 30 s after a failure (launched ranks; never in tests)
+   * @param priorityStreams run collectives on streams of the highest priority, so their kernels take SMs as soon
+   *     as compute kernels free them (a gradient bucket's all-reduce then ends soon after it is launched instead
+   *     of trailing the backward)
    */
-  public record Options(Duration timeout, Duration connectTimeout, boolean haltOnFailure) {
-    NcclWorld.Options world() { return new NcclWorld.Options(timeout, connectTimeout, haltOnFailure); }
+  public record Options(Duration timeout, Duration connectTimeout, boolean haltOnFailure, boolean priorityStreams) {
+    public Options(Duration timeout, Duration connectTimeout, boolean haltOnFailure) { this(timeout, connectTimeout, haltOnFailure, true); }
+
+    NcclWorld.Options world() { return new NcclWorld.Options(timeout, connectTimeout, haltOnFailure, priorityStreams); }
   }
 
   /** The GPU ordinal for this rank ({@code cuda:LOCAL_RANK}), or an error when the host has too few GPUs. */

@@ -30,7 +30,8 @@ import java.util.concurrent.locks.LockSupport;
  */
 final class NcclWorld {
   /** How long collectives may take, how long to wait for peers at creation, and whether a failure ends the process. */
-  record Options(Duration timeout, Duration connectTimeout, boolean haltOnFailure) {
+  /** {@code priorityStreams}: communicator streams at the context's highest priority (see NcclDistributed.Options). */
+  record Options(Duration timeout, Duration connectTimeout, boolean haltOnFailure, boolean priorityStreams) {
     Options {
       if (timeout.isNegative() || timeout.isZero()) throw new IllegalArgumentException("collective timeout must be positive, got " + timeout);
       if (connectTimeout.isNegative() || connectTimeout.isZero()) throw new IllegalArgumentException("connect timeout must be positive, got " + connectTimeout);
@@ -92,7 +93,7 @@ final class NcclWorld {
     if (me < 0) throw new IllegalArgumentException("world rank " + rank + " is not a member of " + worldRanks);
     throwIfFailed("rank " + rank + ": creating communicator " + name);
     backend.enter();
-    Communicator c = new Communicator(name, worldRanks.size(), me, driver().streamCreate(Driver.STREAM_NON_BLOCKING));
+    Communicator c = new Communicator(name, worldRanks.size(), me, driver().streamCreate(Driver.STREAM_NON_BLOCKING, options.priorityStreams()));
     comms.add(c);
     String where = "rank " + rank + ": creating NCCL communicator " + name;
     try {

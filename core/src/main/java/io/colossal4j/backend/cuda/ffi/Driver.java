@@ -30,7 +30,7 @@ public final class Driver {
 
   private final MethodHandle cuInit, cuDriverGetVersion, cuDeviceGetCount, cuDeviceGet, cuDeviceGetName, cuDeviceGetAttribute,
       cuDeviceTotalMem, cuDevicePrimaryCtxRetain, cuDevicePrimaryCtxRelease, cuCtxSetCurrent, cuCtxSynchronize,
-      cuStreamCreate, cuStreamDestroy, cuStreamSynchronize, cuEventCreate, cuEventRecord, cuEventSynchronize,
+      cuStreamCreate, cuStreamCreateWithPriority, cuCtxGetStreamPriorityRange, cuStreamDestroy, cuStreamSynchronize, cuEventCreate, cuEventRecord, cuEventSynchronize,
       cuEventElapsedTime, cuEventDestroy, cuEventQuery, cuStreamWaitEvent, cuMemAlloc, cuMemFree, cuMemGetInfo, cuMemcpyHtoDAsync, cuMemcpyDtoHAsync,
       cuMemcpyDtoDAsync, cuMemsetD8Async, cuMemHostAlloc, cuMemFreeHost, cuModuleLoadData, cuModuleUnload,
       cuModuleGetFunction, cuFuncSetAttribute, cuLaunchKernel, cuGetErrorString, cuGetErrorName;
@@ -48,6 +48,8 @@ public final class Driver {
     cuCtxSetCurrent = b.status("cuCtxSetCurrent", J);
     cuCtxSynchronize = b.status("cuCtxSynchronize");
     cuStreamCreate = b.status("cuStreamCreate", P, I);
+    cuStreamCreateWithPriority = b.status("cuStreamCreateWithPriority", P, I, I);
+    cuCtxGetStreamPriorityRange = b.status("cuCtxGetStreamPriorityRange", P, P);
     cuStreamDestroy = b.status("cuStreamDestroy_v2", J);
     cuStreamSynchronize = b.status("cuStreamSynchronize", J);
     cuEventCreate = b.status("cuEventCreate", P, I);
@@ -205,6 +207,21 @@ public final class Driver {
     try (Arena a = Arena.ofConfined()) {
       MemorySegment v = a.allocate(J);
       check(call(() -> (int) cuStreamCreate.invokeExact(v, flags)), "cuStreamCreate");
+      return v.get(J, 0);
+    }
+  }
+
+  /**
+   * A stream whose kernels the scheduler prefers over those of lower-priority streams when SMs free up
+   * ({@code highest}: the context's greatest priority; otherwise the default priority).
+   */
+  public long streamCreate(int flags, boolean highest) {
+    if (!highest) return streamCreate(flags);
+    try (Arena a = Arena.ofConfined()) {
+      MemorySegment least = a.allocate(I), greatest = a.allocate(I), v = a.allocate(J);
+      check(call(() -> (int) cuCtxGetStreamPriorityRange.invokeExact(least, greatest)), "cuCtxGetStreamPriorityRange");
+      int priority = greatest.get(I, 0);
+      check(call(() -> (int) cuStreamCreateWithPriority.invokeExact(v, flags, priority)), "cuStreamCreateWithPriority");
       return v.get(J, 0);
     }
   }
