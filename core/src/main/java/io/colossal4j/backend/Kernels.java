@@ -1,5 +1,6 @@
 package io.colossal4j.backend;
 
+import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.Tensor;
 
 /**
@@ -161,6 +162,31 @@ public interface Kernels {
    * {@code ops.Attention} then composes matmul, softmax and dropout (the reference).
    */
   default java.util.Optional<FusedAttention> fusedAttention() { return java.util.Optional.empty(); }
+
+  /**
+   * Writes into {@code slots[i]} (a contiguous f64 vector on this backend with one slot per tensor) the sum of
+   * squares of all elements of {@code ts.get(i)}: squares formed in f32 (f64 for f64 tensors), each tensor summed
+   * on this backend (no host synchronisation here: the gradient norm of a step reads one number afterwards). The
+   * default composes a square and a full reduction per tensor.
+   */
+  default void sumOfSquares(java.util.List<Tensor> ts, Tensor slots) {
+    if (slots.dtype() != DType.F64 || !slots.isContiguous() || slots.numel() != ts.size())
+      throw new io.colossal4j.tensor.TensorException("sumOfSquares: slots must be a contiguous f64 vector of " + ts.size() + " elements, got "
+          + slots.shape() + " " + slots.dtype());
+    for (int i = 0; i < ts.size(); i++) {
+      Tensor t = ts.get(i);
+      Tensor sq = Tensor.empty(t.shape(), t.dtype() == DType.F64 ? DType.F64 : DType.F32, t.backend(), io.colossal4j.tensor.MemoryCategory.TEMPORARY);
+      unary(UnaryOp.SQUARE, t, sq);
+      int[] ones = new int[t.rank()], all = new int[t.rank()];
+      java.util.Arrays.fill(ones, 1);
+      for (int d = 0; d < all.length; d++) all[d] = d;
+      long[] unit = new long[t.rank()];
+      java.util.Arrays.fill(unit, 1);
+      Tensor slot = slots.view(io.colossal4j.tensor.Shape.of(ones), unit, slots.offset() + i);
+      if (t.rank() == 0) copy(sq, slot); else reduce(ReduceOp.SUM, sq, all, slot);
+      sq.storage().release();
+    }
+  }
 
   /** Whether {@link #adamStep} is a fast kernel that optimizers should prefer to composing elementwise ops. */
   default boolean fastAdamStep() { return false; }

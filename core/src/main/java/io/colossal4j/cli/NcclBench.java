@@ -83,7 +83,7 @@ final class NcclBench implements Main.Command {
   }
 
   /** The world groups of an in-JVM job over {@code backends} (rank r on backends[r]). */
-  static List<ProcessGroup> join(List<CudaBackend> backends) { return join(backends, true); }
+  static List<ProcessGroup> join(List<CudaBackend> backends) { return join(backends, false); }
 
   /** As {@link #join(List)}, with the communicator streams' priority chosen ({@link NcclDistributed.Options}). */
   static List<ProcessGroup> join(List<CudaBackend> backends, boolean priorityStreams) {

@@ -48,7 +48,7 @@ final class NcclDpBench implements Main.Command {
 
   @Override public int run(String[] args) throws Exception {
     CudaOptions opts = CudaOptions.defaults(io.colossal4j.launch.HostEnvironment.current());
-    boolean unsynced = true, priority = true;
+    boolean unsynced = true, priority = false;
     for (int i = 0; i < args.length; i++) {
       if (args[i].equals("--kernel-cache") && i + 1 < args.length) opts = opts.withKernelCacheDir(Path.of(args[++i]));
       else if (args[i].equals("--skip-unsynced")) unsynced = false;

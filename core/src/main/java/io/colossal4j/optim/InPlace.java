@@ -73,19 +73,7 @@ final class InPlace {
   private static double sumOfSquaresOn(io.colossal4j.backend.Backend b, java.util.List<Tensor> ts) {
     var k = b.kernels();
     Tensor slots = Tensor.empty(Shape.of(ts.size()), DType.F64, b, MemoryCategory.TEMPORARY);
-    for (int i = 0; i < ts.size(); i++) {
-      Tensor t = ts.get(i);
-      Tensor sq = Tensor.empty(t.shape(), t.dtype() == DType.F64 ? DType.F64 : DType.F32, b, MemoryCategory.TEMPORARY);
-      k.unary(UnaryOp.SQUARE, t, sq);
-      int[] ones = new int[t.rank()], all = new int[t.rank()];
-      java.util.Arrays.fill(ones, 1);
-      for (int d = 0; d < all.length; d++) all[d] = d;
-      long[] unit = new long[t.rank()];
-      java.util.Arrays.fill(unit, 1);
-      Tensor slot = slots.view(Shape.of(ones), unit, i);
-      if (t.rank() == 0) k.copy(sq, slot); else k.reduce(ReduceOp.SUM, sq, all, slot);
-      sq.storage().release();
-    }
+    k.sumOfSquares(ts, slots);
     Tensor sum = Tensor.empty(Shape.of(1), DType.F64, b, MemoryCategory.TEMPORARY);
     k.reduce(ReduceOp.SUM, slots, new int[] {0}, sum);
     double v = sum.item();

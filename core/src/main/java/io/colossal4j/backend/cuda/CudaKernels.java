@@ -310,6 +310,10 @@ final class CudaKernels implements Kernels, AutoCloseable {
 
   @Override public void adamStep(java.util.List<AdamUpdate.Param> params, AdamUpdate update) { optim.adamStep(params, update); }
 
+  @Override public void sumOfSquares(java.util.List<Tensor> ts, Tensor slots) {
+    if (!optim.sumOfSquares(ts, slots)) Kernels.super.sumOfSquares(ts, slots);
+  }
+
   // ------------------------------------------------------------- device-side faults
 
   /** The fault words of the kernels that check values only the device sees (indices). */

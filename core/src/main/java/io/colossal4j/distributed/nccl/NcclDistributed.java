@@ -31,10 +31,10 @@ public final class NcclDistributed {
    * @param haltOnFailure exit the process 30 s after a failure (launched ranks; never in tests)
    * @param priorityStreams run collectives on streams of the highest priority, so their kernels take SMs as soon
    *     as compute kernels free them (a gradient bucket's all-reduce then ends soon after it is launched instead
-   *     of trailing the backward)
+   *     of trailing the backward); off by default: on 2 H200s it measured no faster (docs/benchmarks/nccl.md)
    */
   public record Options(Duration timeout, Duration connectTimeout, boolean haltOnFailure, boolean priorityStreams) {
-    public Options(Duration timeout, Duration connectTimeout, boolean haltOnFailure) { this(timeout, connectTimeout, haltOnFailure, true); }
+    public Options(Duration timeout, Duration connectTimeout, boolean haltOnFailure) { this(timeout, connectTimeout, haltOnFailure, false); }
 
     NcclWorld.Options world() { return new NcclWorld.Options(timeout, connectTimeout, haltOnFailure, priorityStreams); }
   }

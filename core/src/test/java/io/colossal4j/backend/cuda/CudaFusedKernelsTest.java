@@ -162,6 +162,35 @@ class CudaFusedKernelsTest {
         fail(what + ": element " + i + " expected " + r[i] + " got " + g[i] + " (tolerance " + relTol + " x max|ref| " + scale + ")");
   }
 
+  /**
+   * The multi-tensor sum of squares (16 tensors per launch) against sums in double on the host: 18 tensors (two
+   * launches), sizes 0, 1, 7 and a million and more, bf16 / f16 / f32, one contiguous view at an odd offset (the
+   * unaligned scalar path). f32 squares and per-thread f32 sums of at most a few hundred terms, then f64: relative
+   * error a few f32 ulps, 1e-5 allows for that with margin; a skipped or doubled tensor is off by far more.
+   */
+  @Test void sumOfSquaresMatchesTheHostSums() {
+    List<Tensor> host = new java.util.ArrayList<>(), dev = new java.util.ArrayList<>();
+    int[] sizes = {0, 1, 7, 1_000_003, 4096, 33, 250_000, 8, 9};
+    DType[] types = {DType.BF16, DType.F16, DType.F32};
+    for (int i = 0; i < 17; i++) {
+      Tensor t = random(rnd, Shape.of(sizes[i % sizes.length]), types[i % 3], -2, 2);
+      host.add(t);
+      dev.add(toGpu(t));
+    }
+    Tensor whole = toGpu(random(rnd, Shape.of(1003), DType.BF16, -2, 2));
+    Tensor odd = whole.view(Shape.of(1000), new long[] {1}, 3);
+    host.add(f32(whole).view(Shape.of(1000), new long[] {1}, 3));
+    dev.add(odd);
+    Tensor slots = Tensor.empty(Shape.of(dev.size()), DType.F64, gpu());
+    gpu().kernels().sumOfSquares(dev, slots);
+    double[] got = slots.toDoubleArray();
+    for (int i = 0; i < host.size(); i++) {
+      double want = 0;
+      for (double v : host.get(i).toDoubleArray()) want += v * v;
+      assertEquals(want, got[i], 1e-5 * Math.max(want, 1e-30), "tensor " + i + " " + host.get(i).shape() + " " + host.get(i).dtype());
+    }
+  }
+
   @Test void adamStepMatchesTheReferenceStep() {
     for (boolean decoupled : new boolean[] {true, false})
       for (DType dtype : List.of(DType.F32, DType.BF16)) {

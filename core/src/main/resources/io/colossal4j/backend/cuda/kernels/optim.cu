@@ -70,3 +70,57 @@ extern "C" __global__ void adam_step_d(AdamBatch b, double lr, double beta1, dou
                                        double wd, int decoupled, double keep, double invBc1, double invBc2) {
   adam_impl<double>(b, lr, beta1, beta2, omb1, omb2, eps, wd, decoupled, keep, invBc1, invBc2);
 }
+
+// Sums of squares of up to SUMSQ_MAX tensors per launch (blockIdx.y picks the tensor): the gradient norm of a
+// step in a few launches instead of two per parameter. Squares and each thread's running sum in f32 (a thread
+// sees numel / (blocks·threads) elements), the block sums in f64 into partials[tensor][block]; sumsq_finish
+// adds a tensor's partials into its f64 slot.
+#define SUMSQ_MAX 16
+
+// Laid out by CudaOptim.java: numel, then the data pointers, then the dtypes, SUMSQ_MAX of each.
+struct SumsqBatch {
+  i64 numel[SUMSQ_MAX];
+  const void* p[SUMSQ_MAX];
+  int dt[SUMSQ_MAX];
+};
+
+extern "C" __global__ void sumsq_multi(SumsqBatch b, double* partials) {
+  __shared__ double warps[32];
+  const int j = blockIdx.y, t = b.dt[j];
+  const i64 n = b.numel[j], tid = (i64)blockIdx.x * blockDim.x + threadIdx.x, stride = (i64)blockDim.x * gridDim.x;
+  float acc = 0.f;
+  i64 from = 0;
+  if ((((u64)b.p[j]) & 15) == 0 && (t == DT_BF16 || t == DT_F32)) {
+    const i64 nv = n / 8;
+    for (i64 q = tid; q < nv; q += stride) {
+      float x[8];
+      if (t == DT_BF16) ld8((const u16*)b.p[j] + q * 8, x); else ld8((const float*)b.p[j] + q * 8, x);
+#pragma unroll
+      for (int e = 0; e < 8; e++) acc = fmaf(x[e], x[e], acc);
+    }
+    from = nv * 8;
+  }
+  for (i64 i = from + tid; i < n; i += stride) {
+    float x = load<float>(b.p[j], t, i);
+    acc = fmaf(x, x, acc);
+  }
+  double d = acc;
+  for (int m = 16; m > 0; m >>= 1) d += __shfl_xor_sync(0xffffffffu, d, m);
+  if ((threadIdx.x & 31) == 0) warps[threadIdx.x >> 5] = d;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    d = threadIdx.x < (blockDim.x >> 5) ? warps[threadIdx.x] : 0.0;
+    for (int m = 16; m > 0; m >>= 1) d += __shfl_xor_sync(0xffffffffu, d, m);
+    if (threadIdx.x == 0) partials[(i64)j * gridDim.x + blockIdx.x] = d;
+  }
+}
+
+// slots[j] = the sum of partials[j][0 .. blocks-1], one warp per tensor, in a fixed order (deterministic).
+extern "C" __global__ void sumsq_finish(const double* partials, int blocks, double* slots, int count) {
+  const int j = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+  if (j >= count) return;
+  double d = 0.0;
+  for (int i = lane; i < blocks; i += 32) d += partials[(i64)j * blocks + i];
+  for (int m = 16; m > 0; m >>= 1) d += __shfl_xor_sync(0xffffffffu, d, m);
+  if (lane == 0) slots[j] = d;
+}
