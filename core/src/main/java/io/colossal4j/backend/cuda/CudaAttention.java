@@ -33,10 +33,9 @@ final class CudaAttention implements FusedAttention {
    * one backward kernel accumulating dQ with f32 atomics. {@code SPLIT_DQ}: cp.async double-buffered tiles, masks
    * only on edge tiles, and a backward in two kernels (dK/dV per key tile, dQ per query tile) without atomics.
    * {@code WIDE}: as {@code SPLIT_DQ} with 32 rows per warp (128 per block) and ldmatrix fragments, for head dims
-   * in {@link #WIDE_HEAD_DIMS}; other head dims run {@code SPLIT_DQ}. {@code WIDE_ATOMIC_DQ}: as {@code WIDE}, with
-   * dQ added by the dK/dV kernel through shared dS and f32 reductions (five products instead of seven).
+   * in {@link #WIDE_HEAD_DIMS}; other head dims run {@code SPLIT_DQ}.
    */
-  enum Variant { ATOMIC_DQ, SPLIT_DQ, WIDE, WIDE_ATOMIC_DQ }
+  enum Variant { ATOMIC_DQ, SPLIT_DQ, WIDE }
 
   static final Set<Integer> WIDE_HEAD_DIMS = Set.of(32, 64, 80);
   private static final int WIDE_ROWS = 128;
@@ -53,8 +52,7 @@ final class CudaAttention implements FusedAttention {
 
   /** The generation that runs for head dim d: {@code WIDE} only where its accumulators fit the registers. */
   private Variant effective(int d) {
-    boolean wide = variant == Variant.WIDE || variant == Variant.WIDE_ATOMIC_DQ;
-    return wide && !WIDE_HEAD_DIMS.contains(d) ? Variant.SPLIT_DQ : variant;
+    return variant == Variant.WIDE && !WIDE_HEAD_DIMS.contains(d) ? Variant.SPLIT_DQ : variant;
   }
 
   /** Batch dims merged to B1 × B2, with each operand's (outer, inner) batch strides in the order given. */
@@ -141,14 +139,13 @@ final class CudaAttention implements FusedAttention {
     long plse = k.ptr(lse) + lse.offset() * 4;
     float sl2 = (float) (spec.scale() / Math.log(2));
     Variant kind = effective(d);
-    boolean wide = kind == Variant.WIDE || kind == Variant.WIDE_ATOMIC_DQ;
-    int rows = wide ? WIDE_ROWS : ROWS;
+    int rows = kind == Variant.WIDE ? WIDE_ROWS : ROWS;
     int smem = switch (kind) {
       case ATOMIC_DQ -> 3 * ROWS * (d + 8) * 2;
       case SPLIT_DQ -> 5 * ROWS * (d + 8) * 2;
-      case WIDE, WIDE_ATOMIC_DQ -> (WIDE_ROWS + 4 * ROWS) * (d + 8) * 2;
+      case WIDE -> (WIDE_ROWS + 4 * ROWS) * (d + 8) * 2;
     };
-    String name = switch (kind) { case ATOMIC_DQ -> "attn_fwd_"; case SPLIT_DQ -> "attn2_fwd_"; case WIDE, WIDE_ATOMIC_DQ -> "attn3_fwd_"; };
+    String name = switch (kind) { case ATOMIC_DQ -> "attn_fwd_"; case SPLIT_DQ -> "attn2_fwd_"; case WIDE -> "attn3_fwd_"; };
     k.launch(name + suffix(q), new Dim3((nq + rows - 1) / rows, b.count(), 1), Dim3.of(THREADS), smem, (a, args) ->
         args.struct(ref(a, q, b.strides()[0])).struct(ref(a, kt, b.strides()[1])).struct(ref(a, v, b.strides()[2])).struct(ref(a, out, b.strides()[3]))
             .ptr(plse).i32(b.b2()).i32(nq).i32(nk).i32(spec.causal() ? 1 : 0).f32(sl2));
@@ -179,19 +176,7 @@ final class CudaAttention implements FusedAttention {
     float scale = (float) spec.scale(), sl2 = (float) (spec.scale() / Math.log(2));
     int causal = spec.causal() ? 1 : 0, ld = d + 8;
     Variant kind = effective(d);
-    if (kind == Variant.WIDE_ATOMIC_DQ) {
-      Tensor dq = Tensor.empty(Shape.of(Math.toIntExact(rows * d)), DType.F32, k.backend(), MemoryCategory.TEMPORARY);
-      k.fill(dq, 0);
-      long pdq = k.ptr(dq);
-      int smem = (2 * WIDE_ROWS + 4 * ROWS) * ld * 2 + 4 * ROWS * 4 + WIDE_ROWS * 24 * 2;
-      k.launch("attn3_bwd_kvq_" + sfx, new Dim3((nk + WIDE_ROWS - 1) / WIDE_ROWS, b.count(), 1), Dim3.of(THREADS), smem, (a, args) ->
-          args.struct(ref(a, q, s[0])).struct(ref(a, kt, s[1])).struct(ref(a, v, s[2])).struct(ref(a, goF, s[3])).ptr(plse).ptr(pdd)
-              .struct(ref(a, gk, s[6])).struct(ref(a, gv, s[7])).ptr(pdq).i32(b.b2()).i32(nq).i32(nk).i32(causal).f32(sl2).f32(scale));
-      long pairs = rows * d / 2;
-      k.launch("attn_dq_" + sfx, Dim3.of(k.blocks(pairs, CudaKernels.THREADS)), Dim3.of(CudaKernels.THREADS), (a, args) ->
-          args.ptr(pdq).struct(ref(a, gq, s[5])).i32(b.b2()).i32(nq).i64(pairs));
-      dq.storage().release();
-    } else if (kind == Variant.WIDE) {
+    if (kind == Variant.WIDE) {
       int wide = (2 * WIDE_ROWS + 4 * ROWS) * ld * 2;
       k.launch("attn3_bwd_kv_" + sfx, new Dim3((nk + WIDE_ROWS - 1) / WIDE_ROWS, b.count(), 1), Dim3.of(THREADS), wide + 4 * ROWS * 4, (a, args) ->
           args.struct(ref(a, q, s[0])).struct(ref(a, kt, s[1])).struct(ref(a, v, s[2])).struct(ref(a, goF, s[3])).ptr(plse).ptr(pdd)

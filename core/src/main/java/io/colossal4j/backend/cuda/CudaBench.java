@@ -182,7 +182,6 @@ public final class CudaBench {
     for (CudaAttention.Variant v : CudaAttention.Variant.values()) {
       String tag = switch (v) {
         case WIDE -> "_fused";
-        case WIDE_ATOMIC_DQ -> "_fused_wa";
         case SPLIT_DQ -> "_fused2";
         case ATOMIC_DQ -> "_fused_atomic";
       };

@@ -196,51 +196,19 @@ template <int D, bool F16> __device__ void attn3_fwd_impl(ARef q, ARef k, ARef v
   }
 }
 
-__device__ __forceinline__ void ldsm_x2_t(u32* r, const u16* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(r[0]), "=r"(r[1]) : "r"(smem_addr(p)));
-}
-__device__ __forceinline__ void red_add2(float* p, float a, float b) {
-  asm volatile("red.global.add.v2.f32 [%0], {%1, %2};" ::"l"(p), "f"(a), "f"(b) : "memory");
-}
-
-// Shared dSᵀ of one 16-query step: [128 keys][16 queries + 8 pad] 16-bit values.
-#define ATTN3_DS_LD 24
-
-// dQ[16 queries x D] += scale · dS (16 x 128 keys, from the shared dSᵀ) · K (the block's 128 keys), added into the f32
-// dq rows q0j .. q0j+15 with vector reductions; warp w takes the 8-column tiles w, w+4, ... . `kmax`: keys past the
-// last one any of these queries may see (causal) hold dS = 0 and are skipped in 16-key chunks.
-template <int D, bool F16> __device__ __forceinline__ void dq_step(float* dq, const u16* dss, const u16* Ks, int LD, int q0j, int nq,
-                                                                   int kchunks, float scale, int warp, int lane) {
-  const int g = lane >> 2, t = lane & 3;
-  for (int nt = warp; nt < D / 8; nt += 4) {
-    float c[4] = {0.f, 0.f, 0.f, 0.f};
-    for (int kc = 0; kc < kchunks; kc++) {
-      u32 a[4], b[2];
-      const int j = lane >> 3;
-      ldsm_x4_t(a, dss + (kc * 16 + (j >> 1) * 8 + (lane & 7)) * ATTN3_DS_LD + (j & 1) * 8);
-      ldsm_x2_t(b, Ks + (kc * 16 + (lane & 15)) * LD + nt * 8);
-      mma16816<F16>(c, a, b[0], b[1]);
-    }
-    const int col = nt * 8 + t * 2, rA = q0j + g, rB = rA + 8;
-    if (rA < nq) red_add2(dq + (i64)rA * D + col, c[0] * scale, c[1] * scale);
-    if (rB < nq) red_add2(dq + (i64)rB * D + col, c[2] * scale, c[3] * scale);
-  }
-}
-
 // dK, dV for one 128-key block (32 keys per warp), over double-buffered 64-row query tiles in 16-query steps.
 // The K fragments stay in registers; the V fragments too when D <= 64 (at 80 they are re-read from shared
-// memory: the dK and dV accumulators take 160 registers). With DQ, each step also adds its share of dQ into the
-// f32 dq ([batch][nq][D], zeroed by the host) through shared dS (FlashAttention-2's backward: five products instead
-// of the seven of a separate dQ kernel).
-template <int D, bool F16, bool DQ> __device__ void attn3_bwd_kv_impl(ARef q, ARef k, ARef v, ARef go, const float* lse, const float* dd,
-                                                             ARef gk, ARef gv, float* dq, int b2n, int nq, int nk, int causal, float sl2, float scale) {
+// memory: the dK and dV accumulators take 160 registers). Adding dQ here through shared dS and f32 reductions
+// (FlashAttention-2's five products instead of seven) measured slower on an H200 (2.10 vs 1.68 ms forward and
+// backward at the ViT-H shape): the reductions and the two barriers per step cost more than the products saved.
+template <int D, bool F16> __device__ void attn3_bwd_kv_impl(ARef q, ARef k, ARef v, ARef go, const float* lse, const float* dd,
+                                                             ARef gk, ARef gv, int b2n, int nq, int nk, int causal, float sl2, float scale) {
   constexpr int LD = D + 8, BN = 128, BQ = 64, KC = D / 16, NC = D / 8;
   constexpr bool VREG = D <= 64;
   u16* Ks = (u16*)attn_smem;
   u16* Vs = Ks + BN * LD;
   u16* QO = Vs + BN * LD;                     // stage s: Q at QO + 2s·BQ·LD, dO right after
   float* stats = (float*)(QO + 4 * BQ * LD);  // stage s: lse·log2(e) at stats + 2s·BQ, Δ right after
-  u16* dss = (u16*)(stats + 4 * BQ);          // DQ: dSᵀ of the current step, [BN][ATTN3_DS_LD]
   const int bh = blockIdx.y, b1 = bh / b2n, b2 = bh % b2n, k0 = blockIdx.x * BN;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, w0 = k0 + warp * 32;
   const u16* qb = (const u16*)q.p + b1 * q.sb1 + b2 * q.sb2;
@@ -301,16 +269,7 @@ template <int D, bool F16, bool DQ> __device__ void attn3_bwd_kv_impl(ARef q, AR
 #pragma unroll 1
     for (int j = 0; j < BQ / 16; j++) {
       const int qj = q0 + j * 16;
-      if (causal && k0 > qj + 15) continue;  // every key of the block lies right of these queries (uniform: no barrier skipped)
-      if (causal && w0 > qj + 15) {          // this warp's keys do: nothing to add, and dS = 0 for the shared dQ step
-        if (DQ) {
-          for (int i = lane; i < 32 * 8; i += 32) *(u32*)(dss + (warp * 32 + i / 8) * ATTN3_DS_LD + (i % 8) * 2) = 0u;
-          __syncthreads();
-          dq_step<D, F16>(dq + (i64)bh * nq * D, dss, Ks, LD, qj, nq, causal ? min(BN, qj + 16 - k0 + 15) / 16 : BN / 16, scale, warp, lane);
-          __syncthreads();
-        }
-        continue;
-      }
+      if (causal && w0 > qj + 15) continue;  // every key of this warp lies right of these queries
       float st[2][2][4], dp[2][2][4];
 #pragma unroll
       for (int mt = 0; mt < 2; mt++)
@@ -379,20 +338,6 @@ template <int D, bool F16, bool DQ> __device__ void attn3_bwd_kv_impl(ARef q, AR
           mma16816<F16>(dk[mt][2 * np], a[mt], r[0], r[1]);
           mma16816<F16>(dk[mt][2 * np + 1], a[mt], r[2], r[3]);
         }
-      }
-      if (DQ) {  // the rounded dSᵀ (the values dK used) to shared memory, then this block's share of dQ
-#pragma unroll
-        for (int mt = 0; mt < 2; mt++) {
-          u16* row = dss + (warp * 32 + mt * 16 + g) * ATTN3_DS_LD + t * 2;
-#pragma unroll
-          for (int nt = 0; nt < 2; nt++) {
-            *(u32*)(row + nt * 8) = a[mt][2 * nt];
-            *(u32*)(row + 8 * ATTN3_DS_LD + nt * 8) = a[mt][2 * nt + 1];
-          }
-        }
-        __syncthreads();
-        dq_step<D, F16>(dq + (i64)bh * nq * D, dss, Ks, LD, qj, nq, causal ? min(BN, qj + 16 - k0 + 15) / 16 : BN / 16, scale, warp, lane);
-        __syncthreads();
       }
     }
     __syncthreads();
@@ -548,12 +493,7 @@ template <int D, bool F16> __device__ void attn3_bwd_q_impl(ARef q, ARef k, ARef
   }                                                                                                                        \
   extern "C" __global__ void __launch_bounds__(128) attn3_bwd_kv_##NAME##_##D(ARef q, ARef k, ARef v, ARef go,               \
       const float* lse, const float* dd, ARef gk, ARef gv, int b2n, int nq, int nk, int causal, float sl2, float scale) {    \
-    attn3_bwd_kv_impl<D, F16, false>(q, k, v, go, lse, dd, gk, gv, nullptr, b2n, nq, nk, causal, sl2, scale);             \
-  }                                                                                                                        \
-  extern "C" __global__ void __launch_bounds__(128) attn3_bwd_kvq_##NAME##_##D(ARef q, ARef k, ARef v, ARef go,              \
-      const float* lse, const float* dd, ARef gk, ARef gv, float* dq, int b2n, int nq, int nk, int causal, float sl2,        \
-      float scale) {                                                                                                       \
-    attn3_bwd_kv_impl<D, F16, true>(q, k, v, go, lse, dd, gk, gv, dq, b2n, nq, nk, causal, sl2, scale);                     \
+    attn3_bwd_kv_impl<D, F16>(q, k, v, go, lse, dd, gk, gv, b2n, nq, nk, causal, sl2, scale);                              \
   }                                                                                                                        \
   extern "C" __global__ void __launch_bounds__(128) attn3_bwd_q_##NAME##_##D(ARef q, ARef k, ARef v, ARef go,                \
       const float* lse, const float* dd, ARef gq, int b2n, int nq, int nk, int causal, float sl2, float scale) {             \
