@@ -5,7 +5,7 @@ import io.colossal4j.autograd.Autograd;
 import io.colossal4j.backend.MemoryTrace;
 import io.colossal4j.backend.StepLedger;
 import io.colossal4j.backend.cpu.CpuBackend;
-import io.colossal4j.backend.cpu.simd.SimdKernels;
+import io.colossal4j.backend.cpu.ScalarKernels;
 import io.colossal4j.nn.UnitModel;
 import io.colossal4j.ops.Loss;
 import io.colossal4j.ops.Views;
@@ -22,32 +22,29 @@ import java.util.Optional;
 /**
  * Runs the training step of {@code colossal bench gpu} (forward, cross-entropy, backward, AdamW, zero-grad to none; f32
  * parameters under bf16 autocast when the model is f32) on the CPU and traces the memory of one steady-state
- * step ({@link MemoryTrace}): the step's peak, what is live at it and who saved it. The backend is the fast CPU
- * backend with {@link OffDeviceAttention} as its fused attention, so attention leaves behind what the CUDA
- * kernel does (its output and log-sum-exp) in every dtype.
+ * step ({@link MemoryTrace}): the step's peak, what is live at it and who saved it. The backend ({@link #backend})
+ * has {@link OffDeviceAttention} as its fused attention, so attention leaves behind what the CUDA kernel does (its
+ * output and log-sum-exp) in every dtype.
  */
 public final class StepMemoryProbe {
   private StepMemoryProbe() {}
 
   /**
-   * A fast CPU backend whose fused attention behaves, memory-wise, as the CUDA kernel (any dtype, strided
-   * outputs), and whose 16-bit matrix products run through the f32 SIMD GEMM on copies held by a private backend
-   * (outside any step, so untraced; the scalar 16-bit GEMM would take a test minutes): the traced step allocates
-   * exactly what it allocates on any backend.
+   * A CPU backend for memory traces: the scalar reference kernels (no Vector API code to warm up: these steps are
+   * small, and a cold JIT dominates them), {@link OffDeviceAttention} as the fused attention (memory-wise the CUDA
+   * kernel: any dtype, strided outputs), and matrix products by the f32 SIMD GEMM of a private backend, on f32
+   * copies held there (outside any step, so untraced): the traced step allocates exactly what it allocates on any
+   * backend.
    */
   public static CpuBackend backend() {
     OffDeviceAttention attention = new OffDeviceAttention();
     CpuBackend scratch = CpuBackend.create(1);
-    return CpuBackend.withKernels("cpu-simd+off-device-attention", 1, p -> new SimdKernels(p) {
+    return CpuBackend.withKernels("cpu-scalar+off-device-attention", 1, p -> new ScalarKernels() {
       @Override public Optional<io.colossal4j.backend.FusedAttention> fusedAttention() { return Optional.of(attention); }
 
       @Override public void matmul(Tensor a, Tensor b, Tensor out, boolean accumulate) {
-        if (out.dtype() == DType.F32 && a.dtype() == DType.F32 && b.dtype() == DType.F32) {
-          super.matmul(a, b, out, accumulate);
-          return;
-        }
         Tensor af = f32(a), bf = f32(b), of = accumulate ? f32(out) : Tensor.empty(out.shape(), DType.F32, scratch);
-        super.matmul(af, bf, of, accumulate);
+        scratch.kernels().matmul(af, bf, of, accumulate);
         copy(of, out);
         for (Tensor t : new Tensor[] {af, bf, of}) t.storage().release();
       }
