@@ -58,6 +58,21 @@ final class Elementwise {
     accumulate(op, dt, out, outOff, b, bOff, n);
   }
 
+  /**
+   * a[i] = b[i] = op(a[i], b[i]), divided by 2 for AVG (the whole reduction of two members' copies, written
+   * into both; a and b do not overlap): bit-identical to {@link #combine}, {@link #divide} and a copy, in one
+   * pass for f32.
+   */
+  static void combineIntoBoth(Reduction op, DType dt, MemorySegment a, long aOff, MemorySegment b, long bOff, long n) {
+    if (dt == DType.F32) {
+      SegmentF32.combineIntoBoth(binary(op), a, aOff, b, bOff, n, op == Reduction.AVG ? 2f : 1f);
+      return;
+    }
+    combine(op, dt, a, aOff, b, bOff, a, aOff, n);
+    if (op == Reduction.AVG) divide(dt, a, aOff, n, 2);
+    MemorySegment.copy(a, aOff, b, bOff, n * dt.byteSize());
+  }
+
   /** acc[i] = op(acc[i], src[i]), then copy[i] = acc[i] (the last step of a member's chunk in {@link ShmSegmentAllReduce}). */
   static void accumulateAndCopy(Reduction op, DType dt, MemorySegment acc, long accOff, MemorySegment src, long srcOff,
       MemorySegment copy, long copyOff, long n) {

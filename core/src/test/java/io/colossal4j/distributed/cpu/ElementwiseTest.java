@@ -47,6 +47,39 @@ class ElementwiseTest {
     }
   }
 
+  /** The one-pass reduction of two copies writes op(x, y) (halved for AVG) into both, for every dtype (f32 bit for bit). */
+  @Test void combineIntoBothWritesTheReductionIntoBothCopies() {
+    Random rnd = new Random(5);
+    try (Arena arena = Arena.ofConfined()) {
+      for (int n = 0; n <= 70; n++) {
+        for (Reduction op : Reduction.values()) {
+          MemorySegment a = arena.allocate(4L * n + 4), b = arena.allocate(4L * n + 4);
+          float[] x = new float[n], y = new float[n];
+          for (int i = 0; i < n; i++) {
+            x[i] = rnd.nextInt(3) == 0 ? SPECIAL[rnd.nextInt(SPECIAL.length)] : (float) rnd.nextGaussian();
+            y[i] = rnd.nextInt(3) == 0 ? SPECIAL[rnd.nextInt(SPECIAL.length)] : (float) rnd.nextGaussian();
+            a.set(F, 4 + 4L * i, x[i]);
+            b.set(F, 4 + 4L * i, y[i]);
+          }
+          Elementwise.combineIntoBoth(op, DType.F32, a, 4, b, 4, n);
+          for (int i = 0; i < n; i++) {
+            float e = op == Reduction.AVG ? expected(op, x[i], y[i]) / 2 : expected(op, x[i], y[i]);
+            check(e, a.get(F, 4 + 4L * i), "into both " + op + " n=" + n + " i=" + i + " (first copy)");
+            check(e, b.get(F, 4 + 4L * i), "into both " + op + " n=" + n + " i=" + i + " (second copy)");
+          }
+        }
+      }
+      // other dtypes go through combine, divide and a copy: f64 sums of small integers are exact
+      MemorySegment a = arena.allocate(8 * 5), b = arena.allocate(8 * 5);
+      for (int i = 0; i < 5; i++) { a.setAtIndex(ValueLayout.JAVA_DOUBLE, i, i); b.setAtIndex(ValueLayout.JAVA_DOUBLE, i, 10 * i + 1); }
+      Elementwise.combineIntoBoth(Reduction.AVG, DType.F64, a, 0, b, 0, 5);
+      for (int i = 0; i < 5; i++) {
+        assertEquals((11 * i + 1) / 2.0, a.getAtIndex(ValueLayout.JAVA_DOUBLE, i), 0.0);
+        assertEquals((11 * i + 1) / 2.0, b.getAtIndex(ValueLayout.JAVA_DOUBLE, i), 0.0);
+      }
+    }
+  }
+
   private static float expected(Reduction op, float x, float y) {
     return switch (op) {
       case SUM, AVG -> x + y;

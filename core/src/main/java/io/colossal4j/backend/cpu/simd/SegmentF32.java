@@ -59,6 +59,41 @@ public final class SegmentF32 {
     }
   }
 
+  /**
+   * a[i] = b[i] = op(a[i], b[i]) / divisor for n floats (op one of ADD, MAX, MIN; divisor 1 for none): the
+   * result of two members' copies written back into both in one pass, bit-identical to {@link #combine}
+   * followed by {@link #divide} and a copy. a and b must not overlap.
+   */
+  public static void combineIntoBoth(BinaryOp op, MemorySegment a, long aOff, MemorySegment b, long bOff, long n, float divisor) {
+    long bytes = n << 2, i = 0;
+    switch (op) {   // one loop per operator: the Vector API compiles lanewise operations only for constant operators
+      case ADD -> {
+        if (divisor == 1f) for (; i + STEP <= bytes; i += STEP) both(load(a, aOff + i).add(load(b, bOff + i)), a, aOff + i, b, bOff + i);
+        else for (; i + STEP <= bytes; i += STEP) both(load(a, aOff + i).add(load(b, bOff + i)).div(divisor), a, aOff + i, b, bOff + i);
+      }
+      case MAX -> { for (; i + STEP <= bytes; i += STEP) both(load(a, aOff + i).max(load(b, bOff + i)).div(divisor), a, aOff + i, b, bOff + i); }
+      case MIN -> { for (; i + STEP <= bytes; i += STEP) both(load(a, aOff + i).min(load(b, bOff + i)).div(divisor), a, aOff + i, b, bOff + i); }
+      default -> throw new IllegalArgumentException("SegmentF32.combineIntoBoth supports ADD, MAX and MIN, not " + op);
+    }
+    for (; i < bytes; i += 4) {
+      float x = a.get(F, aOff + i), y = b.get(F, bOff + i);
+      float r = switch (op) {
+        case MAX -> Math.max(x, y);
+        case MIN -> Math.min(x, y);
+        default -> x + y;
+      } / divisor;
+      a.set(F, aOff + i, r);
+      b.set(F, bOff + i, r);
+    }
+  }
+
+  private static FloatVector load(MemorySegment m, long off) { return FloatVector.fromMemorySegment(S, m, off, NATIVE); }
+
+  private static void both(FloatVector v, MemorySegment a, long aOff, MemorySegment b, long bOff) {
+    v.intoMemorySegment(a, aOff, NATIVE);
+    v.intoMemorySegment(b, bOff, NATIVE);
+  }
+
   /** x[i] = x[i] / divisor for n floats. */
   public static void divide(MemorySegment x, long off, long n, float divisor) {
     long bytes = n << 2, j = 0;
