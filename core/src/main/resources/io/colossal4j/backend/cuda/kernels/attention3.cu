@@ -40,6 +40,22 @@ template <int D, int R> __device__ __forceinline__ void rows_async(u16* s, const
   }
 }
 
+// The K/V loop of the forward and of dQ: queues tile it+1 (K then V, [BN][D+8] each) into the other of the two
+// stages at KV when there is one, then waits until tile it's loads have landed and every thread sees them.
+template <int D, int BN> __device__ __forceinline__ void kv_next(u16* KV, int it, int tiles, const u16* kb, i64 ksn, const u16* vb,
+                                                              i64 vsn, int nk) {
+  if (it + 1 < tiles) {
+    u16* nx = KV + ((it + 1) & 1) * 2 * BN * (D + 8);
+    rows_async<D, BN>(nx, kb, ksn, (it + 1) * BN, nk);
+    rows_async<D, BN>(nx + BN * (D + 8), vb, vsn, (it + 1) * BN, nk);
+    cp_commit();
+    cp_wait<1>();
+  } else {
+    cp_wait<0>();
+  }
+  __syncthreads();
+}
+
 // The A fragment (16 rows x 16 columns) of the C fragments c0 (columns 0-7) and c1 (columns 8-15), rounded.
 template <bool F16> __device__ __forceinline__ void c_to_a(u32* a, const float* c0, const float* c1) {
   a[0] = pack2<F16>(c0[0], c0[1]);
@@ -116,16 +132,7 @@ template <int D, bool F16> __device__ void attn3_fwd_impl(ARef q, ARef k, ARef v
     const int k0 = it * BN;
     const u16* Ks = KV + (it & 1) * 2 * BN * LD;
     const u16* Vs = Ks + BN * LD;
-    if (it + 1 < tiles) {
-      u16* nx = KV + ((it + 1) & 1) * 2 * BN * LD;
-      rows_async<D, BN>(nx, kb, k.sn, k0 + BN, nk);
-      rows_async<D, BN>(nx + BN * LD, vb, v.sn, k0 + BN, nk);
-      cp_commit();
-      cp_wait<1>();
-    } else {
-      cp_wait<0>();
-    }
-    __syncthreads();
+    kv_next<D, BN>(KV, it, tiles, kb, k.sn, vb, v.sn, nk);
     if (it == 0)
 #pragma unroll
       for (int mt = 0; mt < 2; mt++)
@@ -401,16 +408,7 @@ template <int D, bool F16> __device__ void attn3_bwd_q_impl(ARef q, ARef k, ARef
     const int k0 = it * BN;
     const u16* Ks = KV + (it & 1) * 2 * BN * LD;
     const u16* Vs = Ks + BN * LD;
-    if (it + 1 < tiles) {
-      u16* nx = KV + ((it + 1) & 1) * 2 * BN * LD;
-      rows_async<D, BN>(nx, kb, k.sn, k0 + BN, nk);
-      rows_async<D, BN>(nx + BN * LD, vb, v.sn, k0 + BN, nk);
-      cp_commit();
-      cp_wait<1>();
-    } else {
-      cp_wait<0>();
-    }
-    __syncthreads();
+    kv_next<D, BN>(KV, it, tiles, kb, k.sn, vb, v.sn, nk);
     if (it == 0)
 #pragma unroll
       for (int mt = 0; mt < 2; mt++)
