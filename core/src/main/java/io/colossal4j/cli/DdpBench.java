@@ -32,10 +32,10 @@ import java.util.concurrent.Future;
 
 /**
  * {@code colossal bench ddp [model] [batch-per-rank] [steps]}: the training-step time of 2 data-parallel ranks (in-JVM,
- * one compute thread each, the group's shared memory on, as between local processes) with gradient
- * synchronisation (bucketed all-reduce launched from the gradient-ready hooks, overlapping backward), once with
- * the buckets in ordinary memory (copied through the shared-memory slots) and once in the group's shared
- * buffers (reduced in place), and without it (the same two ranks stepping independently), alternating in one
+ * one compute thread each) with gradient synchronisation (bucketed all-reduce launched from the gradient-ready
+ * hooks, overlapping backward): over in-JVM messages (the group's shared memory off), and with it on (as between
+ * local processes) once with the buckets in ordinary memory (copied through the shared-memory slots) and once in
+ * the group's shared buffers (reduced in place); and without it (the same two ranks stepping independently), alternating in one
  * run. The differences are the communication that backward did not hide.
  */
 final class DdpBench implements Main.Command {
@@ -61,7 +61,8 @@ final class DdpBench implements Main.Command {
 
   /** How the ranks synchronise gradients. */
   enum Sync {
-    NONE("without sync"), ORDINARY_BUCKETS("with sync, ordinary buckets"), SHARED_BUCKETS("with sync, shared buckets");
+    NONE("without sync"), MESSAGES("with sync, no shared memory"), ORDINARY_BUCKETS("with sync, ordinary buckets"),
+    SHARED_BUCKETS("with sync, shared buckets");
 
     final String label;
 
@@ -95,7 +96,7 @@ final class DdpBench implements Main.Command {
   }
 
   private static double[] run(String model, int batch, int steps, Sync sync) throws Exception {
-    List<ProcessGroup> world = CpuDistributed.threads(2, new CpuDistributed.ThreadOptions(java.time.Duration.ofMinutes(10), true));
+    List<ProcessGroup> world = CpuDistributed.threads(2, new CpuDistributed.ThreadOptions(java.time.Duration.ofMinutes(10), sync != Sync.MESSAGES));
     ExecutorService pool = Executors.newFixedThreadPool(2);
     try {
       List<Future<double[]>> f = new ArrayList<>();
@@ -114,7 +115,7 @@ final class DdpBench implements Main.Command {
       UnitModel m = Zoo.build(ModuleContext.of(cpu, 1), ModelSpec.of(model, 10));
       StepHooks hooks = switch (sync) {
         case NONE -> new StepHooks() {};
-        case ORDINARY_BUCKETS -> new DataParallel(m, new Unshared(g), 25L << 20);
+        case MESSAGES, ORDINARY_BUCKETS -> new DataParallel(m, new Unshared(g), 25L << 20);
         case SHARED_BUCKETS -> new DataParallel(m, g, 25L << 20);
       };
       Engine e = new Engine(m, Adam.adamW(ParamGroup.single(m.namedParameters(), 0.05)), (o, y) -> Loss.crossEntropy(o, y),
