@@ -9,6 +9,7 @@ import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.norm.LayerNorm;
 import ai.djl.training.GradientCollector;
 import io.colossal4j.autograd.Autograd;
+import io.colossal4j.backend.BinaryOp;
 import io.colossal4j.backend.cpu.CpuBackend;
 import io.colossal4j.backend.cpu.blas.ffi.OpenBlas;
 import io.colossal4j.ops.Arith;
@@ -203,7 +204,9 @@ final class CpuBench {
    * add and gelu on 16M elements (as asked) and on 4M. PyTorch allocates every output with malloc; a 64 MiB
    * block is above glibc's largest mmap threshold, so each call maps and page-faults fresh memory, which
    * dominates its time at 16M; at 4M (16 MiB) its blocks are reused. For add, PyTorch's in-place a += b
-   * (same traffic, no allocation) is measured too and the faster of the two is the peer.
+   * (same traffic, no allocation) is measured too and the faster of the two is the peer. Then the same in-place
+   * a += b on both sides (ours: the add kernel with its output aliasing a, as the optimizers use it), the one
+   * comparison of equal traffic and no allocation on either side.
    */
   private static void elementwise(CpuBackend cpu, NDManager nd, Random rnd) {
     for (int n : new int[] {16 << 20, 4 << 20}) {
@@ -215,6 +218,11 @@ final class CpuBench {
       double peer = Math.min(t[1], t[2]);
       System.out.printf("add %s f32: ours %.1f GB/s, PyTorch %.1f GB/s (in place %.1f GB/s), peer=PyTorch%s ratio=%.2f%n", size,
           12.0 * n / t[0] / 1e9, 12.0 * n / t[1] / 1e9, 12.0 * n / t[2] / 1e9, t[2] < t[1] ? " in place" : "", peer / t[0]);
+      Tensor mine = ours(cpu, da, n);
+      t = Measure.sideBySide(WARM_S, ROUNDS, () -> cpu.kernels().binary(BinaryOp.ADD, mine, b, mine), () -> acc.addi(tb));
+      System.out.printf("add in place %s f32: ours %.1f GB/s, PyTorch %.1f GB/s, peer=PyTorch in place ratio=%.2f%n", size,
+          12.0 * n / t[0] / 1e9, 12.0 * n / t[1] / 1e9, t[1] / t[0]);
+      mine.storage().release();
       t = Measure.sideBySide(WARM_S, ROUNDS, ourCall(() -> Arith.gelu(a)), torchCall(() -> Activation.gelu(ta)));
       System.out.printf("gelu %s f32: ours %.2f Gelem/s, PyTorch %.2f Gelem/s, peer=PyTorch ratio=%.2f%n", size, n / t[0] / 1e9, n / t[1] / 1e9, t[1] / t[0]);
       ta.close();
