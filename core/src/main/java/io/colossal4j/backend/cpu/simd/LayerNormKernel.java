@@ -21,13 +21,14 @@ import jdk.incubator.vector.VectorMask;
  * must have unit stride (the caller checks). Backward: per row gx = rstd·(g·w − mean(g·w) − x̂·mean(g·w·x̂)) (see
  * {@link LayerNormBackward}).
  *
- * <p>Forward, per block of {@link #BLOCK} consecutive rows: the statistics of each row in one pass over it
- * ({@link #statistics}), which brings the block into L1 (4 rows of 1024 floats are 16 KiB), then y for the
- * whole block in one pass that loads each vector of w and b once for all its rows. Every vector load or store
- * costs about 0.4 ns here whatever it does (one-thread microbenchmark, rows in L1), so the kernel is built to
- * make few: 1 + 1 + 1 + 2/BLOCK per vector of y, against 6 for the two-pass statistics and a row-at-a-time
- * affine step before (whose 4-vector step, a separate method, was also too big to inline). Rows left over at
- * the end of a chunk, and the rare w-without-b or b-without-w case, go a row at a time.
+ * <p>Forward, per row: a pass that only loads and adds, which streams the row from memory into L1 (a 1024-float
+ * row is 4 KiB), then the centred sums and y from L1 ({@link #statistics}, {@link #normaliseRow}).
+ * Measured in one JVM against the previous kernel (4096 × 1024, alternating rounds, 10th-percentile wall time):
+ * on two threads 1.0–1.7 against 1.5–1.9 ms a call. What was tried and dropped (docs/benchmarks/cpu.md): one pass
+ * of shifted sums for mean and variance (fewer instructions in all, but more per load in the pass that streams
+ * from memory, so fewer loads in flight: slower from memory), y for blocks of four rows with one load of w and b
+ * for all four (faster with the rows in L1, slower from memory), and the affine loop unrolled four times inline
+ * (past the JIT's inlining budget: its vectors were boxed, 50× slower).
  *
  * <p>Rows are processed in chunks of consecutive rows ({@link RowOps#forChunksOfRows}); every row's arithmetic
  * is independent of the chunking, so results do not depend on the thread count.
@@ -35,28 +36,16 @@ import jdk.incubator.vector.VectorMask;
 final class LayerNormKernel {
   private LayerNormKernel() {}
 
-  /** Rows normalised together: each vector of w and b is loaded once per block. */
-  static final int BLOCK = 4;
-
   /** The segments and element offsets of one forward call; w and b may be null. */
   private record Operands(MemorySegment x, long xo, MemorySegment w, long wo, MemorySegment b, long bo, MemorySegment y, long yo,
                           MemorySegment mean, long mo, MemorySegment rstd, long ro, int n, float eps) {
-    /** Rows [r0, r1): whole blocks, then the rest a row at a time. */
+    /** Rows [r0, r1), one at a time: its statistics, then y while the row is in L1. */
     void rows(long r0, long r1) {
-      long r = r0;
-      if ((w == null) == (b == null))
-        for (; r + BLOCK <= r1; r += BLOCK) {
-          for (int i = 0; i < BLOCK; i++) statistics(this, r + i);
-          if (w != null) affineBlock(x, (xo + r * n) * 4, w, wo * 4, b, bo * 4, y, (yo + r * n) * 4, mean, (mo + r) * 4, rstd, (ro + r) * 4, n);
-          else plainBlock(x, (xo + r * n) * 4, y, (yo + r * n) * 4, mean, (mo + r) * 4, rstd, (ro + r) * 4, n);
-          if (n % L != 0) for (int i = 0; i < BLOCK; i++) normaliseRow(this, r + i, n - n % L);
-        }
-      for (; r < r1; r++) {
+      for (long r = r0; r < r1; r++) {
         statistics(this, r);
-        normaliseRow(this, r, 0);
+        normaliseRow(this, r);
       }
     }
-
   }
 
   static void forward(CpuParallel par, Tensor x, Tensor w, Tensor b, float eps, Tensor y, Tensor mean, Tensor rstd) {
@@ -65,32 +54,24 @@ final class LayerNormKernel {
     Operands op = new Operands(segment(x), x.offset(), w == null ? null : segment(w), w == null ? 0 : w.offset(),
         b == null ? null : segment(b), b == null ? 0 : b.offset(), segment(y), y.offset(), segment(mean), mean.offset(),
         segment(rstd), rstd.offset(), n, eps);
-    long chunk = Math.max(1, (1 << 14) / Math.max(1, n)); // about 64 KiB of x, as the other row kernels
-    if (chunk >= BLOCK) chunk = (chunk + BLOCK - 1) / BLOCK * BLOCK; // whole blocks: no row goes the slow way
-    RowOps.forChunksOfRows(par, rows, chunk, op::rows);
+    RowOps.forRowChunks(par, rows, n, op::rows);
   }
 
   /**
-   * Writes mean and rstd of row r. One pass of shifted sums: with k the mean of the row's first L elements (all
-   * of them when the row is shorter), d = x − k, the lanes sum d and d²; then mean = k + Σd/n and
-   * var = Σd²/n − (Σd/n)². The subtraction cancels the bits that (mean − k)² takes of Σd²/n, so when that is
-   * more than half of it (k far from the mean relative to the spread, as in a row that trends or whose first
-   * elements are outliers) the centred Σ(x − mean)² is taken in a second pass, over the row now in L1. So at
-   * most one bit is lost against the two-pass form, whatever |mean| is; on rows of independent values k is
-   * within about std/4 of the mean and the second pass never runs.
+   * Writes mean and rstd of row r. A first pass only loads and adds (it streams the row from memory, so the
+   * fewer instructions per load the more loads in flight) for m = Σx/n in f32; a second, from L1, sums d = x − m
+   * and d². Then mean = m + Σd/n and var = Σd²/n − (Σd/n)²: the corrected two-pass form, whose subtraction
+   * cancels nothing (Σd/n is m's rounding error), so neither |mean| ≫ std (where E[x²] − E[x]² would lose every
+   * digit) nor that rounding error (which plain Σ(x − m)² counts as spread) costs accuracy.
    */
   private static void statistics(Operands op, long r) {
     int n = op.n;
     long xo = op.xo + r * n;
-    float k = 0;
-    for (int j = 0; j < Math.min(n, L); j++) k += op.x.getAtIndex(F, xo + j);
-    k /= Math.min(n, L);
-    long sums = shiftedSums(op.x, xo, n, k);
-    double d = high(sums) / (double) n, sq = low(sums) / (double) n;
-    float mu = (float) (k + d);
-    double var = 2 * d * d > sq ? centredSquares(op.x, xo, n, mu) / (double) n : sq - d * d;
-    op.mean.setAtIndex(F, op.mo + r, mu);
-    op.rstd.setAtIndex(F, op.ro + r, (float) (1 / Math.sqrt(var + op.eps)));
+    float m = rowSum(op.x, xo, n) / n;
+    long sums = centredSums(op.x, xo, n, m);
+    double d = high(sums) / (double) n, var = low(sums) / (double) n - d * d;
+    op.mean.setAtIndex(F, op.mo + r, (float) (m + d));
+    op.rstd.setAtIndex(F, op.ro + r, (float) (1 / Math.sqrt(Math.max(0, var) + op.eps)));
   }
 
   /*
@@ -102,16 +83,38 @@ final class LayerNormKernel {
    * out, see RowOps#SWAP8). Four accumulators because one would serialise a pass on the add latency.
    */
 
-  /** Σ (x − k) and Σ (x − k)² over one row, packed as {@link #high} and {@link #low}. */
-  static long shiftedSums(MemorySegment x, long xo, int n, float k) {
+  /** Σ x over one row. */
+  static float rowSum(MemorySegment x, long xo, int n) {
+    FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+    int j = 0;
+    for (; j + 4 * L <= n; j += 4 * L) {
+      long o = (xo + j) * 4;
+      a0 = a0.add(FloatVector.fromMemorySegment(S, x, o, NATIVE));
+      a1 = a1.add(FloatVector.fromMemorySegment(S, x, o + 4L * L, NATIVE));
+      a2 = a2.add(FloatVector.fromMemorySegment(S, x, o + 8L * L, NATIVE));
+      a3 = a3.add(FloatVector.fromMemorySegment(S, x, o + 12L * L, NATIVE));
+    }
+    for (; j + L <= n; j += L) a0 = a0.add(FloatVector.fromMemorySegment(S, x, (xo + j) * 4, NATIVE));
+    a0 = a0.add(a1).add(a2.add(a3));
+    if (L > 8) a0 = a0.add(a0.rearrange(SWAP8));
+    if (L > 4) a0 = a0.add(a0.rearrange(SWAP4));
+    if (L > 2) a0 = a0.add(a0.rearrange(SWAP2));
+    if (L > 1) a0 = a0.add(a0.rearrange(SWAP1));
+    float s = a0.lane(0);
+    for (; j < n; j++) s += x.getAtIndex(F, xo + j);
+    return s;
+  }
+
+  /** Σ (x − m) and Σ (x − m)² over one row, packed as {@link #high} and {@link #low}. */
+  static long centredSums(MemorySegment x, long xo, int n, float m) {
     FloatVector s0 = FloatVector.zero(S), s1 = s0, s2 = s0, s3 = s0, q0 = s0, q1 = s0, q2 = s0, q3 = s0;
     int j = 0;
     for (; j + 4 * L <= n; j += 4 * L) {
       long o = (xo + j) * 4;
-      FloatVector d0 = FloatVector.fromMemorySegment(S, x, o, NATIVE).sub(k);
-      FloatVector d1 = FloatVector.fromMemorySegment(S, x, o + 4L * L, NATIVE).sub(k);
-      FloatVector d2 = FloatVector.fromMemorySegment(S, x, o + 8L * L, NATIVE).sub(k);
-      FloatVector d3 = FloatVector.fromMemorySegment(S, x, o + 12L * L, NATIVE).sub(k);
+      FloatVector d0 = FloatVector.fromMemorySegment(S, x, o, NATIVE).sub(m);
+      FloatVector d1 = FloatVector.fromMemorySegment(S, x, o + 4L * L, NATIVE).sub(m);
+      FloatVector d2 = FloatVector.fromMemorySegment(S, x, o + 8L * L, NATIVE).sub(m);
+      FloatVector d3 = FloatVector.fromMemorySegment(S, x, o + 12L * L, NATIVE).sub(m);
       s0 = s0.add(d0);
       s1 = s1.add(d1);
       s2 = s2.add(d2);
@@ -122,7 +125,7 @@ final class LayerNormKernel {
       q3 = d3.fma(d3, q3);
     }
     for (; j + L <= n; j += L) {
-      FloatVector d = FloatVector.fromMemorySegment(S, x, (xo + j) * 4, NATIVE).sub(k);
+      FloatVector d = FloatVector.fromMemorySegment(S, x, (xo + j) * 4, NATIVE).sub(m);
       s0 = s0.add(d);
       q0 = d.fma(d, q0);
     }
@@ -133,87 +136,19 @@ final class LayerNormKernel {
     if (L > 1) { sv = sv.add(sv.rearrange(SWAP1)); qv = qv.add(qv.rearrange(SWAP1)); }
     float s = sv.lane(0), q = qv.lane(0);
     for (; j < n; j++) { // the last partial vector in scalars
-      float d = x.getAtIndex(F, xo + j) - k;
+      float d = x.getAtIndex(F, xo + j) - m;
       s += d;
       q += d * d;
     }
     return pack(s, q);
   }
 
-  /** Σ (x − mu)² over one row: no cancellation however far the shift of {@link #shiftedSums} was. */
-  static float centredSquares(MemorySegment x, long xo, int n, float mu) {
-    FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
-    int j = 0;
-    for (; j + 4 * L <= n; j += 4 * L) {
-      long o = (xo + j) * 4;
-      FloatVector d0 = FloatVector.fromMemorySegment(S, x, o, NATIVE).sub(mu);
-      FloatVector d1 = FloatVector.fromMemorySegment(S, x, o + 4L * L, NATIVE).sub(mu);
-      FloatVector d2 = FloatVector.fromMemorySegment(S, x, o + 8L * L, NATIVE).sub(mu);
-      FloatVector d3 = FloatVector.fromMemorySegment(S, x, o + 12L * L, NATIVE).sub(mu);
-      a0 = d0.fma(d0, a0);
-      a1 = d1.fma(d1, a1);
-      a2 = d2.fma(d2, a2);
-      a3 = d3.fma(d3, a3);
-    }
-    for (; j + L <= n; j += L) {
-      FloatVector d = FloatVector.fromMemorySegment(S, x, (xo + j) * 4, NATIVE).sub(mu);
-      a0 = d.fma(d, a0);
-    }
-    a0 = a0.add(a1).add(a2.add(a3));
-    if (L > 8) a0 = a0.add(a0.rearrange(SWAP8));
-    if (L > 4) a0 = a0.add(a0.rearrange(SWAP4));
-    if (L > 2) a0 = a0.add(a0.rearrange(SWAP2));
-    if (L > 1) a0 = a0.add(a0.rearrange(SWAP1));
-    float q = a0.lane(0);
-    for (; j < n; j++) {
-      float d = x.getAtIndex(F, xo + j) - mu;
-      q += d * d;
-    }
-    return q;
-  }
-
   /**
-   * y = ((x − mu)·rs)·w + b over the whole vectors of a block of four rows at byte offsets xb, yb (w, b at wb, bb;
-   * the rows' mean and rstd at mb, rb): one load of w and b per vector for the four rows. Multiply, then add: the rounding of every path.
+   * y = ((x − mu)·rs)·w + b over row r (w, b may be null; multiply, then add: the rounding of every path): whole
+   * vectors first when w and b are both present or both absent, then one vector at a time with the masked tail.
    */
-  private static void affineBlock(MemorySegment x, long xb, MemorySegment w, long wb, MemorySegment b, long bb, MemorySegment y, long yb,
-                                  MemorySegment mean, long mb, MemorySegment rstd, long rb, int n) {
-    long row = n * 4L;
-    float m0 = mean.get(F, mb), m1 = mean.get(F, mb + 4), m2 = mean.get(F, mb + 8), m3 = mean.get(F, mb + 12);
-    float r0 = rstd.get(F, rb), r1 = rstd.get(F, rb + 4), r2 = rstd.get(F, rb + 8), r3 = rstd.get(F, rb + 12);
-    for (int j = 0; j + L <= n; j += L) {
-      long o = j * 4L;
-      FloatVector wv = FloatVector.fromMemorySegment(S, w, wb + o, NATIVE), bv = FloatVector.fromMemorySegment(S, b, bb + o, NATIVE);
-      FloatVector.fromMemorySegment(S, x, xb + o, NATIVE).sub(m0).mul(r0).mul(wv).add(bv).intoMemorySegment(y, yb + o, NATIVE);
-      FloatVector.fromMemorySegment(S, x, xb + row + o, NATIVE).sub(m1).mul(r1).mul(wv).add(bv).intoMemorySegment(y, yb + row + o, NATIVE);
-      FloatVector.fromMemorySegment(S, x, xb + 2 * row + o, NATIVE).sub(m2).mul(r2).mul(wv).add(bv)
-          .intoMemorySegment(y, yb + 2 * row + o, NATIVE);
-      FloatVector.fromMemorySegment(S, x, xb + 3 * row + o, NATIVE).sub(m3).mul(r3).mul(wv).add(bv)
-          .intoMemorySegment(y, yb + 3 * row + o, NATIVE);
-    }
-  }
-
-  /** y = (x − mu)·rs over the whole vectors of a block of four rows at byte offsets xb, yb (mean, rstd at mb, rb). */
-  private static void plainBlock(MemorySegment x, long xb, MemorySegment y, long yb, MemorySegment mean, long mb, MemorySegment rstd, long rb,
-                                 int n) {
-    long row = n * 4L;
-    float m0 = mean.get(F, mb), m1 = mean.get(F, mb + 4), m2 = mean.get(F, mb + 8), m3 = mean.get(F, mb + 12);
-    float r0 = rstd.get(F, rb), r1 = rstd.get(F, rb + 4), r2 = rstd.get(F, rb + 8), r3 = rstd.get(F, rb + 12);
-    for (int j = 0; j + L <= n; j += L) {
-      long o = j * 4L;
-      FloatVector.fromMemorySegment(S, x, xb + o, NATIVE).sub(m0).mul(r0).intoMemorySegment(y, yb + o, NATIVE);
-      FloatVector.fromMemorySegment(S, x, xb + row + o, NATIVE).sub(m1).mul(r1).intoMemorySegment(y, yb + row + o, NATIVE);
-      FloatVector.fromMemorySegment(S, x, xb + 2 * row + o, NATIVE).sub(m2).mul(r2).intoMemorySegment(y, yb + 2 * row + o, NATIVE);
-      FloatVector.fromMemorySegment(S, x, xb + 3 * row + o, NATIVE).sub(m3).mul(r3).intoMemorySegment(y, yb + 3 * row + o, NATIVE);
-    }
-  }
-
-  /**
-   * y = (x − mu)·rs·w + b over elements [from, n) of row r (w, b may be null): whole vectors first when w and b
-   * are both present or both absent, then one vector at a time with the masked tail.
-   */
-  private static void normaliseRow(Operands op, long r, int from) {
-    int n = op.n, j = from;
+  private static void normaliseRow(Operands op, long r) {
+    int n = op.n, j = 0;
     float mu = op.mean.getAtIndex(F, op.mo + r), rs = op.rstd.getAtIndex(F, op.ro + r);
     MemorySegment x = op.x, w = op.w, b = op.b, y = op.y;
     long xo = op.xo + r * n, yo = op.yo + r * n;
@@ -232,11 +167,11 @@ final class LayerNormKernel {
     }
   }
 
-  static long pack(float hi, float lo) { return (long) Float.floatToRawIntBits(hi) << 32 | (Float.floatToRawIntBits(lo) & 0xffffffffL); }
+  private static long pack(float hi, float lo) { return (long) Float.floatToRawIntBits(hi) << 32 | (Float.floatToRawIntBits(lo) & 0xffffffffL); }
 
-  static float high(long v) { return Float.intBitsToFloat((int) (v >>> 32)); }
+  private static float high(long v) { return Float.intBitsToFloat((int) (v >>> 32)); }
 
-  static float low(long v) { return Float.intBitsToFloat((int) v); }
+  private static float low(long v) { return Float.intBitsToFloat((int) v); }
 
   static void backward(CpuParallel par, Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor gx, Tensor gw, Tensor gb) {
     LayerNormBackward.run(par, gy, x, w, mean, rstd, gx, gw, gb);
