@@ -91,8 +91,7 @@ final class Elementwise {
       Layout.Cursor c = lay.new Cursor(r0);
       for (long r = r0; r < r1; r++, c.next()) {
         int n = lay.rowLength(r);
-        if (op == BinaryOp.ADD && aVec && bVec) addRow(sa, c.at[1], sb, c.at[2], so, c.at[0], n);
-        else if (cheap) arithRow(op, sa, c.at[1], aVec, sb.getAtIndex(F, c.at[2]), sb, c.at[2], bVec, so, c.at[0], n);
+        if (cheap) arithRow(op, sa, c.at[1], aVec, sb.getAtIndex(F, c.at[2]), sb, c.at[2], bVec, so, c.at[0], n);
         else ActivationRows.binary(op, sa, c.at[1], sb, c.at[2], so, c.at[0], n);
       }
     });
@@ -110,22 +109,6 @@ final class Elementwise {
       for (long r = r0; r < r1; r++, c.next()) arithRow(op, sa, c.at[1], aVec, s, so, 0, false, so, c.at[0], lay.rowLength(r));
     });
     return true;
-  }
-
-  /**
-   * o = a + b over one row of unit-stride runs: the commonest binary op (residual adds, gradient accumulation)
-   * without the per-vector mask, operand and op choices of {@link #arithRow}; the tail masked, inline.
-   */
-  private static void addRow(MemorySegment a, long ia, MemorySegment b, long ib, MemorySegment o, long io, int n) {
-    int j = 0;
-    for (; j + L <= n; j += L)
-      FloatVector.fromMemorySegment(S, a, (ia + j) * 4, NATIVE).add(FloatVector.fromMemorySegment(S, b, (ib + j) * 4, NATIVE))
-          .intoMemorySegment(o, (io + j) * 4, NATIVE);
-    if (j < n) {
-      VectorMask<Float> m = S.indexInRange(j, n);
-      FloatVector.fromMemorySegment(S, a, (ia + j) * 4, NATIVE, m).add(FloatVector.fromMemorySegment(S, b, (ib + j) * 4, NATIVE, m))
-          .intoMemorySegment(o, (io + j) * 4, NATIVE, m);
-    }
   }
 
   /**
