@@ -64,6 +64,21 @@ template <bool F16> __device__ __forceinline__ void c_to_a(u32* a, const float* 
   a[3] = pack2<F16>(c1[2], c1[3]);
 }
 
+// acc[mt] (rows of m16 tile mt x D columns) += a[mt] (16 x 16: k runs over rows k0 .. k0+15 of `tile`) · those rows of
+// a row-major [k][D+8] tile, for both m16 tiles of a warp: every B fragment pair read once and used twice.
+template <int D, bool F16> __device__ __forceinline__ void rows_mma(float (*acc)[D / 8][4], u32 (*a)[4], const u16* tile, int k0, int lane) {
+#pragma unroll
+  for (int np = 0; np < D / 16; np++) {
+    u32 r[4];
+    ldb_kn(r, tile, D + 8, k0, np * 16, lane);
+#pragma unroll
+    for (int mt = 0; mt < 2; mt++) {
+      mma16816<F16>(acc[mt][2 * np], a[mt], r[0], r[1]);
+      mma16816<F16>(acc[mt][2 * np + 1], a[mt], r[2], r[3]);
+    }
+  }
+}
+
 // One 64-key tile of the online softmax for one m16 tile: masks (only on edge tiles), updates the running max
 // m and partial sum l (raw logit units; sl2 > 0 converts to base 2), rescales acc, and turns s into P.
 template <int D> __device__ __forceinline__ void online_softmax(float (*s)[4], float* m, float* l, float (*acc)[4], bool edge,
@@ -166,16 +181,7 @@ template <int D, bool F16> __device__ void attn3_fwd_impl(ARef q, ARef k, ARef v
         u32 a[2][4];
 #pragma unroll
         for (int mt = 0; mt < 2; mt++) c_to_a<F16>(a[mt], s[mt][2 * kk], s[mt][2 * kk + 1]);
-#pragma unroll
-        for (int np = 0; np < KC; np++) {
-          u32 r[4];
-          ldb_kn(r, Vs, LD, kk * 16, np * 16, lane);
-#pragma unroll
-          for (int mt = 0; mt < 2; mt++) {
-            mma16816<F16>(acc[mt][2 * np], a[mt], r[0], r[1]);
-            mma16816<F16>(acc[mt][2 * np + 1], a[mt], r[2], r[3]);
-          }
-        }
+        rows_mma<D, F16>(acc, a, Vs, kk * 16, lane);
       }
     }
     __syncthreads();
@@ -318,16 +324,7 @@ template <int D, bool F16> __device__ void attn3_bwd_kv_impl(ARef q, ARef k, ARe
           }
         c_to_a<F16>(a[mt], st[mt][0], st[mt][1]);
       }
-#pragma unroll
-      for (int np = 0; np < KC; np++) {  // dV += Pᵀ · dO
-        u32 r[4];
-        ldb_kn(r, Os, LD, j * 16, np * 16, lane);
-#pragma unroll
-        for (int mt = 0; mt < 2; mt++) {
-          mma16816<F16>(dv[mt][2 * np], a[mt], r[0], r[1]);
-          mma16816<F16>(dv[mt][2 * np + 1], a[mt], r[2], r[3]);
-        }
-      }
+      rows_mma<D, F16>(dv, a, Os, j * 16, lane);  // dV += Pᵀ · dO
 #pragma unroll
       for (int mt = 0; mt < 2; mt++) {  // dSᵀ = Pᵀ ∘ (dPᵀ − Δ)
 #pragma unroll
@@ -336,16 +333,7 @@ template <int D, bool F16> __device__ void attn3_bwd_kv_impl(ARef q, ARef k, ARe
           for (int e = 0; e < 4; e++) st[mt][nt][e] *= dp[mt][nt][e] - ds[j * 16 + nt * 8 + t * 2 + (e & 1)];
         c_to_a<F16>(a[mt], st[mt][0], st[mt][1]);
       }
-#pragma unroll
-      for (int np = 0; np < KC; np++) {  // dK += dSᵀ · Q
-        u32 r[4];
-        ldb_kn(r, Qs, LD, j * 16, np * 16, lane);
-#pragma unroll
-        for (int mt = 0; mt < 2; mt++) {
-          mma16816<F16>(dk[mt][2 * np], a[mt], r[0], r[1]);
-          mma16816<F16>(dk[mt][2 * np + 1], a[mt], r[2], r[3]);
-        }
-      }
+      rows_mma<D, F16>(dk, a, Qs, j * 16, lane);  // dK += dSᵀ · Q
     }
     __syncthreads();
   }
@@ -458,16 +446,7 @@ template <int D, bool F16> __device__ void attn3_bwd_q_impl(ARef q, ARef k, ARef
           }
         c_to_a<F16>(a[mt], s[mt][0], s[mt][1]);
       }
-#pragma unroll
-      for (int np = 0; np < KC; np++) {  // dQ += dS · K
-        u32 r[4];
-        ldb_kn(r, Ks, LD, j * 16, np * 16, lane);
-#pragma unroll
-        for (int mt = 0; mt < 2; mt++) {
-          mma16816<F16>(acc[mt][2 * np], a[mt], r[0], r[1]);
-          mma16816<F16>(acc[mt][2 * np + 1], a[mt], r[2], r[3]);
-        }
-      }
+      rows_mma<D, F16>(acc, a, Ks, j * 16, lane);  // dQ += dS · K
     }
     __syncthreads();
   }
