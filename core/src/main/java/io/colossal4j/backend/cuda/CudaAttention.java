@@ -56,12 +56,12 @@ final class CudaAttention implements FusedAttention {
   }
 
   /** Batch dims merged to B1 × B2, with each operand's (outer, inner) batch strides in the order given. */
-  private record Batch(int b1, int b2, long[][] strides) {
+  record Batch(int b1, int b2, long[][] strides) {
     int count() { return b1 * b2; }
   }
 
   /** The merged batch of the operands (all [..., N, D] with equal batch dims), or null when more than two dims remain. */
-  private static Batch batch(Tensor... ts) {
+  static Batch batch(Tensor... ts) {
     int r = ts[0].rank() - 2;
     Shape shape = Shape.of(Arrays.copyOf(ts[0].shape().toArray(), r));
     long[][] st = new long[ts.length][];
@@ -83,7 +83,7 @@ final class CudaAttention implements FusedAttention {
   }
 
   /** Head dim contiguous, rows and offset 16-byte aligned. */
-  private static boolean aligned(Tensor t) {
+  static boolean aligned(Tensor t) {
     if (t.stride(-1) != 1 || t.offset() % 8 != 0) return false;
     for (int d = 0; d < t.rank() - 1; d++) if (t.stride(d) % 8 != 0) return false;
     return true;
@@ -100,7 +100,7 @@ final class CudaAttention implements FusedAttention {
     return b != null && (long) b.b1() * b.b2() <= 65535 && !(spec.scale() <= 0) && Double.isFinite(spec.scale());
   }
 
-  private void require(Tensor q, Tensor kt, Tensor v, Tensor bias, Spec spec) {
+  void require(Tensor q, Tensor kt, Tensor v, Tensor bias, Spec spec) {
     if (!supports(q, kt, v, bias, spec))
       throw new TensorException("fused attention on CUDA does not support q " + q.shape() + " " + q.dtype() + ", k " + kt.shape() + ", v "
           + v.shape() + (bias != null ? " with a bias" : "") + (spec.dropoutP() != 0 ? " with dropout" : "") + "; check supports() first");
@@ -119,7 +119,7 @@ final class CudaAttention implements FusedAttention {
   private static String suffix(Tensor q) { return (q.dtype() == DType.F16 ? "f16_" : "bf16_") + q.size(-1); }
 
   /** Outputs may be strided views (a packed [B, N, H·D] layout seen as [B, H, N, D]) with unit last stride and 16-byte aligned rows. */
-  private static void requireOutput(String what, Tensor t, Tensor like) {
+  static void requireOutput(String what, Tensor t, Tensor like) {
     if (!t.shape().equals(like.shape()) || t.dtype() != like.dtype() || !aligned(t))
       throw new TensorException("fused attention: " + what + " must be a " + like.shape() + " " + like.dtype()
           + " view with unit last stride and other strides and offset multiples of 8, got " + t.shape() + " " + t.dtype()

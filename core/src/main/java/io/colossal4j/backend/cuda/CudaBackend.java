@@ -54,6 +54,7 @@ public final class CudaBackend implements Backend {
    */
   private static final ThreadLocal<long[]> CURRENT = ThreadLocal.withInitial(() -> new long[1]);
   private CublasLt cublasLt;
+  private io.colossal4j.backend.cuda.ffi.Cudnn cudnn;
   private volatile boolean closed;
   private volatile Thread stepOwner;
   private StepLedger ledger;
@@ -170,6 +171,12 @@ public final class CudaBackend implements Backend {
   CudaModule module() { return module; }
 
   int multiprocessors() { return multiprocessors; }
+
+  /** cuDNN, loaded on first use (its absence only matters to the fused attention, which then runs our own kernel). */
+  synchronized io.colossal4j.backend.cuda.ffi.Cudnn cudnn() {
+    if (cudnn == null) cudnn = io.colossal4j.backend.cuda.ffi.Cudnn.load(locator, libraries);
+    return cudnn;
+  }
 
   /** cuBLASLt, loaded on first use (its absence only matters to matmul). */
   synchronized CublasLt cublasLt() {

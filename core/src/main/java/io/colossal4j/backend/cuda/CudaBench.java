@@ -185,15 +185,26 @@ public final class CudaBench {
         case SPLIT_DQ -> "_fused2";
         case ATOMIC_DQ -> "_fused_atomic";
       };
-      fused("attention_vit" + tag, 32, 16, 577, 80, false, v);
-      fused("attention_gpt" + tag, 8, 16, 1024, 64, false, v);
-      fused("attention_gpt_causal" + tag, 8, 16, 1024, 64, true, v);
+      var fa = new CudaAttention((CudaKernels) k, v);
+      fused("attention_vit" + tag, 32, 16, 577, 80, false, fa);
+      fused("attention_gpt" + tag, 8, 16, 1024, 64, false, fa);
+      fused("attention_gpt_causal" + tag, 8, 16, 1024, 64, true, fa);
+    }
+    var cudnn = new CudnnAttention((CudaKernels) k, new CudaAttention((CudaKernels) k, CudaAttention.Variant.WIDE));
+    out.println("# attention_*_cudnn: " + cudnn.describe());
+    try {
+      fused("attention_vit_cudnn", 32, 16, 577, 80, false, cudnn);
+      fused("attention_gpt_cudnn", 8, 16, 1024, 64, false, cudnn);
+      fused("attention_gpt_causal_cudnn", 8, 16, 1024, 64, true, cudnn);
+      long[] calls = cudnn.calls();
+      out.println("# cudnn calls " + calls[0] + ", fallbacks to our kernel " + calls[1] + (calls[1] > 0 ? " (" + cudnn.refusal("") + ")" : ""));
+    } finally {
+      cudnn.close();
     }
   }
 
-  /** One generation of our fused attention kernel (CudaAttention), [B, H, T, D] bf16, forward and forward+backward. */
-  private void fused(String name, int b, int h, int t, int d, boolean causal, CudaAttention.Variant variant) {
-    var fa = new CudaAttention((CudaKernels) k, variant);
+  /** One fused attention kernel (a generation of ours, or cuDNN's), [B, H, T, D] bf16, forward and forward+backward. */
+  private void fused(String name, int b, int h, int t, int d, boolean causal, io.colossal4j.backend.FusedAttention fa) {
     Tensor q = rand(DType.BF16, b, h, t, d), kk = rand(DType.BF16, b, h, t, d), v = rand(DType.BF16, b, h, t, d);
     Tensor o = Tensor.empty(Shape.of(b, h, t, d), DType.BF16, gpu), lse = Tensor.empty(Shape.of(b, h, t), DType.F32, gpu);
     Tensor go = rand(DType.BF16, b, h, t, d);

@@ -22,7 +22,7 @@ import java.util.function.BiConsumer;
  * at once. Elementwise kernels take any strides and dtypes through a coalesced geometry (a contiguous
  * operand costs one multiply-add per element); reductions, softmax and layer norm live in
  * {@link CudaNormKernels}, matmul in {@link CudaMatmul}, convolution and pooling in {@link CudaSpatial}, indexing in
- * {@link CudaIndexing}, fused attention in {@link CudaAttention}, AdamW in {@link CudaOptim}.
+ * {@link CudaIndexing}, fused attention in {@link CudnnAttention} (cuDNN, our {@link CudaAttention} where cuDNN declines), AdamW in {@link CudaOptim}.
  *
  * <p>Before every launch the operands are checked (right backend, live storage, matching shapes), so a bad
  * call is an exception here rather than a fault on the device.
@@ -35,7 +35,7 @@ final class CudaKernels implements Kernels, AutoCloseable {
   private final CudaMatmul matmul;
   private final CudaSpatial spatial;
   private final CudaIndexing indexing;
-  private final CudaAttention attention;
+  private final CudnnAttention attention;
   private final CudaOptim optim;
   private final DeviceFaults faults;
 
@@ -45,7 +45,7 @@ final class CudaKernels implements Kernels, AutoCloseable {
     this.matmul = new CudaMatmul(this);
     this.spatial = new CudaSpatial(this);
     this.indexing = new CudaIndexing(this);
-    this.attention = new CudaAttention(this, CudaAttention.Variant.WIDE);
+    this.attention = new CudnnAttention(this, new CudaAttention(this, CudaAttention.Variant.WIDE));
     this.optim = new CudaOptim(this);
     this.faults = new DeviceFaults(backend);
   }
@@ -323,6 +323,7 @@ final class CudaKernels implements Kernels, AutoCloseable {
   long faultWord(String op) { return faults.slot(op); }
 
   @Override public void close() {
+    attention.close();
     matmul.close();
     faults.close();
   }
