@@ -191,13 +191,13 @@ public final class CudaBench {
       fused("attention_gpt_causal" + tag, 8, 16, 1024, 64, true, fa);
     }
     var cudnn = new CudnnAttention((CudaKernels) k, new CudaAttention((CudaKernels) k, CudaAttention.Variant.WIDE));
-    out.println("# attention_*_cudnn: " + cudnn.describe());
+    System.err.println("attention_*_cudnn: " + cudnn.describe());
     try {
       fused("attention_vit_cudnn", 32, 16, 577, 80, false, cudnn);
       fused("attention_gpt_cudnn", 8, 16, 1024, 64, false, cudnn);
       fused("attention_gpt_causal_cudnn", 8, 16, 1024, 64, true, cudnn);
       long[] calls = cudnn.calls();
-      out.println("# cudnn calls " + calls[0] + ", fallbacks to our kernel " + calls[1] + (calls[1] > 0 ? " (" + cudnn.refusal("") + ")" : ""));
+      System.err.println("cudnn calls " + calls[0] + ", fallbacks to our kernel " + calls[1] + (calls[1] > 0 ? " (" + cudnn.refusal("") + ")" : ""));
     } finally {
       cudnn.close();
     }
