@@ -125,10 +125,27 @@ public final class Autograd {
     return out;
   }
 
-  /** Adds g into leaf.grad (allocating it on first use, in the leaf's dtype, so no gradient ever aliases another tensor). */
+  /**
+   * Adds g into leaf.grad (allocating it on first use, in the leaf's dtype, so no gradient ever aliases another
+   * tensor). A gradient its op made for this leaf alone ({@link Tensor#markFreshGradient}) becomes the leaf's
+   * gradient when it has none (no copy), and is released once added otherwise.
+   */
   static void accumulateLeaf(Tensor leaf, Tensor g) {
     boolean overwrite = leaf.claimZeroedGrad();   // lazily zeroed: the first contribution is a copy, not an add
     Tensor acc = leaf.grad();
+    if (g.takeFreshGradient()) {
+      if (acc == null && g.dtype() == leaf.dtype() && g.shape().equals(leaf.shape()) && g.isContiguous() && g.backend() == leaf.backend()) {
+        leaf.setOwnedGrad(g);
+        return;
+      }
+      accumulateInto(leaf, acc, overwrite, g);
+      g.storage().release();
+      return;
+    }
+    accumulateInto(leaf, acc, overwrite, g);
+  }
+
+  private static void accumulateInto(Tensor leaf, Tensor acc, boolean overwrite, Tensor g) {
     if (acc != null && overwrite) {
       acc.backend().kernels().copy(g, acc);
     } else if (acc == null) {

@@ -75,15 +75,18 @@ public final class LinAlg {
     // the rule reads x's rows (a copy when x's leading dims do not fold) and the weight, nothing else
     return Autograd.recordSaving("linear", out, Autograd.saving(gw ? x2 : null, gx ? wc : null), g -> {
       Tensor g2 = rows(g, m, outF);
-      Tensor[] wb = gw ? weightGrads(g2, x2, gb) : new Tensor[] {null, gb ? Reduce.sum(g2, false, 0) : null};
+      Tensor[] wb = gw ? weightGrads(g2, x2, wc, gb ? bc : null) : new Tensor[] {null, gb ? Reduce.sum(g2, false, 0) : null};
       return new Tensor[] {gx ? asShape(matmul(g2, wc), xShape) : null, wb[0], wb[1]};
     }, xc, wc, bc);
   }
 
-  /** {gᵀ·x, the column sums of g (when withBias)} for g [rows, out] and x [rows, in], in one kernel call, without autograd. */
-  private static Tensor[] weightGrads(Tensor g2, Tensor x2, boolean withBias) {
-    Tensor gw = OpSupport.empty(Shape.of(g2.size(1), x2.size(1)), DType.promote(g2.dtype(), x2.dtype()), g2.backend());
-    Tensor gb = withBias ? OpSupport.empty(Shape.of(g2.size(1)), g2.dtype(), g2.backend()) : null;
+  /**
+   * {gᵀ·x, the column sums of g (when b is non-null)} for g [rows, out] and x [rows, in], in one kernel call,
+   * without autograd; each written straight into the gradient of w (of b) when that leaf has none yet.
+   */
+  private static Tensor[] weightGrads(Tensor g2, Tensor x2, Tensor w, Tensor b) {
+    Tensor gw = OpSupport.gradientFor(w, Shape.of(g2.size(1), x2.size(1)), DType.promote(g2.dtype(), x2.dtype()), g2.backend());
+    Tensor gb = b != null ? OpSupport.gradientFor(b, Shape.of(g2.size(1)), g2.dtype(), g2.backend()) : null;
     g2.backend().kernels().linearWeightGrad(g2, x2, gw, gb);
     return new Tensor[] {gw, gb};
   }

@@ -19,6 +19,19 @@ public final class OpSupport {
 
   public static Tensor emptyLike(Tensor t) { return Tensor.empty(t.shape(), t.dtype(), t.backend()); }
 
+  /**
+   * The output buffer of a backward rule's gradient for input {@code param}: when param is a leaf of that dtype and
+   * shape without a gradient yet (the first contribution of a step after the gradients were released), a gradient
+   * buffer marked fresh, which autograd installs as the leaf's gradient without a copy; otherwise an ordinary
+   * output. The rule must hand the result to {@code param} alone.
+   */
+  public static Tensor gradientFor(Tensor param, Shape shape, DType dtype, Backend backend) {
+    if (param.isLeaf() && param.requiresGrad() && !param.hasGrad() && param.dtype() == dtype && param.shape().equals(shape)
+        && param.backend() == backend)
+      return Tensor.empty(shape, dtype, backend, io.colossal4j.tensor.MemoryCategory.GRADIENT).markFreshGradient();
+    return Tensor.empty(shape, dtype, backend);
+  }
+
   /** Both operands on one backend, or an error naming the op and both devices. */
   public static Backend sameBackend(String op, Tensor a, Tensor b) {
     if (a.backend() != b.backend())

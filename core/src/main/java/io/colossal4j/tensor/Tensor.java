@@ -28,6 +28,7 @@ public final class Tensor {
   private Tensor grad;
   private boolean gradZeroPending;
   private boolean gradOwned;
+  private boolean freshGradient;
   private GradFn gradFn;
   private List<Consumer<Tensor>> gradReadyHooks;
   private String name;
@@ -200,6 +201,26 @@ public final class Tensor {
       grad.backend().kernels().fill(grad, 0);
     }
     return grad;
+  }
+
+  /** Whether a gradient is installed, without the lazy zero fill that {@link #grad()} performs. */
+  public boolean hasGrad() { return grad != null; }
+
+  /**
+   * Marks this tensor as a gradient an op computed for exactly one leaf and nothing else refers to: autograd may
+   * then install it as that leaf's gradient instead of copying it (as PyTorch's AccumulateGrad steals a gradient
+   * nobody else holds), or release it once added. Returns this tensor.
+   */
+  public Tensor markFreshGradient() {
+    freshGradient = true;
+    return this;
+  }
+
+  /** For autograd: whether this tensor was {@link #markFreshGradient marked}, clearing the mark. */
+  public boolean takeFreshGradient() {
+    boolean f = freshGradient;
+    freshGradient = false;
+    return f;
   }
 
   public void setGrad(Tensor g) {

@@ -172,27 +172,48 @@ final class CudaMatmul implements AutoCloseable {
    */
   boolean matmulBias(Tensor a, Tensor b, Tensor bias, Tensor out) {
     if (out.rank() != 2 || a.rank() != 2 || b.rank() != 2 || bias.rank() != 1) return false;
+    return epilogueMatmul(a, b, out, bias, out.size(1), CublasLt.EPILOGUE_BIAS);
+  }
+
+  /**
+   * A linear layer's weight and bias gradients in one cuBLASLt call: gw[O, I] = gᵀ[O, R]·x[R, I] with the BGRADB
+   * epilogue writing gb[O] = Σ_rows g. In the column-major problem D = gwᵀ = x^(col) · (g^(col))ᵀ, cuBLASLt's B is
+   * g and its k dimension the rows, so BGRADB's sum of B over k is the column sum of g, one value per column of D
+   * (per output feature). Saves the separate column-sum pass over g. False when the operands do not fit (2-D, one
+   * dtype, gw row-major, gb contiguous and 16-byte aligned) or cuBLASLt has no algorithm: the caller composes.
+   */
+  boolean linearWeightGrad(Tensor g, Tensor x, Tensor gw, Tensor gb) {
+    if (g.rank() != 2 || x.rank() != 2 || gw.rank() != 2 || gb.rank() != 1) return false;
+    Tensor gT = g.view(Shape.of(g.size(1), g.size(0)), new long[] {g.stride(1), g.stride(0)}, g.offset());
+    return epilogueMatmul(gT, x, gw, gb, gw.size(0), CublasLt.EPILOGUE_BGRADB);
+  }
+
+  /**
+   * out[M, N] = a[M, K]·b[K, N] with a vector epilogue (a bias added, or a bias gradient written) of {@code vecLen}
+   * elements at {@code vec}: one dtype for all, out with row-major rows, vec contiguous and 16-byte aligned.
+   */
+  private boolean epilogueMatmul(Tensor a, Tensor b, Tensor out, Tensor vec, long vecLen, int epilogue) {
     DType t = out.dtype();
-    if (a.dtype() != t || b.dtype() != t || bias.dtype() != t || !(t == DType.F32 || t == DType.BF16 || t == DType.F16)) return false;
+    if (a.dtype() != t || b.dtype() != t || vec.dtype() != t || !(t == DType.F32 || t == DType.BF16 || t == DType.F16)) return false;
     long m = out.size(0), n = out.size(1), kk = a.size(1);
-    if (m == 0 || n == 0 || kk == 0 || a.size(0) != m || b.size(0) != kk || b.size(1) != n || bias.size(0) != n) return false;
-    if (n > 1 && bias.stride(0) != 1) return false;
+    if (m == 0 || n == 0 || kk == 0 || a.size(0) != m || b.size(0) != kk || b.size(1) != n || vec.size(0) != vecLen) return false;
+    if (vecLen > 1 && vec.stride(0) != 1) return false;
     Object ao = layoutOf(m, kk, a.stride(0), a.stride(1)), bo = layoutOf(kk, n, b.stride(0), b.stride(1)), oo = layoutOf(m, n, out.stride(0), out.stride(1));
     if (!(ao instanceof Mat am) || !(bo instanceof Mat bm) || !(oo instanceof Mat om) || !om.rowMajor()) return false;
     int es = t.byteSize();
     long pa = k.ptr(a) + a.offset() * es, pb = k.ptr(b) + b.offset() * es, po = k.ptr(out) + out.offset() * es;
-    long pBias = k.ptr(bias) + bias.offset() * es;
-    if (pBias % 16 != 0) return false;   // cuBLASLt's alignment for the bias vector
+    long pVec = k.ptr(vec) + vec.offset() * es;
+    if (pVec % 16 != 0) return false;   // cuBLASLt's alignment for the bias vector
     int type = t == DType.F32 ? CublasLt.R_32F : t == DType.BF16 ? CublasLt.R_16BF : CublasLt.R_16F;
     Problem p = new Problem(type, bm.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T, am.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T,
-        n, m, kk, bm.ld(), am.ld(), om.ld(), 1, 0, 0, 0, false, CublasLt.EPILOGUE_BIAS);
-    Plan plan = plan(p, new long[] {pa, pb, po}, pBias);
+        n, m, kk, bm.ld(), am.ld(), om.ld(), 1, 0, 0, 0, false, epilogue);
+    Plan plan = plan(p, new long[] {pa, pb, po}, pVec);
     if (plan == null) return false;
     CublasLt lt = k.backend().cublasLt();
     k.backend().enter();
     CudaProfiler prof = k.backend().profiler();
-    synchronized (this) {   // the bias pointer is an attribute of the shared plan's descriptor
-      lt.setDescLong(plan.desc, CublasLt.DESC_BIAS_POINTER, pBias);
+    synchronized (this) {   // the vector's pointer is an attribute of the shared plan's descriptor
+      lt.setDescLong(plan.desc, CublasLt.DESC_BIAS_POINTER, pVec);
       if (prof != null) prof.begin(p.describe());
       lt.matmul(handle, plan.desc, one, pb, plan.layoutA, pa, plan.layoutB, zero, po, plan.layoutD, po, plan.layoutD,
           plan.algo, k.ptr(workspaceTensor()), WORKSPACE_BYTES, k.backend().stream());
