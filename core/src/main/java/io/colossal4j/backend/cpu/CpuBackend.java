@@ -76,8 +76,8 @@ public final class CpuBackend implements Backend {
 
   /**
    * Activations and temporaries of the opening thread come from the step arena until the scope closes. An
-   * early release (see {@link Backend#openStep}) marks the storage released and lowers the arena's live
-   * bytes, whose peak {@link #stepPeakBytes} reports; the bump memory itself is reused from the next step on.
+   * early release (see {@link Backend#openStep}) marks the storage released, lowers the arena's live bytes
+   * (whose peak {@link #stepPeakBytes} reports) and hands its block to the step's next allocations that fit.
    */
   @Override public StepScope openStep() {
     if (stepOwner != null) return () -> {};
@@ -100,6 +100,9 @@ public final class CpuBackend implements Backend {
 
   /** Bytes the step arena holds (its high-water mark over all steps so far). */
   public long stepArenaBytes() { return stepArena.reservedBytes(); }
+
+  /** Bytes the step arena handed out from blocks freed earlier in their step, over the backend's life. */
+  public long stepArenaReusedBytes() { return stepArena.reusedBytes(); }
 
   @Override public MemoryStats memoryStats() { return allocator.stats(); }
 

@@ -8,48 +8,91 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Bump allocation of a step's activations and temporaries from chunks that live as long as the backend.
- * A training step allocates the same sequence of tensors every time, so after the first step the chunks
- * cover the step's peak and no memory is requested from the OS (or zeroed) again: the step allocates
- * nothing but its outputs' headers. At {@link #reset} every storage handed out is marked released, so a
- * tensor that wrongly outlives its step fails on use instead of reading memory reused by the next step.
- * A storage released earlier (its last autograd hold dropped) leaves the live count, so {@link #peakBytes}
- * measures what the step needs at once; its bytes are not bump-reused before the step ends (cheap, and the
- * CPU's memory is not the constraint the GPU's is).
- * Used by one thread (the one that opened the step).
+ * A step's activations and temporaries, carved from chunks that live as long as the backend. A training step
+ * allocates the same sequence of tensors every time, so after the first step the chunks cover the step's peak
+ * and no memory is requested from the OS (or zeroed) again: the step allocates nothing but its outputs' headers.
+ *
+ * <p><b>Reuse within a step.</b> A storage released before the step ends (its last autograd hold dropped, a
+ * backward rule's temporary) gives its block back at once, and the next allocation that fits takes it: the
+ * smallest free block that fits, the most recently freed among equals ({@link FreeBlocks}); a block freed at the
+ * top of the current chunk lowers the bump pointer instead. Freed neighbours merge. So a memory-bound kernel
+ * mostly writes into memory the step touched a moment ago (in cache) rather than into fresh bump memory, and
+ * the chunks span about what the step holds at once instead of everything it ever allocated.
+ *
+ * <p><b>Contracts.</b> At {@link #reset} every storage handed out in the step is marked released, so a tensor
+ * that wrongly outlives its step fails on use instead of reading memory reused by the next step (within a step
+ * the same holds for early releases: a released storage refuses use, so reuse of its block is invisible).
+ * {@link #peakBytes} is the most bytes live at once (size-rounded), whatever the placement. Blocks are
+ * 64-byte aligned and a multiple of 64 bytes. Used by one thread (the one that opened the step), including
+ * the releases.
  */
 final class StepArena {
   private static final long CHUNK = 64L << 20;
   private static final long ALIGN = 64;
+  /** A position is {@code chunk << CHUNK_BITS | offset}: sorted positions group by chunk, and blocks of two chunks never look adjacent. */
+  private static final int CHUNK_BITS = 40;
 
   private final Arena arena = Arena.ofShared();
   private final List<MemorySegment> chunks = new ArrayList<>();
   private final List<CpuStorage> handedOut = new ArrayList<>();
+  private final FreeBlocks free = new FreeBlocks();
   private int chunk;
   private long used;
   private long peak;
   private long inUse;
+  private boolean resetting;
+  private long reusedBytes;
 
   CpuStorage allocate(Backend backend, long bytes, MemoryCategory category) {
     long size = Math.max(ALIGN, (bytes + ALIGN - 1) / ALIGN * ALIGN);
-    while (chunk < chunks.size() && used + size > chunks.get(chunk).byteSize()) { chunk++; used = 0; }
-    if (chunk == chunks.size()) {
-      chunks.add(arena.allocate(Math.max(CHUNK, size), ALIGN));
-      used = 0;
-    }
-    MemorySegment seg = chunks.get(chunk).asSlice(used, bytes);
-    used += size;
+    long pos = free.take(size);
+    if (pos >= 0) reusedBytes += size;
+    else pos = bump(size);
+    MemorySegment seg = chunks.get(chunkOf(pos)).asSlice(offsetOf(pos), bytes);
     inUse += size;
     peak = Math.max(peak, inUse);
-    CpuStorage s = new CpuStorage(backend, bytes, category, seg, () -> inUse -= size);
+    long at = pos;
+    CpuStorage s = new CpuStorage(backend, bytes, category, seg, () -> giveBack(at, size));
     handedOut.add(s);
     return s;
   }
 
+  /** Fresh memory at the bump pointer; a chunk too full for {@code size} leaves its tail as a free block. */
+  private long bump(long size) {
+    while (chunk < chunks.size() && used + size > chunks.get(chunk).byteSize()) {
+      long tail = chunks.get(chunk).byteSize() - used;
+      if (tail > 0) free.add(position(chunk, used), tail);
+      chunk++;
+      used = 0;
+    }
+    if (chunk == chunks.size()) {
+      chunks.add(arena.allocate(Math.max(CHUNK, size), ALIGN));
+      used = 0;
+    }
+    long pos = position(chunk, used);
+    used += size;
+    return pos;
+  }
+
+  /** A released storage's block (the release callback; ignored while {@link #reset} releases everything). */
+  private void giveBack(long pos, long size) {
+    if (resetting) return;
+    inUse -= size;
+    free.add(pos, size);
+    long top = free.removeEndingAt(position(chunk, used));   // the block just freed, merged, may end at the bump pointer
+    if (top >= 0) used = offsetOf(top);
+  }
+
   /** Ends the step: everything handed out is released and the chunks are reused from the start. */
   void reset() {
-    for (CpuStorage s : handedOut) s.release();
+    resetting = true;
+    try {
+      for (CpuStorage s : handedOut) s.release();
+    } finally {
+      resetting = false;
+    }
     handedOut.clear();
+    free.clear();
     chunk = 0;
     used = 0;
     inUse = 0;
@@ -65,4 +108,16 @@ final class StepArena {
   long peakBytes() { return peak; }
 
   void resetPeak() { peak = inUse; }
+
+  /** Bytes handed out from freed blocks rather than fresh bump memory, over the arena's life (for tests). */
+  long reusedBytes() { return reusedBytes; }
+
+  /** Free blocks right now (for tests). */
+  int freeBlocks() { return free.count(); }
+
+  private static long position(int chunk, long offset) { return (long) chunk << CHUNK_BITS | offset; }
+
+  private static int chunkOf(long pos) { return (int) (pos >>> CHUNK_BITS); }
+
+  private static long offsetOf(long pos) { return pos & ((1L << CHUNK_BITS) - 1); }
 }
