@@ -23,6 +23,7 @@ final class ActivationRows {
   private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
   private static final int L = S.length();
   private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
+  private static final float INV_SQRT_2PI = 0.3989422804014327f;
 
   static boolean hasRow(UnaryOp op) {
     return switch (op) {
@@ -40,7 +41,6 @@ final class ActivationRows {
 
   /** out[io..io+n) = op(x[ix..ix+n)); the last n mod L elements go through an L-wide scratch copy. */
   static void unary(UnaryOp op, MemorySegment x, long ix, MemorySegment o, long io, int n) {
-    if (op == UnaryOp.ERF || op == UnaryOp.GELU) { erfFamily(op, x, ix, o, io, n); return; }
     if (op == UnaryOp.TANH) { tanhFamily(x, ix, null, 0, o, io, n); return; }
     int full = n - n % L;
     if (full > 0) fullUnary(op, x, ix, o, io, full);
@@ -53,7 +53,6 @@ final class ActivationRows {
   }
 
   static void binary(BinaryOp op, MemorySegment a, long ia, MemorySegment b, long ib, MemorySegment o, long io, int n) {
-    if (op == BinaryOp.GELU_BACKWARD) { geluBackward(a, ia, b, ib, o, io, n); return; }
     if (op == BinaryOp.TANH_BACKWARD) { tanhFamily(a, ia, b, ib, o, io, n); return; }
     int full = n - n % L;
     if (full > 0) fullBinary(op, a, ia, b, ib, o, io, full);
@@ -67,46 +66,6 @@ final class ActivationRows {
   }
 
   private static final int CHUNK = 512;
-
-  /** ERF and GELU through {@link ChunkPasses}, CHUNK elements at a time (zero-padded to whole vectors). */
-  private static void erfFamily(UnaryOp op, MemorySegment x, long ix, MemorySegment o, long io, int n) {
-    float[] xs = new float[CHUNK], e = new float[CHUNK], m = new float[CHUNK];
-    float s = op == UnaryOp.GELU ? VMath.INV_SQRT2 : 1f;
-    for (int c = 0; c < n; c += CHUNK) {
-      int len = Math.min(CHUNK, n - c), lv = (len + L - 1) / L * L;
-      MemorySegment.copy(x, F, (ix + c) * 4, xs, 0, len);
-      java.util.Arrays.fill(xs, len, lv, 0f);
-      ChunkPasses.logErfcPoly(xs, s, e, lv);
-      ChunkPasses.exp(e, lv);
-      ChunkPasses.erfSmall(xs, s, m, lv);
-      if (op == UnaryOp.GELU) {
-        ChunkPasses.normalCdfCombine(xs, e, m, e, lv);
-        ChunkPasses.mul(e, xs, lv);
-      } else {
-        ChunkPasses.erfCombine(xs, e, m, e, lv);
-      }
-      MemorySegment.copy(e, 0, o, F, (io + c) * 4, len);
-    }
-  }
-
-  /** gy·(Φ(x) + x·φ(x)) through {@link ChunkPasses}. */
-  private static void geluBackward(MemorySegment a, long ia, MemorySegment b, long ib, MemorySegment o, long io, int n) {
-    float[] xs = new float[CHUNK], gs = new float[CHUNK], e = new float[CHUNK], m = new float[CHUNK];
-    for (int c = 0; c < n; c += CHUNK) {
-      int len = Math.min(CHUNK, n - c), lv = (len + L - 1) / L * L;
-      MemorySegment.copy(a, F, (ia + c) * 4, xs, 0, len);
-      MemorySegment.copy(b, F, (ib + c) * 4, gs, 0, len);
-      java.util.Arrays.fill(xs, len, lv, 0f);
-      ChunkPasses.logErfcPoly(xs, VMath.INV_SQRT2, e, lv);
-      ChunkPasses.exp(e, lv);
-      ChunkPasses.erfSmall(xs, VMath.INV_SQRT2, m, lv);
-      ChunkPasses.normalCdfCombine(xs, e, m, e, lv);
-      ChunkPasses.negHalfSquare(xs, m, lv);
-      ChunkPasses.exp(m, lv);
-      ChunkPasses.geluGradCombine(xs, e, m, gs, e, lv);
-      MemorySegment.copy(e, 0, o, F, (io + c) * 4, len);
-    }
-  }
 
   /** tanh(x), or with g non-null (1 − tanh²(x))·g, through {@link ChunkPasses}. */
   private static void tanhFamily(MemorySegment x, long ix, MemorySegment g, long ig, MemorySegment o, long io, int n) {
@@ -129,6 +88,8 @@ final class ActivationRows {
   private static void fullUnary(UnaryOp op, MemorySegment x, long ix, MemorySegment o, long io, int n) {
     switch (op) {
       case EXP -> exp(x, ix, o, io, n);
+      case ERF -> erf(x, ix, o, io, n);
+      case GELU -> gelu(x, ix, o, io, n);
       case SIGMOID -> sigmoid(x, ix, o, io, n);
       case GELU_TANH -> geluTanh(x, ix, o, io, n);
       case SILU -> silu(x, ix, o, io, n);
@@ -138,6 +99,7 @@ final class ActivationRows {
 
   private static void fullBinary(BinaryOp op, MemorySegment a, long ia, MemorySegment b, long ib, MemorySegment o, long io, int n) {
     switch (op) {
+      case GELU_BACKWARD -> geluBackward(a, ia, b, ib, o, io, n);
       case GELU_TANH_BACKWARD -> geluTanhBackward(a, ia, b, ib, o, io, n);
       case SILU_BACKWARD -> siluBackward(a, ia, b, ib, o, io, n);
       case SIGMOID_BACKWARD -> sigmoidBackward(a, ia, b, ib, o, io, n);
@@ -153,6 +115,21 @@ final class ActivationRows {
   }
 
 
+
+  private static void erf(MemorySegment x, long ix, MemorySegment o, long io, int n) {
+    for (int j = 0; j < n; j += L) {
+      FloatVector v = FloatVector.fromMemorySegment(S, x, (ix + j) * 4, NATIVE);
+      VMath.erf(v).intoMemorySegment(o, (io + j) * 4, NATIVE);
+    }
+  }
+
+  /** x·Φ(x) in one pass: {@link VMath#gelu} has a single branch, small enough to inline whole. */
+  private static void gelu(MemorySegment x, long ix, MemorySegment o, long io, int n) {
+    for (int j = 0; j < n; j += L) {
+      FloatVector v = FloatVector.fromMemorySegment(S, x, (ix + j) * 4, NATIVE);
+      VMath.gelu(v).intoMemorySegment(o, (io + j) * 4, NATIVE);
+    }
+  }
 
   private static void sigmoid(MemorySegment x, long ix, MemorySegment o, long io, int n) {
     for (int j = 0; j < n; j += L) {
@@ -181,6 +158,15 @@ final class ActivationRows {
     for (int j = 0; j < n; j += L) {
       FloatVector a = FloatVector.fromMemorySegment(S, xa, (ia + j) * 4, NATIVE), b = FloatVector.fromMemorySegment(S, xb, (ib + j) * 4, NATIVE);
       VOps.geluTanhGrad(a).mul(b).intoMemorySegment(o, (io + j) * 4, NATIVE);
+    }
+  }
+
+  /** gy·(Φ(x) + x·φ(x)), φ(x) = e^{−x²/2}/√(2π) from the same exponential as Φ. */
+  private static void geluBackward(MemorySegment xa, long ia, MemorySegment xb, long ib, MemorySegment o, long io, int n) {
+    for (int j = 0; j < n; j += L) {
+      FloatVector a = FloatVector.fromMemorySegment(S, xa, (ia + j) * 4, NATIVE), b = FloatVector.fromMemorySegment(S, xb, (ib + j) * 4, NATIVE);
+      FloatVector e = VMath.expNegSquare(a, 0.5f);
+      a.fma(e.mul(INV_SQRT_2PI), VMath.normalCdf(a, e)).mul(b).intoMemorySegment(o, (io + j) * 4, NATIVE);
     }
   }
 

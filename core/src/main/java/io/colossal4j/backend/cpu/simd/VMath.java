@@ -15,12 +15,19 @@ import jdk.incubator.vector.VectorSpecies;
  *       underflow goes gradually to 0, NaN propagates.</li>
  *   <li>{@link #tanh}: ≤ 3 ulp. |x| &lt; 0.625: x·P(x²), a degree-5 fit of tanh(x)/x (fit error 4e-9);
  *       beyond: 1 − 2/(e^{2|x|} + 1), where no cancellation remains.</li>
+ *   <li>{@link #normalCdf} Φ(x), one branch for every x: Φ(−u) = e^{−u²/2}·R(t), t = 1/(1 + 0.26u), u = |x|, and
+ *       Φ(x) = 1 − Φ(−x) for x ≥ 0. R, a degree-9 polynomial in t, fits erfcx(u/√2)/2 over u ∈ [0, 13.22]
+ *       (5.4e-9 relative; {@code scripts/fit_normal_tail.py}, which also prints the coefficients below). Every
+ *       step keeps relative accuracy in the left tail: u² is split exactly into h + l by an FMA and l enters the
+ *       exponential's reduced argument (a rounded u² would cost up to 2u²·2^-24 relative, 16 ulp at u = 4); the
+ *       rounding of t is measured exactly with two FMAs and corrected to first order, R·(1 + S(t)·δ) with
+ *       S = dlnR/dlnt ≈ 0.707 + 2.271t (uncorrected it costs up to 5.6 ulp of R near u = 0, where S = 3.07). So
+ *       Φ keeps ≤ 6 ulp over its whole normal range; below x = −13.22 e^{−x²/2} leaves the normal f32 range and
+ *       Φ is 0 (the exact value is below 3.4e-40 there, an absolute error that small). GELU = x·Φ(x), ≤ 6
+ *       ulp; its derivative Φ + x·φ uses the same e^{−x²/2}.</li>
  *   <li>{@link #erf}: ≤ 4 ulp. |x| &lt; 1: x·P(x²), a degree-6 fit of erf(x)/x (fit error 1.2e-9 relative);
- *       1 ≤ |x| &lt; 4: 1 − e^{Q(|x| − 2.5)}, Q a degree-10 fit of log erfc (fit error 1.6e-9 absolute,
- *       i.e. relative on erfc, which is ≤ 0.16 there); |x| ≥ 4: ±1 (erfc(4) = 1.5e-8 is below half an ulp of 1).</li>
- *   <li>{@link #normalCdf} Φ(x) = (1 + erf(x/√2))/2 uses e^Q directly for x/√2 ≤ −1 instead of 1 + erf, so the
- *       left tail keeps its relative accuracy (≤ 6 ulp) rather than cancelling; GELU = x·Φ(x). Below
-      x = −4√2 (Φ &lt; 1e-8) Φ is flushed to 0, so GELU's error there is absolute, ≤ |x|·Φ(x) &lt; 5e-8.</li>
+ *       beyond: 1 − erfc(|x|) with erfc(a) = 2Φ(−a√2) as above (e^{−a²} again from the exact split of a²);
+ *       erfc is ≤ 0.16 there, so its error reaches the result reduced.</li>
  * </ul>
  * The coefficients were fitted (iteratively reweighted least squares on Chebyshev nodes) for this class.
  * Pure functions of their arguments; thread-safe.
@@ -52,10 +59,6 @@ final class VMath {
       -0.05372113531084987f, 0.02059116038014939f, -0.0056601489866667295f};
   private static final float[] ERF_P = {1.1283791657322924f, -0.37612625839605585f, 0.11283585269683807f,
       -0.02685381603197315f, 0.005188334439200165f, -0.0008010247160119138f, 7.854024803963244e-05f};
-  private static final float[] LOG_ERFC_Q = {-7.806815272116613f, -5.352680740471171f, -0.9438937499372875f,
-      -0.010858165021418398f, 0.0021655502059114706f, -0.000420707754815397f, 7.690924182868208e-05f,
-      -1.2975649217761287e-05f, 1.8604963258894713e-06f, -6.59242633815893e-08f, -4.380953289029321e-08f};
-  static final float INV_SQRT2 = 0.70710678118654752f;
 
   static FloatVector exp(FloatVector x) {
     x = x.max(-104f).min(89f);                       // keeps n in [-150, 129]; NaN passes through max/min
@@ -118,29 +121,90 @@ final class VMath {
 
   static FloatVector erf(FloatVector x) {
     FloatVector a = x.abs();
-    FloatVector r = FloatVector.broadcast(S, 1f).sub(erfcTail(a)).blend(poly(ERF_P, a.mul(a)).mul(a), a.lt(1f));
-    return copySign(r, x);
+    FloatVector erfc = expNegSquare(a, 1f).mul(halfErfcxOverRoot2(a.mul(SQRT2))).mul(2f);     // 2Φ(−a√2)
+    FloatVector small = poly(ERF_P, a.mul(a)).mul(a);
+    return copySign(FloatVector.broadcast(S, 1f).sub(erfc).blend(small, a.lt(1f)), x);
   }
 
-  /** e^{Q(a − 2.5)} ≈ erfc(a) for a in [1, 4]; a is clamped into that range, callers blend the other cases. */
-  private static FloatVector erfcTail(FloatVector a) {
-    return exp(poly(LOG_ERFC_Q, a.max(1f).min(4f).sub(2.5f))).blend(0f, a.compare(VectorOperators.GE, 4f));
-  }
-
-  /** Φ(x), the standard normal CDF. */
+  /** Φ(x), the standard normal CDF, one branch for every lane (see the class comment). */
   static FloatVector normalCdf(FloatVector x) {
-    FloatVector z = x.mul(INV_SQRT2);
-    FloatVector a = z.abs();
-    FloatVector tail = erfcTail(a).mul(0.5f);                                 // erfc(|z|)/2
-    FloatVector mid = poly(ERF_P, a.mul(a)).mul(z).fma(0.5f, 0.5f);          // (1 + erf(z))/2, |z| < 1
-    FloatVector right = FloatVector.broadcast(S, 1f).sub(tail);
-    // NaN: every branch computes NaN from a NaN input, so it propagates without a blend of its own
-    return right.blend(tail, z.compare(VectorOperators.LE, -1f)).blend(mid, a.lt(1f));
+    return normalCdf(x, expNegSquare(x, 0.5f));
   }
 
-  static FloatVector logErfcPoly(FloatVector t) { return poly(LOG_ERFC_Q, t); }
+  /**
+   * GELU, x·Φ(x). For x &lt; 0 it is (x·e^{−x²/2})·R: x·e first, so no intermediate goes subnormal before the
+   * result does (Φ alone is subnormal below x = −13.0 while x·Φ is still normal); for x ≥ 0, x·(1 − e·R),
+   * which is +inf at +inf (x·e would be inf·0 there).
+   */
+  static FloatVector gelu(FloatVector x) {
+    FloatVector e = expNegSquare(x, 0.5f), r = halfErfcxOverRoot2(x.abs());
+    FloatVector right = x.mul(FloatVector.broadcast(S, 1f).sub(e.mul(r)));
+    return right.blend(x.mul(e).mul(r), x.lt(0f));
+  }
 
-  static FloatVector erfSmallPoly(FloatVector t) { return poly(ERF_P, t); }
+  /** Φ(x) given e = e^{−x²/2} ({@link #expNegSquare}(x, 0.5)), which GELU's derivative needs as well. */
+  static FloatVector normalCdf(FloatVector x, FloatVector e) {
+    FloatVector left = e.mul(halfErfcxOverRoot2(x.abs()));                     // Φ(−|x|)
+    // NaN: left is NaN and both sides of the blend carry it
+    return FloatVector.broadcast(S, 1f).sub(left).blend(left, x.lt(0f));
+  }
+
+  private static final float SQRT2 = 1.4142135623730951f;
+  private static final float TAIL_Q = 0.26f;
+  private static final float TAIL_SA = 0.70729035f, TAIL_SB = 2.2711232f;
+  private static final float R0 = -7.071092e-06f, R1 = 0.1039049f, R2 = 0.10172851f, R3 = 0.10942482f, R4 = 0.031361286f,
+      R5 = 0.19984786f, R6 = -0.20050412f, R7 = 0.29076296f, R8 = -0.17042953f, R9 = 0.033910386f;
+
+  /**
+   * erfcx(u/√2)/2 = e^{u²/2}·Φ(−u) for u ≥ 0 (NaN gives NaN): R(t) with t = 1/(1 + 0.26u), corrected for the
+   * rounding of t (class comment). u is clamped to 16, past the fitted range [0, 13.22], where callers multiply
+   * by an exponential that is 0, so the value there only needs to be finite.
+   */
+  private static FloatVector halfErfcxOverRoot2(FloatVector u) {
+    FloatVector one = FloatVector.broadcast(S, 1f);
+    u = u.min(16f);
+    FloatVector d = u.fma(TAIL_Q, 1f);
+    FloatVector t = one.div(d), nt = t.neg();
+    FloatVector eps = u.fma(FloatVector.broadcast(S, TAIL_Q), one.sub(d));     // (1 + Q·u) − d: 1 − d is exact
+    FloatVector dl = nt.fma(eps, nt.fma(d, one));                              // 1/(1 + Q·u) = t·(1 + dl) + O(2^-48)
+    FloatVector r = FloatVector.broadcast(S, R9);
+    r = r.fma(t, FloatVector.broadcast(S, R8));
+    r = r.fma(t, FloatVector.broadcast(S, R7));
+    r = r.fma(t, FloatVector.broadcast(S, R6));
+    r = r.fma(t, FloatVector.broadcast(S, R5));
+    r = r.fma(t, FloatVector.broadcast(S, R4));
+    r = r.fma(t, FloatVector.broadcast(S, R3));
+    r = r.fma(t, FloatVector.broadcast(S, R2));
+    r = r.fma(t, FloatVector.broadcast(S, R1));
+    r = r.fma(t, FloatVector.broadcast(S, R0));
+    return r.mul(t.fma(TAIL_SB, TAIL_SA)).fma(dl, r);                          // R(t·(1 + dl)) to first order
+  }
+
+  /**
+   * e^{−k·a²} for k = 1/2 or 1, to ≤ 2 ulp where the result is a normal f32 and 0 below (k·a² &gt; 87.34); NaN
+   * gives NaN. a² = h + l exactly (an FMA gives l), k·h and k·l are exact, and −k·l joins the reduced argument
+   * of {@link #expNonPositive}'s scheme, so the result keeps relative accuracy however large a² is.
+   */
+  static FloatVector expNegSquare(FloatVector a, float k) {
+    FloatVector h = a.mul(a);
+    FloatVector l = a.fma(a, h.neg());
+    FloatVector y = h.mul(-k);
+    FloatVector m = y.fma(LOG2E, ROUND_127);          // 1.5·2^23 + (n + 127), n = round(y·log2 e)
+    FloatVector n = m.sub(ROUND_127);
+    FloatVector r = n.fma(FloatVector.broadcast(S, -LN2_HI), y);
+    r = n.fma(FloatVector.broadcast(S, -LN2_LO), r);
+    r = l.fma(FloatVector.broadcast(S, -k), r);
+    FloatVector p = FloatVector.broadcast(S, 1f / 5040);
+    p = p.fma(r, FloatVector.broadcast(S, 1f / 720));
+    p = p.fma(r, FloatVector.broadcast(S, 1f / 120));
+    p = p.fma(r, FloatVector.broadcast(S, 1f / 24));
+    p = p.fma(r, FloatVector.broadcast(S, 1f / 6));
+    p = p.fma(r, FloatVector.broadcast(S, 0.5f));
+    p = p.fma(r, FloatVector.broadcast(S, 1f));
+    p = p.fma(r, FloatVector.broadcast(S, 1f));
+    FloatVector scale = m.reinterpretAsInts().lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
+    return p.mul(scale).blend(0f, y.lt(EXP_MIN_NORMAL));
+  }
 
   static FloatVector tanhSmallPoly(FloatVector t) { return poly(TANH_P, t); }
 

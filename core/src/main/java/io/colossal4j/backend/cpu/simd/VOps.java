@@ -16,7 +16,6 @@ final class VOps {
   private VOps() {}
 
   private static final float SQRT_2_OVER_PI = 0.7978845608028654f;
-  private static final float INV_SQRT_2PI = 0.3989422804014327f;
 
   /** Unary ops computed by {@link Elementwise}'s inline switch. */
   static boolean cheap(UnaryOp op) {
@@ -43,12 +42,6 @@ final class VOps {
   static FloatVector geluTanh(FloatVector x) {
     FloatVector u = x.mul(x).mul(x).mul(0.044715f).add(x).mul(2 * SQRT_2_OVER_PI);
     return x.mul(sigmoid(u));
-  }
-
-  /** Φ(x) + x·φ(x). */
-  static FloatVector geluGrad(FloatVector x) {
-    FloatVector pdf = VMath.exp(x.mul(x).mul(-0.5f)).mul(INV_SQRT_2PI);
-    return x.fma(pdf, VMath.normalCdf(x));
   }
 
   /** d/dx x·σ(2u) = σ(2u) + x·2σ(2u)(1 − σ(2u))·u'. */
