@@ -116,10 +116,24 @@ final class ActivationRows {
 
 
 
+  /** erf in two passes per CHUNK elements: 1 − erfc(|x|) into a heap chunk, then the blend with x·P(x²). */
   private static void erf(MemorySegment x, long ix, MemorySegment o, long io, int n) {
+    float[] big = new float[CHUNK];
+    for (int c = 0; c < n; c += CHUNK) {
+      int len = Math.min(CHUNK, n - c);
+      erfTailPass(x, ix + c, big, len);
+      erfPass(x, ix + c, big, o, io + c, len);
+    }
+  }
+
+  private static void erfTailPass(MemorySegment x, long ix, float[] big, int n) {
+    for (int j = 0; j < n; j += L) VMath.oneMinusErfc(FloatVector.fromMemorySegment(S, x, (ix + j) * 4, NATIVE).abs()).intoArray(big, j);
+  }
+
+  private static void erfPass(MemorySegment x, long ix, float[] big, MemorySegment o, long io, int n) {
     for (int j = 0; j < n; j += L) {
       FloatVector v = FloatVector.fromMemorySegment(S, x, (ix + j) * 4, NATIVE);
-      VMath.erf(v).intoMemorySegment(o, (io + j) * 4, NATIVE);
+      VMath.erf(v, FloatVector.fromArray(S, big, j)).intoMemorySegment(o, (io + j) * 4, NATIVE);
     }
   }
 

@@ -57,8 +57,9 @@ final class VMath {
 
   private static final float[] TANH_P = {0.9999999960909259f, -0.33333260607271675f, 0.13331128687663446f,
       -0.05372113531084987f, 0.02059116038014939f, -0.0056601489866667295f};
-  private static final float[] ERF_P = {1.1283791657322924f, -0.37612625839605585f, 0.11283585269683807f,
-      -0.02685381603197315f, 0.005188334439200165f, -0.0008010247160119138f, 7.854024803963244e-05f};
+  /** erf(x)/x ≈ E0 + E1·x² + ... + E6·x¹² for |x| &lt; 1. */
+  private static final float E0 = 1.1283791657322924f, E1 = -0.37612625839605585f, E2 = 0.11283585269683807f,
+      E3 = -0.02685381603197315f, E4 = 0.005188334439200165f, E5 = -0.0008010247160119138f, E6 = 7.854024803963244e-05f;
 
   static FloatVector exp(FloatVector x) {
     x = x.max(-104f).min(89f);                       // keeps n in [-150, 129]; NaN passes through max/min
@@ -119,11 +120,27 @@ final class VMath {
     return copySign(r, x);
   }
 
-  static FloatVector erf(FloatVector x) {
-    FloatVector a = x.abs();
-    FloatVector erfc = expNegSquare(a, 1f).mul(halfErfcxOverRoot2(a.mul(SQRT2))).mul(2f);     // 2Φ(−a√2)
-    FloatVector small = poly(ERF_P, a.mul(a)).mul(a);
-    return copySign(FloatVector.broadcast(S, 1f).sub(erfc).blend(small, a.lt(1f)), x);
+  /**
+   * erf(x) from {@code oneMinusErfc} = {@link #oneMinusErfc}(|x|): x·P(x²) below |x| = 1, that value above. Two
+   * calls, because one loop computing both crossed the JIT's node budget and boxed its vectors (ActivationRows
+   * runs them as two passes over an L1 chunk).
+   */
+  static FloatVector erf(FloatVector x, FloatVector oneMinusErfc) {
+    FloatVector a = x.abs(), a2 = a.mul(a);
+    FloatVector p = FloatVector.broadcast(S, E6);      // P(x²): erf(x) = x·P(x²) for |x| < 1
+    p = p.fma(a2, FloatVector.broadcast(S, E5));
+    p = p.fma(a2, FloatVector.broadcast(S, E4));
+    p = p.fma(a2, FloatVector.broadcast(S, E3));
+    p = p.fma(a2, FloatVector.broadcast(S, E2));
+    p = p.fma(a2, FloatVector.broadcast(S, E1));
+    p = p.fma(a2, FloatVector.broadcast(S, E0));
+    return copySign(oneMinusErfc.blend(p.mul(a), a.lt(1f)), x);
+  }
+
+  /** 1 − erfc(a) for a ≥ 0, erfc(a) = 2Φ(−a√2) (class comment); e^{−a²} from the exact split of a². */
+  static FloatVector oneMinusErfc(FloatVector a) {
+    FloatVector erfc = expNegSquare(a, 1f).mul(halfErfcxOverRoot2(a.mul(SQRT2))).mul(2f);
+    return FloatVector.broadcast(S, 1f).sub(erfc);
   }
 
   /** Φ(x), the standard normal CDF, one branch for every lane (see the class comment). */
