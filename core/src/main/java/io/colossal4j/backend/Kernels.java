@@ -188,6 +188,25 @@ public interface Kernels {
     }
   }
 
+  /**
+   * Whether {@link #crossEntropyForward} and {@link #crossEntropyBackward} run for logits [N, C] and targets [N]
+   * (the reference composes log-softmax, gather and scatter over row chunks instead, see {@code ops.Loss}).
+   */
+  default boolean fusedCrossEntropy(Tensor logits, Tensor targets) { return false; }
+
+  /**
+   * Per row i of logits [N, C]: lse[i] = log Σ_c exp(x[i, c]) (contiguous f32 [N]) and nll[i] = lse[i] − x[i, t_i]
+   * (contiguous [N], the logits' dtype, rounded once); targets [N] within [0, C) (the caller checks them).
+   */
+  default void crossEntropyForward(Tensor logits, Tensor targets, Tensor nll, Tensor lse) {
+    throw new UnsupportedOperationException("crossEntropyForward is not implemented by " + getClass().getSimpleName());
+  }
+
+  /** The logits' gradient of Σ_i w[i]·nll[i]: gx[i, c] = (exp(x[i, c] − lse[i]) − [c = t_i])·w[i] (w [N], logits' dtype). */
+  default void crossEntropyBackward(Tensor logits, Tensor targets, Tensor lse, Tensor w, Tensor gx) {
+    throw new UnsupportedOperationException("crossEntropyBackward is not implemented by " + getClass().getSimpleName());
+  }
+
   /** Whether {@link #adamStep} is a fast kernel that optimizers should prefer to composing elementwise ops. */
   default boolean fastAdamStep() { return false; }
 

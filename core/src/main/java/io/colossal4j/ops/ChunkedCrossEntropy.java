@@ -30,6 +30,7 @@ final class ChunkedCrossEntropy {
   static final long CHUNK_BYTES = 64L << 20;
 
   static Tensor perRow(Tensor logits, Tensor safe, Tensor validF, long chunkBytes) {
+    if (logits.backend().kernels().fusedCrossEntropy(logits, safe)) return fused(logits, safe, validF);
     int n = logits.size(0), c = logits.size(1);
     int rows = (int) Math.max(1, Math.min(n, chunkBytes / ((long) c * logits.dtype().byteSize())));
     Kernels k = logits.backend().kernels();
@@ -47,6 +48,29 @@ final class ChunkedCrossEntropy {
     k.binary(BinaryOp.MUL, out, validF, out);
     Tensor x = logits;
     return Autograd.recordSaving("cross_entropy", out, Autograd.saving(logits, safe, validF), g -> new Tensor[] {backward(x, index, validF, g, rows)}, logits);
+  }
+
+  /**
+   * A backend's fused kernels ({@code Kernels.crossEntropyForward/Backward}): the row log-sum-exp in f32 is all
+   * that is saved, the forward reads the logits once, the backward reads them once and writes their gradient,
+   * (softmax − one-hot)·g·valid. Not bit-identical to the composite: nothing is rounded to the logits' dtype
+   * between the log-sum-exp and the result (more accurate for bf16 logits, within its rounding of the composite).
+   */
+  private static Tensor fused(Tensor logits, Tensor safe, Tensor validF) {
+    int n = logits.size(0);
+    Kernels k = logits.backend().kernels();
+    Tensor out = OpSupport.empty(Shape.of(n), logits.dtype(), logits.backend());
+    Tensor lse = OpSupport.empty(Shape.of(n), io.colossal4j.tensor.DType.F32, logits.backend());
+    k.crossEntropyForward(logits.detach(), safe, out, lse);
+    k.binary(BinaryOp.MUL, out, validF, out);
+    Tensor x = logits;
+    return Autograd.recordSaving("cross_entropy", out, Autograd.saving(logits, safe, validF, lse), g -> {
+      Tensor w = Arith.mul(g, validF);
+      if (!w.isContiguous() || w.dtype() != x.dtype()) w = Arith.cast(Views.contiguous(w), x.dtype());
+      Tensor gx = OpSupport.empty(x.shape(), x.dtype(), x.backend());
+      k.crossEntropyBackward(x.detach(), safe, lse, w, gx);
+      return new Tensor[] {gx};
+    }, logits);
   }
 
   /** The logits' gradient: per chunk, log_softmax's backward of (−g·valid at the targets, 0 elsewhere). */

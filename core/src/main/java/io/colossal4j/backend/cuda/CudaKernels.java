@@ -265,11 +265,20 @@ final class CudaKernels implements Kernels, AutoCloseable {
   @Override public void matmul(Tensor a, Tensor b, Tensor out, boolean accumulate) { matmul.matmul(a, b, out, accumulate); }
 
   @Override public void linearWeightGrad(Tensor g, Tensor x, Tensor gw, Tensor gb) {
-    if (gb == null || !matmul.linearWeightGrad(g, x, gw, gb)) Kernels.super.linearWeightGrad(g, x, gw, gb);
+    if (gb == null || !matmul.linearWeightGrad(g, x, gw, gb, () -> Kernels.super.linearWeightGrad(g, x, gw, gb)))
+      Kernels.super.linearWeightGrad(g, x, gw, gb);
   }
 
   @Override public void matmulBias(Tensor a, Tensor b, Tensor bias, Tensor out) {
     if (!matmul.matmulBias(a, b, bias, out)) Kernels.super.matmulBias(a, b, bias, out);
+  }
+
+  @Override public boolean fusedCrossEntropy(Tensor logits, Tensor targets) { return norm.fusedCrossEntropy(logits, targets); }
+
+  @Override public void crossEntropyForward(Tensor logits, Tensor targets, Tensor nll, Tensor lse) { norm.crossEntropyForward(logits, targets, nll, lse); }
+
+  @Override public void crossEntropyBackward(Tensor logits, Tensor targets, Tensor lse, Tensor w, Tensor gx) {
+    norm.crossEntropyBackward(logits, targets, lse, w, gx);
   }
 
   @Override public void softmax(Tensor x, int dim, boolean log, Tensor out) { norm.softmax(x, dim, log, out); }

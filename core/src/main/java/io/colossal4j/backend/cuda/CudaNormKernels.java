@@ -146,6 +146,48 @@ final class CudaNormKernels {
         args.struct(CudaGeometry.geom(a, s, "softmax")).i32(n).i64(sx).i64(so).i32(log ? 1 : 0).ptr(px).i32(dt(x)).ptr(po).i32(dt(out)));
   }
 
+  // ------------------------------------------------------------- cross entropy
+
+  /** The fused cross-entropy kernels apply: dense bf16/f32 logits [N, C] with C a multiple of 8, contiguous i64 targets [N]. */
+  boolean fusedCrossEntropy(Tensor logits, Tensor targets) {
+    return logits.rank() == 2 && targets.rank() == 1 && targets.size(0) == logits.size(0) && targets.dtype() == DType.I64
+        && targets.isContiguous() && (logits.dtype() == DType.BF16 || logits.dtype() == DType.F32) && denseRows(logits.size(1), logits);
+  }
+
+  private void requireCrossEntropy(String what, Tensor logits, Tensor targets, Tensor... rowVectors) {
+    boolean ok = fusedCrossEntropy(logits, targets);
+    for (Tensor v : rowVectors) ok &= v.rank() == 1 && v.size(0) == logits.size(0) && v.isContiguous();
+    if (!ok)
+      throw new TensorException(what + ": needs dense bf16/f32 logits [N, C] with C a multiple of 8, contiguous i64 targets [N] and contiguous [N]"
+          + " row vectors; got logits " + logits.shape() + " " + logits.dtype() + ", targets " + targets.shape() + " " + targets.dtype());
+  }
+
+  void crossEntropyForward(Tensor logits, Tensor targets, Tensor nll, Tensor lse) {
+    requireCrossEntropy("crossEntropyForward", logits, targets, nll, lse);
+    if (nll.dtype() != logits.dtype() || lse.dtype() != DType.F32)
+      throw new TensorException("crossEntropyForward: nll must have the logits' dtype " + logits.dtype() + " and lse f32, got " + nll.dtype() + ", " + lse.dtype());
+    long rows = logits.size(0);
+    int n = logits.size(1);
+    if (rows == 0) return;
+    long px = addr(logits), pt = addr(targets), pn = addr(nll), pl = addr(lse);
+    k.launch("ce_fwd_" + (logits.dtype() == DType.BF16 ? "b" : "f"), Dim3.of(gridFor(rows)), Dim3.of(pow2AtLeast(n / 8, 32, 1024)), (a, args) ->
+        args.i64(rows).i32(n).ptr(px).ptr(pt).ptr(pn).ptr(pl));
+  }
+
+  void crossEntropyBackward(Tensor logits, Tensor targets, Tensor lse, Tensor w, Tensor gx) {
+    requireCrossEntropy("crossEntropyBackward", logits, targets, lse, w);
+    CudaKernels.sameShape("crossEntropyBackward", logits, gx);
+    if (w.dtype() != logits.dtype() || lse.dtype() != DType.F32 || gx.dtype() != logits.dtype() || !denseRows(logits.size(1), gx))
+      throw new TensorException("crossEntropyBackward: w and gx must be dense in the logits' dtype " + logits.dtype() + " and lse f32, got "
+          + w.dtype() + ", " + gx.dtype() + ", " + lse.dtype());
+    long rows = logits.size(0);
+    int n = logits.size(1);
+    if (rows == 0) return;
+    long px = addr(logits), pt = addr(targets), pl = addr(lse), pw = addr(w), pg = addr(gx);
+    k.launch("ce_bwd_" + (logits.dtype() == DType.BF16 ? "b" : "f"), Dim3.of(gridFor(rows)), Dim3.of(pow2AtLeast(n / 8, 32, 1024)), (a, args) ->
+        args.i64(rows).i32(n).ptr(px).ptr(pt).ptr(pl).ptr(pw).ptr(pg));
+  }
+
   void softmaxBackward(Tensor y, Tensor gy, int dim, boolean log, Tensor gx) {
     CudaKernels.sameShape("softmaxBackward", y, gx);
     CudaKernels.sameShape("softmaxBackward", gy, gx);
@@ -274,15 +316,40 @@ final class CudaNormKernels {
     boolean d = wide(x, gy, w, gx, gw, gb);
     String sfx = d ? "_d" : "_f";
     int vpt = vectorsPerLane(n, xc, w, null, gx, gyc, gx);
-    if (rows > 0 && vpt > 0 && mc.dtype() == DType.F32 && rc.dtype() == DType.F32) {
+    boolean vec = rows > 0 && vpt > 0 && mc.dtype() == DType.F32 && rc.dtype() == DType.F32;
+    // one pass for gx, gw and gb where the per-lane column sums fit the registers (40 floats of each)
+    boolean fused = vec && !d && w != null && gw != null && gb != null && vpt <= (x.dtype() == DType.BF16 ? 5 : 8);
+    if (fused) {
+      backwardWithWeightGrads(rows, n, vpt, gyc, xc, w, mc, rc, gx, gw, gb);
+    } else if (vec) {
       long pg = addr(gyc), px = addr(xc), pw = addr(w), pm = addr(mc), pr = addr(rc), pgx = addr(gx);
       k.launch("ln_vec_bwd_" + vecName(x) + "_" + vpt, Dim3.of(gridFor((rows + 3) / 4)), Dim3.of(128), (a, args) ->
           args.i64(rows).i32(n).ptr(pg).ptr(px).ptr(pw).ptr(pm).ptr(pr).ptr(pgx));
     } else if (rows > 0)
       k.launch("layernorm_bwd" + sfx, Dim3.of(gridFor(rows)), Dim3.of(normThreads(n)), (a, args) ->
           args.i64(rows).i32(n).struct(targ(a, gyc)).struct(targ(a, xc)).struct(targ(a, w)).struct(targ(a, mc)).struct(targ(a, rc)).struct(targ(a, gx)));
-    if (gw != null || gb != null) weightGrads(rows, n, d, gyc, xc, mc, rc, gw, gb);
+    if ((gw != null || gb != null) && !fused) weightGrads(rows, n, d, gyc, xc, mc, rc, gw, gb);
     for (Tensor t : new Tensor[] {xc, gyc, mc, rc}) if (t != x && t != gy && t != mean && t != rstd) t.storage().release();
+  }
+
+  /**
+   * gx, gw and gb in one pass over gy and x (ln_vec_bwd_wb: a block's rows into per-block partial column sums), then
+   * layernorm_wb_final over the blocks. Four blocks per SM at most, each of 4 warps with 2·4·S floats of shared memory
+   * (S = vpt·E·32 columns per warp, E = 8 bf16 or 4 f32 per vector: at most 40 KiB here).
+   */
+  private void backwardWithWeightGrads(long rows, int n, int vpt, Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor gx,
+                                       Tensor gw, Tensor gb) {
+    int blocks = (int) Math.max(1, Math.min((rows + 3) / 4, 4L * k.backend().multiprocessors()));
+    Tensor pw = Tensor.empty(Shape.of(blocks, n), DType.F32, k.backend(), MemoryCategory.TEMPORARY);
+    Tensor pb = Tensor.empty(Shape.of(blocks, n), DType.F32, k.backend(), MemoryCategory.TEMPORARY);
+    long pg = addr(gy), px = addr(x), pwt = addr(w), pm = addr(mean), pr = addr(rstd), pgx = addr(gx), ppw = k.ptr(pw), ppb = k.ptr(pb);
+    int perVector = x.dtype() == DType.BF16 ? 8 : 4;
+    k.launch("ln_vec_bwd_wb_" + vecName(x) + "_" + vpt, Dim3.of(blocks), Dim3.of(128), 2 * 4 * vpt * perVector * 32 * 4, (a, args) ->
+        args.i64(rows).i32(n).ptr(pg).ptr(px).ptr(pwt).ptr(pm).ptr(pr).ptr(pgx).ptr(ppw).ptr(ppb));
+    k.launch("layernorm_wb_final_f", Dim3.of((n + 255) / 256), Dim3.of(256), (a, args) ->
+        args.i32(n).i32(blocks).ptr(ppw).ptr(ppb).struct(targ(a, gw)).struct(targ(a, gb)));
+    pw.storage().release();
+    pb.storage().release();
   }
 
   /** gw = sum over rows of gy * xhat, gb = sum of gy: partial sums per chunk of rows, then one pass over the chunks. */

@@ -136,6 +136,75 @@ LN_VEC(bf16, true, 5) LN_VEC(bf16, true, 6) LN_VEC(bf16, true, 7) LN_VEC(bf16, t
 LN_VEC(f32, false, 1) LN_VEC(f32, false, 2) LN_VEC(f32, false, 3) LN_VEC(f32, false, 4)
 LN_VEC(f32, false, 5) LN_VEC(f32, false, 6) LN_VEC(f32, false, 7) LN_VEC(f32, false, 8)
 
+// The layer-norm backward in one pass over gy and x: gx as ln_vec_bwd above, and the weight gradients' partial
+// column sums over the block's rows, pw[block, c] = sum gy·xhat and pb[block, c] = sum gy (f32 [gridDim.x, n]), which
+// layernorm_wb_final then adds up in block order (deterministic). Each warp takes rows blockIdx.x·4 + warp, stepping
+// by gridDim.x·4, and adds its lanes' columns into its own slice of shared memory (S = VPT·E·32 floats per warp and
+// sum, slot (i·E + e)·32 + lane for column (lane + 32·i)·E + e, so a warp's accesses hit 32 banks; no two lanes share
+// a column, so no atomics); keeping those sums in registers instead doubled the registers per thread and halved the
+// warps per SM. The 4 warps' slices are combined at the end. Saves ln_wb_vec's second read of gy and x.
+template <bool BF, int VPT> __device__ void ln_vec_bwd_wb_impl(i64 rows, int n, const uint4* gy, const uint4* x, const uint4* w,
+                                                               const float* mean, const float* rstd, uint4* gx, float* pw, float* pb) {
+  extern __shared__ float red[];   // [2][4][S]: gw sums of the 4 warps, then gb sums
+  const int E = Vec<BF>::E, S = VPT * E * 32;
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nvec = n / E;
+  float* sw = red + warp * S;
+  float* sb = red + (4 + warp) * S;
+  for (int j = lane; j < S; j += 32) { sw[j] = 0.f; sb[j] = 0.f; }
+  __syncwarp();
+  for (i64 row = (i64)blockIdx.x * 4 + warp; row < rows; row += (i64)gridDim.x * 4) {
+    float mu = mean[row], rs = rstd[row];
+    float xh[VPT][E], g[VPT][E];
+    float sg = 0.f, sgx = 0.f;
+#pragma unroll
+    for (int i = 0; i < VPT; i++) {
+      int c = lane + i * 32;
+      if (c < nvec) {
+        Vec<BF>::unpack(x[row * nvec + c], xh[i]);
+        Vec<BF>::unpack(gy[row * nvec + c], g[i]);
+        float wv[E];
+        Vec<BF>::unpack(w[c], wv);
+#pragma unroll
+        for (int e = 0; e < E; e++) {
+          xh[i][e] = (xh[i][e] - mu) * rs;
+          sb[(i * E + e) * 32 + lane] += g[i][e];
+          sw[(i * E + e) * 32 + lane] += g[i][e] * xh[i][e];
+          g[i][e] *= wv[e];
+          sg += g[i][e];
+          sgx += g[i][e] * xh[i][e];
+        }
+      }
+    }
+    sg = warp_sum(sg) / (float)n;
+    sgx = warp_sum(sgx) / (float)n;
+#pragma unroll
+    for (int i = 0; i < VPT; i++) {
+      int c = lane + i * 32;
+      if (c >= nvec) continue;
+      float o[E];
+#pragma unroll
+      for (int e = 0; e < E; e++) o[e] = rs * (g[i][e] - sg - xh[i][e] * sgx);
+      gx[row * nvec + c] = Vec<BF>::pack(o);
+    }
+  }
+  __syncthreads();
+  for (int col = threadIdx.x; col < n; col += blockDim.x) {
+    int c = col / E, e = col - c * E, j = ((c >> 5) * E + e) * 32 + (c & 31);
+    pw[(i64)blockIdx.x * n + col] = (red[j] + red[S + j]) + (red[2 * S + j] + red[3 * S + j]);
+    pb[(i64)blockIdx.x * n + col] = (red[4 * S + j] + red[5 * S + j]) + (red[6 * S + j] + red[7 * S + j]);
+  }
+}
+
+#define LN_VEC_BWD_WB(NAME, BF, VPT)                                                                                            \
+  extern "C" __global__ void __launch_bounds__(128) ln_vec_bwd_wb_##NAME##_##VPT(i64 rows, int n, const uint4* gy, const uint4* x, \
+      const uint4* w, const float* mean, const float* rstd, uint4* gx, float* pw, float* pb) {                                   \
+    ln_vec_bwd_wb_impl<BF, VPT>(rows, n, gy, x, w, mean, rstd, gx, pw, pb);                                                     \
+  }
+LN_VEC_BWD_WB(bf16, true, 1) LN_VEC_BWD_WB(bf16, true, 2) LN_VEC_BWD_WB(bf16, true, 3) LN_VEC_BWD_WB(bf16, true, 4)
+LN_VEC_BWD_WB(bf16, true, 5) LN_VEC_BWD_WB(f32, false, 1) LN_VEC_BWD_WB(f32, false, 2) LN_VEC_BWD_WB(f32, false, 3)
+LN_VEC_BWD_WB(f32, false, 4) LN_VEC_BWD_WB(f32, false, 5) LN_VEC_BWD_WB(f32, false, 6) LN_VEC_BWD_WB(f32, false, 7)
+LN_VEC_BWD_WB(f32, false, 8)
+
 // Partial column sums for the layer-norm weight gradients (as layernorm_wb_partial in norm.cu), for
 // contiguous bf16/f32 rows: two columns per thread through one 4- or 8-byte load, rows unrolled so several
 // loads are in flight. Grid (ceil(n/512), chunks), block 256; n even. pw, pb: f32 [chunks, n].
@@ -254,6 +323,69 @@ SOFTMAX_DENSE(bb, u16, u16) SOFTMAX_DENSE(bf, u16, float) SOFTMAX_DENSE(fb, floa
 SOFTMAX_BWD_DENSE(bbb, u16, u16, u16) SOFTMAX_BWD_DENSE(fff, float, float, float) SOFTMAX_BWD_DENSE(bff, u16, float, float)
 SOFTMAX_BWD_DENSE(fbf, float, u16, float) SOFTMAX_BWD_DENSE(ffb, float, float, u16) SOFTMAX_BWD_DENSE(bbf, u16, u16, float)
 SOFTMAX_BWD_DENSE(bfb, u16, float, u16) SOFTMAX_BWD_DENSE(fbb, float, u16, u16)
+
+// Cross entropy over contiguous rows of n (a multiple of 8) bf16 or f32 logits with i64 targets in [0, n), one
+// block per row. Forward: lse[r] = log sum_c exp(x[r, c]) in f32 (the softmax kernel's pass 1) and
+// nll[r] = lse[r] - x[r, t_r], rounded once to the logits' type. Backward, in one pass over the logits:
+// gx[r, c] = (exp(x[r, c] - lse[r]) - [c == t_r]) * w[r]. A NaN in a row makes its lse, loss and gradient NaN.
+template <typename TX> __device__ void ce_fwd_impl(i64 rows, int n, const TX* x, const i64* t, TX* nll, float* lse) {
+  __shared__ float sm[32], ss[32];
+  int nv = n / 8;
+  for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
+    const TX* xr = x + r * n;
+    float m = -m_inf<float>(), s = 0.f;
+    bool nan = false;
+    for (int v = threadIdx.x; v < nv; v += blockDim.x) {
+      float f[8];
+      ld8(xr + v * 8, f);
+      float vm = -m_inf<float>();
+#pragma unroll
+      for (int j = 0; j < 8; j++) { nan |= m_isnan(f[j]); vm = fmaxf(vm, f[j]); }
+      if (vm == -m_inf<float>()) continue;
+      float e = 0.f;
+#pragma unroll
+      for (int j = 0; j < 8; j++) e += m_exp(f[j] - vm);
+      ms_merge(m, s, vm, e);
+    }
+    nan = __syncthreads_or(nan);
+    block_max_sum(m, s, sm, ss);
+    if (threadIdx.x == 0) {
+      float l = nan ? m_nan<float>() : m + m_log(s);
+      lse[r] = l;
+      st1(nll + r, l - ld1(xr + t[r]));
+    }
+  }
+}
+
+template <typename TX> __device__ void ce_bwd_impl(i64 rows, int n, const TX* x, const i64* t, const float* lse, const TX* w, TX* gx) {
+  int nv = n / 8;
+  for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
+    const TX* xr = x + r * n;
+    TX* gr = gx + r * n;
+    float l = lse[r], wr = ld1(w + r);
+    i64 tr = t[r];
+    for (int v = threadIdx.x; v < nv; v += blockDim.x) {
+      float f[8];
+      ld8(xr + v * 8, f);
+#pragma unroll
+      for (int j = 0; j < 8; j++) f[j] = (m_exp(f[j] - l) - ((i64)v * 8 + j == tr ? 1.f : 0.f)) * wr;
+      st8(gr + v * 8, f);
+    }
+  }
+}
+
+extern "C" __global__ void ce_fwd_b(i64 rows, int n, const void* x, const i64* t, void* nll, float* lse) {
+  ce_fwd_impl<u16>(rows, n, (const u16*)x, t, (u16*)nll, lse);
+}
+extern "C" __global__ void ce_fwd_f(i64 rows, int n, const void* x, const i64* t, void* nll, float* lse) {
+  ce_fwd_impl<float>(rows, n, (const float*)x, t, (float*)nll, lse);
+}
+extern "C" __global__ void ce_bwd_b(i64 rows, int n, const void* x, const i64* t, const float* lse, const void* w, void* gx) {
+  ce_bwd_impl<u16>(rows, n, (const u16*)x, t, lse, (const u16*)w, (u16*)gx);
+}
+extern "C" __global__ void ce_bwd_f(i64 rows, int n, const void* x, const i64* t, const float* lse, const void* w, void* gx) {
+  ce_bwd_impl<float>(rows, n, (const float*)x, t, lse, (const float*)w, (float*)gx);
+}
 
 // The sum of all n elements of a contiguous bf16 or f32 tensor, first stage: each block adds a grid-stride share
 // into one partial (float, or double for an f64 result); the host then reduces the partials with reduce_rows.
