@@ -264,11 +264,6 @@ final class CudaKernels implements Kernels, AutoCloseable {
 
   @Override public void matmul(Tensor a, Tensor b, Tensor out, boolean accumulate) { matmul.matmul(a, b, out, accumulate); }
 
-  @Override public void linearWeightGrad(Tensor g, Tensor x, Tensor gw, Tensor gb) {
-    if (gb == null || !matmul.linearWeightGrad(g, x, gw, gb, () -> Kernels.super.linearWeightGrad(g, x, gw, gb)))
-      Kernels.super.linearWeightGrad(g, x, gw, gb);
-  }
-
   @Override public void matmulBias(Tensor a, Tensor b, Tensor bias, Tensor out) {
     if (!matmul.matmulBias(a, b, bias, out)) Kernels.super.matmulBias(a, b, bias, out);
   }

@@ -14,7 +14,6 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
-import java.util.List;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -177,58 +176,9 @@ final class CudaMatmul implements AutoCloseable {
   }
 
   /**
-   * A linear layer's weight and bias gradients in one cuBLASLt call: gw[O, I] = gᵀ[O, R]·x[R, I] with the BGRADB
-   * epilogue writing gb[O] = Σ_rows g. In the column-major problem D = gwᵀ = x^(col) · (g^(col))ᵀ, cuBLASLt's B is
-   * g and its k dimension the rows, so BGRADB's sum of B over k is the column sum of g, one value per column of D
-   * (per output feature). Saves the separate column-sum pass over g, but cuBLASLt's epilogue kernels can be slower
-   * GEMMs (measured on an H200: faster for GPT-2 medium's layers, slower for ViT-H's), so the first call of each
-   * shape times both ways on its own buffers ({@code composed}: the GEMM and the column sum) and keeps the faster.
-   * False when the operands do not fit (2-D, one dtype, gw row-major, gb contiguous and 16-byte aligned), cuBLASLt
-   * has no algorithm, or the composed way was faster: the caller composes.
-   */
-  boolean linearWeightGrad(Tensor g, Tensor x, Tensor gw, Tensor gb, Runnable composed) {
-    if (g.rank() != 2 || x.rank() != 2 || gw.rank() != 2 || gb.rank() != 1) return false;
-    Tensor gT = g.view(Shape.of(g.size(1), g.size(0)), new long[] {g.stride(1), g.stride(0)}, g.offset());
-    // the epilogue's kernels are not always the fastest GEMMs: measured once per shape against GEMM + column sum
-    List<Long> key = List.of((long) g.size(0), (long) x.size(1), (long) g.size(1), (long) g.dtype().ordinal());
-    Boolean fused = biasGradChoice.get(key);
-    if (fused == null) {
-      boolean[] ran = {false};
-      float withEpilogue = medianMillis(() -> ran[0] = epilogueMatmul(gT, x, gw, gb, gw.size(0), CublasLt.EPILOGUE_BGRADB));
-      fused = ran[0] && withEpilogue < medianMillis(composed);
-      biasGradChoice.put(key, fused);
-    }
-    return fused && epilogueMatmul(gT, x, gw, gb, gw.size(0), CublasLt.EPILOGUE_BGRADB);
-  }
-
-  /** Which of the two ways of a linear layer's weight and bias gradients measured faster, per (rows, in, out, dtype). */
-  private final java.util.Map<List<Long>, Boolean> biasGradChoice = new java.util.HashMap<>();
-
-  /** The median of three event-timed runs of {@code work} on the backend's stream, after one warm-up run. */
-  private float medianMillis(Runnable work) {
-    var d = k.backend().driver();
-    long stream = k.backend().stream(), start = d.eventCreate(), end = d.eventCreate();
-    try {
-      work.run();
-      float[] ms = new float[3];
-      for (int r = 0; r < ms.length; r++) {
-        d.eventRecord(start, stream);
-        work.run();
-        d.eventRecord(end, stream);
-        d.eventSynchronize(end);
-        ms[r] = d.elapsedMillis(start, end);
-      }
-      Arrays.sort(ms);
-      return ms[1];
-    } finally {
-      d.eventDestroy(start);
-      d.eventDestroy(end);
-    }
-  }
-
-  /**
-   * out[M, N] = a[M, K]·b[K, N] with a vector epilogue (a bias added, or a bias gradient written) of {@code vecLen}
-   * elements at {@code vec}: one dtype for all, out with row-major rows, vec contiguous and 16-byte aligned.
+   * out[M, N] = a[M, K]·b[K, N] with a vector epilogue (a bias added) of {@code vecLen} elements at {@code vec}: one
+   * dtype for all, out with row-major rows, vec contiguous and 16-byte aligned. (The bias-gradient epilogue BGRADB for
+   * the backward was measured on an H200 and dropped: its GEMMs ran 10–25% slower than plain ones plus the column sum.)
    */
   private boolean epilogueMatmul(Tensor a, Tensor b, Tensor out, Tensor vec, long vecLen, int epilogue) {
     DType t = out.dtype();

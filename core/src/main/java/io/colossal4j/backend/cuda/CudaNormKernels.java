@@ -96,7 +96,7 @@ final class CudaNormKernels {
     k.launch("colsum_vec_" + vecName(x), Dim3.of(colBlocks, chunks), Dim3.of(256), (a, args) ->
         args.i64(rows).i32(cols).i64(rowsPerChunk).ptr(px).ptr(pp));
     Tensor flat = out.view(Shape.of(cols), new long[] {1}, out.offset());
-    k.launch("layernorm_wb_final_f", Dim3.of((cols + 255) / 256), Dim3.of(256), (a, args) ->
+    k.launch("wb_final_wide_f", Dim3.of((cols + 31) / 32), Dim3.of(256), (a, args) ->
         args.i32(cols).i32(chunks).ptr(pp).ptr(pp).struct(targ(a, null)).struct(targ(a, flat)));
     part.storage().release();
     return true;
@@ -334,7 +334,7 @@ final class CudaNormKernels {
 
   /**
    * gx, gw and gb in one pass over gy and x (ln_vec_bwd_wb: a block's rows into per-block partial column sums), then
-   * layernorm_wb_final over the blocks. Four blocks per SM at most, each of 4 warps with 2·4·S floats of shared memory
+   * wb_final_wide over the blocks. Four blocks per SM at most, each of 4 warps with 2·4·S floats of shared memory
    * (S = vpt·E·32 columns per warp, E = 8 bf16 or 4 f32 per vector: at most 40 KiB here).
    */
   private void backwardWithWeightGrads(long rows, int n, int vpt, Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor gx,
@@ -346,7 +346,7 @@ final class CudaNormKernels {
     int perVector = x.dtype() == DType.BF16 ? 8 : 4;
     k.launch("ln_vec_bwd_wb_" + vecName(x) + "_" + vpt, Dim3.of(blocks), Dim3.of(128), 2 * 4 * vpt * perVector * 32 * 4, (a, args) ->
         args.i64(rows).i32(n).ptr(pg).ptr(px).ptr(pwt).ptr(pm).ptr(pr).ptr(pgx).ptr(ppw).ptr(ppb));
-    k.launch("layernorm_wb_final_f", Dim3.of((n + 255) / 256), Dim3.of(256), (a, args) ->
+    k.launch("wb_final_wide_f", Dim3.of((n + 31) / 32), Dim3.of(256), (a, args) ->
         args.i32(n).i32(blocks).ptr(ppw).ptr(ppb).struct(targ(a, gw)).struct(targ(a, gb)));
     pw.storage().release();
     pb.storage().release();

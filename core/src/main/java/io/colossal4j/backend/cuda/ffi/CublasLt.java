@@ -26,7 +26,7 @@ public final class CublasLt {
   public static final int PREF_MAX_WORKSPACE_BYTES = 1;
   public static final int OP_N = 0, OP_T = 1;
   // cublasLtEpilogue_t
-  public static final int EPILOGUE_DEFAULT = 1, EPILOGUE_BIAS = 4, EPILOGUE_GELU = 32, EPILOGUE_GELU_BIAS = 36, EPILOGUE_BGRADB = 512;
+  public static final int EPILOGUE_DEFAULT = 1, EPILOGUE_BIAS = 4, EPILOGUE_GELU = 32, EPILOGUE_GELU_BIAS = 36;
   /** sizeof(cublasLtMatmulHeuristicResult_t): algo (8 x u64), workspaceSize, state, wavesCount, reserved[4]. */
   public static final long HEURISTIC_RESULT_BYTES = 96;
 

@@ -211,6 +211,26 @@ template <typename A> __device__ void layernorm_wb_final_impl(int n, int chunks,
 extern "C" __global__ void layernorm_wb_final_f(int n, int chunks, const float* pw, const float* pb, TArg gw, TArg gb) {
   layernorm_wb_final_impl<float>(n, chunks, pw, pb, gw, gb);
 }
+// The same sums when there are many chunks (hundreds of per-block partials): a block of 8 warps per 32 columns,
+// lane = column (128-byte reads), warp w adding chunks w, w + 8, ... and the 8 warp sums then added in warp order, so
+// the result does not depend on timing. The one-thread-per-column kernel above walks all chunks serially.
+extern "C" __global__ void wb_final_wide_f(int n, int chunks, const float* pw, const float* pb, TArg gw, TArg gb) {
+  __shared__ float sw[8][32], sb[8][32];
+  int lane = threadIdx.x & 31, w = threadIdx.x >> 5, c = blockIdx.x * 32 + lane;
+  float aw = 0.f, ab = 0.f;
+  if (c < n)
+    for (int k = w; k < chunks; k += 8) { aw += pw[(i64)k * n + c]; ab += pb[(i64)k * n + c]; }
+  sw[w][lane] = aw;
+  sb[w][lane] = ab;
+  __syncthreads();
+  if (w != 0 || c >= n) return;
+  aw = 0.f;
+  ab = 0.f;
+#pragma unroll
+  for (int k = 0; k < 8; k++) { aw += sw[k][lane]; ab += sb[k][lane]; }
+  if (gw.p) store<float>((void*)gw.p, gw.dt, gw.off + c * gw.stride, aw);
+  if (gb.p) store<float>((void*)gb.p, gb.dt, gb.off + c * gb.stride, ab);
+}
 extern "C" __global__ void layernorm_wb_final_d(int n, int chunks, const double* pw, const double* pb, TArg gw, TArg gb) {
   layernorm_wb_final_impl<double>(n, chunks, pw, pb, gw, gb);
 }
