@@ -46,8 +46,9 @@ public final class Norm {
     boolean gx = x.requiresGrad(), gw = w != null && w.requiresGrad(), gb = b != null && b.requiresGrad();
     return Autograd.recordSaving("layer_norm", y, Autograd.saving(xd, wd, mean, rstd), g -> {
       Tensor dx = gx ? OpSupport.emptyLike(xd) : null;
-      Tensor dw = gw ? OpSupport.emptyLike(wd) : null;
-      Tensor db = gb ? OpSupport.emptyLike(bd) : null;
+      // straight into the parameters' gradients when they have none yet (no copy at accumulation)
+      Tensor dw = gw ? OpSupport.gradientFor(w, wd.shape(), wd.dtype(), wd.backend()) : null;
+      Tensor db = gb ? OpSupport.gradientFor(b, bd.shape(), bd.dtype(), bd.backend()) : null;
       // the kernel always writes gx; give it a scratch buffer when x needs no gradient
       g.backend().kernels().layerNormBackward(Conv.dense(g), xd, wd, mean, rstd, dx != null ? dx : OpSupport.emptyLike(xd), dw, db);
       return new Tensor[] {dx, dw, db};

@@ -91,4 +91,17 @@ class FreshGradientTest {
     for (int i = 0; i < a.length; i++) a[i] += c[i];
     assertArrayEquals(a, w.grad().toDoubleArray());
   }
+
+  @Test void layerNormParametersGetTheirGradientsWithoutACopyAndTheSameValues() {
+    Tensor x = ints(6, 8), w = ints(8).requiresGrad(true), b = ints(8).requiresGrad(true), weights = ints(6, 8);
+    Autograd.backward(Reduce.sum(Arith.mul(io.colossal4j.ops.Norm.layerNorm(x, w, b, 1e-5), weights)));
+    double[] freshW = w.grad().toDoubleArray(), freshB = b.grad().toDoubleArray();
+    assertEquals(MemoryCategory.GRADIENT, w.grad().storage().category());
+    // the same backward into existing (lazily zeroed) gradients: the copy path, bit for bit the same values
+    w.zeroGradLazily();
+    b.zeroGradLazily();
+    Autograd.backward(Reduce.sum(Arith.mul(io.colossal4j.ops.Norm.layerNorm(x, w, b, 1e-5), weights)));
+    assertArrayEquals(freshW, w.grad().toDoubleArray());
+    assertArrayEquals(freshB, b.grad().toDoubleArray());
+  }
 }

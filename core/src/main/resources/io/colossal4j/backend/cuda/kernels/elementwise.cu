@@ -9,18 +9,17 @@
 template <typename A> __device__ __forceinline__ A sigmoid_of(A x) {
   return x >= (A)0 ? (A)1 / ((A)1 + m_exp(-x)) : m_exp(x) / ((A)1 + m_exp(x));
 }
-// In float the hardware's exponential and reciprocal (ex2.approx, rcp.approx: a few ulp), no branch: 1/(1 + e^-x)
-// keeps its relative accuracy for x -> -inf too (1 over a huge number; 0 once e^-x overflows), and the warp never
-// splits over the sign of x. GELU-tanh, SiLU and their backwards are bound by these few instructions per element.
-template <> __device__ __forceinline__ float sigmoid_of(float x) { return __fdividef(1.0f, 1.0f + __expf(-x)); }
+// In float one exponential and a correctly rounded reciprocal, no branch: 1/(1 + e^-x) keeps its relative accuracy
+// for x -> -inf too (the quotient of 1 by a huge number), and the warp never splits over the sign of x. (The
+// hardware's ex2.approx/rcp.approx versions were faster but broke the 4-ulp bound of SIGMOID, KernelConformance.)
+template <> __device__ __forceinline__ float sigmoid_of(float x) { return __frcp_rn(1.0f + expf(-x)); }
 
 // The standard normal cdf and pdf, Phi(x) and phi(x), for GELU (x Phi(x)) and its derivative (Phi + x phi).
 // double: from erfc and exp. float: erfc(a) = t Q(t) e^{-a^2} with a = |x|/sqrt(2), t = 1/(1 + a/2) and Q a degree-8
 // fit (scripts/fit_gelu_erfc.py: 5.1e-8 relative over a in [0, 10]); a^2 is split exactly by an FMA (a^2 = h + l)
-// and e^{-a^2} = e^{-h}(1 - l), phi(x) = e^{-a^2}/sqrt(2 pi) reusing it; e^{-h} and 1/(1 + a/2) from the hardware's
-// approximations. Relative error of Phi below 2e-6 for x >= -5 and 1.5e-5 in the far tail, where the rounding of
-// x/sqrt(2) itself dominates (as it did with erfcf); GELU's absolute error stays below 2e-7 (emulated in float
-// against mpmath over [-13, 6]). Branch-free: Phi(x) = erfc(a)/2 for x < 0, 1 - erfc(a)/2 otherwise; a is capped at
+// and e^{-a^2} = e^{-h}(1 - l), phi(x) = e^{-a^2}/sqrt(2 pi) reusing it (expf and a correctly rounded reciprocal:
+// the hardware's approximations would not keep GELU's 6-ulp bound). In the far tail the rounding of x/sqrt(2) itself
+// dominates, as it did with erfcf. Branch-free: Phi(x) = erfc(a)/2 for x < 0, 1 - erfc(a)/2 otherwise; a is capped at
 // 10 (erfc(10) = 2e-45).
 __device__ __forceinline__ void normal_cdf_pdf(double x, double& cdf, double& pdf) {
   cdf = 0.5 * erfc(x * -0.7071067811865476);
@@ -28,7 +27,7 @@ __device__ __forceinline__ void normal_cdf_pdf(double x, double& cdf, double& pd
 }
 __device__ __forceinline__ void normal_cdf_pdf(float x, float& cdf, float& pdf) {
   float a = fminf(fabsf(x) * 0.70710678118654752f, 10.0f);
-  float t = __fdividef(1.0f, fmaf(0.5f, a, 1.0f));
+  float t = __frcp_rn(fmaf(0.5f, a, 1.0f));
   float q = -5.886369941e-02f;
   q = fmaf(q, t, 2.836082495e-01f);
   q = fmaf(q, t, -4.852770731e-01f);
@@ -39,7 +38,7 @@ __device__ __forceinline__ void normal_cdf_pdf(float x, float& cdf, float& pdf) 
   q = fmaf(q, t, 2.823588547e-01f);
   q = fmaf(q, t, 2.820872797e-01f);
   float h = a * a, l = fmaf(a, a, -h);
-  float e = __expf(-h) * (1.0f - l);
+  float e = expf(-h) * (1.0f - l);
   float half_erfc = 0.5f * t * q * e;
   cdf = x < 0.0f ? half_erfc : 1.0f - half_erfc;
   pdf = 0.39894228040143268f * e;
