@@ -16,18 +16,17 @@ import jdk.incubator.vector.VectorSpecies;
  *       underflow goes gradually to 0, NaN propagates.</li>
  *   <li>{@link #tanh}: ≤ 3 ulp. |x| &lt; 0.625: x·P(x²), a degree-5 fit of tanh(x)/x (fit error 4e-9);
  *       beyond: 1 − 2/(e^{2|x|} + 1), where no cancellation remains.</li>
- *   <li>{@link #normalCdf} Φ(x), one branch for every x: Φ(−u) = e^{−u²/2}·R(t), t = 1/(1 + 0.26u), u = |x|, and
- *       Φ(x) = 1 − Φ(−x) for x ≥ 0. R, a degree-9 polynomial in t, fits erfcx(u/√2)/2 over u ∈ [0, 13.22]
- *       (5.4e-9 relative; {@code scripts/fit_normal_tail.py}, which also prints the coefficients below). Every
- *       step keeps relative accuracy in the left tail: u² is split exactly into h + l by an FMA and l enters the
- *       exponential's reduced argument (a rounded u² would cost up to 2u²·2^-24 relative, 16 ulp at u = 4); the
- *       rounding of t is measured exactly with two FMAs and corrected to first order, R·(1 + S(t)·δ) with
- *       S = dlnR/dlnt ≈ 0.707 + 2.271t (uncorrected it costs up to 5.6 ulp of R near u = 0, where S = 3.07; with
- *       it R is within 2.4 ulp in emulated f32). Below x = −13.22 e^{−x²/2} leaves the normal f32 range and is 0.
- *       {@link #gelu} = x·Φ(x): ≤ 6 ulp wherever it is a normal f32 (measured 3.4 on every 2^-12 of [−16, 16]),
- *       0 below −13.22 (the exact value is under 5e-39 there). Its derivative Φ + x·φ, from the same
- *       e^{−x²/2}: ≤ 6 ulp + 4·2^-24·(Φ + |x|φ), the rounding of the two terms it cancels for x &lt; 0, and it
- *       loses x·φ ≤ 6.3e-38 where the exponential is 0. No branch: every lane runs the same ~50 operations.</li>
+ *   <li>{@link #normalCdf} Φ(x), one branch for every x: Φ(−u) = e^{−u²/2}·R(t), t = 1/(1 + 0.47u), u = |x|, and
+ *       Φ(x) = 1 − Φ(−x) for x ≥ 0. R, a degree-11 polynomial in t, fits erfcx(u/√2)/2 over u ∈ [0, 13.22]
+ *       (5.8e-9 relative; {@code scripts/fit_normal_tail.py}, which prints the coefficients below and explains the
+ *       choice of 0.47: the rounding of t costs dlnR/dlnt = 0.798/0.47 times its own error near u = 0, and R in f32
+ *       arithmetic stays within 3.9 ulp). The left tail keeps its relative accuracy: u² is split exactly into
+ *       h + l by an FMA and l enters the exponential's reduced argument (a rounded u² would cost up to
+ *       2u²·2^-24 relative, 16 ulp at u = 4). Below x = −13.22 e^{−x²/2} leaves the normal f32 range and is 0.
+ *       {@link #gelu} = x·Φ(x): ≤ 6 ulp wherever it is a normal f32, 0 below −13.22 (the exact value is under
+ *       5e-39 there). Its derivative Φ + x·φ, from the same e^{−x²/2}: ≤ 6 ulp + 4·2^-24·(Φ + |x|φ), the
+ *       rounding of the two terms it cancels for x &lt; 0, and it loses x·φ ≤ 6.3e-38 where the exponential is 0.
+ *       No branch and no clamp: every lane runs the same ~40 operations.</li>
  *   <li>{@link #erf}: ≤ 4 ulp (measured 2.3). |x| &lt; 1: x·P(x²), a degree-6 fit of erf(x)/x (fit error 1.2e-9 relative);
  *       beyond: 1 − erfc(|x|) with erfc(a) = 2Φ(−a√2) as above (e^{−a²} again from the exact split of a²);
  *       erfc is ≤ 0.16 there, so its error reaches the result reduced.</li>
@@ -170,24 +169,20 @@ final class VMath {
   }
 
   private static final float SQRT2 = 1.4142135623730951f;
-  private static final float TAIL_Q = 0.26f;
-  private static final float TAIL_SA = 0.70729035f, TAIL_SB = 2.2711232f;
-  private static final float R0 = -7.071092e-06f, R1 = 0.1039049f, R2 = 0.10172851f, R3 = 0.10942482f, R4 = 0.031361286f,
-      R5 = 0.19984786f, R6 = -0.20050412f, R7 = 0.29076296f, R8 = -0.17042953f, R9 = 0.033910386f;
+  private static final float TAIL_Q = 0.47f;
+  private static final float R0 = -2.51454e-06f, R1 = 0.187586f, R2 = 0.18632011f, R3 = 0.15557066f, R4 = 0.016254691f,
+      R5 = 0.11282142f, R6 = -0.35970712f, R7 = 0.15939648f, R8 = 0.24524742f, R9 = -0.33869478f, R10 = 0.1657944f,
+      R11 = -0.030586775f;
 
   /**
-   * erfcx(u/√2)/2 = e^{u²/2}·Φ(−u) for u ≥ 0 (NaN gives NaN): R(t) with t = 1/(1 + 0.26u), corrected for the
-   * rounding of t (class comment). u is clamped to 16, past the fitted range [0, 13.22], where callers multiply
-   * by an exponential that is 0, so the value there only needs to be finite.
+   * erfcx(u/√2)/2 = e^{u²/2}·Φ(−u) for u ≥ 0: R(t), t = 1/(1 + 0.47u) (class comment). NaN gives NaN; u = +inf
+   * gives R(0), finite, which callers multiply by an exponential that is 0 there.
    */
   private static FloatVector halfErfcxOverRoot2(FloatVector u) {
-    FloatVector one = FloatVector.broadcast(S, 1f);
-    u = u.min(16f);
-    FloatVector d = u.fma(TAIL_Q, 1f);
-    FloatVector t = one.div(d), nt = t.neg();
-    FloatVector eps = u.fma(FloatVector.broadcast(S, TAIL_Q), one.sub(d));     // (1 + Q·u) − d: 1 − d is exact
-    FloatVector dl = nt.fma(eps, nt.fma(d, one));                              // 1/(1 + Q·u) = t·(1 + dl) + O(2^-48)
-    FloatVector r = FloatVector.broadcast(S, R9);
+    FloatVector t = FloatVector.broadcast(S, 1f).div(u.fma(TAIL_Q, 1f));
+    FloatVector r = FloatVector.broadcast(S, R11);
+    r = r.fma(t, FloatVector.broadcast(S, R10));
+    r = r.fma(t, FloatVector.broadcast(S, R9));
     r = r.fma(t, FloatVector.broadcast(S, R8));
     r = r.fma(t, FloatVector.broadcast(S, R7));
     r = r.fma(t, FloatVector.broadcast(S, R6));
@@ -196,8 +191,7 @@ final class VMath {
     r = r.fma(t, FloatVector.broadcast(S, R3));
     r = r.fma(t, FloatVector.broadcast(S, R2));
     r = r.fma(t, FloatVector.broadcast(S, R1));
-    r = r.fma(t, FloatVector.broadcast(S, R0));
-    return r.mul(t.fma(TAIL_SB, TAIL_SA)).fma(dl, r);                          // R(t·(1 + dl)) to first order
+    return r.fma(t, FloatVector.broadcast(S, R0));
   }
 
   /**
