@@ -72,6 +72,17 @@ final class CudaTestSupport {
   static Tensor like(Tensor base, Tensor view) { return base.view(view.shape(), view.strides(), view.offset()); }
 
   /** An output pair: CPU and GPU tensors of the shape, the GPU one filled with NaN (or a sentinel) so unwritten elements fail. */
+  /** Every element of got within relTol × max|ref| of ref (a tolerance relative to the tensor's scale), else a failure naming it. */
+  static void nearScaled(String what, Tensor ref, Tensor got, double relTol) {
+    double[] r = ref.toDoubleArray(), g = got.toDoubleArray();
+    assertEquals(r.length, g.length, what + ": size");
+    double scale = 0;
+    for (double x : r) scale = Math.max(scale, Math.abs(x));
+    for (int i = 0; i < r.length; i++)
+      if (!(Math.abs(r[i] - g[i]) <= relTol * scale))
+        fail(what + ": element " + i + " expected " + r[i] + " got " + g[i] + " (tolerance " + relTol + " x max|ref| " + scale + ")");
+  }
+
   static Tensor[] outputs(Shape shape, DType dtype) {
     Tensor c = Tensor.empty(shape, dtype, CPU);
     Tensor g = Tensor.empty(shape, dtype, gpu());

@@ -1,11 +1,11 @@
 package io.colossal4j.backend.cuda;
 
 import static io.colossal4j.backend.cuda.CudaTestSupport.gpu;
+import static io.colossal4j.backend.cuda.CudaTestSupport.nearScaled;
 import static io.colossal4j.backend.cuda.CudaTestSupport.random;
 import static io.colossal4j.backend.cuda.CudaTestSupport.toGpu;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
 
 import io.colossal4j.backend.FusedAttention.Spec;
 import io.colossal4j.tensor.DType;
@@ -46,9 +46,9 @@ class CudnnAttentionTest {
         String[] names = {"out", "lse", "dq", "dk", "dv"};
         // both round P and dS to the 16-bit type before their products and accumulate in f32; they differ in
         // summation order and in where the rounding of P happens, a few 16-bit ulps of the largest value (1e-2)
-        for (int i = 0; i < names.length; i++) near(c + " " + names[i], b[i], a[i], 1e-2);
+        for (int i = 0; i < names.length; i++) nearScaled(c + " " + names[i], b[i], a[i], 1e-2);
         // our backward from cuDNN's forward: the shared log-sum-exp means the same thing
-        for (int i = 2; i < names.length; i++) near(c + " mixed " + names[i], b[i], mixed[i], 1e-2);
+        for (int i = 2; i < names.length; i++) nearScaled(c + " mixed " + names[i], b[i], mixed[i], 1e-2);
         long[] calls = cudnn.calls();
         assertEquals(0, calls[1], c + ": fell back to our kernel: " + cudnn.refusal(""));
       }
@@ -88,13 +88,4 @@ class CudnnAttentionTest {
     return new Tensor[] {o, lse, gq, gk, gv};
   }
 
-  private static void near(String what, Tensor ref, Tensor got, double relTol) {
-    double[] r = ref.toDoubleArray(), g = got.toDoubleArray();
-    assertEquals(r.length, g.length, what + ": size");
-    double scale = 0;
-    for (double x : r) scale = Math.max(scale, Math.abs(x));
-    for (int i = 0; i < r.length; i++)
-      if (!(Math.abs(r[i] - g[i]) <= relTol * scale))
-        fail(what + ": element " + i + " expected " + r[i] + " got " + g[i] + " (tolerance " + relTol + " x max|ref| " + scale + ")");
-  }
 }

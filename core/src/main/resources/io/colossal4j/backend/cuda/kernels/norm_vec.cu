@@ -246,27 +246,36 @@ extern "C" __global__ void ln_wb_vec_f32(i64 rows, int n, i64 rpc, const void* g
 // 8 values per thread step through 16-byte loads (ld8/st8 of elementwise_vec.cu). Pass 1 keeps a running
 // (max, sum of exp) per thread, one exp per value; pass 2 writes. A NaN anywhere makes the row NaN and a row
 // of -inf gives NaN, as the generic kernel (norm.cu) and the reference do.
+// Pass 1 over one row of nv 8-value vectors: the block's (max, sum of exp) in every thread; returns whether the row
+// has a NaN. Uses sm/ss (32 floats each) as the block reduction's scratch.
+template <typename TX> __device__ __forceinline__ bool row_max_sum(const TX* xr, int nv, float& m, float& s, float* sm, float* ss) {
+  m = -m_inf<float>();
+  s = 0.f;
+  bool nan = false;
+  for (int v = threadIdx.x; v < nv; v += blockDim.x) {
+    float f[8];
+    ld8(xr + v * 8, f);
+    float vm = -m_inf<float>();
+#pragma unroll
+    for (int j = 0; j < 8; j++) { nan |= m_isnan(f[j]); vm = fmaxf(vm, f[j]); }
+    if (vm == -m_inf<float>()) continue;
+    float t = 0.f;
+#pragma unroll
+    for (int j = 0; j < 8; j++) t += m_exp(f[j] - vm);
+    ms_merge(m, s, vm, t);
+  }
+  nan = __syncthreads_or(nan);
+  block_max_sum(m, s, sm, ss);
+  return nan;
+}
+
 template <typename TX, typename TO> __device__ void softmax_dense_impl(i64 rows, int n, int logMode, const TX* x, TO* out) {
   __shared__ float sm[32], ss[32];
   int nv = n / 8;
   for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
     const TX* xr = x + r * n;
-    float m = -m_inf<float>(), s = 0.f;
-    bool nan = false;
-    for (int v = threadIdx.x; v < nv; v += blockDim.x) {
-      float f[8];
-      ld8(xr + v * 8, f);
-      float vm = -m_inf<float>();
-#pragma unroll
-      for (int j = 0; j < 8; j++) { nan |= m_isnan(f[j]); vm = fmaxf(vm, f[j]); }
-      if (vm == -m_inf<float>()) continue;
-      float t = 0.f;
-#pragma unroll
-      for (int j = 0; j < 8; j++) t += m_exp(f[j] - vm);
-      ms_merge(m, s, vm, t);
-    }
-    nan = __syncthreads_or(nan);
-    block_max_sum(m, s, sm, ss);
+    float m, s;
+    bool nan = row_max_sum(xr, nv, m, s, sm, ss);
     float logSum = m_log(s);
     TO* orow = out + r * n;
     for (int v = threadIdx.x; v < nv; v += blockDim.x) {
@@ -333,22 +342,8 @@ template <typename TX> __device__ void ce_fwd_impl(i64 rows, int n, const TX* x,
   int nv = n / 8;
   for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
     const TX* xr = x + r * n;
-    float m = -m_inf<float>(), s = 0.f;
-    bool nan = false;
-    for (int v = threadIdx.x; v < nv; v += blockDim.x) {
-      float f[8];
-      ld8(xr + v * 8, f);
-      float vm = -m_inf<float>();
-#pragma unroll
-      for (int j = 0; j < 8; j++) { nan |= m_isnan(f[j]); vm = fmaxf(vm, f[j]); }
-      if (vm == -m_inf<float>()) continue;
-      float e = 0.f;
-#pragma unroll
-      for (int j = 0; j < 8; j++) e += m_exp(f[j] - vm);
-      ms_merge(m, s, vm, e);
-    }
-    nan = __syncthreads_or(nan);
-    block_max_sum(m, s, sm, ss);
+    float m, s;
+    bool nan = row_max_sum(xr, nv, m, s, sm, ss);
     if (threadIdx.x == 0) {
       float l = nan ? m_nan<float>() : m + m_log(s);
       lse[r] = l;
