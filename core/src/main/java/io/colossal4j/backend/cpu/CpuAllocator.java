@@ -35,6 +35,8 @@ final class CpuAllocator {
   private long cached;
   private long outstanding;
   private long gcThreshold = GC_BASE_THRESHOLD;
+  private long requests;
+  private long fromOs;
 
   private record Block(Arena arena, MemorySegment segment, long size) {}
 
@@ -56,6 +58,8 @@ final class CpuAllocator {
       ArrayDeque<Block> list = free.get(size);
       block = list == null ? null : list.poll();
       if (block != null) cached -= size;
+      else fromOs++;
+      requests++;
       outstanding += size;
       long now = current.merge(category, size, Long::sum);
       peak.merge(category, now, Math::max);
@@ -116,6 +120,9 @@ final class CpuAllocator {
   }
 
   private static long roundUp(long v, long m) { return (v + m - 1) / m * m; }
+
+  /** Storages handed out so far, and how many of them needed a new block from the OS (no cached one of their size). */
+  synchronized long[] counts() { return new long[] {requests, fromOs}; }
 
   synchronized MemoryStats stats() {
     return new MemoryStats(current, peak, cached, capBytes);

@@ -104,6 +104,20 @@ public final class CpuBackend implements Backend {
   /** Bytes the step arena handed out from blocks freed earlier in their step, over the backend's life. */
   public long stepArenaReusedBytes() { return stepArena.reusedBytes(); }
 
+  /** Storages the step arena handed out over the backend's life (one per activation or temporary of a step). */
+  public long stepArenaAllocations() { return stepArena.allocations(); }
+
+  /**
+   * Storages the caching allocator (everything outside the step arena) has handed out so far: {@code requests}, of
+   * which {@code fromOs} needed new memory from the OS because no cached block of their size was free.
+   */
+  public record HostAllocations(long requests, long fromOs) {}
+
+  public HostAllocations hostAllocations() {
+    long[] c = allocator.counts();
+    return new HostAllocations(c[0], c[1]);
+  }
+
   @Override public MemoryStats memoryStats() { return allocator.stats(); }
 
   /** Frees the cached (unused) blocks. */

@@ -42,6 +42,7 @@ final class StepArena {
   private long inUse;
   private boolean resetting;
   private long reusedBytes;
+  private long allocations;
 
   CpuStorage allocate(Backend backend, long bytes, MemoryCategory category) {
     long size = Math.max(ALIGN, (bytes + ALIGN - 1) / ALIGN * ALIGN);
@@ -50,6 +51,7 @@ final class StepArena {
     else pos = bump(size);
     MemorySegment seg = chunks.get(chunkOf(pos)).asSlice(offsetOf(pos), bytes);
     inUse += size;
+    allocations++;
     peak = Math.max(peak, inUse);
     long at = pos;
     CpuStorage s = new CpuStorage(backend, bytes, category, seg, () -> giveBack(at, size));
@@ -111,6 +113,9 @@ final class StepArena {
 
   /** Bytes handed out from freed blocks rather than fresh bump memory, over the arena's life (for tests). */
   long reusedBytes() { return reusedBytes; }
+
+  /** Storages handed out over the arena's life. */
+  long allocations() { return allocations; }
 
   /** Free blocks right now (for tests). */
   int freeBlocks() { return free.count(); }

@@ -36,8 +36,13 @@ final class AttentionKernel implements FusedAttention {
   private static final int L = S.length();
 
   private final CpuParallel par;
+  private final ScratchPool scratch;
 
-  AttentionKernel(CpuParallel par) { this.par = par; }
+  /** Per-task matrices come from {@code scratch} (zeroed, as fresh arrays were) and go back when the task ends. */
+  AttentionKernel(CpuParallel par, ScratchPool scratch) {
+    this.par = par;
+    this.scratch = scratch;
+  }
 
   @Override public boolean supports(Tensor q, Tensor k, Tensor v, Tensor bias, Spec spec) {
     if (bias != null || spec.dropoutP() > 0) return false;
@@ -84,8 +89,9 @@ final class AttentionKernel implements FusedAttention {
     int nkp = padded(g.nk());
     MemorySegment so = segment(out), sl = segment(logSumExp);
     forChunks(g, (b0, b1) -> {
-      float[] q_ND = new float[g.nq() * g.d()], k_ND = new float[g.nk() * g.d()], kT_DN = new float[g.d() * nkp], v_ND = new float[g.nk() * g.dv()];
-      float[] s = new float[nkp], o = new float[g.dv()], s4 = new float[4 * nkp], o4 = new float[4 * g.dv()];
+      float[] q_ND = scratch.zeroed(g.nq() * g.d()), k_ND = scratch.zeroed(g.nk() * g.d()), kT_DN = scratch.zeroed(g.d() * nkp);
+      float[] v_ND = scratch.zeroed(g.nk() * g.dv()), s = scratch.zeroed(nkp), o = scratch.zeroed(g.dv());
+      float[] s4 = scratch.zeroed(4 * nkp), o4 = scratch.zeroed(4 * g.dv()), inv4 = scratch.zeroed(4);
       for (long b = b0; b < b1; b++) {
         load(q, b, q_ND);
         load(k, b, k_ND);
@@ -94,7 +100,7 @@ final class AttentionKernel implements FusedAttention {
         long oOff = matrixOffset(out, b), lOff = logSumExp.offset() + b * g.nq();
         int i = 0;
         if (!spec.causal())
-          for (; i + 4 <= g.nq(); i += 4) forwardRows4(g, i, q_ND, kT_DN, v_ND, nkp, scale, s4, o4, so, oOff, out.stride(-2), sl, lOff);
+          for (; i + 4 <= g.nq(); i += 4) forwardRows4(g, i, q_ND, kT_DN, v_ND, nkp, scale, s4, o4, inv4, so, oOff, out.stride(-2), sl, lOff);
         for (; i < g.nq(); i++) {
           int nj = visible(spec, i, g.nk());
           float max = logits(q_ND, i, g.d(), kT_DN, nkp, nj, scale, s);
@@ -108,6 +114,7 @@ final class AttentionKernel implements FusedAttention {
           sl.setAtIndex(F, lOff + i, max + (float) Math.log(sum));
         }
       }
+      scratch.give(q_ND, k_ND, kT_DN, v_ND, s, o, s4, o4, inv4);
     });
   }
 
@@ -116,10 +123,9 @@ final class AttentionKernel implements FusedAttention {
    * weighted sums of v in two four-row passes ({@link AttentionRows#combine4}); each value equals the one-row pass's.
    */
   private static void forwardRows4(Geo g, int i, float[] q_ND, float[] kT_DN, float[] v_ND, int nkp, float scale, float[] s4, float[] o4,
-                                   MemorySegment so, long oOff, long oRs, MemorySegment sl, long lOff) {
+                                   float[] inv, MemorySegment so, long oOff, long oRs, MemorySegment sl, long lOff) {
     int nk = g.nk(), dv = g.dv();
     AttentionRows.combine4(q_ND, i * g.d(), g.d(), 1, g.d(), kT_DN, nkp, s4, 0, nkp);
-    float[] inv = new float[4];
     for (int r = 0; r < 4; r++) {
       int at = r * nkp;
       float max = Float.NEGATIVE_INFINITY;
@@ -183,10 +189,11 @@ final class AttentionKernel implements FusedAttention {
     boolean unitOut = gOut.stride(-1) == 1 || gOut.size(-1) == 1;
     Tensor go = unitOut ? gOut : contiguous(gOut);
     forChunks(g, (b0, b1) -> {
-      float[] q_ND = new float[g.nq() * g.d()], k_ND = new float[g.nk() * g.d()], kT_DN = new float[g.d() * nkp];
-      float[] v_ND = new float[g.nk() * g.dv()], vT_DN = new float[g.dv() * nkp], go_ND = new float[g.nq() * g.dv()], o_ND = new float[g.nq() * g.dv()];
-      float[] gq_ND = new float[g.nq() * g.d()], gk_ND = new float[g.nk() * g.d()], gv_ND = new float[g.nk() * g.dv()];
-      float[] p = new float[nkp], dp = new float[nkp], dp4 = new float[4 * nkp], p_NN = new float[g.nq() * nkp], ds_NN = new float[g.nq() * nkp];
+      float[] q_ND = scratch.zeroed(g.nq() * g.d()), k_ND = scratch.zeroed(g.nk() * g.d()), kT_DN = scratch.zeroed(g.d() * nkp);
+      float[] v_ND = scratch.zeroed(g.nk() * g.dv()), vT_DN = scratch.zeroed(g.dv() * nkp), go_ND = scratch.zeroed(g.nq() * g.dv());
+      float[] o_ND = scratch.zeroed(g.nq() * g.dv()), gq_ND = scratch.zeroed(g.nq() * g.d()), gk_ND = scratch.zeroed(g.nk() * g.d());
+      float[] gv_ND = scratch.zeroed(g.nk() * g.dv()), p = scratch.zeroed(nkp), dp = scratch.zeroed(nkp), dp4 = scratch.zeroed(4 * nkp);
+      float[] p_NN = scratch.zeroed(g.nq() * nkp), ds_NN = scratch.zeroed(g.nq() * nkp);
       for (long b = b0; b < b1; b++) {
         load(q, b, q_ND);
         load(k, b, k_ND);
@@ -229,6 +236,7 @@ final class AttentionKernel implements FusedAttention {
         store(gk_ND, gk, b);
         store(gv_ND, gv, b);
       }
+      scratch.give(q_ND, k_ND, kT_DN, v_ND, vT_DN, go_ND, o_ND, gq_ND, gk_ND, gv_ND, p, dp, dp4, p_NN, ds_NN);
     });
   }
 

@@ -16,7 +16,7 @@ import jdk.incubator.vector.VectorSpecies;
  * S = Π trailing dims values (mean, then the centred sum of squares, so a large mean does not cancel the
  * variance away), then one pass writing y = x·scale + shift; the backward likewise sums gy and gy·(x − mean),
  * then writes gx = k·gy + a·x + c in one pass. Vector partial sums of at most {@link #FOLD} values are folded
- * (lanes summed in a fixed order, {@link VMath#sumLanes}, so identical steps agree bit for bit) into double
+ * (lanes summed left to right, the order of {@link VMath#sumLanes}, so identical steps agree bit for bit) into double
  * accumulators, which bounds the rounding of a channel's sum by the fold length, not by N·S. A run's last
  * S mod L values are handled one by one: masked loads near a segment's end fall back to per-lane bounds checks.
  * Channels are handed out one at a time from a shared counter ({@link CpuParallel#forEachChunk}), so a
@@ -96,7 +96,9 @@ final class BatchNormKernel {
       long end = Math.min(full, f + FOLD);
       FloatVector acc = FloatVector.zero(S);
       for (long i = f; i < end; i += L) acc = acc.add(load(seg, off + i));
-      total += VMath.sumLanes(acc);
+      float lanes = 0;
+      for (int l = 0; l < L; l++) lanes += acc.lane(l);   // VMath.sumLanes's order, without its array per call
+      total += lanes;
     }
     for (long i = full; i < len; i++) total += seg.getAtIndex(F, off + i);
     return total;
@@ -113,7 +115,9 @@ final class BatchNormKernel {
         FloatVector d = load(seg, off + i).sub(centre);
         acc = d.fma(d, acc);
       }
-      total += VMath.sumLanes(acc);
+      float lanes = 0;
+      for (int l = 0; l < L; l++) lanes += acc.lane(l);   // VMath.sumLanes's order, without its array per call
+      total += lanes;
     }
     for (long i = full; i < len; i++) { float d = seg.getAtIndex(F, off + i) - centre; total += d * d; }
     return total;
@@ -127,7 +131,9 @@ final class BatchNormKernel {
       long end = Math.min(full, f + FOLD);
       FloatVector acc = FloatVector.zero(S);
       for (long i = f; i < end; i += L) acc = load(sx, xo + i).sub(centre).fma(load(sg, go + i), acc);
-      total += VMath.sumLanes(acc);
+      float lanes = 0;
+      for (int l = 0; l < L; l++) lanes += acc.lane(l);   // VMath.sumLanes's order, without its array per call
+      total += lanes;
     }
     for (long i = full; i < len; i++) total += sg.getAtIndex(F, go + i) * (sx.getAtIndex(F, xo + i) - centre);
     return total;

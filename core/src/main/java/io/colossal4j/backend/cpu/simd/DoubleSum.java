@@ -10,7 +10,7 @@ import java.lang.foreign.ValueLayout;
 /**
  * The sum of every element of a contiguous f32 tensor into an f64 scalar (the gradient-norm reduction: square,
  * then sum in double), as the reference kernel computes it: in double, from the f32 values. Fixed blocks of
- * {@link #BLOCK} elements, each bulk-copied into a heap buffer and summed with eight double accumulators
+ * {@link #BLOCK} elements, each bulk-copied into a heap buffer (lent by the backend's {@link ScratchPool}) and summed with eight double accumulators
  * (element i into accumulator i mod 8), the accumulators and then the blocks added in a fixed order, so the
  * result does not depend on the thread count or on JIT timing. Blocks are spread over the pool.
  */
@@ -21,16 +21,17 @@ final class DoubleSum {
   private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
 
   /** out (f64, one element) = Σ x. */
-  static void sum(CpuParallel par, Tensor x, Tensor out) {
+  static void sum(CpuParallel par, ScratchPool scratch, Tensor x, Tensor out) {
     long n = x.numel();
     int blocks = (int) ((n + BLOCK - 1) / BLOCK);
     double[] partial = new double[blocks];
     MemorySegment sx = segment(x);
     par.forEachChunk(blocks, b -> {
       int len = (int) Math.min(BLOCK, n - b * BLOCK);
-      float[] buf = new float[len];
+      float[] buf = scratch.floats(BLOCK);
       MemorySegment.copy(sx, F, (x.offset() + b * BLOCK) * 4, buf, 0, len);
       partial[(int) b] = blockSum(buf, len);
+      scratch.give(buf);
     });
     double s = 0;
     for (double p : partial) s += p;

@@ -5,13 +5,13 @@ import static io.colossal4j.backend.cpu.simd.RowOps.F;
 import static io.colossal4j.backend.cpu.simd.RowOps.L;
 import static io.colossal4j.backend.cpu.simd.RowOps.NATIVE;
 import static io.colossal4j.backend.cpu.simd.RowOps.load;
-import static io.colossal4j.backend.cpu.simd.RowOps.store;
 import static io.colossal4j.backend.cpu.simd.VMath.S;
 
 import io.colossal4j.backend.cpu.CpuParallel;
 import io.colossal4j.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
 
 /**
  * Layer norm's backward over the last dim of contiguous f32 [rows, n] tensors. Per row, with x̂ = (x − mean)·rstd
@@ -19,8 +19,9 @@ import jdk.incubator.vector.FloatVector;
  *
  * <p>The rows are cut into a fixed number of tasks of consecutive rows ({@link #tasks}: it depends on the
  * row count only, not on the threads), which the pool's threads and the caller take in turn. Each task sums
- * its gw and gb partials in its own arrays; the partials are added in task order at the end, so the result
- * never depends on which thread ran which task. Each row is read twice, the second time from L1.
+ * its gw and gb partials in its own arrays (lent by the backend's {@link ScratchPool}: no garbage per call); the
+ * partials are added in task order at the end, so the result never depends on which thread ran which task.
+ * Each row is read twice, the second time from L1.
  */
 final class LayerNormBackward {
   private LayerNormBackward() {}
@@ -30,7 +31,7 @@ final class LayerNormBackward {
 
   static int tasks(long rows) { return (int) Math.max(1, Math.min(MAX_TASKS, rows)); }
 
-  static void run(CpuParallel par, Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor gx, Tensor gw, Tensor gb) {
+  static void run(CpuParallel par, ScratchPool scratch, Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor gx, Tensor gw, Tensor gb) {
     int n = x.size(-1);
     long rows = x.numel() / Math.max(1, n);
     if (rows == 0) {
@@ -39,22 +40,24 @@ final class LayerNormBackward {
       return;
     }
     int tasks = tasks(rows);
-    float[][] accW = new float[tasks][], accB = new float[tasks][];
+    float[] accW = scratch.floats(tasks * n), accB = scratch.floats(tasks * n);   // task t's partials at [t·n, t·n + n)
     MemorySegment sg = segment(gy), sx = segment(x), sm = segment(mean), sr = segment(rstd), so = segment(gx);
     MemorySegment sw = w == null ? null : segment(w);
     long wo = w == null ? 0 : w.offset(), go = gy.offset(), xo = x.offset(), oo = gx.offset();
     par.forEachChunk(tasks, t -> {
-      float[] aw = new float[n], ab = new float[n]; // allocated by the thread that uses them
+      float[] aw = scratch.zeroed(n), ab = scratch.zeroed(n);   // the task's own, so threads never share a cache line
       for (long r = rows * t / tasks; r < rows * (t + 1) / tasks; r++) {
         float mu = sm.getAtIndex(F, mean.offset() + r), rs = sr.getAtIndex(F, rstd.offset() + r);
         long sums = rowSums(sg, go + r * n, sx, xo + r * n, sw, wo, mu, rs, n, aw, ab);
         writeRow(sg, go + r * n, sx, xo + r * n, sw, wo, mu, rs, high(sums) / n, low(sums) / n, so, oo + r * n, n);
       }
-      accW[(int) t] = aw;
-      accB[(int) t] = ab;
+      System.arraycopy(aw, 0, accW, (int) t * n, n);
+      System.arraycopy(ab, 0, accB, (int) t * n, n);
+      scratch.give(aw, ab);
     });
-    if (gw != null) writeSum(accW, gw);
-    if (gb != null) writeSum(accB, gb);
+    if (gw != null) writeSum(accW, tasks, gw);
+    if (gb != null) writeSum(accB, tasks, gb);
+    scratch.give(accW, accB);
   }
 
   /**
@@ -90,13 +93,25 @@ final class LayerNormBackward {
     return pack(sumH.lane(0), sumHX.lane(0));
   }
 
-  /** Second pass: gx = (h − mh − x̂·mhx)·rs over one row. */
+  /**
+   * Second pass: gx = (h − mh − x̂·mhx)·rs over one row; whole vectors unmasked, the tail under a mask written out
+   * here (a helper returning a vector may be left out of line and box it).
+   */
   private static void writeRow(MemorySegment g, long go, MemorySegment x, long xo, MemorySegment w, long wo, float mu, float rs, float mh, float mhx,
                                MemorySegment out, long oo, int n) {
-    for (int j = 0; j < n; j += L) {
-      FloatVector xh = load(x, xo, j, n).sub(mu).mul(rs), gv = load(g, go, j, n);
-      FloatVector h = w == null ? gv : gv.mul(load(w, wo, j, n));
-      store(h.sub(mh).sub(xh.mul(mhx)).mul(rs), out, oo, j, n);
+    int j = 0;
+    for (; j + L <= n; j += L) {
+      FloatVector xh = FloatVector.fromMemorySegment(S, x, (xo + j) * 4, NATIVE).sub(mu).mul(rs);
+      FloatVector gv = FloatVector.fromMemorySegment(S, g, (go + j) * 4, NATIVE);
+      FloatVector h = w == null ? gv : gv.mul(FloatVector.fromMemorySegment(S, w, (wo + j) * 4, NATIVE));
+      h.sub(mh).sub(xh.mul(mhx)).mul(rs).intoMemorySegment(out, (oo + j) * 4, NATIVE);
+    }
+    if (j < n) {
+      VectorMask<Float> m = S.indexInRange(j, n);
+      FloatVector xh = FloatVector.fromMemorySegment(S, x, (xo + j) * 4, NATIVE, m).sub(mu).mul(rs);
+      FloatVector gv = FloatVector.fromMemorySegment(S, g, (go + j) * 4, NATIVE, m);
+      FloatVector h = w == null ? gv : gv.mul(FloatVector.fromMemorySegment(S, w, (wo + j) * 4, NATIVE, m));
+      h.sub(mh).sub(xh.mul(mhx)).mul(rs).intoMemorySegment(out, (oo + j) * 4, NATIVE, m);
     }
   }
 
@@ -106,13 +121,13 @@ final class LayerNormBackward {
 
   private static float low(long v) { return Float.intBitsToFloat((int) v); }
 
-  /** dst = Σ parts, added in part order. */
-  private static void writeSum(float[][] parts, Tensor dst) {
+  /** dst = Σ over t of parts[t·n + i], added in part order (n = dst's size). */
+  private static void writeSum(float[] parts, int count, Tensor dst) {
     MemorySegment s = segment(dst);
     int n = Math.toIntExact(dst.numel());
     for (int i = 0; i < n; i++) {
       float v = 0;
-      for (float[] p : parts) v += p[i];
+      for (int t = 0; t < count; t++) v += parts[t * n + i];
       s.setAtIndex(F, dst.offset() + i, v);
     }
   }

@@ -173,7 +173,7 @@ final class LayerNormKernel {
 
   private static float low(long v) { return Float.intBitsToFloat((int) v); }
 
-  static void backward(CpuParallel par, Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor gx, Tensor gw, Tensor gb) {
-    LayerNormBackward.run(par, gy, x, w, mean, rstd, gx, gw, gb);
+  static void backward(CpuParallel par, ScratchPool scratch, Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor gx, Tensor gw, Tensor gb) {
+    LayerNormBackward.run(par, scratch, gy, x, w, mean, rstd, gx, gw, gb);
   }
 }

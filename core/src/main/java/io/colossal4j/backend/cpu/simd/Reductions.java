@@ -65,11 +65,11 @@ final class Reductions {
     }
     for (; j < inner; j += L) a0 = combine(op, a0, load(sx, xo, j, inner).blend(id, S.indexInRange(j, inner).not()));
     FloatVector a = combine(op, combine(op, a0, a1), combine(op, a2, a3));
-    return switch (op) {
-      case MAX -> a.reduceLanes(VectorOperators.MAX);
-      case MIN -> a.reduceLanes(VectorOperators.MIN);
-      default -> VMath.sumLanes(a);
-    };
+    if (op == ReduceOp.MAX) return a.reduceLanes(VectorOperators.MAX);
+    if (op == ReduceOp.MIN) return a.reduceLanes(VectorOperators.MIN);
+    float sum = 0;
+    for (int l = 0; l < L; l++) sum += a.lane(l);   // left to right as VMath.sumLanes, without its array per row
+    return sum;
   }
 
   /** out[j] = reduce over i of x[i, j], for a contiguous x viewed as [outer, inner]. Split over j. */

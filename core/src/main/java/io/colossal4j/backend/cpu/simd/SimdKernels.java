@@ -23,10 +23,12 @@ import io.colossal4j.tensor.Tensor;
 public class SimdKernels extends ScalarKernels {
   protected final CpuParallel parallel;
   private final AttentionKernel attention;
+  /** Per-task heap buffers of the kernels below, lent and returned, so steady-state steps make no garbage arrays. */
+  private final ScratchPool scratch = new ScratchPool();
 
   public SimdKernels(CpuParallel parallel) {
     this.parallel = parallel;
-    this.attention = new AttentionKernel(parallel);
+    this.attention = new AttentionKernel(parallel, scratch);
   }
 
   private static boolean f32(Tensor... ts) {
@@ -64,7 +66,7 @@ public class SimdKernels extends ScalarKernels {
   @Override public void reduce(ReduceOp op, Tensor x, int[] dims, Tensor out) {
     if (op == ReduceOp.SUM && x.dtype() == DType.F32 && out.dtype() == DType.F64 && out.numel() == 1 && dims.length == x.rank()
         && x.isContiguous() && x.numel() > 0) {   // the gradient norm's Σ of squares: f32 values summed in double
-      DoubleSum.sum(parallel, x, out);
+      DoubleSum.sum(parallel, scratch, x, out);
       return;
     }
     if (f32(x, out) && Reductions.supports(op) && x.isContiguous() && out.isContiguous() && dims.length > 0 && x.numel() > 0) {
@@ -188,7 +190,7 @@ public class SimdKernels extends ScalarKernels {
 
   @Override public void layerNormBackward(Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor gx, Tensor gw, Tensor gb) {
     if (layerNormBackwardFast(gy, x, w, mean, rstd, gx, gw, gb)) {
-      LayerNormKernel.backward(parallel, gy, x, w, mean, rstd, gx, gw, gb);
+      LayerNormKernel.backward(parallel, scratch, gy, x, w, mean, rstd, gx, gw, gb);
       return;
     }
     super.layerNormBackward(gy, x, w, mean, rstd, gx, gw, gb);
