@@ -127,42 +127,20 @@ final class Elementwise {
   /**
    * o = a op b over n elements of unit-stride rows, op ADD, SUB or MUL: the optimizers' and residuals' case. One
    * loop per op (the Vector API compiles a lanewise op well only when the op is a constant) with no per-vector
-   * operand or mask choice, four vectors per iteration, and the rest through {@link #arithRow}.
+   * operand or mask choice and an int induction variable (C2 unrolls int-counted loops; a long-counted one
+   * becomes a loop nest), the partial last vector through {@link #arithRow}.
    */
   private static void denseRow(BinaryOp op, MemorySegment a, long ia, MemorySegment b, long ib, MemorySegment o, long io, int n) {
-    long ba = ia * 4, bb = ib * 4, bo = io * 4, end = (long) (n - n % (4 * L)) * 4;
+    int full = n - n % L;
     switch (op) {
-      case ADD -> { for (long j = 0; j < end; j += 4 * STEP) {
-        FloatVector x0 = load(a, ba + j), x1 = load(a, ba + j + STEP), x2 = load(a, ba + j + 2 * STEP), x3 = load(a, ba + j + 3 * STEP);
-        FloatVector y0 = load(b, bb + j), y1 = load(b, bb + j + STEP), y2 = load(b, bb + j + 2 * STEP), y3 = load(b, bb + j + 3 * STEP);
-        store(x0.add(y0), x1.add(y1), x2.add(y2), x3.add(y3), o, bo + j);
-      } }
-      case SUB -> { for (long j = 0; j < end; j += 4 * STEP) {
-        FloatVector x0 = load(a, ba + j), x1 = load(a, ba + j + STEP), x2 = load(a, ba + j + 2 * STEP), x3 = load(a, ba + j + 3 * STEP);
-        FloatVector y0 = load(b, bb + j), y1 = load(b, bb + j + STEP), y2 = load(b, bb + j + 2 * STEP), y3 = load(b, bb + j + 3 * STEP);
-        store(x0.sub(y0), x1.sub(y1), x2.sub(y2), x3.sub(y3), o, bo + j);
-      } }
-      default -> { for (long j = 0; j < end; j += 4 * STEP) {
-        FloatVector x0 = load(a, ba + j), x1 = load(a, ba + j + STEP), x2 = load(a, ba + j + 2 * STEP), x3 = load(a, ba + j + 3 * STEP);
-        FloatVector y0 = load(b, bb + j), y1 = load(b, bb + j + STEP), y2 = load(b, bb + j + 2 * STEP), y3 = load(b, bb + j + 3 * STEP);
-        store(x0.mul(y0), x1.mul(y1), x2.mul(y2), x3.mul(y3), o, bo + j);
-      } }
+      case ADD -> { for (int j = 0; j < full; j += L) load(a, (ia + j) * 4).add(load(b, (ib + j) * 4)).intoMemorySegment(o, (io + j) * 4, NATIVE); }
+      case SUB -> { for (int j = 0; j < full; j += L) load(a, (ia + j) * 4).sub(load(b, (ib + j) * 4)).intoMemorySegment(o, (io + j) * 4, NATIVE); }
+      default -> { for (int j = 0; j < full; j += L) load(a, (ia + j) * 4).mul(load(b, (ib + j) * 4)).intoMemorySegment(o, (io + j) * 4, NATIVE); }
     }
-    int done = n - n % (4 * L);
-    if (done < n) arithRow(op, a, ia + done, true, 0f, b, ib + done, true, o, io + done, n - done);
+    if (full < n) arithRow(op, a, ia + full, true, 0f, b, ib + full, true, o, io + full, n - full);
   }
-
-  private static final long STEP = 4L * L;
 
   private static FloatVector load(MemorySegment m, long byteOffset) { return FloatVector.fromMemorySegment(S, m, byteOffset, NATIVE); }
-
-  /** Four consecutive vectors at byteOffset. */
-  private static void store(FloatVector v0, FloatVector v1, FloatVector v2, FloatVector v3, MemorySegment o, long byteOffset) {
-    v0.intoMemorySegment(o, byteOffset, NATIVE);
-    v1.intoMemorySegment(o, byteOffset + STEP, NATIVE);
-    v2.intoMemorySegment(o, byteOffset + 2 * STEP, NATIVE);
-    v3.intoMemorySegment(o, byteOffset + 3 * STEP, NATIVE);
-  }
 
   /**
    * One row of a cheap binary op. An operand with {@code vec} false is the single value at its offset
