@@ -24,7 +24,7 @@ import java.util.List;
  * the same holds for early releases: a released storage refuses use, so reuse of its block is invisible).
  * {@link #peakBytes} is the most bytes live at once (size-rounded), whatever the placement. Blocks are
  * 64-byte aligned and a multiple of 64 bytes. Used by one thread (the one that opened the step), including
- * the releases.
+ * the releases; a release from another thread is accepted, but its block waits for the step's end.
  */
 final class StepArena {
   private static final long CHUNK = 64L << 20;
@@ -41,11 +41,14 @@ final class StepArena {
   private long peak;
   private long inUse;
   private boolean resetting;
+  /** The thread that allocates (the step's); a release from any other thread is not reused, see {@link #giveBack}. */
+  private Thread owner;
   private long reusedBytes;
   private long allocations;
 
   CpuStorage allocate(Backend backend, long bytes, MemoryCategory category) {
     long size = Math.max(ALIGN, (bytes + ALIGN - 1) / ALIGN * ALIGN);
+    owner = Thread.currentThread();
     long pos = free.take(size);
     if (pos >= 0) reusedBytes += size;
     else pos = bump(size);
@@ -76,10 +79,15 @@ final class StepArena {
     return pos;
   }
 
-  /** A released storage's block (the release callback; ignored while {@link #reset} releases everything). */
+  /**
+   * A released storage's block (the release callback; ignored while {@link #reset} releases everything). A release
+   * from another thread than the step's (nothing in the step does that; a stray one must not corrupt the free list,
+   * which is not thread-safe) leaves its block unused until the step ends, as before blocks were reused.
+   */
   private void giveBack(long pos, long size) {
     if (resetting) return;
     inUse -= size;
+    if (Thread.currentThread() != owner) return;
     free.add(pos, size);
     long top = free.removeEndingAt(position(chunk, used));   // the block just freed, merged, may end at the bump pointer
     if (top >= 0) used = offsetOf(top);

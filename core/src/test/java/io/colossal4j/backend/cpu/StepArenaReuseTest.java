@@ -74,6 +74,18 @@ class StepArenaReuseTest {
     assertEquals(aAt + 2048, addr(alloc(4096)), "fresh memory starts where c was");
   }
 
+  @Test void aReleaseFromAnotherThreadIsNotReused() throws Exception {
+    CpuStorage a = alloc(4096);
+    alloc(64);
+    long at = addr(a);
+    Thread t = new Thread(a::release);
+    t.start();
+    t.join();
+    assertTrue(a.isReleased());
+    assertEquals(0, arena.freeBlocks(), "the free list is only touched by the step's thread");
+    assertNotEquals(at, addr(alloc(4096)), "the block stays unused until the step ends");
+  }
+
   /**
    * A random mix of allocations (64 B to 3 MiB, some larger than the rest of a chunk) and releases in random
    * order, several steps long. The reference model is the live set itself: after every allocation the new block
