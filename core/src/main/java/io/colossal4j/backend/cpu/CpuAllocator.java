@@ -20,13 +20,17 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * <p>Ownership: each block belongs to one {@link CpuStorage}; it returns to the pool when that storage is
  * released explicitly or becomes unreachable (a {@link Cleaner} action that holds the block, never the
  * storage). Because unreachability is only noticed by the GC, the pool asks for a collection when the
- * bytes handed out grow past a threshold that adapts to the working set. Thread-safe.
+ * bytes handed out grow past a threshold that adapts to the working set. An allocator that becomes unreachable
+ * (its backend dropped without {@link #emptyCache}) frees its cached blocks through a cleaner of its own: the blocks
+ * are closed-arena memory the GC would never free. Thread-safe.
  */
 final class CpuAllocator {
   private static final long ALIGN = 64;
   private static final long GC_BASE_THRESHOLD = 512L << 20;
+  /** One cleaner thread for every allocator and storage of the process. */
+  private static final Cleaner CLEANER = Cleaner.create();
 
-  private final Cleaner cleaner = Cleaner.create();
+  private final Cleaner cleaner = CLEANER;
   private final Map<Long, ArrayDeque<Block>> free = new HashMap<>();
   private final long cacheLimit;
   private final long capBytes;
@@ -44,6 +48,13 @@ final class CpuAllocator {
     this.cacheLimit = cacheLimit;
     this.capBytes = capBytes;
     for (MemoryCategory c : MemoryCategory.values()) { current.put(c, 0L); peak.put(c, 0L); }
+    // the action holds the free lists, never the allocator; it runs once no storage of this allocator is left
+    // (each storage's cleaner action holds the allocator through its give-back), so no block is in use then
+    Map<Long, ArrayDeque<Block>> cache = free;
+    CLEANER.register(this, () -> {
+      for (ArrayDeque<Block> list : cache.values()) for (Block b : list) b.arena.close();
+      cache.clear();
+    });
   }
 
   CpuStorage allocate(Backend backend, long bytes, MemoryCategory category) {

@@ -32,7 +32,15 @@ final class StepArena {
   /** A position is {@code chunk << CHUNK_BITS | offset}: sorted positions group by chunk, and blocks of two chunks never look adjacent. */
   private static final int CHUNK_BITS = 40;
 
+  private static final java.lang.ref.Cleaner CLEANER = java.lang.ref.Cleaner.create();
+
   private final Arena arena = Arena.ofShared();
+  {
+    // a backend dropped without closing frees its chunks once unreachable (a shared arena is never freed by the GC);
+    // every storage handed out holds this arena through its give-back, so none is in use by then
+    Arena chunksArena = arena;
+    CLEANER.register(this, chunksArena::close);
+  }
   private final List<MemorySegment> chunks = new ArrayList<>();
   private final List<CpuStorage> handedOut = new ArrayList<>();
   private final FreeBlocks free = new FreeBlocks();
