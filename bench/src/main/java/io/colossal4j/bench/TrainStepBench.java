@@ -42,6 +42,8 @@ final class TrainStepBench {
   private TrainStepBench() {}
 
   static final int BATCH = 64;
+  /** Minimum warm-up of each side, seconds (see the call to Measure.sideBySide). */
+  static final double WARM_SECONDS = 15;
 
   static void run(int threads) {
     System.setProperty("ai.djl.pytorch.num_threads", Integer.toString(threads));
@@ -63,7 +65,10 @@ final class TrainStepBench {
       double peerLoss = peer.loss(tx, ty), ourLoss = engine.trainStep(batch).loss();
       System.out.printf("first-step loss: ours %.6f, PyTorch %.6f (same model and batch: %s)%n", ourLoss, peerLoss,
           Math.abs(ourLoss - peerLoss) <= 1e-4 * Math.max(1, Math.abs(peerLoss)) ? "agree" : "DIFFER");
-      double[] t = Measure.sideBySide(() -> engine.trainStep(batch), () -> peer.step(tx, ty));
+      // both sides warm up for at least WARM_SECONDS: our step's Vector API kernels reach their compiled speed only
+      // after a few hundred steps (the JIT's tiers), PyTorch's native kernels from the first; 2 s (about 60 of our
+      // steps) measured a half-compiled step
+      double[] t = Measure.sideBySide(WARM_SECONDS, Measure.ROUNDS, () -> engine.trainStep(batch), () -> peer.step(tx, ty));
       System.out.printf("train step vit_convstem_28 batch %d: ours %.1f samples/s, PyTorch %.1f samples/s, peer=PyTorch ratio=%.2f%n",
           BATCH, BATCH / t[0], BATCH / t[1], t[1] / t[0]);
     }
