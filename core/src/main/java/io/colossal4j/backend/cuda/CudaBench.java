@@ -197,7 +197,7 @@ public final class CudaBench {
       fused("attention_gpt_cudnn", 8, 16, 1024, 64, false, cudnn);
       fused("attention_gpt_causal_cudnn", 8, 16, 1024, 64, true, cudnn);
       long[] calls = cudnn.calls();
-      System.err.println("cudnn calls " + calls[0] + ", fallbacks to our kernel " + calls[1] + (calls[1] > 0 ? " (" + cudnn.refusal("") + ")" : ""));
+      System.err.println("cudnn calls " + calls[0] + ", fallbacks to our kernel " + calls[1] + (calls[1] > 0 ? " (" + cudnn.refusal() + ")" : ""));
     } finally {
       cudnn.close();
     }

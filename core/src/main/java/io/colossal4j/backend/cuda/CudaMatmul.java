@@ -172,20 +172,20 @@ final class CudaMatmul implements AutoCloseable {
    */
   boolean matmulBias(Tensor a, Tensor b, Tensor bias, Tensor out) {
     if (out.rank() != 2 || a.rank() != 2 || b.rank() != 2 || bias.rank() != 1) return false;
-    return epilogueMatmul(a, b, out, bias, out.size(1), CublasLt.EPILOGUE_BIAS);
+    return epilogueMatmul(a, b, out, bias, CublasLt.EPILOGUE_BIAS);
   }
 
   /**
-   * out[M, N] = a[M, K]·b[K, N] with a vector epilogue (a bias added) of {@code vecLen} elements at {@code vec}: one
+   * out[M, N] = a[M, K]·b[K, N] with a vector epilogue (a bias added) of N elements at {@code vec}: one
    * dtype for all, out with row-major rows, vec contiguous and 16-byte aligned. (The bias-gradient epilogue BGRADB for
    * the backward was measured on an H200 and dropped: its GEMMs ran 10–25% slower than plain ones plus the column sum.)
    */
-  private boolean epilogueMatmul(Tensor a, Tensor b, Tensor out, Tensor vec, long vecLen, int epilogue) {
+  private boolean epilogueMatmul(Tensor a, Tensor b, Tensor out, Tensor vec, int epilogue) {
     DType t = out.dtype();
     if (a.dtype() != t || b.dtype() != t || vec.dtype() != t || !(t == DType.F32 || t == DType.BF16 || t == DType.F16)) return false;
     long m = out.size(0), n = out.size(1), kk = a.size(1);
-    if (m == 0 || n == 0 || kk == 0 || a.size(0) != m || b.size(0) != kk || b.size(1) != n || vec.size(0) != vecLen) return false;
-    if (vecLen > 1 && vec.stride(0) != 1) return false;
+    if (m == 0 || n == 0 || kk == 0 || a.size(0) != m || b.size(0) != kk || b.size(1) != n || vec.size(0) != n) return false;
+    if (n > 1 && vec.stride(0) != 1) return false;
     Object ao = layoutOf(m, kk, a.stride(0), a.stride(1)), bo = layoutOf(kk, n, b.stride(0), b.stride(1)), oo = layoutOf(m, n, out.stride(0), out.stride(1));
     if (!(ao instanceof Mat am) || !(bo instanceof Mat bm) || !(oo instanceof Mat om) || !om.rowMajor()) return false;
     int es = t.byteSize();

@@ -11,7 +11,6 @@ import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.MemoryCategory;
 import io.colossal4j.tensor.Shape;
 import io.colossal4j.tensor.Tensor;
-import io.colossal4j.tensor.TensorException;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
@@ -122,9 +121,9 @@ final class CudnnAttention implements FusedAttention, AutoCloseable {
     return e;
   }
 
-  /** The reason the last plan for this key was refused, or null (tests use it). */
-  synchronized String refusal(String keyPrefix) {
-    for (var en : plans.entrySet()) if (en.getKey().startsWith(keyPrefix) && en.getValue().unsupported() != null) return en.getValue().unsupported();
+  /** Why cuDNN refused a plan so far (the first such reason), or null (for benches and tests). */
+  synchronized String refusal() {
+    for (Entry e : plans.values()) if (e.unsupported() != null) return e.unsupported();
     return null;
   }
 
@@ -290,8 +289,4 @@ final class CudnnAttention implements FusedAttention, AutoCloseable {
     }
   }
 
-  /** Throws unless cuDNN ran every call so far (the GPU tests use it to prove the cuDNN path was taken). */
-  void requireAllCudnn(String what) {
-    if (fallbackCalls != 0) throw new TensorException(what + ": " + fallbackCalls + " attention calls fell back to our kernel; " + describe());
-  }
 }

@@ -53,8 +53,8 @@ final class CudnnGraph implements AutoCloseable {
     Reduction(int code) { this.code = code; }
   }
 
-  /** A tensor of the graph: its descriptor, unique id, type and geometry. */
-  record Node(long desc, long uid, DataType type, long[] dims, long[] strides) {}
+  /** A tensor of the graph: its descriptor and unique id. */
+  record Node(long desc, long uid) {}
 
   private final Cudnn cudnn;
   private final Arena arena = Arena.ofShared();
@@ -130,7 +130,7 @@ final class CudnnGraph implements AutoCloseable {
     if (virtual) setBool(d, A_T_VIRTUAL, true);
     if (byValue) setBool(d, A_T_BY_VALUE, true);
     finish(d, "tensor " + uid);
-    return new Node(d, uid, type, dims.clone(), strides.clone());
+    return new Node(d, uid);
   }
 
   // ------------------------------------------------------------- operations

@@ -50,7 +50,7 @@ class CudnnAttentionTest {
         // our backward from cuDNN's forward: the shared log-sum-exp means the same thing
         for (int i = 2; i < names.length; i++) nearScaled(c + " mixed " + names[i], b[i], mixed[i], 1e-2);
         long[] calls = cudnn.calls();
-        assertEquals(0, calls[1], c + ": fell back to our kernel: " + cudnn.refusal(""));
+        assertEquals(0, calls[1], c + ": fell back to our kernel: " + cudnn.refusal());
       }
       assertTrue(cudnn.calls()[0] >= 3 * cases.length, "every case ran forward twice and backward once on cuDNN");
     } finally {

@@ -81,13 +81,13 @@ template <bool BF, int VPT> __device__ void ln_vec_impl(i64 rows, int n, float e
   if (lane == 0) { mean[row] = mu; rstd[row] = rs; }
 }
 
-// gx = rs·(g·w − mean(g·w) − xhat·mean(g·w·xhat)) per row; gy, x, gx contiguous and aligned like x above.
-template <bool BF, int VPT> __device__ void ln_vec_bwd_impl(i64 rows, int n, const uint4* gy, const uint4* x, const uint4* w,
-                                                            const float* mean, const float* rstd, uint4* gx) {
+// One row of the layer-norm input gradient, by one warp: gx = rs·(g·w − mean(g·w) − xhat·mean(g·w·xhat)); gy, x, gx
+// contiguous and aligned like x above, w may be null. With SUMS, also adds gy·xhat and gy into the warp's shared-memory
+// column sums sw, sb (slot (i·E + e)·32 + lane, see ln_vec_bwd_wb_impl).
+template <bool BF, int VPT, bool SUMS> __device__ __forceinline__ void ln_vec_bwd_row(i64 row, int lane, int n, const uint4* gy, const uint4* x,
+    const uint4* w, const float* mean, const float* rstd, uint4* gx, float* sw, float* sb) {
   const int E = Vec<BF>::E;
-  i64 row = (i64)blockIdx.x * 4 + (threadIdx.x >> 5);
-  int lane = threadIdx.x & 31, nvec = n / E;
-  if (row >= rows) return;
+  int nvec = n / E;
   float mu = mean[row], rs = rstd[row];
   float xh[VPT][E], g[VPT][E];
   float sg = 0.f, sgx = 0.f;
@@ -102,6 +102,10 @@ template <bool BF, int VPT> __device__ void ln_vec_bwd_impl(i64 rows, int n, con
 #pragma unroll
       for (int e = 0; e < E; e++) {
         xh[i][e] = (xh[i][e] - mu) * rs;
+        if (SUMS) {
+          sb[(i * E + e) * 32 + lane] += g[i][e];
+          sw[(i * E + e) * 32 + lane] += g[i][e] * xh[i][e];
+        }
         if (w) g[i][e] *= wv[e];
         sg += g[i][e];
         sgx += g[i][e] * xh[i][e];
@@ -119,6 +123,14 @@ template <bool BF, int VPT> __device__ void ln_vec_bwd_impl(i64 rows, int n, con
     for (int e = 0; e < E; e++) o[e] = rs * (g[i][e] - sg - xh[i][e] * sgx);
     gx[row * nvec + c] = Vec<BF>::pack(o);
   }
+}
+
+// The input gradient alone, one warp per row (block of 4 warps).
+template <bool BF, int VPT> __device__ void ln_vec_bwd_impl(i64 rows, int n, const uint4* gy, const uint4* x, const uint4* w,
+                                                            const float* mean, const float* rstd, uint4* gx) {
+  i64 row = (i64)blockIdx.x * 4 + (threadIdx.x >> 5);
+  if (row >= rows) return;
+  ln_vec_bwd_row<BF, VPT, false>(row, threadIdx.x & 31, n, gy, x, w, mean, rstd, gx, nullptr, nullptr);
 }
 
 #define LN_VEC(NAME, BF, VPT)                                                                                                 \
@@ -147,46 +159,13 @@ template <bool BF, int VPT> __device__ void ln_vec_bwd_wb_impl(i64 rows, int n, 
                                                                const float* mean, const float* rstd, uint4* gx, float* pw, float* pb) {
   extern __shared__ float red[];   // [2][4][S]: gw sums of the 4 warps, then gb sums
   const int E = Vec<BF>::E, S = VPT * E * 32;
-  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nvec = n / E;
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   float* sw = red + warp * S;
   float* sb = red + (4 + warp) * S;
   for (int j = lane; j < S; j += 32) { sw[j] = 0.f; sb[j] = 0.f; }
   __syncwarp();
-  for (i64 row = (i64)blockIdx.x * 4 + warp; row < rows; row += (i64)gridDim.x * 4) {
-    float mu = mean[row], rs = rstd[row];
-    float xh[VPT][E], g[VPT][E];
-    float sg = 0.f, sgx = 0.f;
-#pragma unroll
-    for (int i = 0; i < VPT; i++) {
-      int c = lane + i * 32;
-      if (c < nvec) {
-        Vec<BF>::unpack(x[row * nvec + c], xh[i]);
-        Vec<BF>::unpack(gy[row * nvec + c], g[i]);
-        float wv[E];
-        Vec<BF>::unpack(w[c], wv);
-#pragma unroll
-        for (int e = 0; e < E; e++) {
-          xh[i][e] = (xh[i][e] - mu) * rs;
-          sb[(i * E + e) * 32 + lane] += g[i][e];
-          sw[(i * E + e) * 32 + lane] += g[i][e] * xh[i][e];
-          g[i][e] *= wv[e];
-          sg += g[i][e];
-          sgx += g[i][e] * xh[i][e];
-        }
-      }
-    }
-    sg = warp_sum(sg) / (float)n;
-    sgx = warp_sum(sgx) / (float)n;
-#pragma unroll
-    for (int i = 0; i < VPT; i++) {
-      int c = lane + i * 32;
-      if (c >= nvec) continue;
-      float o[E];
-#pragma unroll
-      for (int e = 0; e < E; e++) o[e] = rs * (g[i][e] - sg - xh[i][e] * sgx);
-      gx[row * nvec + c] = Vec<BF>::pack(o);
-    }
-  }
+  for (i64 row = (i64)blockIdx.x * 4 + warp; row < rows; row += (i64)gridDim.x * 4)
+    ln_vec_bwd_row<BF, VPT, true>(row, lane, n, gy, x, w, mean, rstd, gx, sw, sb);
   __syncthreads();
   for (int col = threadIdx.x; col < n; col += blockDim.x) {
     int c = col / E, e = col - c * E, j = ((c >> 5) * E + e) * 32 + (c & 31);
