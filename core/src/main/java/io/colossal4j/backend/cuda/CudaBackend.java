@@ -46,6 +46,7 @@ public final class CudaBackend implements Backend {
   private final CachingAllocator allocator;
   private final CudaModule module;
   private final CudaKernels kernels;
+  private final CudaOptions.CudnnPlans cudnnPlans;
   private final Cleaner cleaner = Cleaner.create();
   /**
    * The context this thread last made current, over all backends: a thread that works on two GPUs (a test
@@ -62,6 +63,7 @@ public final class CudaBackend implements Backend {
   private CudaBackend(Device device, CudaOptions options) {
     this.device = device;
     this.locator = new LibraryLocator(options.environment());
+    this.cudnnPlans = options.cudnnPlans();
     try {
       this.driver = Driver.load(locator, libraries);
       this.cuDevice = driver.device(device.index());
@@ -169,6 +171,9 @@ public final class CudaBackend implements Backend {
   public long address(Tensor t) { return pointer(t) + t.offset() * t.dtype().byteSize(); }
 
   CudaModule module() { return module; }
+
+  /** How cuDNN execution plans are chosen on this backend (see {@link CudaOptions.CudnnPlans}). */
+  CudaOptions.CudnnPlans cudnnPlans() { return cudnnPlans; }
 
   int multiprocessors() { return multiprocessors; }
 

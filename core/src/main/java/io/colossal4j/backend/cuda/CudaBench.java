@@ -190,17 +190,37 @@ public final class CudaBench {
       fused("attention_gpt" + tag, 8, 16, 1024, 64, false, fa);
       fused("attention_gpt_causal" + tag, 8, 16, 1024, 64, true, fa);
     }
-    var cudnn = new CudnnAttention((CudaKernels) k, new CudaAttention((CudaKernels) k, CudaAttention.Variant.WIDE));
-    System.err.println("attention_*_cudnn: " + cudnn.describe());
+    var fallback = new CudaAttention((CudaKernels) k, CudaAttention.Variant.WIDE);
+    var cudnn = new CudnnAttention((CudaKernels) k, fallback);
+    System.err.println("attention_*_cudnn: " + cudnn.describe() + ", plans " + gpu.cudnnPlans());
+    cudnnCases("_cudnn", cudnn);
+    if (gpu.cudnnPlans() == CudaOptions.CudnnPlans.AUTOTUNE) {
+      // the heuristics' first plan, untimed (what autotuning is measured against), in the same run
+      var heuristic = new CudnnAttention((CudaKernels) k, fallback, CudaOptions.CudnnPlans.HEURISTIC, tag -> true);
+      System.err.println("attention_*_cudnn_heur: the heuristics' first plan");
+      cudnnCases("_cudnn_heur", heuristic);
+    }
+  }
+
+  /** The three attention cases on one cuDNN attention; each case's chosen engines (and candidates' times) to stderr after it. */
+  private void cudnnCases(String tag, CudnnAttention cudnn) {
     try {
-      fused("attention_vit_cudnn", 32, 16, 577, 80, false, cudnn);
-      fused("attention_gpt_cudnn", 8, 16, 1024, 64, false, cudnn);
-      fused("attention_gpt_causal_cudnn", 8, 16, 1024, 64, true, cudnn);
+      java.util.Set<String> shown = new java.util.HashSet<>();
+      fused("attention_vit" + tag, 32, 16, 577, 80, false, cudnn);
+      engines(cudnn, shown);
+      fused("attention_gpt" + tag, 8, 16, 1024, 64, false, cudnn);
+      engines(cudnn, shown);
+      fused("attention_gpt_causal" + tag, 8, 16, 1024, 64, true, cudnn);
+      engines(cudnn, shown);
       long[] calls = cudnn.calls();
       System.err.println("cudnn calls " + calls[0] + ", fallbacks to our kernel " + calls[1] + (calls[1] > 0 ? " (" + cudnn.refusal() + ")" : ""));
     } finally {
       cudnn.close();
     }
+  }
+
+  private static void engines(CudnnAttention cudnn, java.util.Set<String> shown) {
+    for (CudnnTuner.Choice c : cudnn.engines()) if (shown.add(c.label())) System.err.println("  cudnn " + c.describe());
   }
 
   /** One fused attention kernel (a generation of ours, or cuDNN's), [B, H, T, D] bf16, forward and forward+backward. */

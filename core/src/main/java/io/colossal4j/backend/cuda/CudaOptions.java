@@ -11,22 +11,37 @@ import java.util.regex.Pattern;
  * How to open a CUDA backend. {@code environment} is the process environment as the launcher read it
  * (library discovery uses it; nothing here reads it itself); {@code memoryCapBytes} limits what the
  * allocator holds ({@link Long#MAX_VALUE}: the whole device); {@code kernelCacheDir} holds compiled
- * kernels (null: compile on every start).
+ * kernels (null: compile on every start); {@code cudnnPlans} says how a cuDNN graph's execution plan is chosen.
  */
-public record CudaOptions(Map<String, String> environment, long memoryCapBytes, Path kernelCacheDir) {
+public record CudaOptions(Map<String, String> environment, long memoryCapBytes, Path kernelCacheDir, CudnnPlans cudnnPlans) {
+  /**
+   * How cuDNN's execution plan for a graph (fused attention) is chosen. {@code AUTOTUNE}: the distinct engine
+   * configurations of heuristics modes A and B (up to eight) are built, and the first call with real buffers times
+   * each and keeps the fastest. {@code HEURISTIC}: the heuristics' first configuration that builds, untimed.
+   */
+  public enum CudnnPlans { AUTOTUNE, HEURISTIC }
+
   public CudaOptions {
     environment = Map.copyOf(environment);
     if (memoryCapBytes <= 0) throw new TensorException("device memory cap must be > 0 bytes, got " + memoryCapBytes);
+    java.util.Objects.requireNonNull(cudnnPlans, "cudnnPlans");
   }
 
-  /** No cap; kernels cached under {@code ~/.cache/colossal4j/cuda-kernels}. */
+  /** The given cap and kernel cache, cuDNN plans autotuned. */
+  public CudaOptions(Map<String, String> environment, long memoryCapBytes, Path kernelCacheDir) {
+    this(environment, memoryCapBytes, kernelCacheDir, CudnnPlans.AUTOTUNE);
+  }
+
+  /** No cap; kernels cached under {@code ~/.cache/colossal4j/cuda-kernels}; cuDNN plans autotuned. */
   public static CudaOptions defaults(Map<String, String> environment) {
     return new CudaOptions(environment, Long.MAX_VALUE, Path.of(System.getProperty("user.home"), ".cache", "colossal4j", "cuda-kernels"));
   }
 
-  public CudaOptions withMemoryCap(long bytes) { return new CudaOptions(environment, bytes, kernelCacheDir); }
+  public CudaOptions withMemoryCap(long bytes) { return new CudaOptions(environment, bytes, kernelCacheDir, cudnnPlans); }
 
-  public CudaOptions withKernelCacheDir(Path dir) { return new CudaOptions(environment, memoryCapBytes, dir); }
+  public CudaOptions withKernelCacheDir(Path dir) { return new CudaOptions(environment, memoryCapBytes, dir, cudnnPlans); }
+
+  public CudaOptions withCudnnPlans(CudnnPlans plans) { return new CudaOptions(environment, memoryCapBytes, kernelCacheDir, plans); }
 
   private static final Pattern SIZE = Pattern.compile("\\s*([0-9]+(?:\\.[0-9]+)?)\\s*([kmgt]i?b?|b)?\\s*", Pattern.CASE_INSENSITIVE);
 

@@ -11,9 +11,12 @@ import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.MemoryCategory;
 import io.colossal4j.tensor.Shape;
 import io.colossal4j.tensor.Tensor;
+import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
+import java.util.function.Predicate;
 
 /**
  * cuDNN's fused flash attention behind {@link FusedAttention}, with our own kernel ({@link CudaAttention}) for
@@ -27,27 +30,77 @@ import java.util.Map;
  * with softmax_sum = Σ(dO∘O), P = exp(S·scale − stats), dV = Pᵀ·dO, dS = P∘(dO·Vᵀ − softmax_sum)·scale,
  * dK = dSᵀ·Q, dQ = dS·K (accumulated in f32, then rounded). One plan per (direction, dtype, shape, strides,
  * causal, scale), built on first use and cached for the life of the backend.
+ *
+ * <p>Plan choice ({@link CudaOptions.CudnnPlans}): with {@code AUTOTUNE} the key's graph gets the plans of up to
+ * {@value #CANDIDATES} distinct engine configurations (heuristics modes A then B), and its first call times each on
+ * that call's own buffers ({@link CudnnTuner}) before running the fastest for real; the others are destroyed.
+ * Timing is safe because every bound output is overwritten, never accumulated into: O, stats, dQ, dK, dV and
+ * softmax_sum are written whole; the one accumulated tensor, dQ_accum, is our scratch, which cuDNN 9.6+ zeroes
+ * itself and which we zero before every run on older versions. {@link #engines} reports each key's choice.
  */
 final class CudnnAttention implements FusedAttention, AutoCloseable {
   // bound tensor uids
   private static final long Q = 1, K = 2, V = 3, O = 4, STATS = 5, DO = 6, DQ = 7, DK = 8, DV = 9, SOFTMAX_SUM = 10, DQ_ACCUM = 11;
+  /** Engine configurations built and timed per plan key when autotuning (cuDNN offers a handful for these graphs). */
+  static final int CANDIDATES = 8;
 
   private final CudaKernels k;
   private final CudaAttention fallback;
-  private final Map<String, Entry> plans = new HashMap<>();
+  private final CudaOptions.CudnnPlans choice;
+  private final Predicate<String> accept;
+  private final Map<String, Entry> plans = new LinkedHashMap<>();
   private Cudnn cudnn;
   private long handle;
   private String unavailable;
   private long cudnnCalls, fallbackCalls;
   /** What masked logits are set to: −∞, or the lowest finite float for cuDNN before 9.10 (whose softmax wants it). */
   private float maskValue = Float.NEGATIVE_INFINITY;
+  /** Whether dQ_accum must be zeroed before each backward run (cuDNN before 9.6 does not zero it itself). */
+  private boolean zeroAccum;
 
-  /** A built plan, or why there is none (then the fallback runs). */
-  private record Entry(CudnnGraph graph, CudnnGraph.Plan plan, String unsupported) {}
+  /**
+   * One plan key: its graph and candidate plans until the first call picks one, then the chosen plan and the
+   * timings that chose it; or why cuDNN declined (then the fallback runs).
+   */
+  private static final class Entry {
+    final String label;
+    final CudnnGraph graph;
+    final String unsupported;
+    List<CudnnGraph.Plan> candidates;
+    CudnnGraph.Plan plan;
+    List<CudnnTuner.Timing> timings = List.of();
 
-  CudnnAttention(CudaKernels kernels, CudaAttention fallback) {
+    Entry(String label, CudnnGraph graph, List<CudnnGraph.Plan> candidates, String unsupported) {
+      this.label = label;
+      this.graph = graph;
+      this.candidates = candidates;
+      this.unsupported = unsupported;
+      if (candidates.size() == 1) plan = candidates.getFirst();
+    }
+  }
+
+  /** Plans chosen as the backend's options say. */
+  CudnnAttention(CudaKernels kernels, CudaAttention fallback) { this(kernels, fallback, kernels.backend().cudnnPlans(), tag -> true); }
+
+  /**
+   * Plans chosen by {@code choice}, among the engine configurations whose tag ({@link CudnnEngines#tag})
+   * {@code accept} takes (tests pin one engine this way; a key none is accepted for runs the fallback).
+   */
+  CudnnAttention(CudaKernels kernels, CudaAttention fallback, CudaOptions.CudnnPlans choice, Predicate<String> accept) {
     this.k = kernels;
     this.fallback = fallback;
+    this.choice = java.util.Objects.requireNonNull(choice, "choice");
+    this.accept = java.util.Objects.requireNonNull(accept, "accept");
+  }
+
+  /**
+   * Each plan key's engine so far, in first-use order: the engine kept, and with autotuning every candidate's
+   * median time (for benches, profiles and tests). Keys whose candidates are not yet timed are left out.
+   */
+  synchronized List<CudnnTuner.Choice> engines() {
+    List<CudnnTuner.Choice> out = new ArrayList<>();
+    for (Entry e : plans.values()) if (e.plan != null) out.add(new CudnnTuner.Choice(e.label, e.plan.engine, e.timings));
+    return out;
   }
 
   /** How many calls cuDNN ran and how many fell back to our kernel (for benches and tests). */
@@ -71,6 +124,7 @@ final class CudnnAttention implements FusedAttention, AutoCloseable {
       handle = cudnn.create();
       cudnn.setStream(handle, k.backend().stream());
       if (cudnn.version() < 91000) maskValue = -Float.MAX_VALUE;
+      zeroAccum = cudnn.version() < 90600;
       return true;
     } catch (io.colossal4j.backend.cuda.ffi.CudaException e) { // CudaUnavailableException included: no libcudnn
       unavailable = e.getMessage();
@@ -106,16 +160,16 @@ final class CudnnAttention implements FusedAttention, AutoCloseable {
     return s.toString();
   }
 
-  private Entry entry(String key, java.util.function.Consumer<CudnnGraph> build) {
+  private Entry entry(String key, String label, java.util.function.Consumer<CudnnGraph> build) {
     Entry e = plans.get(key);
     if (e != null) return e;
     CudnnGraph g = new CudnnGraph(cudnn);
     try {
       build.accept(g);
-      e = new Entry(g, g.plan(handle), null);
+      e = new Entry(label, g, g.plans(handle, choice == CudaOptions.CudnnPlans.AUTOTUNE ? CANDIDATES : 1, accept), null);
     } catch (CudnnGraph.Unsupported u) {
       g.close();
-      e = new Entry(null, null, u.getMessage());
+      e = new Entry(label, null, List.of(), u.getMessage());
     }
     plans.put(key, e);
     return e;
@@ -123,8 +177,13 @@ final class CudnnAttention implements FusedAttention, AutoCloseable {
 
   /** Why cuDNN refused a plan so far (the first such reason), or null (for benches and tests). */
   synchronized String refusal() {
-    for (Entry e : plans.values()) if (e.unsupported() != null) return e.unsupported();
+    for (Entry e : plans.values()) if (e.unsupported != null) return e.unsupported;
     return null;
+  }
+
+  /** "fwd BF16 2x16 577x577x80 full": a key without its strides and scale, for reports. */
+  private static String label(String dir, Tensor q, Batch b, int nq, int nk, int d, Spec spec) {
+    return dir + " " + q.dtype() + " " + b.b1() + "x" + b.b2() + " " + nq + "x" + nk + "x" + d + (spec.causal() ? " causal" : " full");
   }
 
   /** S·scale with the causal mask applied: the logits both directions start from. */
@@ -155,7 +214,7 @@ final class CudnnAttention implements FusedAttention, AutoCloseable {
     long[][] st = b.strides();
     long[] qs = strides(b, st[0], q.stride(-2), nq), ks = strides(b, st[1], kt.stride(-2), nk), vs = strides(b, st[2], v.stride(-2), nk),
         os = strides(b, st[3], out.stride(-2), nq);
-    Entry e = entry(key("fwd", q, b, nq, nk, d, spec, qs, ks, vs, os), g -> {
+    Entry e = entry(key("fwd", q, b, nq, nk, d, spec, qs, ks, vs, os), label("fwd", q, b, nq, nk, d, spec), g -> {
       DataType t = io(q);
       Node nQ = g.tensor(Q, t, dims(b, nq, d), qs);
       Node nKT = g.tensor(K, t, transposed(dims(b, nk, d)), transposed(ks));
@@ -171,26 +230,71 @@ final class CudnnAttention implements FusedAttention, AutoCloseable {
       Node p = g.pointwise(Pointwise.DIV, DataType.FLOAT, ex, z, null, g.virtual(t, sDims, sStr));
       g.matmul(p, nV, g.tensor(O, t, dims(b, nq, d), os));
     });
-    if (e.plan() == null) {
+    if (e.graph == null) {
       fallbackCalls++;
       fallback.forward(q, kt, v, bias, spec, out, lse);
       return;
     }
     cudnnCalls++;
-    run(e.plan(), new long[] {Q, K, V, O, STATS}, new long[] {addr(q), addr(kt), addr(v), addr(out), addr(lse)});
+    run(e, new long[] {Q, K, V, O, STATS}, new long[] {addr(q), addr(kt), addr(v), addr(out), addr(lse)}, null);
   }
 
   private long addr(Tensor t) { return k.backend().address(t); }
 
-  private void run(CudnnGraph.Plan plan, long[] uids, long[] ptrs) {
+  /**
+   * Runs the key's plan on these buffers; on the key's first call with several candidates, times them all here
+   * first ({@link #tune}). {@code before} (null: nothing) is queued ahead of every run of a plan.
+   */
+  private void run(Entry e, long[] uids, long[] ptrs, Runnable before) {
     k.backend().enter();
-    Tensor ws = plan.workspaceBytes > 0
-        ? Tensor.empty(Shape.of(Math.toIntExact(plan.workspaceBytes)), DType.BOOL, k.backend(), MemoryCategory.TEMPORARY) : null;
+    if (e.plan == null) tune(e, uids, ptrs, before);
+    CudnnGraph.Plan plan = e.plan;
+    Tensor ws = workspace(plan.workspaceBytes);
+    CudaProfiler prof = k.backend().profiler();
     try {
+      if (before != null) before.run();
+      if (prof != null) prof.begin("cudnn " + plan.engine);
       plan.run(handle, uids, ptrs, ws == null ? 0 : k.ptr(ws));
+      if (prof != null) prof.end();
     } finally {
       if (ws != null) ws.storage().release();
     }
+  }
+
+  /**
+   * Times every candidate of {@code e} on the call's own buffers with one workspace as large as the largest need,
+   * keeps the fastest and destroys the others (all finished: the tuner waits for each). Every run overwrites the
+   * same outputs, which the real run then writes again.
+   */
+  private void tune(Entry e, long[] uids, long[] ptrs, Runnable before) {
+    List<CudnnGraph.Plan> c = e.candidates;
+    long[] wsBytes = c.stream().mapToLong(p -> p.workspaceBytes).toArray();
+    Tensor ws = workspace(Arrays.stream(wsBytes).max().orElse(0));
+    try {
+      long wsPtr = ws == null ? 0 : k.ptr(ws);
+      List<CudnnTuner.Timing> timings = CudnnTuner.time(k.backend().driver(), k.backend().stream(), c.stream().map(p -> p.engine).toList(),
+          wsBytes, i -> {
+            if (before != null) before.run();
+            c.get(i).run(handle, uids, ptrs, wsPtr);
+          });
+      int best = CudnnTuner.fastest(timings);
+      if (best < 0)
+        throw new io.colossal4j.backend.cuda.ffi.CudaException("cuDNN: none of the " + c.size() + " plans for " + e.label + " ran; first: "
+            + timings.getFirst().describe());
+      for (int i = 0; i < c.size(); i++) if (i != best) e.graph.discard(c.get(i));
+      e.plan = c.get(best);
+      e.candidates = List.of(e.plan);
+      e.timings = timings;
+    } finally {
+      if (ws != null) ws.storage().release();
+    }
+  }
+
+  /** A temporary workspace of {@code bytes}, or null for none. */
+  private Tensor workspace(long bytes) {
+    if (bytes <= 0) return null;
+    if (bytes > Integer.MAX_VALUE) throw new io.colossal4j.backend.cuda.ffi.CudaException("cuDNN plan wants a workspace of " + bytes + " bytes (over 2 GiB)");
+    return Tensor.empty(Shape.of((int) bytes), DType.BOOL, k.backend(), MemoryCategory.TEMPORARY);
   }
 
   // ------------------------------------------------------------- backward
@@ -225,9 +329,9 @@ final class CudnnAttention implements FusedAttention, AutoCloseable {
     long[] qs = strides(b, st[0], q.stride(-2), nq), ks = strides(b, st[1], kt.stride(-2), nk), vs = strides(b, st[2], v.stride(-2), nk),
         dos = strides(b, st[3], go.stride(-2), nq), os = strides(b, st[4], out.stride(-2), nq), dqs = strides(b, st[5], gq.stride(-2), nq),
         dks = strides(b, st[6], gk.stride(-2), nk), dvs = strides(b, st[7], gv.stride(-2), nk);
-    Entry e = entry(key("bwd", q, b, nq, nk, d, spec, qs, ks, vs, dos, os, dqs, dks, dvs), g -> buildBackward(g, io(q), b, nq, nk, d, spec,
-        qs, ks, vs, dos, os, dqs, dks, dvs));
-    if (e.plan() == null) {
+    Entry e = entry(key("bwd", q, b, nq, nk, d, spec, qs, ks, vs, dos, os, dqs, dks, dvs), label("bwd", q, b, nq, nk, d, spec),
+        g -> buildBackward(g, io(q), b, nq, nk, d, spec, qs, ks, vs, dos, os, dqs, dks, dvs));
+    if (e.graph == null) {
       fallbackCalls++;
       fallback.backward(go, q, kt, v, bias, out, lse, spec, gq, gk, gv, null);
       return;
@@ -237,8 +341,10 @@ final class CudnnAttention implements FusedAttention, AutoCloseable {
     Tensor sum = Tensor.empty(Shape.of(Math.toIntExact(rows)), DType.F32, k.backend(), MemoryCategory.TEMPORARY);
     Tensor acc = Tensor.empty(Shape.of(Math.toIntExact(rows * d)), DType.F32, k.backend(), MemoryCategory.TEMPORARY);
     try {
-      run(e.plan(), new long[] {Q, K, V, O, STATS, DO, DQ, DK, DV, SOFTMAX_SUM, DQ_ACCUM},
-          new long[] {addr(q), addr(kt), addr(v), addr(out), addr(lse), addr(go), addr(gq), addr(gk), addr(gv), addr(sum), addr(acc)});
+      // dQ_accum is accumulated into (atomics over key blocks): zeroed ahead of every run where cuDNN does not do it
+      run(e, new long[] {Q, K, V, O, STATS, DO, DQ, DK, DV, SOFTMAX_SUM, DQ_ACCUM},
+          new long[] {addr(q), addr(kt), addr(v), addr(out), addr(lse), addr(go), addr(gq), addr(gk), addr(gv), addr(sum), addr(acc)},
+          zeroAccum ? () -> k.fill(acc, 0) : null);
     } finally {
       sum.storage().release();
       acc.storage().release();
@@ -280,7 +386,7 @@ final class CudnnAttention implements FusedAttention, AutoCloseable {
   }
 
   @Override public synchronized void close() {
-    for (Entry e : plans.values()) if (e.graph() != null) e.graph().close();
+    for (Entry e : plans.values()) if (e.graph != null) e.graph.close();
     plans.clear();
     if (handle != 0) {
       k.backend().enter();

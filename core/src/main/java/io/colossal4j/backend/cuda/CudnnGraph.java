@@ -6,13 +6,17 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
+import java.util.function.Predicate;
 
 /**
  * One cuDNN operation graph, built node by node through the backend API, then turned into an execution plan
  * by the library's heuristics. Tensors are 4-d (cuDNN's graphs want equal ranks); each has a unique id, and the
  * non-virtual ones are bound to device addresses at {@link Plan#run}. Scalars passed by value (scales, −∞) are
- * kept by the plan and bound automatically. The graph owns every descriptor it created; a plan keeps its graph
+ * kept by the plan and bound automatically. {@link #plans} builds the plans of several engine configurations (for
+ * autotuning); {@link #discard} destroys the ones that lost. The graph owns every descriptor it created; a plan keeps its graph
  * alive (cuDNN's plans refer to their operation graph), and {@link #close} destroys them all.
  * Not thread-safe: build and run on the backend's thread.
  */
@@ -63,6 +67,7 @@ final class CudnnGraph implements AutoCloseable {
   private final List<Long> scalarUids = new ArrayList<>();
   private final List<MemorySegment> scalarValues = new ArrayList<>();
   private long nextVirtualUid = 1000;
+  private long opGraph;
   private boolean closed;
 
   CudnnGraph(Cudnn cudnn) { this.cudnn = cudnn; }
@@ -199,20 +204,23 @@ final class CudnnGraph implements AutoCloseable {
 
   // ------------------------------------------------------------- plan
 
-  /** An execution plan of this graph: its workspace need and how to run it. */
+  /** An execution plan of this graph: its engine configuration's tag ({@link CudnnEngines#tag}), workspace need, how to run it. */
   final class Plan {
     private final long plan;
     final long workspaceBytes;
+    final String engine;
+    private boolean discarded;
 
-    private Plan(long plan, long workspaceBytes) {
+    private Plan(long plan, long workspaceBytes, String engine) {
       this.plan = plan;
       this.workspaceBytes = workspaceBytes;
+      this.engine = engine;
     }
 
     /** Queues the plan on the handle's stream with the bound tensors' addresses (uids[i] at ptrs[i]). */
     void run(long handle, long[] uids, long[] ptrs, long workspace) {
       if (uids.length != ptrs.length) throw new IllegalArgumentException(uids.length + " uids for " + ptrs.length + " pointers");
-      if (closed) throw new IllegalStateException("cuDNN graph already closed");
+      if (closed || discarded) throw new IllegalStateException("cuDNN plan " + engine + " already destroyed");
       int n = uids.length + scalarUids.size();
       try (Arena a = Arena.ofConfined()) {
         MemorySegment ids = a.allocate(ValueLayout.JAVA_LONG, n), addrs = a.allocate(ValueLayout.JAVA_LONG, n);
@@ -240,44 +248,98 @@ final class CudnnGraph implements AutoCloseable {
   }
 
   /**
-   * Finalizes the operation graph and returns the first engine configuration (in the heuristics' order, mode A
-   * then B) whose plan finalizes. Throws {@link Unsupported} when none does.
+   * Finalizes the operation graph (once) and returns up to {@code limit} plans of distinct engine configurations
+   * whose tag {@code accept} takes, in the heuristics' order: mode A's configurations, then mode B's not already
+   * seen. (CUDNN_HEUR_MODE_FALLBACK is not asked: its engines are the functional, unfused ones, never faster
+   * than a fused flash-attention engine.) A configuration whose plan does not finalize is skipped. Throws
+   * {@link Unsupported} when no plan builds.
    */
-  Plan plan(long handle) {
+  List<Plan> plans(long handle, int limit, Predicate<String> accept) {
+    if (limit < 1) throw new IllegalArgumentException("plan limit must be >= 1, got " + limit);
+    long graph = operationGraph(handle);
+    List<Plan> plans = new ArrayList<>();
+    Set<String> seen = new HashSet<>();
+    StringBuilder why = new StringBuilder();
+    for (int mode : new int[] {HEUR_MODE_A, HEUR_MODE_B}) {
+      long[] cfgs = heuristics(graph, mode, why);
+      for (int i = 0; i < cfgs.length && plans.size() < limit; i++) {
+        String tag = CudnnEngines.tag(cudnn, cfgs[i]);
+        if (tag.startsWith("eng?")) tag += " #" + mode + "." + i;   // unreadable: never merged with another
+        if (!seen.add(tag)) continue;
+        if (!accept.test(tag)) {
+          why.append(" ").append(tag).append(": not accepted;");
+          continue;
+        }
+        Plan p = build(handle, cfgs[i], tag, why);
+        if (p != null) plans.add(p);
+      }
+    }
+    if (plans.isEmpty()) throw new Unsupported("no cuDNN engine runs this graph of " + ops.size() + " operations;" + why);
+    return plans;
+  }
+
+  private long operationGraph(long handle) {
+    if (opGraph != 0) return opGraph;
     long graph = create(D_OPGRAPH);
     setLongs(graph, A_GRAPH_HANDLE, T_HANDLE, handle);
     setLongs(graph, A_GRAPH_OPS, T_DESCRIPTOR, ops.stream().mapToLong(Long::longValue).toArray());
     finish(graph, "operation graph of " + ops.size() + " operations");
-    StringBuilder why = new StringBuilder();
-    for (int mode : new int[] {HEUR_MODE_A, HEUR_MODE_B}) {
-      long heur = create(D_ENGINEHEUR);
-      setLongs(heur, A_HEUR_GRAPH, T_DESCRIPTOR, graph);
-      setInt(heur, A_HEUR_MODE, T_HEUR_MODE, mode);
-      if (cudnn.finalizeDescriptor(heur, "engine heuristics") != 0) {
-        why.append(" heuristics mode ").append(mode).append(": ").append(cudnn.lastErrorMessage());
-        continue;
-      }
-      long count = cudnn.getAttribute(heur, A_HEUR_RESULTS, T_DESCRIPTOR, 0, MemorySegment.NULL);
-      if (count == 0) continue;
-      long[] cfgs = new long[(int) count];
-      for (int i = 0; i < cfgs.length; i++) cfgs[i] = create(D_ENGINECFG);
-      MemorySegment arr = arena.allocateFrom(ValueLayout.JAVA_LONG, cfgs);
-      long got = cudnn.getAttribute(heur, A_HEUR_RESULTS, T_DESCRIPTOR, count, arr);
-      for (int i = 0; i < Math.min(got, count); i++) {
-        long plan = create(D_PLAN);
-        setLongs(plan, A_PLAN_HANDLE, T_HANDLE, handle);
-        setLongs(plan, A_PLAN_CONFIG, T_DESCRIPTOR, arr.getAtIndex(ValueLayout.JAVA_LONG, i));
-        int status = cudnn.finalizeDescriptor(plan, "execution plan");
-        if (status != 0) {
-          why.append(" config ").append(i).append(": status ").append(status);
-          continue;
-        }
+    opGraph = graph;
+    return graph;
+  }
+
+  /** The engine configurations heuristics mode {@code mode} proposes for the graph, best first; none when it has no answer. */
+  private long[] heuristics(long graph, int mode, StringBuilder why) {
+    long heur = create(D_ENGINEHEUR);
+    setLongs(heur, A_HEUR_GRAPH, T_DESCRIPTOR, graph);
+    setInt(heur, A_HEUR_MODE, T_HEUR_MODE, mode);
+    if (cudnn.finalizeDescriptor(heur, "engine heuristics") != 0) {
+      why.append(" heuristics mode ").append(mode).append(": ").append(cudnn.lastErrorMessage());
+      return new long[0];
+    }
+    long count = cudnn.getAttribute(heur, A_HEUR_RESULTS, T_DESCRIPTOR, 0, MemorySegment.NULL);
+    if (count <= 0) return new long[0];
+    long[] cfgs = new long[Math.toIntExact(count)];
+    for (int i = 0; i < cfgs.length; i++) cfgs[i] = create(D_ENGINECFG);
+    MemorySegment arr = arena.allocateFrom(ValueLayout.JAVA_LONG, cfgs);
+    long got = Math.min(cudnn.getAttribute(heur, A_HEUR_RESULTS, T_DESCRIPTOR, count, arr), count);
+    long[] out = new long[(int) got];
+    for (int i = 0; i < out.length; i++) out[i] = arr.getAtIndex(ValueLayout.JAVA_LONG, i);
+    return out;
+  }
+
+  /** The plan of one engine configuration, or null (the reason appended to {@code why}) when it does not build. */
+  private Plan build(long handle, long cfg, String tag, StringBuilder why) {
+    long plan = create(D_PLAN);
+    try {
+      setLongs(plan, A_PLAN_HANDLE, T_HANDLE, handle);
+      setLongs(plan, A_PLAN_CONFIG, T_DESCRIPTOR, cfg);
+      int status = cudnn.finalizeDescriptor(plan, "execution plan " + tag);
+      if (status == 0) {
         MemorySegment ws = arena.allocate(ValueLayout.JAVA_LONG);
         cudnn.getAttribute(plan, A_PLAN_WORKSPACE, T_INT64, 1, ws);
-        return new Plan(plan, ws.get(ValueLayout.JAVA_LONG, 0));
+        long bytes = ws.get(ValueLayout.JAVA_LONG, 0);
+        if (bytes < 0) throw new CudaException("cuDNN plan " + tag + " reports a workspace of " + bytes + " bytes");
+        return new Plan(plan, bytes, tag);
       }
+      why.append(" ").append(tag).append(": status ").append(status).append(';');
+    } catch (CudaException e) {   // a configuration the heuristics offered that cannot be built here
+      why.append(" ").append(tag).append(": ").append(e.getMessage()).append(';');
     }
-    throw new Unsupported("no cuDNN engine runs this graph of " + ops.size() + " operations;" + why);
+    destroy(plan);
+    return null;
+  }
+
+  /** Destroys a plan that lost (its graph and the other plans stay); it must have no work in flight. */
+  void discard(Plan p) {
+    if (p.discarded || closed) return;
+    p.discarded = true;
+    destroy(p.plan);
+  }
+
+  private void destroy(long desc) {
+    descriptors.remove(Long.valueOf(desc));
+    CudnnEngines.destroyQuietly(cudnn, desc);
   }
 
   @Override public void close() {

@@ -24,7 +24,7 @@ import org.junit.jupiter.api.Test;
 class CudnnAttentionTest {
   private final Random rnd = new Random(5);
 
-  private record Case(int b, int h, int nq, int nk, int d, boolean causal, DType dtype, boolean packed) {}
+  record Case(int b, int h, int nq, int nk, int d, boolean causal, DType dtype, boolean packed) {}
 
   @Test void cudnnAgreesWithOurKernelOnModelShapes() {
     CudaKernels kernels = (CudaKernels) gpu().kernels();
@@ -40,7 +40,7 @@ class CudnnAttentionTest {
         new Case(1, 2, 200, 150, 128, false, DType.BF16, false)};
     try {
       for (Case c : cases) {
-        Tensor[] in = operands(c);
+        Tensor[] in = operands(rnd, c);
         Spec spec = new Spec(1 / Math.sqrt(c.d()), c.causal(), 0, 0, 0);
         Tensor[] a = run(cudnn, cudnn, in, spec), b = run(ours, ours, in, spec), mixed = run(cudnn, ours, in, spec);
         String[] names = {"out", "lse", "dq", "dk", "dv"};
@@ -59,7 +59,7 @@ class CudnnAttentionTest {
   }
 
   /** q, k, v and dO; with {@code packed}, q/k/v are strided [B, H, N, D] views of one [B, N, 3·H·D] buffer. */
-  private Tensor[] operands(Case c) {
+  static Tensor[] operands(Random rnd, Case c) {
     Tensor q, k, v;
     if (c.packed()) {
       Tensor all = toGpu(random(rnd, Shape.of(c.b(), c.nq(), 3 * c.h() * c.d()), c.dtype(), -1, 1));
@@ -78,7 +78,8 @@ class CudnnAttentionTest {
     return new Tensor[] {q, k, v, go};
   }
 
-  private static Tensor[] run(io.colossal4j.backend.FusedAttention fwd, io.colossal4j.backend.FusedAttention bwd, Tensor[] in, Spec spec) {
+  /** Forward with {@code fwd}, backward with {@code bwd}: out, lse, dq, dk, dv. */
+  static Tensor[] run(io.colossal4j.backend.FusedAttention fwd, io.colossal4j.backend.FusedAttention bwd, Tensor[] in, Spec spec) {
     Tensor q = in[0], k = in[1], v = in[2], go = in[3];
     Tensor o = Tensor.empty(q.shape(), q.dtype(), gpu());
     Tensor lse = Tensor.empty(Shape.of(q.size(0), q.size(1), q.size(2)), DType.F32, gpu());
