@@ -213,7 +213,7 @@ def side_by_side(java_csv, torch_rows):
     for impl, name, shape, ms, tf in torch_rows:
         peer[(name, shape)] = float(ms)
         if name.endswith("_sdpa_fwd") or name.endswith("_sdpa_fwd_bwd"):  # our attention is compared with SDPA
-            for tag in ("", "_fused", "_fused2", "_fused_atomic", "_cudnn", "_cudnn_heur"):  # composed, our generations, cuDNN (autotuned, heuristics' first)
+            for tag in ("", "_fused", "_fused2", "_fused_atomic", "_cudnn", "_cudnn_heur", "_cudnn_knobs"):  # composed, ours, cuDNN (autotuned, heuristics' first, knob variants)
                 peer[(name.replace("_sdpa", tag), shape)] = float(ms)
     print(f"\n{'case':28} {'shape':22} {'colossal4j ms':>14} {'pytorch ms':>11} {'ratio':>6} {'c4j TFLOP/s':>12}")
     for (name, shape), r in java.items():

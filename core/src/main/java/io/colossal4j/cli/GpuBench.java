@@ -28,7 +28,7 @@ import java.nio.file.Path;
 import java.util.Random;
 
 /**
- * {@code colossal bench gpu [--kernel-cache DIR] [--skip-kernels] [--cudnn-plans autotune|heuristic] [--profile] [--trace-memory] [--only vit|gpt|amp|attention]}: the GPU benchmark. Kernel cases
+ * {@code colossal bench gpu [--kernel-cache DIR] [--skip-kernels] [--cudnn-plans autotune|explore|heuristic] [--profile] [--trace-memory] [--only vit|gpt|amp|attention]}: the GPU benchmark. Kernel cases
  * ({@link CudaBench}: GEMM, layer norm, attention) and a full training step (forward, cross-entropy, backward,
  * AdamW) of a vit_huge_patch14_clip_336-shaped ViT (batch 32 at 336) and a GPT-2-medium-shaped model (batch
  * 8 x 1024 tokens), parameters in bf16, on cuda:0; and the GPT with f32 master weights under bf16 autocast. Prints one CSV table on stdout
@@ -63,8 +63,9 @@ final class GpuBench implements Main.Command {
           switch (v) {
             case "autotune" -> opts = opts.withCudnnPlans(CudaOptions.CudnnPlans.AUTOTUNE);
             case "heuristic" -> opts = opts.withCudnnPlans(CudaOptions.CudnnPlans.HEURISTIC);
+            case "explore" -> opts = opts.withCudnnPlans(CudaOptions.CudnnPlans.EXPLORE);
             default -> {
-              System.err.println("colossal bench gpu: --cudnn-plans '" + v + "' is not a choice (valid: autotune (time cuDNN's candidate plans), heuristic (its first))");
+              System.err.println("colossal bench gpu: --cudnn-plans '" + v + "' is not a choice (valid: autotune (time cuDNN's candidate plans), explore (and knob variants), heuristic (its first))");
               return 2;
             }
           }
@@ -79,7 +80,7 @@ final class GpuBench implements Main.Command {
           }
         }
         default -> {
-          System.err.println("colossal bench gpu: unknown option '" + args[i] + "' (valid: --kernel-cache DIR, --skip-kernels, --cudnn-plans autotune|heuristic, --profile, --trace-memory, --only vit|gpt|amp|attention)");
+          System.err.println("colossal bench gpu: unknown option '" + args[i] + "' (valid: --kernel-cache DIR, --skip-kernels, --cudnn-plans autotune|explore|heuristic, --profile, --trace-memory, --only vit|gpt|amp|attention)");
           return 2;
         }
       }

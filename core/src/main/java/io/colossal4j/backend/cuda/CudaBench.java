@@ -199,6 +199,10 @@ public final class CudaBench {
       var heuristic = new CudnnAttention((CudaKernels) k, fallback, CudaOptions.CudnnPlans.HEURISTIC, tag -> true);
       System.err.println("attention_*_cudnn_heur: the heuristics' first plan");
       cudnnCases("_cudnn_heur", heuristic);
+      // knob variants too, last: configurations the heuristics did not offer
+      var explore = new CudnnAttention((CudaKernels) k, fallback, CudaOptions.CudnnPlans.EXPLORE, tag -> true);
+      System.err.println("attention_*_cudnn_knobs: autotuned with knob variants");
+      cudnnCases("_cudnn_knobs", explore);
     }
   }
 

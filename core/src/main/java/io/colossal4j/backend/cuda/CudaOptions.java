@@ -17,9 +17,11 @@ public record CudaOptions(Map<String, String> environment, long memoryCapBytes, 
   /**
    * How cuDNN's execution plan for a graph (fused attention) is chosen. {@code AUTOTUNE}: the distinct engine
    * configurations of heuristics modes A and B (up to eight) are built, and the first call with real buffers times
-   * each and keeps the fastest. {@code HEURISTIC}: the heuristics' first configuration that builds, untimed.
+   * each and keeps the fastest. {@code EXPLORE}: as AUTOTUNE, the candidates completed by variants of the
+   * heuristics' configurations with one knob (tile size, kernel configuration, stages) set to another value the
+   * engine offers. {@code HEURISTIC}: the heuristics' first configuration that builds, untimed.
    */
-  public enum CudnnPlans { AUTOTUNE, HEURISTIC }
+  public enum CudnnPlans { AUTOTUNE, EXPLORE, HEURISTIC }
 
   public CudaOptions {
     environment = Map.copyOf(environment);

@@ -32,7 +32,8 @@ import java.util.function.Predicate;
  * causal, scale), built on first use and cached for the life of the backend.
  *
  * <p>Plan choice ({@link CudaOptions.CudnnPlans}): with {@code AUTOTUNE} the key's graph gets the plans of up to
- * {@value #CANDIDATES} distinct engine configurations (heuristics modes A then B), and its first call times each on
+ * {@value #CANDIDATES} distinct engine configurations (heuristics modes A then B; with {@code EXPLORE} also knob
+ * variants of them), and its first call times each on
  * that call's own buffers ({@link CudnnTuner}) before running the fastest for real; the others are destroyed.
  * Timing is safe because every bound output is overwritten, never accumulated into: O, stats, dQ, dK, dV and
  * softmax_sum are written whole; the one accumulated tensor, dQ_accum, is our scratch, which cuDNN 9.6+ zeroes
@@ -99,7 +100,8 @@ final class CudnnAttention implements FusedAttention, AutoCloseable {
    */
   synchronized List<CudnnTuner.Choice> engines() {
     List<CudnnTuner.Choice> out = new ArrayList<>();
-    for (Entry e : plans.values()) if (e.plan != null) out.add(new CudnnTuner.Choice(e.label, e.plan.engine, e.timings));
+    for (Entry e : plans.values())
+      if (e.plan != null) out.add(new CudnnTuner.Choice(e.label, e.plan.engine, e.timings, e.graph.knobRanges()));
     return out;
   }
 
@@ -166,7 +168,8 @@ final class CudnnAttention implements FusedAttention, AutoCloseable {
     CudnnGraph g = new CudnnGraph(cudnn);
     try {
       build.accept(g);
-      e = new Entry(label, g, g.plans(handle, choice == CudaOptions.CudnnPlans.AUTOTUNE ? CANDIDATES : 1, accept), null);
+      int limit = choice == CudaOptions.CudnnPlans.HEURISTIC ? 1 : CANDIDATES;
+      e = new Entry(label, g, g.plans(handle, limit, accept, choice == CudaOptions.CudnnPlans.EXPLORE), null);
     } catch (CudnnGraph.Unsupported u) {
       g.close();
       e = new Entry(label, null, List.of(), u.getMessage());

@@ -7,7 +7,9 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.function.Predicate;
 
@@ -68,6 +70,7 @@ final class CudnnGraph implements AutoCloseable {
   private final List<MemorySegment> scalarValues = new ArrayList<>();
   private long nextVirtualUid = 1000;
   private long opGraph;
+  private String knobRanges = "";
   private boolean closed;
 
   CudnnGraph(Cudnn cudnn) { this.cudnn = cudnn; }
@@ -249,34 +252,69 @@ final class CudnnGraph implements AutoCloseable {
 
   /**
    * Finalizes the operation graph (once) and returns up to {@code limit} plans of distinct engine configurations
-   * whose tag {@code accept} takes, in the heuristics' order: mode A's configurations, then mode B's not already
-   * seen. (CUDNN_HEUR_MODE_FALLBACK is not asked: its engines are the functional, unfused ones, never faster
-   * than a fused flash-attention engine.) A configuration whose plan does not finalize is skipped. Throws
-   * {@link Unsupported} when no plan builds.
+   * whose tag ({@link CudnnEngines.Config#tag}) {@code accept} takes, in the heuristics' order: mode A's
+   * configurations, then mode B's not already seen. (CUDNN_HEUR_MODE_FALLBACK is not asked: its engines are the
+   * functional, unfused ones, never faster than a fused flash-attention engine.) With {@code explore}, then
+   * variants of each engine's first configuration, one knob changed at a time ({@link #explore}). A configuration
+   * whose plan does not finalize is skipped. Throws {@link Unsupported} when no plan builds.
    */
-  List<Plan> plans(long handle, int limit, Predicate<String> accept) {
+  List<Plan> plans(long handle, int limit, Predicate<String> accept, boolean explore) {
     if (limit < 1) throw new IllegalArgumentException("plan limit must be >= 1, got " + limit);
     long graph = operationGraph(handle);
     List<Plan> plans = new ArrayList<>();
     Set<String> seen = new HashSet<>();
+    Map<Long, CudnnEngines.Config> firstOfEngine = new LinkedHashMap<>();
     StringBuilder why = new StringBuilder();
     for (int mode : new int[] {HEUR_MODE_A, HEUR_MODE_B}) {
       long[] cfgs = heuristics(graph, mode, why);
       for (int i = 0; i < cfgs.length && plans.size() < limit; i++) {
-        String tag = CudnnEngines.tag(cudnn, cfgs[i]);
-        if (tag.startsWith("eng?")) tag += " #" + mode + "." + i;   // unreadable: never merged with another
-        if (!seen.add(tag)) continue;
-        if (!accept.test(tag)) {
-          why.append(" ").append(tag).append(": not accepted;");
-          continue;
-        }
+        CudnnEngines.Config c = CudnnEngines.read(cudnn, cfgs[i]);
+        String tag = c == null ? "eng? #" + mode + "." + i : c.tag();   // unreadable: never merged with another
+        if (c != null) firstOfEngine.putIfAbsent(c.engine(), c);
+        if (!seen.add(tag) || !accept.test(tag)) continue;
         Plan p = build(handle, cfgs[i], tag, why);
         if (p != null) plans.add(p);
       }
     }
+    if (explore) explore(handle, graph, firstOfEngine.values(), limit, accept, seen, plans, why);
     if (plans.isEmpty()) throw new Unsupported("no cuDNN engine runs this graph of " + ops.size() + " operations;" + why);
     return plans;
   }
+
+  /** Knob variants tried per graph at most (each may compile a kernel when it builds). */
+  private static final int MAX_VARIANTS = 24;
+
+  /**
+   * Adds plans of variants of the heuristics' configurations: for each engine, its first configuration with one
+   * knob set to another value the engine offers (tile-picking knobs first, up to 16 values each), until
+   * {@code limit} plans or {@value #MAX_VARIANTS} attempts. Records the engines' knob ranges ({@link #knobRanges}).
+   */
+  private void explore(long handle, long graph, java.util.Collection<CudnnEngines.Config> bases, int limit, Predicate<String> accept,
+                       Set<String> seen, List<Plan> plans, StringBuilder why) {
+    int attempts = 0;
+    StringBuilder ranges = new StringBuilder();
+    for (CudnnEngines.Config base : bases) {
+      List<CudnnEngines.Knob> knobs = CudnnEngines.knobs(cudnn, graph, base.engine());
+      ranges.append(ranges.isEmpty() ? "" : "; ").append("eng").append(base.engine()).append(':');
+      for (CudnnEngines.Knob k : knobs) ranges.append(' ').append(k.describe());
+      for (CudnnEngines.Knob k : knobs) {
+        for (long v : k.values(16)) {
+          if (plans.size() >= limit || attempts >= MAX_VARIANTS) break;
+          CudnnEngines.Config c = base.with(k.type(), v);
+          String tag = c.tag();
+          if (!seen.add(tag) || !accept.test(tag)) continue;
+          attempts++;
+          long cfg = CudnnEngines.make(cudnn, this::create, graph, c);
+          Plan p = cfg == 0 ? null : build(handle, cfg, tag, why);
+          if (p != null) plans.add(p);
+        }
+      }
+    }
+    knobRanges = ranges.toString();
+  }
+
+  /** The knobs the graph's engines offer, as explored ("eng8: k24 0..12 k14 1..3"); "" when not explored. */
+  String knobRanges() { return knobRanges; }
 
   private long operationGraph(long handle) {
     if (opGraph != 0) return opGraph;

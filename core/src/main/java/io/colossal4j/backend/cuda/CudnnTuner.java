@@ -29,14 +29,20 @@ final class CudnnTuner {
     }
   }
 
-  /** One plan key's choice: the key's readable label, the engine kept and every candidate's timing (empty: none was timed). */
-  record Choice(String label, String engine, List<Timing> timings) {
+  /**
+   * One plan key's choice: the key's readable label, the engine kept, every candidate's timing (empty: none was
+   * timed) and the knob ranges its engines offer where they were explored ("" otherwise).
+   */
+  record Choice(String label, String engine, List<Timing> timings, String knobRanges) {
     String describe() {
       StringBuilder s = new StringBuilder(label).append(": ").append(engine);
-      if (timings.isEmpty()) return s.append(" (heuristics' first, untimed)").toString();
-      s.append(" (fastest of ").append(timings.size()).append(':');
-      for (Timing t : timings) s.append(' ').append(t.describe()).append(';');
-      return s.append(')').toString();
+      if (timings.isEmpty()) s.append(" (only candidate, untimed)");
+      else {
+        s.append(" (fastest of ").append(timings.size()).append(':');
+        for (Timing t : timings) s.append(' ').append(t.describe()).append(';');
+        s.append(')');
+      }
+      return knobRanges.isEmpty() ? s.toString() : s.append(" [knobs ").append(knobRanges).append(']').toString();
     }
   }
 

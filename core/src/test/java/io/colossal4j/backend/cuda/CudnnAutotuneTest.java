@@ -53,8 +53,13 @@ class CudnnAutotuneTest {
     return a;
   }
 
-  @Test void everyTimedCandidateGivesTheAutotunedResult() {
-    CudnnAttention tuned = cudnn(CudnnPlans.AUTOTUNE, tag -> true);
+  @Test void everyTimedCandidateGivesTheAutotunedResult() { everyCandidateAgrees(CudnnPlans.AUTOTUNE); }
+
+  /** Knob variants too: engine configurations the heuristics did not offer, built from the engines' knob ranges. */
+  @Test void everyExploredCandidateGivesTheAutotunedResult() { everyCandidateAgrees(CudnnPlans.EXPLORE); }
+
+  private void everyCandidateAgrees(CudnnPlans choice) {
+    CudnnAttention tuned = cudnn(choice, tag -> true);
     CudaAttention ours = new CudaAttention(kernels(), CudaAttention.Variant.WIDE);
     try {
       for (Case c : CASES) {
@@ -63,7 +68,7 @@ class CudnnAutotuneTest {
         Tensor[] ref = run(tuned, tuned, in, spec);   // the key's first calls: candidates timed, then the winners run
         List<CudnnTuner.Choice> choices = tuned.engines();
         CudnnTuner.Choice fwd = choices.get(choices.size() - 2), bwd = choices.getLast();
-        System.out.println("[cudnn autotune] " + c + "\n  " + fwd.describe() + "\n  " + bwd.describe());
+        System.out.println("[cudnn " + choice + "] " + c + "\n  " + fwd.describe() + "\n  " + bwd.describe());
         assertTrue(fwd.label().startsWith("fwd") && bwd.label().startsWith("bwd"), fwd.label() + " / " + bwd.label());
         assertEquals(0, tuned.calls()[1], c + ": fell back to our kernel: " + tuned.refusal());
         requireFastest(fwd);
@@ -73,7 +78,8 @@ class CudnnAutotuneTest {
         List<String> fwdTags = ranEngines(fwd), bwdTags = ranEngines(bwd);
         for (int i = 0; i < Math.max(fwdTags.size(), bwdTags.size()); i++) {
           String ft = fwdTags.get(Math.min(i, fwdTags.size() - 1)), bt = bwdTags.get(Math.min(i, bwdTags.size() - 1));
-          CudnnAttention f = cudnn(CudnnPlans.HEURISTIC, ft::equals), b = cudnn(CudnnPlans.HEURISTIC, bt::equals);
+          // EXPLORE reaches every tag autotuning can time; the predicate leaves one candidate, run untimed
+          CudnnAttention f = cudnn(CudnnPlans.EXPLORE, ft::equals), b = cudnn(CudnnPlans.EXPLORE, bt::equals);
           try {
             Tensor[] alone = run(f, b, in, spec);
             assertEquals(0, f.calls()[1] + b.calls()[1], c + ": pinned " + ft + " / " + bt + " fell back: " + f.refusal() + " " + b.refusal());

@@ -25,10 +25,22 @@ class CudnnTunerTest {
 
   @Test void aChoiceNamesItsEngineAndEveryCandidate() {
     var c = new CudnnTuner.Choice("bwd BF16 2x16 577x577x80 full", "eng3 k24=7",
-        List.of(ran("eng1", 0.5), new CudnnTuner.Timing("eng3 k24=7", 3L << 20, 0.25, null), failed("eng9")));
+        List.of(ran("eng1", 0.5), new CudnnTuner.Timing("eng3 k24=7", 3L << 20, 0.25, null), failed("eng9")), "");
     assertEquals("bwd BF16 2x16 577x577x80 full: eng3 k24=7 (fastest of 3: eng1 0.500 ms; eng3 k24=7 0.250 ms (ws 3.0 MiB); eng9 failed: refused;)",
         c.describe());
-    assertTrue(new CudnnTuner.Choice("fwd", "eng1", List.of()).describe().endsWith("eng1 (heuristics' first, untimed)"));
+    assertEquals("fwd: eng1 (only candidate, untimed) [knobs eng1: k24 0..3]", new CudnnTuner.Choice("fwd", "eng1", List.of(), "eng1: k24 0..3").describe());
+  }
+
+  @Test void configTagsAreSortedByKnobTypeAndKnobsEnumerateTheirRange() {
+    var c = new CudnnEngines.Config(8, java.util.Map.of(24, 3L, 14, 2L));
+    assertEquals("eng8 k14=2 k24=3", c.tag());
+    assertEquals("eng8 k14=2 k24=5", c.with(24, 5).tag());
+    assertEquals("eng8 k2=1 k14=2 k24=3", c.with(2, 1).tag());
+    assertEquals("eng8 k14=2 k24=3", c.tag(), "with() leaves the original as it was");
+    assertEquals(List.of(0L, 1L, 2L, 3L), new CudnnEngines.Knob(24, 0, 3, 1).values(16));
+    assertEquals(List.of(1L, 3L), new CudnnEngines.Knob(14, 1, 4, 2).values(16));
+    assertEquals(List.of(5L, 6L), new CudnnEngines.Knob(40, 5, 100, 0).values(2), "a zero stride counts as 1; the limit holds");
+    assertEquals("k14 1..4/2", new CudnnEngines.Knob(14, 1, 4, 2).describe());
   }
 
   @Test void autotuningIsTheDefaultAndSurvivesTheOtherOptions() {
