@@ -33,8 +33,8 @@ import java.util.function.Predicate;
  *
  * <p>Plan choice ({@link CudaOptions.CudnnPlans}): with {@code AUTOTUNE} the key's graph gets the plans of up to
  * {@value #CANDIDATES} distinct engine configurations (heuristics modes A then B; with {@code EXPLORE} also knob
- * variants of them), and its first call times each on
- * that call's own buffers ({@link CudnnTuner}) before running the fastest for real; the others are destroyed.
+ * variants of them), and its first call times each on that call's own buffers ({@link CudnnTuner}) before
+ * running the fastest for real; the others are destroyed.
  * Timing is safe because every bound output is overwritten, never accumulated into: O, stats, dQ, dK, dV and
  * softmax_sum are written whole; the one accumulated tensor, dQ_accum, is our scratch, which cuDNN 9.6+ zeroes
  * itself and which we zero before every run on older versions. {@link #engines} reports each key's choice.
@@ -67,14 +67,16 @@ final class CudnnAttention implements FusedAttention, AutoCloseable {
     final String label;
     final CudnnGraph graph;
     final String unsupported;
+    final String knobRanges;
     List<CudnnGraph.Plan> candidates;
     CudnnGraph.Plan plan;
     List<CudnnTuner.Timing> timings = List.of();
 
-    Entry(String label, CudnnGraph graph, List<CudnnGraph.Plan> candidates, String unsupported) {
+    Entry(String label, CudnnGraph graph, CudnnCandidates c, String unsupported) {
       this.label = label;
       this.graph = graph;
-      this.candidates = candidates;
+      this.candidates = c == null ? List.of() : c.plans();
+      this.knobRanges = c == null ? "" : c.knobRanges();
       this.unsupported = unsupported;
       if (candidates.size() == 1) plan = candidates.getFirst();
     }
@@ -84,7 +86,7 @@ final class CudnnAttention implements FusedAttention, AutoCloseable {
   CudnnAttention(CudaKernels kernels, CudaAttention fallback) { this(kernels, fallback, kernels.backend().cudnnPlans(), tag -> true); }
 
   /**
-   * Plans chosen by {@code choice}, among the engine configurations whose tag ({@link CudnnEngines#tag})
+   * Plans chosen by {@code choice}, among the engine configurations whose tag ({@link CudnnEngines.Config#tag})
    * {@code accept} takes (tests pin one engine this way; a key none is accepted for runs the fallback).
    */
   CudnnAttention(CudaKernels kernels, CudaAttention fallback, CudaOptions.CudnnPlans choice, Predicate<String> accept) {
@@ -101,7 +103,7 @@ final class CudnnAttention implements FusedAttention, AutoCloseable {
   synchronized List<CudnnTuner.Choice> engines() {
     List<CudnnTuner.Choice> out = new ArrayList<>();
     for (Entry e : plans.values())
-      if (e.plan != null) out.add(new CudnnTuner.Choice(e.label, e.plan.engine, e.timings, e.graph.knobRanges()));
+      if (e.plan != null) out.add(new CudnnTuner.Choice(e.label, e.plan.engine, e.timings, e.knobRanges));
     return out;
   }
 
@@ -169,10 +171,10 @@ final class CudnnAttention implements FusedAttention, AutoCloseable {
     try {
       build.accept(g);
       int limit = choice == CudaOptions.CudnnPlans.HEURISTIC ? 1 : CANDIDATES;
-      e = new Entry(label, g, g.plans(handle, limit, accept, choice == CudaOptions.CudnnPlans.EXPLORE), null);
+      e = new Entry(label, g, CudnnCandidates.of(g, cudnn, handle, limit, accept, choice == CudaOptions.CudnnPlans.EXPLORE), null);
     } catch (CudnnGraph.Unsupported u) {
       g.close();
-      e = new Entry(label, null, List.of(), u.getMessage());
+      e = new Entry(label, null, null, u.getMessage());
     }
     plans.put(key, e);
     return e;

@@ -6,19 +6,14 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
-import java.util.HashSet;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
-import java.util.Set;
-import java.util.function.Predicate;
 
 /**
  * One cuDNN operation graph, built node by node through the backend API, then turned into an execution plan
  * by the library's heuristics. Tensors are 4-d (cuDNN's graphs want equal ranks); each has a unique id, and the
  * non-virtual ones are bound to device addresses at {@link Plan#run}. Scalars passed by value (scales, −∞) are
- * kept by the plan and bound automatically. {@link #plans} builds the plans of several engine configurations (for
- * autotuning); {@link #discard} destroys the ones that lost. The graph owns every descriptor it created; a plan keeps its graph
+ * kept by the plan and bound automatically. {@link CudnnCandidates} builds the plans of several engine
+ * configurations from it (for autotuning); {@link #discard} destroys the ones that lost. The graph owns every descriptor it created; a plan keeps its graph
  * alive (cuDNN's plans refer to their operation graph), and {@link #close} destroys them all.
  * Not thread-safe: build and run on the backend's thread.
  */
@@ -36,7 +31,7 @@ final class CudnnGraph implements AutoCloseable {
       A_T_DTYPE = 901, A_T_DIMS = 902, A_T_STRIDES = 903, A_T_UID = 906, A_T_VIRTUAL = 907, A_T_BY_VALUE = 908, A_VP_UIDS = 1000,
       A_VP_PTRS = 1001, A_VP_WORKSPACE = 1003, A_MM_COMP = 1500, A_OPMM_A = 1520, A_OPMM_B = 1521, A_OPMM_C = 1522, A_OPMM_DESC = 1523,
       A_RED_OP = 1600, A_RED_COMP = 1601, A_OPRED_X = 1610, A_OPRED_Y = 1611, A_OPRED_DESC = 1612, A_RESHAPE_X = 2200, A_RESHAPE_Y = 2201;
-  private static final int HEUR_MODE_A = 3, HEUR_MODE_B = 1;
+  static final int HEUR_MODE_A = 3, HEUR_MODE_B = 1;
 
   /** cudnnDataType_t values of the types these graphs use. */
   enum DataType {
@@ -70,14 +65,14 @@ final class CudnnGraph implements AutoCloseable {
   private final List<MemorySegment> scalarValues = new ArrayList<>();
   private long nextVirtualUid = 1000;
   private long opGraph;
-  private String knobRanges = "";
   private boolean closed;
 
   CudnnGraph(Cudnn cudnn) { this.cudnn = cudnn; }
 
   // ------------------------------------------------------------- attributes
 
-  private long create(int type) {
+  /** A new descriptor of that cudnnBackendDescriptorType_t, owned (and destroyed at {@link #close}) by this graph. */
+  long create(int type) {
     long d = cudnn.createDescriptor(type);
     descriptors.add(d);
     return d;
@@ -250,73 +245,8 @@ final class CudnnGraph implements AutoCloseable {
     }
   }
 
-  /**
-   * Finalizes the operation graph (once) and returns up to {@code limit} plans of distinct engine configurations
-   * whose tag ({@link CudnnEngines.Config#tag}) {@code accept} takes, in the heuristics' order: mode A's
-   * configurations, then mode B's not already seen. (CUDNN_HEUR_MODE_FALLBACK is not asked: its engines are the
-   * functional, unfused ones, never faster than a fused flash-attention engine.) With {@code explore}, then
-   * variants of each engine's first configuration, one knob changed at a time ({@link #explore}). A configuration
-   * whose plan does not finalize is skipped. Throws {@link Unsupported} when no plan builds.
-   */
-  List<Plan> plans(long handle, int limit, Predicate<String> accept, boolean explore) {
-    if (limit < 1) throw new IllegalArgumentException("plan limit must be >= 1, got " + limit);
-    long graph = operationGraph(handle);
-    List<Plan> plans = new ArrayList<>();
-    Set<String> seen = new HashSet<>();
-    Map<Long, CudnnEngines.Config> firstOfEngine = new LinkedHashMap<>();
-    StringBuilder why = new StringBuilder();
-    for (int mode : new int[] {HEUR_MODE_A, HEUR_MODE_B}) {
-      long[] cfgs = heuristics(graph, mode, why);
-      for (int i = 0; i < cfgs.length && plans.size() < limit; i++) {
-        CudnnEngines.Config c = CudnnEngines.read(cudnn, cfgs[i]);
-        String tag = c == null ? "eng? #" + mode + "." + i : c.tag();   // unreadable: never merged with another
-        if (c != null) firstOfEngine.putIfAbsent(c.engine(), c);
-        if (!seen.add(tag) || !accept.test(tag)) continue;
-        Plan p = build(handle, cfgs[i], tag, why);
-        if (p != null) plans.add(p);
-      }
-    }
-    if (explore) explore(handle, graph, firstOfEngine.values(), limit, accept, seen, plans, why);
-    if (plans.isEmpty()) throw new Unsupported("no cuDNN engine runs this graph of " + ops.size() + " operations;" + why);
-    return plans;
-  }
-
-  /** Knob variants tried per graph at most (each may compile a kernel when it builds). */
-  private static final int MAX_VARIANTS = 24;
-
-  /**
-   * Adds plans of variants of the heuristics' configurations: for each engine, its first configuration with one
-   * knob set to another value the engine offers (tile-picking knobs first, up to 16 values each), until
-   * {@code limit} plans or {@value #MAX_VARIANTS} attempts. Records the engines' knob ranges ({@link #knobRanges}).
-   */
-  private void explore(long handle, long graph, java.util.Collection<CudnnEngines.Config> bases, int limit, Predicate<String> accept,
-                       Set<String> seen, List<Plan> plans, StringBuilder why) {
-    int attempts = 0;
-    StringBuilder ranges = new StringBuilder();
-    for (CudnnEngines.Config base : bases) {
-      List<CudnnEngines.Knob> knobs = CudnnEngines.knobs(cudnn, graph, base.engine());
-      ranges.append(ranges.isEmpty() ? "" : "; ").append("eng").append(base.engine()).append(':');
-      for (CudnnEngines.Knob k : knobs) ranges.append(' ').append(k.describe());
-      for (CudnnEngines.Knob k : knobs) {
-        for (long v : k.values(16)) {
-          if (plans.size() >= limit || attempts >= MAX_VARIANTS) break;
-          CudnnEngines.Config c = base.with(k.type(), v);
-          String tag = c.tag();
-          if (!seen.add(tag) || !accept.test(tag)) continue;
-          attempts++;
-          long cfg = CudnnEngines.make(cudnn, this::create, graph, c);
-          Plan p = cfg == 0 ? null : build(handle, cfg, tag, why);
-          if (p != null) plans.add(p);
-        }
-      }
-    }
-    knobRanges = ranges.toString();
-  }
-
-  /** The knobs the graph's engines offer, as explored ("eng8: k24 0..12 k14 1..3"); "" when not explored. */
-  String knobRanges() { return knobRanges; }
-
-  private long operationGraph(long handle) {
+  /** The operation graph, finalized on first use; the graph's engines and heuristics refer to it. */
+  long operationGraph(long handle) {
     if (opGraph != 0) return opGraph;
     long graph = create(D_OPGRAPH);
     setLongs(graph, A_GRAPH_HANDLE, T_HANDLE, handle);
@@ -327,7 +257,7 @@ final class CudnnGraph implements AutoCloseable {
   }
 
   /** The engine configurations heuristics mode {@code mode} proposes for the graph, best first; none when it has no answer. */
-  private long[] heuristics(long graph, int mode, StringBuilder why) {
+  long[] heuristics(long graph, int mode, StringBuilder why) {
     long heur = create(D_ENGINEHEUR);
     setLongs(heur, A_HEUR_GRAPH, T_DESCRIPTOR, graph);
     setInt(heur, A_HEUR_MODE, T_HEUR_MODE, mode);
@@ -347,7 +277,7 @@ final class CudnnGraph implements AutoCloseable {
   }
 
   /** The plan of one engine configuration, or null (the reason appended to {@code why}) when it does not build. */
-  private Plan build(long handle, long cfg, String tag, StringBuilder why) {
+  Plan build(long handle, long cfg, String tag, StringBuilder why) {
     long plan = create(D_PLAN);
     try {
       setLongs(plan, A_PLAN_HANDLE, T_HANDLE, handle);
