@@ -68,12 +68,14 @@ final class CudnnAttention implements FusedAttention, AutoCloseable {
     final CudnnGraph graph;
     final String unsupported;
     final String knobRanges;
+    final double buildMs;
     List<CudnnGraph.Plan> candidates;
     CudnnGraph.Plan plan;
     List<CudnnTuner.Timing> timings = List.of();
 
-    Entry(String label, CudnnGraph graph, CudnnCandidates c, String unsupported) {
+    Entry(String label, CudnnGraph graph, CudnnCandidates c, String unsupported, double buildMs) {
       this.label = label;
+      this.buildMs = buildMs;
       this.graph = graph;
       this.candidates = c == null ? List.of() : c.plans();
       this.knobRanges = c == null ? "" : c.knobRanges();
@@ -103,7 +105,7 @@ final class CudnnAttention implements FusedAttention, AutoCloseable {
   synchronized List<CudnnTuner.Choice> engines() {
     List<CudnnTuner.Choice> out = new ArrayList<>();
     for (Entry e : plans.values())
-      if (e.plan != null) out.add(new CudnnTuner.Choice(e.label, e.plan.engine, e.timings, e.knobRanges));
+      if (e.plan != null) out.add(new CudnnTuner.Choice(e.label, e.plan.engine, e.timings, e.knobRanges, e.buildMs));
     return out;
   }
 
@@ -168,13 +170,15 @@ final class CudnnAttention implements FusedAttention, AutoCloseable {
     Entry e = plans.get(key);
     if (e != null) return e;
     CudnnGraph g = new CudnnGraph(cudnn);
+    long t0 = System.nanoTime();
     try {
       build.accept(g);
       int limit = choice == CudaOptions.CudnnPlans.HEURISTIC ? 1 : CANDIDATES;
-      e = new Entry(label, g, CudnnCandidates.of(g, cudnn, handle, limit, accept, choice == CudaOptions.CudnnPlans.EXPLORE), null);
+      CudnnCandidates c = CudnnCandidates.of(g, cudnn, handle, limit, accept, choice == CudaOptions.CudnnPlans.EXPLORE);
+      e = new Entry(label, g, c, null, (System.nanoTime() - t0) / 1e6);
     } catch (CudnnGraph.Unsupported u) {
       g.close();
-      e = new Entry(label, null, null, u.getMessage());
+      e = new Entry(label, null, null, u.getMessage(), (System.nanoTime() - t0) / 1e6);
     }
     plans.put(key, e);
     return e;

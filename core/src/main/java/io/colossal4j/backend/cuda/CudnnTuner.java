@@ -31,11 +31,13 @@ final class CudnnTuner {
 
   /**
    * One plan key's choice: the key's readable label, the engine kept, every candidate's timing (empty: none was
-   * timed) and the knob ranges its engines offer where they were explored ("" otherwise).
+   * timed), the knob ranges its engines offer where they were explored ("" otherwise), and the host milliseconds
+   * spent building the candidates' plans (heuristics, finalization, any kernel compilation).
    */
-  record Choice(String label, String engine, List<Timing> timings, String knobRanges) {
+  record Choice(String label, String engine, List<Timing> timings, String knobRanges, double buildMs) {
     String describe() {
       StringBuilder s = new StringBuilder(label).append(": ").append(engine);
+      s.append(String.format(Locale.ROOT, " [built in %.0f ms]", buildMs));
       if (timings.isEmpty()) s.append(" (only candidate, untimed)");
       else {
         s.append(" (fastest of ").append(timings.size()).append(':');

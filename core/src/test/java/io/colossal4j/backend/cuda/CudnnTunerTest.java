@@ -25,10 +25,11 @@ class CudnnTunerTest {
 
   @Test void aChoiceNamesItsEngineAndEveryCandidate() {
     var c = new CudnnTuner.Choice("bwd BF16 2x16 577x577x80 full", "eng3 k24=7",
-        List.of(ran("eng1", 0.5), new CudnnTuner.Timing("eng3 k24=7", 3L << 20, 0.25, null), failed("eng9")), "");
-    assertEquals("bwd BF16 2x16 577x577x80 full: eng3 k24=7 (fastest of 3: eng1 0.500 ms; eng3 k24=7 0.250 ms (ws 3.0 MiB); eng9 failed: refused;)",
+        List.of(ran("eng1", 0.5), new CudnnTuner.Timing("eng3 k24=7", 3L << 20, 0.25, null), failed("eng9")), "", 12.4);
+    assertEquals("bwd BF16 2x16 577x577x80 full: eng3 k24=7 [built in 12 ms] (fastest of 3: eng1 0.500 ms; eng3 k24=7 0.250 ms (ws 3.0 MiB); eng9 failed: refused;)",
         c.describe());
-    assertEquals("fwd: eng1 (only candidate, untimed) [knobs eng1: k24 0..3]", new CudnnTuner.Choice("fwd", "eng1", List.of(), "eng1: k24 0..3").describe());
+    assertEquals("fwd: eng1 [built in 2 ms] (only candidate, untimed) [knobs eng1: k24 0..3]",
+        new CudnnTuner.Choice("fwd", "eng1", List.of(), "eng1: k24 0..3", 2).describe());
   }
 
   @Test void configTagsAreSortedByKnobTypeAndKnobsEnumerateTheirRange() {
