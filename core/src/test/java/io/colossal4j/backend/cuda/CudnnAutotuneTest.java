@@ -78,8 +78,8 @@ class CudnnAutotuneTest {
         List<String> fwdTags = ranEngines(fwd), bwdTags = ranEngines(bwd);
         for (int i = 0; i < Math.max(fwdTags.size(), bwdTags.size()); i++) {
           String ft = fwdTags.get(Math.min(i, fwdTags.size() - 1)), bt = bwdTags.get(Math.min(i, bwdTags.size() - 1));
-          // EXPLORE reaches every tag autotuning can time; the predicate leaves one candidate, run untimed
-          CudnnAttention f = cudnn(CudnnPlans.EXPLORE, ft::equals), b = cudnn(CudnnPlans.EXPLORE, bt::equals);
+          // the same enumeration reaches the same tags; the predicate leaves one candidate, run untimed
+          CudnnAttention f = cudnn(choice, ft::equals), b = cudnn(choice, bt::equals);
           try {
             Tensor[] alone = run(f, b, in, spec);
             assertEquals(0, f.calls()[1] + b.calls()[1], c + ": pinned " + ft + " / " + bt + " fell back: " + f.refusal() + " " + b.refusal());
