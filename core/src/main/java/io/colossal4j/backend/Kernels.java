@@ -56,6 +56,22 @@ public interface Kernels {
   }
 
   /**
+   * Whether {@link #matmulResidual} is a fused kernel that {@code LinAlg.linearAdd} should try before composing
+   * linear and add (the reference, which keeps the CPU's numbers those of the two ops, rounding included).
+   */
+  default boolean fusedLinearResidual() { return false; }
+
+  /**
+   * out[M, N] = residual[M, N] + a[M, K] @ b[K, N] (+ bias[N] when non-null) in one pass over out, the product
+   * and bias rounded together with the residual (once). residual has out's shape and is not out (no overlap);
+   * returns false, having written nothing, when this backend does not fuse these operands (dtypes, layouts,
+   * alignment), and the op then composes linear and add.
+   */
+  default boolean matmulResidual(Tensor a, Tensor b, Tensor bias, Tensor residual, Tensor out) {
+    throw new UnsupportedOperationException("matmulResidual is not implemented by " + getClass().getSimpleName());
+  }
+
+  /**
    * The weight and bias gradients of a linear layer y = x·wᵀ + b over rows: gw [out, in] = gᵀ·x and, when gb is
    * non-null, gb [out] = the column sums of g (reduce's keepdim layout, [1, out], viewed onto gb); g [rows, out], x [rows, in]. Outputs are overwritten. The default
    * composes a matmul and a reduction; a backend may compute both in one pass.

@@ -14,6 +14,9 @@ public final class Dropout extends Module {
     this.rng = rng(ctx.runtimeRng());
   }
 
+  /** Whether forward is the identity now (p = 0 or eval mode): callers may then fuse what surrounds it. */
+  public boolean isIdentity() { return p == 0 || !isTraining(); }
+
   @Override public Tensor forward(Tensor x) {
     return p == 0 ? x : io.colossal4j.ops.Dropout.dropout(x, p, rng, isTraining());
   }

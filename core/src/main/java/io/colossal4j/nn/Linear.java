@@ -20,6 +20,12 @@ public final class Linear extends Module {
 
   @Override public Tensor forward(Tensor x) { return LinAlg.linear(x, weight, bias); }
 
+  /**
+   * residual + forward(x) ({@link LinAlg#linearAdd}): one fused GEMM where the backend has it, the residual of a
+   * transformer block added in the projection's pass over its output; the same result as adding after forward.
+   */
+  public Tensor forwardAdd(Tensor x, Tensor residual) { return LinAlg.linearAdd(x, weight, bias, residual); }
+
   public Tensor weight() { return weight; }
 
   public Tensor bias() { return bias; }

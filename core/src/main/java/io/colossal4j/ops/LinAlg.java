@@ -49,35 +49,101 @@ public final class LinAlg {
    * batch), gb = the column sums of g.
    */
   public static Tensor linear(Tensor x, Tensor w, Tensor b) {
-    if (w.rank() != 2) throw new TensorException("linear: weight must be [out, in], got " + w.shape());
-    if (x.rank() < 1 || x.size(-1) != w.size(1))
-      throw new TensorException("linear: input features " + (x.rank() < 1 ? "none" : x.size(-1)) + " (shape " + x.shape()
-          + ") != weight in-features " + w.size(1) + " (shape " + w.shape() + ")");
-    if (b != null && (b.rank() != 1 || b.size(0) != w.size(0)))
-      throw new TensorException("linear: bias must be [" + w.size(0) + "] for weight " + w.shape() + ", got " + b.shape());
-    OpSupport.sameBackend("linear", x, w);
+    checkLinear("linear", x, w, b);
     // identity unless an Autocast region is active
     Tensor xc = Arith.cast(x, Autocast.target(x.dtype())), wc = Arith.cast(w, Autocast.target(w.dtype()));
     Tensor bc = b == null ? null : Arith.cast(b, Autocast.target(b.dtype()));
     int in = w.size(1), outF = w.size(0);
-    int[] outDims = x.shape().toArray();
-    outDims[outDims.length - 1] = outF;
-    Tensor out = OpSupport.empty(Shape.of(outDims), DType.promote(xc.dtype(), wc.dtype()), x.backend());
+    Tensor out = OpSupport.empty(linearShape(x, w), DType.promote(xc.dtype(), wc.dtype()), x.backend());
     int m = (int) (x.numel() / in);
-    Tensor x2 = rows(xc, m, in), out2 = rows(out, m, outF), wT = wc.view(Shape.of(in, outF), new long[] {wc.stride(1), wc.stride(0)}, wc.offset());
+    Tensor x2 = rows(xc, m, in), out2 = rows(out, m, outF);
     var k = x.backend().kernels();
     if (m > 0) {
-      if (bc != null) k.matmulBias(x2, wT, bc, out2);   // CUDA: the bias in cuBLASLt's epilogue, one pass over out
-      else k.matmul(x2, wT, out2, false);
+      if (bc != null) k.matmulBias(x2, transposed(wc), bc, out2);   // CUDA: the bias in cuBLASLt's epilogue, one pass over out
+      else k.matmul(x2, transposed(wc), out2, false);
     }
-    boolean gx = xc.requiresGrad(), gw = wc.requiresGrad(), gb = bc != null && bc.requiresGrad();
-    Shape xShape = x.shape();
-    // the rule reads x's rows (a copy when x's leading dims do not fold) and the weight, nothing else
-    return Autograd.recordSaving("linear", out, Autograd.saving(gw ? x2 : null, gx ? wc : null), g -> {
-      Tensor g2 = rows(g, m, outF);
-      Tensor[] wb = gw ? weightGrads(g2, x2, wc, gb ? bc : null) : new Tensor[] {null, gb ? Reduce.sum(g2, false, 0) : null};
-      return new Tensor[] {gx ? asShape(matmul(g2, wc), xShape) : null, wb[0], wb[1]};
-    }, xc, wc, bc);
+    LinearBackward back = LinearBackward.of(xc, wc, bc, x2, x.shape());
+    return Autograd.recordSaving("linear", out, back.saved(), back::grads, xc, wc, bc);
+  }
+
+  /**
+   * residual + linear(x, w, b) (b may be null): the output projection of a transformer block with its residual
+   * add. residual must have the linear output's shape ([..., out], x's leading dims); the result has the dtype
+   * {@code Arith.add(residual, linear(x, w, b))} gives, and autocast treats x, w and b as {@link #linear} does.
+   * Where the backend fuses the add into the GEMM (cuBLASLt on CUDA: D = x·wᵀ + b + C with C = the residual,
+   * one pass over the output instead of a GEMM and an elementwise add), residual must have linear's output dtype
+   * and rows that fold into one stride; otherwise (and on the CPU, so its numbers stay those of the composite,
+   * bit for bit) this is exactly {@code Arith.add(residual, linear(x, w, b))}. Backward: residual's gradient is
+   * the output gradient itself (no copy); x's, w's and b's are linear's.
+   */
+  public static Tensor linearAdd(Tensor x, Tensor w, Tensor b, Tensor residual) {
+    checkLinear("linearAdd", x, w, b);
+    Shape outShape = linearShape(x, w);
+    if (!residual.shape().equals(outShape))
+      throw new TensorException("linearAdd: residual shape " + residual.shape() + " must equal the linear output's shape " + outShape
+          + " (input " + x.shape() + ", weight " + w.shape() + ")");
+    OpSupport.sameBackend("linearAdd", x, residual);
+    DType outType = DType.promote(Autocast.target(x.dtype()), Autocast.target(w.dtype()));
+    int in = w.size(1), outF = w.size(0);
+    int m = (int) (x.numel() / in);
+    var k = x.backend().kernels();
+    Tensor res2 = m > 0 && residual.dtype() == outType && k.fusedLinearResidual() ? rowsView(residual, m, outF) : null;
+    if (res2 == null) return Arith.add(residual, linear(x, w, b));
+    Tensor xc = Arith.cast(x, Autocast.target(x.dtype())), wc = Arith.cast(w, Autocast.target(w.dtype()));
+    Tensor bc = b == null ? null : Arith.cast(b, Autocast.target(b.dtype()));
+    Tensor out = OpSupport.empty(outShape, outType, x.backend());
+    Tensor x2 = rows(xc, m, in);
+    if (!k.matmulResidual(x2, transposed(wc), bc, res2, rows(out, m, outF))) {
+      out.storage().release();   // declined (operands the fused GEMM does not take): the composite, on the casts made
+      return Arith.add(residual, linear(xc, wc, bc));
+    }
+    LinearBackward back = LinearBackward.of(xc, wc, bc, x2, x.shape());
+    return Autograd.recordSaving("linear_add", out, back.saved(), g -> {
+      Tensor[] lin = back.grads(g);
+      return new Tensor[] {lin[0], lin[1], lin[2], g};
+    }, xc, wc, bc, residual);
+  }
+
+  /** The checks shared by linear and linearAdd; errors name {@code op}. */
+  private static void checkLinear(String op, Tensor x, Tensor w, Tensor b) {
+    if (w.rank() != 2) throw new TensorException(op + ": weight must be [out, in], got " + w.shape());
+    if (x.rank() < 1 || x.size(-1) != w.size(1))
+      throw new TensorException(op + ": input features " + (x.rank() < 1 ? "none" : x.size(-1)) + " (shape " + x.shape()
+          + ") != weight in-features " + w.size(1) + " (shape " + w.shape() + ")");
+    if (b != null && (b.rank() != 1 || b.size(0) != w.size(0)))
+      throw new TensorException(op + ": bias must be [" + w.size(0) + "] for weight " + w.shape() + ", got " + b.shape());
+    OpSupport.sameBackend(op, x, w);
+  }
+
+  /** x's shape with the last dim set to w's out-features. */
+  private static Shape linearShape(Tensor x, Tensor w) {
+    int[] outDims = x.shape().toArray();
+    outDims[outDims.length - 1] = w.size(0);
+    return Shape.of(outDims);
+  }
+
+  /** w [out, in] as its transpose [in, out], a view. */
+  private static Tensor transposed(Tensor w) {
+    return w.view(Shape.of(w.size(1), w.size(0)), new long[] {w.stride(1), w.stride(0)}, w.offset());
+  }
+
+  /**
+   * The backward of y = x·wᵀ + b over x's rows, shared by linear and linearAdd: what it reads (x's rows when w
+   * needs a gradient, w when x does) and which inputs want a gradient, fixed at the forward.
+   */
+  private record LinearBackward(Tensor x2, Tensor w, Tensor b, Shape xShape, boolean gx, boolean gw, boolean gb) {
+    static LinearBackward of(Tensor xc, Tensor wc, Tensor bc, Tensor x2, Shape xShape) {
+      return new LinearBackward(x2, wc, bc, xShape, xc.requiresGrad(), wc.requiresGrad(), bc != null && bc.requiresGrad());
+    }
+
+    Tensor[] saved() { return Autograd.saving(gw ? x2 : null, gx ? w : null); }
+
+    /** {gx, gw, gb} (null where not wanted) from the output gradient g [..., out]. */
+    Tensor[] grads(Tensor g) {
+      Tensor g2 = rows(g, x2.size(0), w.size(0));
+      Tensor[] wb = gw ? weightGrads(g2, x2, w, gb ? b : null) : new Tensor[] {null, gb ? Reduce.sum(g2, false, 0) : null};
+      return new Tensor[] {gx ? asShape(matmul(g2, w), xShape) : null, wb[0], wb[1]};
+    }
   }
 
   /**
@@ -99,21 +165,27 @@ public final class LinAlg {
    * stride (contiguous tensors and most views), otherwise a contiguous copy.
    */
   private static Tensor rows(Tensor t, int rows, int cols) {
+    Tensor v = rowsView(t, rows, cols);
+    if (v != null) return v;
+    Shape s2 = Shape.of(rows, cols);
+    Tensor c = OpSupport.empty(t.shape(), t.dtype(), t.backend());
+    t.backend().kernels().copy(t, c);
+    return c.view(s2, s2.contiguousStrides(), c.offset());
+  }
+
+  /** t [..., cols] as a [rows, cols] view without autograd when its leading dims fold into one stride, else null. */
+  private static Tensor rowsView(Tensor t, int rows, int cols) {
     Shape s2 = Shape.of(rows, cols);
     long colStride = t.stride(-1);
     if (t.rank() == 1) return t.view(s2, new long[] {cols * colStride, colStride}, t.offset());
     long rowStride = -1, expected = -1;
-    boolean foldable = true;
-    for (int d = t.rank() - 2; d >= 0 && foldable; d--) {
+    for (int d = t.rank() - 2; d >= 0; d--) {
       if (t.size(d) == 1) continue;
       if (rowStride < 0) rowStride = expected = t.stride(d);
-      else foldable = t.stride(d) == expected;
+      else if (t.stride(d) != expected) return null;
       expected *= t.size(d);
     }
-    if (foldable) return t.view(s2, new long[] {rowStride < 0 ? cols * colStride : rowStride, colStride}, t.offset());
-    Tensor c = OpSupport.empty(t.shape(), t.dtype(), t.backend());
-    t.backend().kernels().copy(t, c);
-    return c.view(s2, s2.contiguousStrides(), c.offset());
+    return t.view(s2, new long[] {rowStride < 0 ? cols * colStride : rowStride, colStride}, t.offset());
   }
 
   private static Shape batchShape(Tensor t) {

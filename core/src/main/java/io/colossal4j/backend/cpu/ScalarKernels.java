@@ -221,6 +221,25 @@ public class ScalarKernels implements Kernels {
         });
   }
 
+  /**
+   * The fused linear-residual GEMM's reference (2-D operands, any strides): each element summed in double
+   * (products, bias, residual) and rounded once. Not used by the op here ({@link #fusedLinearResidual} is false,
+   * so the CPU composes linear and add); it is the oracle that fused kernels are tested against.
+   */
+  @Override public boolean matmulResidual(Tensor a, Tensor b, Tensor bias, Tensor residual, Tensor out) {
+    int m = out.size(0), n = out.size(1), k = a.size(1);
+    MemorySegment sa = segment(a), sb = segment(b), sr = segment(residual), so = segment(out), sv = bias == null ? null : segment(bias);
+    for (int i = 0; i < m; i++)
+      for (int j = 0; j < n; j++) {
+        double s = 0;
+        for (int p = 0; p < k; p++) s += get(sa, a, a.offset() + i * a.stride(0) + p * a.stride(1)) * get(sb, b, b.offset() + p * b.stride(0) + j * b.stride(1));
+        if (bias != null) s += get(sv, bias, bias.offset() + j * bias.stride(0));
+        s += get(sr, residual, residual.offset() + i * residual.stride(0) + j * residual.stride(1));
+        set(so, out, out.offset() + i * out.stride(0) + j * out.stride(1), s);
+      }
+    return true;
+  }
+
   // ------------------------------------------------------------- softmax and layer norm
   @Override public void softmax(Tensor x, int dim, boolean log, Tensor out) {
     MemorySegment sx = segment(x), so = segment(out);

@@ -268,6 +268,15 @@ final class CudaKernels implements Kernels, AutoCloseable {
     if (!matmul.matmulBias(a, b, bias, out)) Kernels.super.matmulBias(a, b, bias, out);
   }
 
+  @Override public boolean fusedLinearResidual() { return true; }
+
+  @Override public boolean matmulResidual(Tensor a, Tensor b, Tensor bias, Tensor residual, Tensor out) {
+    return matmul.matmulResidual(a, b, bias, residual, out);
+  }
+
+  /** GEMMs that took the fused residual path (tests check that a linear-add really ran fused). */
+  long residualGemms() { return matmul.residualGemms(); }
+
   @Override public boolean fusedCrossEntropy(Tensor logits, Tensor targets) { return norm.fusedCrossEntropy(logits, targets); }
 
   @Override public void crossEntropyForward(Tensor logits, Tensor targets, Tensor nll, Tensor lse) { norm.crossEntropyForward(logits, targets, nll, lse); }

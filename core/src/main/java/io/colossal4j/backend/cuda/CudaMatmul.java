@@ -40,21 +40,39 @@ final class CudaMatmul implements AutoCloseable {
   private final MemorySegment one = plansArena.allocateFrom(ValueLayout.JAVA_FLOAT, 1f), zero = plansArena.allocateFrom(ValueLayout.JAVA_FLOAT, 0f);
   private long handle;
   private Storage workspace;
+  /** How many GEMMs took the residual (beta = 1, C = residual) path so far: tests check the fused path ran. */
+  private final java.util.concurrent.atomic.AtomicLong residualGemms = new java.util.concurrent.atomic.AtomicLong();
 
   CudaMatmul(CudaKernels kernels) { this.k = kernels; }
 
-  /** One cuBLASLt problem, column-major: D[m,n] = op(A)[m,k] op(B)[k,n], batched with strides. */
-  record Problem(int dataType, int opA, int opB, long m, long n, long kk, long lda, long ldb, long ldd,
-                 int batch, long strideA, long strideB, long strideD, boolean accumulate, int epilogue) {
-    /** "gemm bf16 NT 5120x18464x1280 +bias" (column-major m x n x k, as cuBLASLt sees it), for profiles. */
+  /**
+   * What a GEMM adds its product to: nothing (beta = 0, D overwritten), D itself (beta = 1, in place), or a
+   * separate C of D's dtype, shape and memory order (beta = 1, C != D: a residual added in the same pass).
+   */
+  enum Beta { NONE, INTO_D, FROM_C }
+
+  /**
+   * One cuBLASLt problem, column-major: D[m,n] = op(A)[m,k] op(B)[k,n] (+ C or D per {@code beta}), batched with
+   * strides; {@code ldc} is C's leading dimension (ldd unless beta is FROM_C). The plan cache's key.
+   */
+  record Problem(int dataType, int opA, int opB, long m, long n, long kk, long lda, long ldb, long ldc, long ldd,
+                 int batch, long strideA, long strideB, long strideD, Beta beta, int epilogue) {
+    /** "gemm bf16 TN 1280x9248x1280 +res +bias" (column-major m x n x k, as cuBLASLt sees it), for profiles. */
     String describe() {
       String t = dataType == CublasLt.R_32F ? "f32" : dataType == CublasLt.R_16BF ? "bf16" : "f16";
+      String add = switch (beta) {
+        case NONE -> "";
+        case INTO_D -> " +=";
+        case FROM_C -> " +res";
+      };
+      String epi = epilogue == CublasLt.EPILOGUE_DEFAULT ? "" : epilogue == CublasLt.EPILOGUE_BIAS ? " +bias" : " +epi" + epilogue;
       return "gemm " + t + " " + (opA == CublasLt.OP_N ? "N" : "T") + (opB == CublasLt.OP_N ? "N" : "T") + " " + m + "x" + n + "x" + kk
-          + (batch > 1 ? " b" + batch : "") + (accumulate ? " +=" : "") + (epilogue != CublasLt.EPILOGUE_DEFAULT ? " +epi" + epilogue : "");
+          + (batch > 1 ? " b" + batch : "") + add + epi;
     }
   }
 
-  private record Plan(long desc, long layoutA, long layoutB, long layoutD, MemorySegment algo) {}
+  /** Descriptors of one problem and its chosen algorithm; layoutC is layoutD unless the problem reads a separate C. */
+  private record Plan(long desc, long layoutA, long layoutB, long layoutC, long layoutD, MemorySegment algo) {}
 
   /** A matrix as BLAS sees it: transposed or not, and its leading dimension; null when strides allow neither. */
   private record Mat(boolean rowMajor, long ld) {}
@@ -149,15 +167,15 @@ final class CudaMatmul implements AutoCloseable {
     };
     // column-major problem: D (n x m, ld = om.ld) = opA(our b) (n x k) * opB(our a) (k x m)
     Problem p = new Problem(type, bm.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T, am.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T,
-        n, m, kk, bm.ld(), am.ld(), om.ld(), batch, sb, sa, so, accumulate, CublasLt.EPILOGUE_DEFAULT);
-    // autotune only problems that overwrite their output, on their own buffers: {a, b, out}
-    Plan plan = plan(p, accumulate ? null : new long[] {pa, pb, po}, 0);
+        n, m, kk, bm.ld(), am.ld(), om.ld(), om.ld(), batch, sb, sa, so, accumulate ? Beta.INTO_D : Beta.NONE, CublasLt.EPILOGUE_DEFAULT);
+    // autotune only problems that overwrite their output, on their own buffers: {a, b, c, d}
+    Plan plan = plan(p, accumulate ? null : new long[] {pa, pb, po, po}, 0);
     if (plan == null) return false;
     CublasLt lt = k.backend().cublasLt();
     k.backend().enter();
     CudaProfiler prof = k.backend().profiler();
     if (prof != null) prof.begin(p.describe());
-    lt.matmul(handle, plan.desc, one, pb, plan.layoutA, pa, plan.layoutB, accumulate ? one : zero, po, plan.layoutD, po, plan.layoutD,
+    lt.matmul(handle, plan.desc, one, pb, plan.layoutA, pa, plan.layoutB, accumulate ? one : zero, po, plan.layoutC, po, plan.layoutD,
         plan.algo, k.ptr(workspaceTensor()), WORKSPACE_BYTES, k.backend().stream());
     if (prof != null) prof.end();
     return true;
@@ -172,38 +190,62 @@ final class CudaMatmul implements AutoCloseable {
    */
   boolean matmulBias(Tensor a, Tensor b, Tensor bias, Tensor out) {
     if (out.rank() != 2 || a.rank() != 2 || b.rank() != 2 || bias.rank() != 1) return false;
-    return epilogueMatmul(a, b, out, bias, CublasLt.EPILOGUE_BIAS);
+    return epilogueMatmul(a, b, bias, null, out);
+  }
+
+  long residualGemms() { return residualGemms.get(); }
+
+  /**
+   * out[M, N] = residual[M, N] + a[M, K] b[K, N] (+ bias[N]) in one cuBLASLt call: D = A·B + 1·C (+ the bias
+   * epilogue) with C = the residual, a separate buffer, which cuBLASLt allows when C has D's dtype, shape and
+   * memory order (its leading dimension may differ). The product, bias and residual meet in f32 and are rounded
+   * once. residual: 2-D, out's shape and dtype, row-major rows, not out's storage (C is only read, so timing
+   * the candidate algorithms on the real buffers leaves it unchanged and overwrites only out). C and D must
+   * start 256-byte aligned, the alignment cuBLASLt's heuristic assumes by default (fresh allocations are);
+   * false, nothing written, when any of this does not hold.
+   */
+  boolean matmulResidual(Tensor a, Tensor b, Tensor bias, Tensor residual, Tensor out) {
+    if (out.rank() != 2 || a.rank() != 2 || b.rank() != 2 || residual.rank() != 2 || (bias != null && bias.rank() != 1)) return false;
+    if (!residual.shape().equals(out.shape()) || residual.dtype() != out.dtype() || residual.storage() == out.storage()) return false;
+    if (!epilogueMatmul(a, b, bias, residual, out)) return false;
+    residualGemms.incrementAndGet();
+    return true;
   }
 
   /**
-   * out[M, N] = a[M, K]·b[K, N] with a vector epilogue (a bias added) of N elements at {@code vec}: one
-   * dtype for all, out with row-major rows, vec contiguous and 16-byte aligned. (The bias-gradient epilogue BGRADB for
-   * the backward was measured on an H200 and dropped: its GEMMs ran 10–25% slower than plain ones plus the column sum.)
+   * out[M, N] = a[M, K]·b[K, N] (+ residual[M, N] when non-null) (+ vec[N], the bias epilogue, when non-null):
+   * one dtype for all, out (and residual) with row-major rows, vec contiguous and 16-byte aligned. (The
+   * bias-gradient epilogue BGRADB for the backward was measured on an H200 and dropped: its GEMMs ran 10–25%
+   * slower than plain ones plus the column sum.)
    */
-  private boolean epilogueMatmul(Tensor a, Tensor b, Tensor out, Tensor vec, int epilogue) {
+  private boolean epilogueMatmul(Tensor a, Tensor b, Tensor vec, Tensor residual, Tensor out) {
     DType t = out.dtype();
-    if (a.dtype() != t || b.dtype() != t || vec.dtype() != t || !(t == DType.F32 || t == DType.BF16 || t == DType.F16)) return false;
+    if (a.dtype() != t || b.dtype() != t || (vec != null && vec.dtype() != t) || !(t == DType.F32 || t == DType.BF16 || t == DType.F16)) return false;
     long m = out.size(0), n = out.size(1), kk = a.size(1);
-    if (m == 0 || n == 0 || kk == 0 || a.size(0) != m || b.size(0) != kk || b.size(1) != n || vec.size(0) != n) return false;
-    if (n > 1 && vec.stride(0) != 1) return false;
+    if (m == 0 || n == 0 || kk == 0 || a.size(0) != m || b.size(0) != kk || b.size(1) != n) return false;
+    if (vec != null && (vec.size(0) != n || (n > 1 && vec.stride(0) != 1))) return false;
     Object ao = layoutOf(m, kk, a.stride(0), a.stride(1)), bo = layoutOf(kk, n, b.stride(0), b.stride(1)), oo = layoutOf(m, n, out.stride(0), out.stride(1));
-    if (!(ao instanceof Mat am) || !(bo instanceof Mat bm) || !(oo instanceof Mat om) || !om.rowMajor()) return false;
+    Object co = residual == null ? oo : layoutOf(m, n, residual.stride(0), residual.stride(1));
+    if (!(ao instanceof Mat am) || !(bo instanceof Mat bm) || !(oo instanceof Mat om) || !om.rowMajor() || !(co instanceof Mat cm) || !cm.rowMajor()) return false;
     int es = t.byteSize();
     long pa = k.ptr(a) + a.offset() * es, pb = k.ptr(b) + b.offset() * es, po = k.ptr(out) + out.offset() * es;
-    long pVec = k.ptr(vec) + vec.offset() * es;
+    long pc = residual == null ? po : k.ptr(residual) + residual.offset() * es;
+    long pVec = vec == null ? 0 : k.ptr(vec) + vec.offset() * es;
     if (pVec % 16 != 0) return false;   // cuBLASLt's alignment for the bias vector
+    if (residual != null && (pc % 256 != 0 || po % 256 != 0)) return false;
     int type = t == DType.F32 ? CublasLt.R_32F : t == DType.BF16 ? CublasLt.R_16BF : CublasLt.R_16F;
+    Beta beta = residual == null ? Beta.NONE : Beta.FROM_C;
     Problem p = new Problem(type, bm.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T, am.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T,
-        n, m, kk, bm.ld(), am.ld(), om.ld(), 1, 0, 0, 0, false, epilogue);
-    Plan plan = plan(p, new long[] {pa, pb, po}, pVec);
+        n, m, kk, bm.ld(), am.ld(), cm.ld(), om.ld(), 1, 0, 0, 0, beta, vec == null ? CublasLt.EPILOGUE_DEFAULT : CublasLt.EPILOGUE_BIAS);
+    Plan plan = plan(p, new long[] {pa, pb, pc, po}, pVec);
     if (plan == null) return false;
     CublasLt lt = k.backend().cublasLt();
     k.backend().enter();
     CudaProfiler prof = k.backend().profiler();
     synchronized (this) {   // the vector's pointer is an attribute of the shared plan's descriptor
-      lt.setDescLong(plan.desc, CublasLt.DESC_BIAS_POINTER, pVec);
+      if (vec != null) lt.setDescLong(plan.desc, CublasLt.DESC_BIAS_POINTER, pVec);
       if (prof != null) prof.begin(p.describe());
-      lt.matmul(handle, plan.desc, one, pb, plan.layoutA, pa, plan.layoutB, zero, po, plan.layoutD, po, plan.layoutD,
+      lt.matmul(handle, plan.desc, one, pb, plan.layoutA, pa, plan.layoutB, beta == Beta.NONE ? zero : one, pc, plan.layoutC, po, plan.layoutD,
           plan.algo, k.ptr(workspaceTensor()), WORKSPACE_BYTES, k.backend().stream());
       if (prof != null) prof.end();
     }
@@ -220,7 +262,11 @@ final class CudaMatmul implements AutoCloseable {
     return workspaceView;
   }
 
-  /** {@code biasPointer}: the bias of an epilogue problem (used while timing candidates), else 0. */
+  /**
+   * The cached plan of {@code p}, else a new one (null when cuBLASLt has no algorithm for it). {@code pointers}:
+   * {a, b, c, d} of the call, to time the candidates on (null: take the heuristic's first, for problems that
+   * accumulate into D, which a timing run would change); {@code biasPointer}: the bias of an epilogue problem, else 0.
+   */
   private synchronized Plan plan(Problem p, long[] pointers, long biasPointer) {
     Plan cached = plans.get(p);
     if (cached != null) return cached;
@@ -239,6 +285,8 @@ final class CudaMatmul implements AutoCloseable {
     long la = p.opA() == CublasLt.OP_N ? lt.layout(p.dataType(), p.m(), p.kk(), p.lda()) : lt.layout(p.dataType(), p.kk(), p.m(), p.lda());
     long lb = p.opB() == CublasLt.OP_N ? lt.layout(p.dataType(), p.kk(), p.n(), p.ldb()) : lt.layout(p.dataType(), p.n(), p.kk(), p.ldb());
     long ld = lt.layout(p.dataType(), p.m(), p.n(), p.ldd());
+    // a separate C: same dtype, shape and (column-major) order as D, its own leading dimension (no batch: 2-D only)
+    long lc = p.beta() == Beta.FROM_C ? lt.layout(p.dataType(), p.m(), p.n(), p.ldc()) : ld;
     if (p.batch() > 1) {
       for (long[] l : new long[][] {{la, p.strideA()}, {lb, p.strideB()}, {ld, p.strideD()}}) {
         lt.setLayoutInt(l[0], CublasLt.LAYOUT_BATCH_COUNT, p.batch());
@@ -248,27 +296,27 @@ final class CudaMatmul implements AutoCloseable {
     long pref = lt.preference();
     lt.setPreferenceLong(pref, CublasLt.PREF_MAX_WORKSPACE_BYTES, WORKSPACE_BYTES);
     MemorySegment results = plansArena.allocate(CublasLt.HEURISTIC_RESULT_BYTES * CANDIDATES, 16);
-    int found = lt.heuristics(handle, desc, la, lb, ld, ld, pref, CANDIDATES, results);
+    int found = lt.heuristics(handle, desc, la, lb, lc, ld, pref, CANDIDATES, results);
     lt.destroyPreference(pref);
+    Plan plan = new Plan(desc, la, lb, lc, ld, results.asSlice(0, CublasLt.HEURISTIC_RESULT_BYTES));
     if (found == 0) {
-      lt.destroyLayout(la);
-      lt.destroyLayout(lb);
-      lt.destroyLayout(ld);
-      lt.destroyMatmulDesc(desc);
+      destroy(lt, plan);
       return null;
     }
-    Plan plan = new Plan(desc, la, lb, ld, results.asSlice(0, CublasLt.HEURISTIC_RESULT_BYTES));
-    if (found > 1 && pointers != null) plan = new Plan(desc, la, lb, ld, fastest(lt, plan, results, found, pointers));
+    if (found > 1 && pointers != null) plan = new Plan(desc, la, lb, lc, ld, fastest(lt, plan, results, found, pointers, p.beta()));
     plans.put(p, plan);
     return plan;
   }
 
   /**
    * Times each candidate algorithm (one warm-up, then the median of three event-timed runs) on the problem's
-   * own buffers and returns the fastest; the heuristic's first choice is not always the fastest on Hopper.
-   * Only for overwriting problems (beta = 0): the runs write the output, which the real call then overwrites.
+   * own buffers {a, b, c, d} and returns the fastest; the heuristic's first choice is not always the fastest on
+   * Hopper. Only for problems that overwrite D (beta = 0, or beta = 1 with a separate C that the runs only read):
+   * the runs write D, which the real call then overwrites.
    */
-  private MemorySegment fastest(CublasLt lt, Plan first, MemorySegment results, int found, long[] ptrs) {
+  private MemorySegment fastest(CublasLt lt, Plan first, MemorySegment results, int found, long[] ptrs, Beta beta) {
+    if (beta == Beta.INTO_D) throw new IllegalStateException("timing a GEMM that accumulates into D would change D");
+    MemorySegment betaValue = beta == Beta.NONE ? zero : one;
     var d = k.backend().driver();
     long stream = k.backend().stream(), ws = k.ptr(workspaceTensor());
     long start = d.eventCreate(), end = d.eventCreate();
@@ -279,11 +327,11 @@ final class CudaMatmul implements AutoCloseable {
         MemorySegment algo = results.asSlice(i * CublasLt.HEURISTIC_RESULT_BYTES, CublasLt.HEURISTIC_RESULT_BYTES);
         float[] ms = new float[3];
         try {
-          lt.matmul(handle, first.desc, one, ptrs[1], first.layoutA, ptrs[0], first.layoutB, zero, ptrs[2], first.layoutD, ptrs[2], first.layoutD,
+          lt.matmul(handle, first.desc, one, ptrs[1], first.layoutA, ptrs[0], first.layoutB, betaValue, ptrs[2], first.layoutC, ptrs[3], first.layoutD,
               algo, ws, WORKSPACE_BYTES, stream);
           for (int r = 0; r < ms.length; r++) {
             d.eventRecord(start, stream);
-            lt.matmul(handle, first.desc, one, ptrs[1], first.layoutA, ptrs[0], first.layoutB, zero, ptrs[2], first.layoutD, ptrs[2], first.layoutD,
+            lt.matmul(handle, first.desc, one, ptrs[1], first.layoutA, ptrs[0], first.layoutB, betaValue, ptrs[2], first.layoutC, ptrs[3], first.layoutD,
                 algo, ws, WORKSPACE_BYTES, stream);
             d.eventRecord(end, stream);
             d.eventSynchronize(end);
@@ -305,13 +353,16 @@ final class CudaMatmul implements AutoCloseable {
   private void clearPlans() {
     CublasLt lt = k.backend().cublasLt();
     k.backend().synchronize();
-    for (Plan p : plans.values()) {
-      lt.destroyLayout(p.layoutA);
-      lt.destroyLayout(p.layoutB);
-      lt.destroyLayout(p.layoutD);
-      lt.destroyMatmulDesc(p.desc);
-    }
+    for (Plan p : plans.values()) destroy(lt, p);
     plans.clear();
+  }
+
+  private static void destroy(CublasLt lt, Plan p) {
+    lt.destroyLayout(p.layoutA);
+    lt.destroyLayout(p.layoutB);
+    if (p.layoutC != p.layoutD) lt.destroyLayout(p.layoutC);
+    lt.destroyLayout(p.layoutD);
+    lt.destroyMatmulDesc(p.desc);
   }
 
   // ------------------------------------------------------------- generic kernel

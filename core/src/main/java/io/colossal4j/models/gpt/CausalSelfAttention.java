@@ -5,6 +5,7 @@ import io.colossal4j.nn.Layers;
 import io.colossal4j.nn.Linear;
 import io.colossal4j.nn.Module;
 import io.colossal4j.nn.ModuleContext;
+import io.colossal4j.ops.Arith;
 import io.colossal4j.ops.Attention;
 import io.colossal4j.ops.PackedAttention;
 import io.colossal4j.tensor.Tensor;
@@ -23,12 +24,24 @@ public final class CausalSelfAttention extends Module {
     this.residDrop = child("resid_dropout", new Dropout(ctx, c.dropout()));
   }
 
-  @Override public Tensor forward(Tensor x) {
+  @Override public Tensor forward(Tensor x) { return residDrop.forward(children().get("c_proj").forward(attend(x))); }
+
+  /**
+   * residual + forward(x): the residual added inside c_proj's GEMM ({@link Linear#forwardAdd}) when resid_dropout is
+   * the identity and c_proj a plain Linear (a tensor-parallel row shard all-reduces its output, so it adds afterwards).
+   */
+  public Tensor forwardAdd(Tensor x, Tensor residual) {
+    Tensor merged = attend(x);
+    if (residDrop.isIdentity() && children().get("c_proj") instanceof Linear proj) return proj.forwardAdd(merged, residual);
+    return Arith.add(residual, residDrop.forward(children().get("c_proj").forward(merged)));
+  }
+
+  /** The heads' outputs before c_proj, [B, T, H·D]. */
+  private Tensor attend(Tensor x) {
     Tensor qkv = children().get("c_attn").forward(x);
     int heads = qkv.size(2) / (3 * headDim);
     // q, k, v read as strided views of qkv and the heads written straight into [B, T, H·D] where the backend can
-    Tensor merged = PackedAttention.selfAttention(qkv, heads, Attention.Options.DEFAULT.withCausal(true));
-    return residDrop.forward(children().get("c_proj").forward(merged));
+    return PackedAttention.selfAttention(qkv, heads, Attention.Options.DEFAULT.withCausal(true));
   }
 
   /** The fused q/k/v projection [3·heads·headDim, n_embd] (q-heads, k-heads, v-heads), while still a plain Linear. */

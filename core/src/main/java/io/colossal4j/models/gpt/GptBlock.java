@@ -11,7 +11,10 @@ import io.colossal4j.nn.Sequential;
 import io.colossal4j.ops.Arith;
 import io.colossal4j.tensor.Tensor;
 
-/** ln_1 → attn → residual; ln_2 → mlp (c_fc, GELU-tanh, c_proj) → residual. */
+/**
+ * ln_1 → attn → residual; ln_2 → mlp (c_fc, GELU-tanh, c_proj) → residual. When the dropouts are the identity
+ * (rate 0 or eval mode), c_proj of each branch adds the residual inside its GEMM ({@link Linear#forwardAdd}).
+ */
 public final class GptBlock extends Module {
   GptBlock(ModuleContext ctx, GptConfig c) {
     child("ln_1", new LayerNorm(ctx, c.nEmbd(), 1e-5, false));
@@ -26,8 +29,17 @@ public final class GptBlock extends Module {
 
   @Override public Tensor forward(Tensor x) {
     var m = children();
-    Tensor h = Arith.add(x, m.get("attn").forward(m.get("ln_1").forward(x)));
-    return Arith.add(h, m.get("mlp").forward(m.get("ln_2").forward(h)));
+    Tensor h = attn().forwardAdd(m.get("ln_1").forward(x), x);
+    return mlpAdd(m.get("ln_2").forward(h), h);
+  }
+
+  /** residual + mlp(x); mlp's c_proj adds the residual in its GEMM when its dropout is the identity and it is a plain Linear. */
+  private Tensor mlpAdd(Tensor x, Tensor residual) {
+    Module mlp = children().get("mlp");
+    var c = mlp.children();
+    if (c.get("dropout") instanceof Dropout d && d.isIdentity() && c.get("c_proj") instanceof Linear proj && c.size() == 4)
+      return proj.forwardAdd(c.get("gelu").forward(c.get("c_fc").forward(x)), residual);
+    return Arith.add(residual, mlp.forward(x));
   }
 
   public CausalSelfAttention attn() { return (CausalSelfAttention) children().get("attn"); }

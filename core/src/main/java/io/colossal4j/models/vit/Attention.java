@@ -5,6 +5,7 @@ import io.colossal4j.nn.Layers;
 import io.colossal4j.nn.Linear;
 import io.colossal4j.nn.Module;
 import io.colossal4j.nn.ModuleContext;
+import io.colossal4j.ops.Arith;
 import io.colossal4j.tensor.Tensor;
 
 /**
@@ -26,11 +27,23 @@ public final class Attention extends Module {
     this.projDrop = child("proj_drop", new Dropout(ctx, dropRate));
   }
 
-  @Override public Tensor forward(Tensor x) {
+  @Override public Tensor forward(Tensor x) { return projDrop.forward(children().get("proj").forward(attend(x))); }
+
+  /**
+   * residual + forward(x): the residual added inside proj's GEMM ({@link Linear#forwardAdd}) when proj_drop is the
+   * identity and proj a plain Linear (a tensor-parallel row shard all-reduces its output, so it adds afterwards).
+   */
+  public Tensor forwardAdd(Tensor x, Tensor residual) {
+    Tensor merged = attend(x);
+    if (projDrop.isIdentity() && children().get("proj") instanceof Linear proj) return proj.forwardAdd(merged, residual);
+    return Arith.add(residual, projDrop.forward(children().get("proj").forward(merged)));
+  }
+
+  /** The heads' outputs before the projection, [B, N, H·D]. */
+  private Tensor attend(Tensor x) {
     Tensor qkvOut = children().get("qkv").forward(x);
     int heads = qkvOut.size(2) / (3 * headDim);
-    Tensor merged = io.colossal4j.ops.PackedAttention.selfAttention(qkvOut, heads, io.colossal4j.ops.Attention.Options.DEFAULT);
-    return projDrop.forward(children().get("proj").forward(merged));
+    return io.colossal4j.ops.PackedAttention.selfAttention(qkvOut, heads, io.colossal4j.ops.Attention.Options.DEFAULT);
   }
 
   /** The fused q/k/v projection [3·heads·headDim, dim] (q-heads, then k-heads, then v-heads), while still a plain Linear. */

@@ -6,6 +6,7 @@ import io.colossal4j.nn.Layers;
 import io.colossal4j.nn.Linear;
 import io.colossal4j.nn.Module;
 import io.colossal4j.nn.ModuleContext;
+import io.colossal4j.ops.Arith;
 import io.colossal4j.tensor.Tensor;
 
 /** fc1 → activation → dropout → fc2 → dropout (timm's Mlp); fc1/fc2 are the column/row pair of a tensor-parallel plan. */
@@ -20,10 +21,16 @@ public final class Mlp extends Module {
     this.drop = child("drop", new Dropout(ctx, dropRate));
   }
 
-  @Override public Tensor forward(Tensor x) {
-    var c = children();
-    return drop.forward(c.get("fc2").forward(drop.forward(act.forward(c.get("fc1").forward(x)))));
+  @Override public Tensor forward(Tensor x) { return drop.forward(children().get("fc2").forward(hidden(x))); }
+
+  /** residual + forward(x): the residual added inside fc2's GEMM when dropout is the identity and fc2 a plain Linear. */
+  public Tensor forwardAdd(Tensor x, Tensor residual) {
+    Tensor h = hidden(x);
+    if (drop.isIdentity() && children().get("fc2") instanceof Linear fc2) return fc2.forwardAdd(h, residual);
+    return Arith.add(residual, drop.forward(children().get("fc2").forward(h)));
   }
+
+  private Tensor hidden(Tensor x) { return drop.forward(act.forward(children().get("fc1").forward(x))); }
 
   public Linear fc1() { return Layers.linear(this, "fc1"); }
 
