@@ -24,7 +24,9 @@ import java.util.function.BiConsumer;
  */
 public final class Launcher {
   private static final String MAIN = "io.colossal4j.cli.Main";
-  private static final List<String> JVM_FLAGS = List.of("--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-Xss8m");
+  /** As the {@code colossal} script starts a JVM (-XX:-UseTypeSpeculation: see the script). */
+  private static final List<String> JVM_FLAGS = List.of("--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-Xss8m",
+      "-XX:-UseTypeSpeculation");
 
   private final LaunchOptions opt;
   private final PrintStream out;
