@@ -112,12 +112,22 @@ public final class Engine {
         if (clipGradNorm > 0) GradClip.clipToNorm(params, clipGradNorm, norm);
         optimizer.step(lr);
       }
-      optimizer.zeroGrad();
+      clearGradients();
       hooks.afterStep();
       stepsRun++;
       double[] m = hooks.reduceStepMetrics(new double[] {o.loss() / scale * batch.size(), o.correct(), batch.size()});
       return new StepResult(m[0] / m[2], (long) m[1], (int) m[2], lr, norm, skipped);
     }
+  }
+
+  /**
+   * Between steps a GPU releases its gradients (PyTorch's {@code zero_grad(set_to_none=True)}): the caching allocator
+   * hands the same blocks back next step, the forward peaks without them, and linear/layer-norm backwards install a
+   * fresh gradient without a copy; the CPU keeps its buffers and zeroes them lazily, so a steady step allocates nothing.
+   */
+  private void clearGradients() {
+    if (backend().device().kind() == io.colossal4j.tensor.Device.Kind.CPU) optimizer.zeroGrad();
+    else optimizer.releaseGrads();
   }
 
   /** Under autocast the loss is computed in f32 from 16-bit outputs (as PyTorch's autocast runs cross entropy in f32). */
