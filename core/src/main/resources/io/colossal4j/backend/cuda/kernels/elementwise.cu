@@ -44,11 +44,57 @@ __device__ __forceinline__ void normal_cdf_pdf(float x, float& cdf, float& pdf) 
   pdf = 0.39894228040143268f * e;
 }
 
+// Cheaper GELU for results stored as bf16 (LOW = true below): bf16 keeps 8 significant bits, so the float
+// intermediate needs only ~2^-16 relative accuracy, and the special-function unit's 2^x and 1/x (relative error
+// ~2^-22, subnormal results kept: the non-ftz forms) replace expf and the correctly rounded reciprocal. Errors:
+// e^{-a^2} from ex2 of a rounded -a^2 log2(e) (|arg| <= 145, so ~2^-16.5 relative at a = 10, far less near 0), t
+// and the fit as in normal_cdf_pdf; the result stored to bf16 is within 1 bf16 ulp of the exact float path's
+// (CudaGeluLowPrecisionTest sweeps every bf16 input). Float and f16 results keep the exact path.
+__device__ __forceinline__ float ex2_sfu(float x) {
+  float y;
+  asm("ex2.approx.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+__device__ __forceinline__ float rcp_sfu(float x) {
+  float y;
+  asm("rcp.approx.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+__device__ __forceinline__ void normal_cdf_pdf_low(float x, float& cdf, float& pdf) {
+  float a = fminf(fabsf(x) * 0.70710678118654752f, 10.0f);
+  float t = rcp_sfu(fmaf(0.5f, a, 1.0f));
+  float q = -5.886369941e-02f;
+  q = fmaf(q, t, 2.836082495e-01f);
+  q = fmaf(q, t, -4.852770731e-01f);
+  q = fmaf(q, t, 2.759660057e-01f);
+  q = fmaf(q, t, -2.525215967e-02f);
+  q = fmaf(q, t, 2.021395013e-01f);
+  q = fmaf(q, t, 2.432329998e-01f);
+  q = fmaf(q, t, 2.823588547e-01f);
+  q = fmaf(q, t, 2.820872797e-01f);
+  float e = ex2_sfu(a * a * -1.44269504088896341f);
+  float half_erfc = 0.5f * t * q * e;
+  cdf = x < 0.0f ? half_erfc : 1.0f - half_erfc;
+  pdf = 0.39894228040143268f * e;
+}
+// Dispatch on LOW: the double overloads ignore it (double math is never the hot path).
+template <bool LOW> __device__ __forceinline__ void gelu_cdf_pdf(double x, double& cdf, double& pdf) { normal_cdf_pdf(x, cdf, pdf); }
+template <bool LOW> __device__ __forceinline__ void gelu_cdf_pdf(float x, float& cdf, float& pdf) {
+  if (LOW) normal_cdf_pdf_low(x, cdf, pdf);
+  else normal_cdf_pdf(x, cdf, pdf);
+}
+template <bool LOW> __device__ __forceinline__ double gelu_sigmoid(double x) { return sigmoid_of(x); }
+// 1/(1 + 2^{-x log2 e}): an infinite 2^ gives 0 as the exact form does; 1 + e up to 2^128 keeps a subnormal reciprocal
+template <bool LOW> __device__ __forceinline__ float gelu_sigmoid(float x) {
+  return LOW ? rcp_sfu(1.0f + ex2_sfu(x * -1.44269504088896341f)) : sigmoid_of(x);
+}
+
 template <typename A> __device__ __forceinline__ A gelu_tanh_inner(A x) {
   return (A)0.7978845608028654 * (x + (A)0.044715 * x * x * x);
 }
 
-template <typename A> __device__ __forceinline__ A unary_op(int op, A v) {
+// LOW: the result is stored as bf16 (GELU and GELU_TANH then take the cheaper math above).
+template <typename A, bool LOW = false> __device__ __forceinline__ A unary_op(int op, A v) {
   switch (op) {
     case 0: return -v;  // NEG
     case 1: return m_abs(v);  // ABS
@@ -60,8 +106,8 @@ template <typename A> __device__ __forceinline__ A unary_op(int op, A v) {
     case 7: return m_erf(v);  // ERF
     case 8: return sigmoid_of(v);  // SIGMOID
     case 9: return v > (A)0 ? v : (m_isnan(v) ? v : (A)0);  // RELU
-    case 10: { A cdf, pdf; normal_cdf_pdf(v, cdf, pdf); return v * cdf; }  // GELU
-    case 11: return v * sigmoid_of((A)2 * gelu_tanh_inner(v));  // GELU_TANH
+    case 10: { A cdf, pdf; gelu_cdf_pdf<LOW>(v, cdf, pdf); return v * cdf; }  // GELU
+    case 11: return v * gelu_sigmoid<LOW>((A)2 * gelu_tanh_inner(v));  // GELU_TANH
     case 12: return v * sigmoid_of(v);  // SILU
     case 13: return v > (A)0 ? (A)1 : (v < (A)0 ? (A)-1 : v);  // SIGN
     case 14: return (A)1 / v;  // RECIPROCAL
@@ -73,7 +119,8 @@ template <typename A> __device__ __forceinline__ A unary_op(int op, A v) {
   }
 }
 
-template <typename A> __device__ __forceinline__ A binary_op(int op, A x, A y) {
+// LOW: the result is stored as bf16 (GELU_BACKWARD and GELU_TANH_BACKWARD then take the cheaper math above).
+template <typename A, bool LOW = false> __device__ __forceinline__ A binary_op(int op, A x, A y) {
   switch (op) {
     case 0: return x + y;  // ADD
     case 1: return x - y;  // SUB
@@ -91,12 +138,12 @@ template <typename A> __device__ __forceinline__ A binary_op(int op, A x, A y) {
     case 13: return x > (A)0 ? y : (A)0;  // RELU_BACKWARD
     case 14: {  // GELU_BACKWARD
       A cdf, pdf;
-      normal_cdf_pdf(x, cdf, pdf);
+      gelu_cdf_pdf<LOW>(x, cdf, pdf);
       return (cdf + x * pdf) * y;
     }
     case 15: {  // GELU_TANH_BACKWARD
       // 0.5 (1 + tanh u) = sigmoid(2u) and 1 - tanh^2 u = 4 s (1 - s): no cancellation for negative x
-      A s = sigmoid_of((A)2 * gelu_tanh_inner(x));
+      A s = gelu_sigmoid<LOW>((A)2 * gelu_tanh_inner(x));
       A du = (A)0.7978845608028654 * ((A)1 + (A)3 * (A)0.044715 * x * x);
       return (s + (A)2 * x * s * ((A)1 - s) * du) * y;
     }
@@ -152,12 +199,13 @@ template <typename A> __device__ void convert_impl(Geom g, const void* src, int 
 extern "C" __global__ void convert_f(Geom g, const void* src, int sdt, void* dst, int ddt) { convert_impl<float>(g, src, sdt, dst, ddt); }
 extern "C" __global__ void convert_d(Geom g, const void* src, int sdt, void* dst, int ddt) { convert_impl<double>(g, src, sdt, dst, ddt); }
 
-// Operand 0 = x, 1 = out.
+// Operand 0 = x, 1 = out. A bf16 output takes unary_op's LOW math, as the dense kernels do (same results).
 template <typename A> __device__ void unary_impl(Geom g, int op, const void* x, int xdt, void* out, int odt) {
   GRID_LOOP(i, g.numel) {
     i64 off[2];
     offsets_of(g, i, 2, off);
-    store<A>(out, odt, off[1], unary_op<A>(op, load<A>(x, xdt, off[0])));
+    A v = load<A>(x, xdt, off[0]);
+    store<A>(out, odt, off[1], odt == DT_BF16 ? unary_op<A, true>(op, v) : unary_op<A>(op, v));
   }
 }
 
@@ -169,7 +217,8 @@ template <typename A> __device__ void binary_impl(Geom g, int op, const void* a,
   GRID_LOOP(i, g.numel) {
     i64 off[3];
     offsets_of(g, i, 3, off);
-    store<A>(out, odt, off[2], binary_op<A>(op, load<A>(a, adt, off[0]), load<A>(b, bdt, off[1])));
+    A va = load<A>(a, adt, off[0]), vb = load<A>(b, bdt, off[1]);
+    store<A>(out, odt, off[2], odt == DT_BF16 ? binary_op<A, true>(op, va, vb) : binary_op<A>(op, va, vb));
   }
 }
 
@@ -186,7 +235,8 @@ template <typename A> __device__ void binary_scalar_impl(Geom g, int op, const v
   GRID_LOOP(i, g.numel) {
     i64 off[2];
     offsets_of(g, i, 2, off);
-    store<A>(out, odt, off[1], binary_op<A>(op, load<A>(a, adt, off[0]), sv));
+    A va = load<A>(a, adt, off[0]);
+    store<A>(out, odt, off[1], odt == DT_BF16 ? binary_op<A, true>(op, va, sv) : binary_op<A>(op, va, sv));
   }
 }
 

@@ -1,7 +1,8 @@
 // Elementwise kernels for dense operands: every operand contiguous, bf16 or f32, 16-byte aligned. Each
 // thread moves 8 elements per step with 16-byte loads and stores (one uint4 of bf16, two float4 of f32) and
 // no index arithmetic; the n % 8 tail is done element by element. Values are computed in float with the
-// same unary_op / binary_op as the strided kernels in elementwise.cu, so both paths give identical results.
+// same unary_op / binary_op as the strided kernels in elementwise.cu, so both paths give identical results
+// (with LOW = true, the cheaper GELU math, exactly when the output is bf16, in both).
 // Entry points are named by operand types: b = bf16, f = f32 (ew_binary_bbf: bf16 a, bf16 b, f32 out).
 
 __device__ __forceinline__ void ld8(const u16* p, float* f) {
@@ -30,6 +31,9 @@ __device__ __forceinline__ void st1(u16* p, float v) { *p = f_to_bf16(v); }
 __device__ __forceinline__ void st1(float* p, float v) { *p = v; }
 
 // Each kernel walks 8-element vectors v = 0 .. n/8 - 1 (grid-stride), then the tail elements one by one.
+template <typename TO> struct LowOut { static constexpr bool value = false; };
+template <> struct LowOut<u16> { static constexpr bool value = true; };
+
 #define VEC_THREAD i64 nv = n / 8, stride = (i64)blockDim.x * gridDim.x, first = (i64)blockIdx.x * blockDim.x + threadIdx.x
 
 // OP >= 0: the op is a compile-time constant (the switch in binary_op/unary_op folds away and the 8 lanes'
@@ -43,10 +47,10 @@ template <typename TA, typename TB, typename TO, int OP> __device__ void ew_bina
     ld8(a + v * 8, x);
     ld8(b + v * 8, y);
 #pragma unroll
-    for (int j = 0; j < 8; j++) x[j] = binary_op<float>(op, x[j], y[j]);
+    for (int j = 0; j < 8; j++) x[j] = binary_op<float, LowOut<TO>::value>(op, x[j], y[j]);
     st8(out + v * 8, x);
   }
-  for (i64 i = nv * 8 + first; i < n; i += stride) st1(out + i, binary_op<float>(op, ld1(a + i), ld1(b + i)));
+  for (i64 i = nv * 8 + first; i < n; i += stride) st1(out + i, binary_op<float, LowOut<TO>::value>(op, ld1(a + i), ld1(b + i)));
 }
 
 template <typename TA, typename TO, int OP> __device__ void ew_binary_scalar_impl(int rop, i64 n, const TA* a, float s, TO* out) {
@@ -56,10 +60,10 @@ template <typename TA, typename TO, int OP> __device__ void ew_binary_scalar_imp
     float x[8];
     ld8(a + v * 8, x);
 #pragma unroll
-    for (int j = 0; j < 8; j++) x[j] = binary_op<float>(op, x[j], s);
+    for (int j = 0; j < 8; j++) x[j] = binary_op<float, LowOut<TO>::value>(op, x[j], s);
     st8(out + v * 8, x);
   }
-  for (i64 i = nv * 8 + first; i < n; i += stride) st1(out + i, binary_op<float>(op, ld1(a + i), s));
+  for (i64 i = nv * 8 + first; i < n; i += stride) st1(out + i, binary_op<float, LowOut<TO>::value>(op, ld1(a + i), s));
 }
 
 // op < 0: a conversion (the identity in float).
@@ -71,13 +75,13 @@ template <typename TX, typename TO, int OP> __device__ void ew_unary_impl(int ro
     ld8(x + v * 8, f);
     if (op >= 0) {
 #pragma unroll
-      for (int j = 0; j < 8; j++) f[j] = unary_op<float>(op, f[j]);
+      for (int j = 0; j < 8; j++) f[j] = unary_op<float, LowOut<TO>::value>(op, f[j]);
     }
     st8(out + v * 8, f);
   }
   for (i64 i = nv * 8 + first; i < n; i += stride) {
     float f = ld1(x + i);
-    st1(out + i, op >= 0 ? unary_op<float>(op, f) : f);
+    st1(out + i, op >= 0 ? unary_op<float, LowOut<TO>::value>(op, f) : f);
   }
 }
 
