@@ -44,7 +44,7 @@ public final class Autograd {
     if (!needsGrad(inputs)) return out;
     Tensor[] saved = java.util.Arrays.copyOf(inputs, inputs.length + 1);
     saved[inputs.length] = out;
-    return attach(name, out, saved, backward, inputs);
+    return attach(name, out, saved, (g, pending) -> backward.apply(g), -1, inputs);
   }
 
   /**
@@ -55,7 +55,31 @@ public final class Autograd {
    */
   public static Tensor recordSaving(String name, Tensor out, Tensor[] saved, Node.Backward backward, Tensor... inputs) {
     if (!needsGrad(inputs)) return out;
-    return attach(name, out, saved, backward, inputs);
+    return attach(name, out, saved, (g, pending) -> backward.apply(g), -1, inputs);
+  }
+
+  /**
+   * {@link #recordSaving} for a rule that folds the gradient already pending for input {@code foldInput} into its own
+   * contribution to it (see {@link Node.FoldingBackward} for the contract). The engine passes that pending gradient
+   * when input {@code foldInput} is a non-leaf that already has one and appears only once among the inputs (else
+   * null), and takes the returned gradient as the input's new pending sum instead of adding it. Why: a tensor read
+   * by two ops (the residual stream of a pre-norm block feeds the residual add and the norm) otherwise costs an
+   * extra read-read-write pass per backward; a fused kernel makes that one extra read.
+   */
+  public static Tensor recordFolding(String name, Tensor out, Tensor[] saved, int foldInput, Node.FoldingBackward backward,
+                                     Tensor... inputs) {
+    if (foldInput < 0 || foldInput >= inputs.length)
+      throw new TensorException(name + ": fold input " + foldInput + " is not an input index (0.." + (inputs.length - 1) + ")");
+    if (!needsGrad(inputs)) return out;
+    return attach(name, out, saved, backward, foldInput, inputs);
+  }
+
+  /** How a backward pass sums two contributions to one non-leaf's gradient. */
+  public enum Accumulation {
+    /** Rules recorded with {@link #recordFolding} add the pending gradient themselves (the default). */
+    FOLDED,
+    /** Every sum is the engine's own elementwise add (the reference the folded path is checked against). */
+    SEPARATE
   }
 
   /** For {@link #recordSaving}: a rule that reads no tensor. */
@@ -64,14 +88,14 @@ public final class Autograd {
   /** For {@link #recordSaving}: the tensors a rule reads (nulls skipped). */
   public static Tensor[] saving(Tensor... tensors) { return tensors; }
 
-  private static Tensor attach(String name, Tensor out, Tensor[] saved, Node.Backward backward, Tensor... inputs) {
+  private static Tensor attach(String name, Tensor out, Tensor[] saved, Node.FoldingBackward backward, int foldInput, Tensor... inputs) {
     List<Tensor> in = new ArrayList<>(inputs.length);
     for (Tensor t : inputs) in.add(t);
     List<io.colossal4j.tensor.Storage> storages = new ArrayList<>(saved.length);
     for (Tensor t : saved) if (t != null) storages.add(t.storage());
     io.colossal4j.tensor.Storage[] held = storages.toArray(io.colossal4j.tensor.Storage[]::new);
     StepLedger ledger = out.backend().activeStep();
-    out.attachGradFn(new Node(name, in, backward, SEQUENCE.incrementAndGet(), held, ledger == null ? "" : ledger.region()));
+    out.attachGradFn(new Node(name, in, backward, foldInput, SEQUENCE.incrementAndGet(), held, ledger == null ? "" : ledger.region()));
     if (ledger != null) {   // attribution, when a trace is attached
       ledger.produced(out.storage(), name);
       ledger.saved(name, held);
@@ -94,6 +118,11 @@ public final class Autograd {
   }
 
   public static void backward(Tensor root, Tensor gradRoot, boolean retainGraph) {
+    backward(root, gradRoot, retainGraph, Accumulation.FOLDED);
+  }
+
+  /** Backward from {@code root} with gradient {@code gradRoot}, summing contributions as {@code accumulation} says. */
+  public static void backward(Tensor root, Tensor gradRoot, boolean retainGraph, Accumulation accumulation) {
     if (!root.requiresGrad())
       throw new TensorException("backward: the tensor does not require grad (no input of its graph was marked requiresGrad(true))");
     if (!gradRoot.shape().equals(root.shape()))
@@ -103,7 +132,7 @@ public final class Autograd {
       for (var h : root.gradReadyHooks()) h.accept(root);
       return;
     }
-    BackwardPass pass = new BackwardPass((Node) root.gradFn(), retainGraph, root.backend().activeStep());
+    BackwardPass pass = new BackwardPass((Node) root.gradFn(), retainGraph, root.backend().activeStep(), accumulation);
     root.storage().hold();      // kept for the caller, whatever the graph says
     gradRoot.storage().hold();
     pass.run(gradRoot);
@@ -111,7 +140,6 @@ public final class Autograd {
     gradRoot.storage().unholdKeep();
   }
 
-  /** Sums two contributions to a non-leaf's gradient: an intermediate of this backward pass, hence an activation. */
   /** {@code g} converted to {@code dtype} (a new tensor; no autograd). */
   static Tensor converted(Tensor g, io.colossal4j.tensor.DType dtype) {
     Tensor out = Tensor.empty(g.shape(), dtype, g.backend(), MemoryCategory.ACTIVATION);
@@ -119,6 +147,7 @@ public final class Autograd {
     return out;
   }
 
+  /** Sums two contributions to a non-leaf's gradient: an intermediate of this backward pass, hence an activation. */
   static Tensor sum(Tensor a, Tensor b) {
     Tensor out = Tensor.empty(a.shape(), a.dtype(), a.backend(), MemoryCategory.ACTIVATION);
     a.backend().kernels().binary(BinaryOp.ADD, a, b, out);

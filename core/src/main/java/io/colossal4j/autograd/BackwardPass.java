@@ -20,6 +20,7 @@ import java.util.PriorityQueue;
  */
 final class BackwardPass {
   private final boolean retainGraph;
+  private final boolean fold;
   private final StepLedger ledger;
   private final Node root;
   private final Map<Node, Integer> pendingNodes = new IdentityHashMap<>();
@@ -27,9 +28,10 @@ final class BackwardPass {
   private final Map<Node, Tensor> grads = new IdentityHashMap<>();
   private final PriorityQueue<Node> ready = new PriorityQueue<>((a, b) -> Long.compare(b.sequence(), a.sequence()));
 
-  BackwardPass(Node root, boolean retainGraph, StepLedger ledger) {
+  BackwardPass(Node root, boolean retainGraph, StepLedger ledger, Autograd.Accumulation accumulation) {
     this.root = root;
     this.retainGraph = retainGraph;
+    this.fold = accumulation == Autograd.Accumulation.FOLDED;
     this.ledger = ledger;
     countDependencies();
   }
@@ -42,19 +44,20 @@ final class BackwardPass {
 
   private void runNode(Node n) {
     Tensor g = grads.remove(n);
-    Node.Backward rule = n.backward();
+    Node.FoldingBackward rule = n.backward();
     if (rule == null)
       throw new TensorException("backward through " + n.name() + " a second time: its saved tensors were freed; pass retainGraph=true to the first backward");
     int mark = ledger == null ? 0 : ledger.mark();
     String label = OpLabel.enter("backward " + n.name());
     String region = ledger == null ? null : ledger.enterRegion("backward " + n.region());
+    Tensor pending = pendingToFold(n);
     Tensor[] inGrads;
     try {
-      inGrads = GradMode.noGrad(() -> rule.apply(g));
+      inGrads = GradMode.noGrad(() -> rule.apply(g, pending));
     } finally {
       OpLabel.restore(label);
     }
-    deliverAll(n, inGrads);
+    deliverAll(n, inGrads, pending);
     g.storage().unhold();       // consumed (a returned gradient that aliases it is held by now)
     if (!retainGraph) n.free();
     if (ledger != null) {
@@ -63,8 +66,28 @@ final class BackwardPass {
     }
   }
 
-  /** Hands each input of {@code n} that needs one its gradient from {@code inGrads}, in its own dtype. */
-  private void deliverAll(Node n, Tensor[] inGrads) {
+  /**
+   * The gradient already pending for n's fold input, when n's rule can fold it in: the input is a non-leaf with a
+   * pending gradient whose node feeds n through that input only (otherwise the sums' order would change). Else null.
+   */
+  private Tensor pendingToFold(Node n) {
+    int i = n.foldInput();
+    if (!fold || i < 0) return null;
+    List<Tensor> inputs = n.inputs();
+    Tensor t = inputs.get(i);
+    if (t == null || !t.requiresGrad() || t.isLeaf()) return null;
+    for (int j = 0; j < inputs.size(); j++) {
+      Tensor o = inputs.get(j);
+      if (j != i && o != null && o.gradFn() == t.gradFn()) return null;
+    }
+    return grads.get((Node) t.gradFn());
+  }
+
+  /**
+   * Hands each input of {@code n} that needs one its gradient from {@code inGrads}, in its own dtype. With
+   * {@code folded} non-null, the gradient for n's fold input already includes that pending gradient: it replaces it.
+   */
+  private void deliverAll(Node n, Tensor[] inGrads, Tensor folded) {
     List<Tensor> inputs = n.inputs();
     String label = OpLabel.enter("backward accumulate");   // gradient sums, casts and leaf gradients
     try {
@@ -76,6 +99,10 @@ final class BackwardPass {
           throw new TensorException("backward of " + n.name() + " returned a gradient of shape " + gi.shape() + " for input " + i + " of shape " + t.shape());
         // a gradient has its input's dtype (as PyTorch's engine casts): a bf16 activation that met an f32
         // tensor in a promoting op gets a bf16 gradient, so its producer's backward stays in bf16 (tensor-core GEMMs)
+        if (folded != null && i == n.foldInput()) {
+          deliverFolded(n, t, gi, folded);
+          continue;
+        }
         if (gi != null && gi.dtype() != t.dtype() && !t.isLeaf()) gi = Autograd.converted(gi, t.dtype());
         deliver(t, gi);
       }
@@ -98,6 +125,20 @@ final class BackwardPass {
       if (grads.containsKey(m)) ready.add(m);
       else skipSubgraph(m);
     }
+  }
+
+  /** Input t's new pending gradient {@code sum} (= folded + n's contribution, by n's rule), or folded kept when sum is null. */
+  private void deliverFolded(Node n, Tensor t, Tensor sum, Tensor folded) {
+    Node m = (Node) t.gradFn();
+    if (sum != null) {
+      if (sum.dtype() != t.dtype() || sum == folded || sum.storage() == folded.storage())
+        throw new TensorException("backward of " + n.name() + " folded the pending gradient of input " + n.foldInput() + " into "
+            + (sum.dtype() != t.dtype() ? "dtype " + sum.dtype() + " instead of the input's " + t.dtype() : "its own storage instead of a new tensor"));
+      sum.storage().hold();
+      grads.put(m, sum);
+      folded.storage().unhold();
+    }
+    if (pendingNodes.merge(m, -1, Integer::sum) == 0) ready.add(m);
   }
 
   /** Adds a gradient contribution for {@code m}, held until m's rule consumes it; two contributions are summed. */

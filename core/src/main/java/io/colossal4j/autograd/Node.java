@@ -20,18 +20,33 @@ public final class Node implements GradFn {
   @FunctionalInterface
   public interface Backward { Tensor[] apply(Tensor gradOutput); }
 
+  /**
+   * A rule that can fold the gradient already pending for one of its inputs (its fold input, see
+   * {@link Autograd#recordFolding}) into the gradient it computes for that input, so the engine need not sum the
+   * two with a separate elementwise pass. Contract when {@code pending} is non-null: the gradient returned for the
+   * fold input is {@code pending + contribution}, bit for bit what the engine's own sum would give (the
+   * contribution rounded to the input's dtype first, then added with pending as the left operand), in the input's
+   * dtype and shape, in a new tensor (pending is only read: the rule must not write it or return it). With
+   * {@code pending} null it is a plain {@link Backward}.
+   */
+  @FunctionalInterface
+  public interface FoldingBackward { Tensor[] apply(Tensor gradOutput, Tensor pending); }
+
   private final String name;
   private final List<Tensor> inputs;
   private final long sequence;
   private final String region;
-  private Backward backward;
+  private final int foldInput;
+  private FoldingBackward backward;
   private Storage[] saved;
 
-  Node(String name, List<Tensor> inputs, Backward backward, long sequence, Storage[] saved, String region) {
+  /** {@code foldInput}: the input whose pending gradient the rule folds in, or -1 (then the rule ignores pending). */
+  Node(String name, List<Tensor> inputs, FoldingBackward backward, int foldInput, long sequence, Storage[] saved, String region) {
     this.name = name;
     this.region = region;
     this.inputs = inputs;
     this.backward = backward;
+    this.foldInput = foldInput;
     this.sequence = sequence;
     this.saved = saved;
     for (Storage s : saved) s.hold();
@@ -47,7 +62,11 @@ public final class Node implements GradFn {
 
   @Override public List<Tensor> inputs() { return inputs; }
 
-  Backward backward() { return backward; }
+  /** The rule, null once freed; it ignores its pending argument unless {@link #foldInput} is an input index. */
+  FoldingBackward backward() { return backward; }
+
+  /** The input whose already-pending gradient the rule can fold into its own contribution, or -1. */
+  int foldInput() { return foldInput; }
 
   /** How many storages this node still holds (0 once freed). */
   int savedCount() { return saved.length; }

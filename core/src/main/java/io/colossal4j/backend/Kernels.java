@@ -98,6 +98,20 @@ public interface Kernels {
   void layerNormBackward(Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor gx, Tensor gw, Tensor gb);
 
   /**
+   * {@link #layerNormBackward} with a gradient accumulated into gx: gx = pending + dx, dx being the input gradient
+   * layerNormBackward would write, rounded to gx's dtype before the add, so the result equals layerNormBackward
+   * followed by {@code binary(ADD, pending, dx, out)} bit for bit (what the autograd engine's separate sum computes).
+   * pending has x's shape and gx's dtype, any strides, and does not overlap gx. This default is that composition;
+   * a backend may fuse the add into the backward's own pass (one extra read of pending instead of a pass that reads
+   * two tensors and writes one).
+   */
+  default void layerNormBackwardAccumulate(Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor pending, Tensor gx,
+                                           Tensor gw, Tensor gb) {
+    layerNormBackward(gy, x, w, mean, rstd, gx, gw, gb);
+    binary(BinaryOp.ADD, pending, gx, gx);
+  }
+
+  /**
    * Whether {@link #layerNormChannels} and {@link #layerNormChannelsBackward} are fast kernels that the
    * channels-first layer norm op should prefer to moving channels last and back (the reference: that composition).
    */

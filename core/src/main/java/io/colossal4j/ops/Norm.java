@@ -44,13 +44,16 @@ public final class Norm {
       return y;
     }
     boolean gx = x.requiresGrad(), gw = w != null && w.requiresGrad(), gb = b != null && b.requiresGrad();
-    return Autograd.recordSaving("layer_norm", y, Autograd.saving(xd, wd, mean, rstd), g -> {
+    // x's gradient folds in the one already pending for x (the residual path of a pre-norm block): the kernel adds it
+    return Autograd.recordFolding("layer_norm", y, Autograd.saving(xd, wd, mean, rstd), 0, (g, pending) -> {
       Tensor dx = gx ? OpSupport.emptyLike(xd) : null;
       // straight into the parameters' gradients when they have none yet (no copy at accumulation)
       Tensor dw = gw ? OpSupport.gradientFor(w, wd.shape(), wd.dtype(), wd.backend()) : null;
       Tensor db = gb ? OpSupport.gradientFor(b, bd.shape(), bd.dtype(), bd.backend()) : null;
+      Kernels kb = g.backend().kernels();
+      if (pending != null && dx != null) kb.layerNormBackwardAccumulate(Conv.dense(g), xd, wd, mean, rstd, pending, dx, dw, db);
       // the kernel always writes gx; give it a scratch buffer when x needs no gradient
-      g.backend().kernels().layerNormBackward(Conv.dense(g), xd, wd, mean, rstd, dx != null ? dx : OpSupport.emptyLike(xd), dw, db);
+      else kb.layerNormBackward(Conv.dense(g), xd, wd, mean, rstd, dx != null ? dx : OpSupport.emptyLike(xd), dw, db);
       return new Tensor[] {dx, dw, db};
     }, x, w, b);
   }

@@ -274,6 +274,9 @@ final class CudaKernels implements Kernels, AutoCloseable {
     return matmul.matmulResidual(a, b, bias, residual, out);
   }
 
+  /** Layer-norm backwards that added the pending input gradient in the kernel's own pass (for tests). */
+  long accumulatingLayerNormBackwards() { return norm.accumulatingBackwards(); }
+
   /** GEMMs that took the fused residual path (tests check that a linear-add really ran fused). */
   long residualGemms() { return matmul.residualGemms(); }
 
@@ -294,7 +297,13 @@ final class CudaKernels implements Kernels, AutoCloseable {
   }
 
   @Override public void layerNormBackward(Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor gx, Tensor gw, Tensor gb) {
-    norm.layerNormBackward(gy, x, w, mean, rstd, gx, gw, gb);
+    norm.layerNormBackward(gy, x, w, mean, rstd, null, gx, gw, gb);
+  }
+
+  @Override public void layerNormBackwardAccumulate(Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor pending, Tensor gx,
+                                                    Tensor gw, Tensor gb) {
+    CudaKernels.sameShape("layerNormBackwardAccumulate", pending, x);
+    norm.layerNormBackward(gy, x, w, mean, rstd, pending, gx, gw, gb);
   }
 
   // ------------------------------------------------------------- convolution, pooling, indexing

@@ -4,6 +4,7 @@ import static io.colossal4j.backend.cuda.CudaKernels.dt;
 import static io.colossal4j.backend.cuda.CudaKernels.variant;
 import static io.colossal4j.backend.cuda.CudaKernels.wide;
 
+import io.colossal4j.backend.BinaryOp;
 import io.colossal4j.backend.ReduceOp;
 import io.colossal4j.backend.cuda.ffi.Driver.Dim3;
 import io.colossal4j.tensor.DType;
@@ -20,7 +21,12 @@ import java.util.Arrays;
 final class CudaNormKernels {
   private final CudaKernels k;
 
+  /** Layer-norm backwards that added a pending gradient inside the kernel (tests check the fused path is taken). */
+  private final java.util.concurrent.atomic.AtomicLong accumulatingBackwards = new java.util.concurrent.atomic.AtomicLong();
+
   CudaNormKernels(CudaKernels kernels) { this.k = kernels; }
+
+  long accumulatingBackwards() { return accumulatingBackwards.get(); }
 
   static int pow2AtLeast(long n, int min, int max) {
     int t = min;
@@ -300,7 +306,12 @@ final class CudaNormKernels {
     if (xc != x) xc.storage().release();
   }
 
-  void layerNormBackward(Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor gx, Tensor gw, Tensor gb) {
+  /**
+   * gx (plus {@code pending} when non-null: see {@link io.colossal4j.backend.Kernels#layerNormBackwardAccumulate}),
+   * and gw, gb when non-null. The vectorised kernels add a contiguous, aligned pending of gx's dtype in their store
+   * (dx rounded to the dtype first, then added in f32: the separate add's rounding); any other pending is added after.
+   */
+  void layerNormBackward(Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor pending, Tensor gx, Tensor gw, Tensor gb) {
     CudaKernels.sameShape("layerNormBackward", gy, x);
     CudaKernels.sameShape("layerNormBackward", gx, x);
     int n = x.rank() == 0 ? 1 : x.size(-1);
@@ -317,18 +328,22 @@ final class CudaNormKernels {
     String sfx = d ? "_d" : "_f";
     int vpt = vectorsPerLane(n, xc, w, null, gx, gyc, gx);
     boolean vec = rows > 0 && vpt > 0 && mc.dtype() == DType.F32 && rc.dtype() == DType.F32;
+    // the vector kernels add pending in their store when it has their layout; otherwise a separate add below
+    Tensor acc = vec && pending != null && pending.dtype() == gx.dtype() && pending.isContiguous() && addr(pending) % 16 == 0 ? pending : null;
     // one pass for gx, gw and gb where the per-lane column sums fit the registers (40 floats of each)
     boolean fused = vec && !d && w != null && gw != null && gb != null && vpt <= (x.dtype() == DType.BF16 ? 5 : 8);
     if (fused) {
-      backwardWithWeightGrads(rows, n, vpt, gyc, xc, w, mc, rc, gx, gw, gb);
+      backwardWithWeightGrads(rows, n, vpt, gyc, xc, w, mc, rc, acc, gx, gw, gb);
     } else if (vec) {
-      long pg = addr(gyc), px = addr(xc), pw = addr(w), pm = addr(mc), pr = addr(rc), pgx = addr(gx);
+      long pg = addr(gyc), px = addr(xc), pw = addr(w), pm = addr(mc), pr = addr(rc), pa = addr(acc), pgx = addr(gx);
       k.launch("ln_vec_bwd_" + vecName(x) + "_" + vpt, Dim3.of(gridFor((rows + 3) / 4)), Dim3.of(128), (a, args) ->
-          args.i64(rows).i32(n).ptr(pg).ptr(px).ptr(pw).ptr(pm).ptr(pr).ptr(pgx));
+          args.i64(rows).i32(n).ptr(pg).ptr(px).ptr(pw).ptr(pm).ptr(pr).ptr(pa).ptr(pgx));
     } else if (rows > 0)
       k.launch("layernorm_bwd" + sfx, Dim3.of(gridFor(rows)), Dim3.of(normThreads(n)), (a, args) ->
           args.i64(rows).i32(n).struct(targ(a, gyc)).struct(targ(a, xc)).struct(targ(a, w)).struct(targ(a, mc)).struct(targ(a, rc)).struct(targ(a, gx)));
     if ((gw != null || gb != null) && !fused) weightGrads(rows, n, d, gyc, xc, mc, rc, gw, gb);
+    if (pending != null && acc == null) k.binary(BinaryOp.ADD, pending, gx, gx);
+    if (acc != null) accumulatingBackwards.incrementAndGet();
     for (Tensor t : new Tensor[] {xc, gyc, mc, rc}) if (t != x && t != gy && t != mean && t != rstd) t.storage().release();
   }
 
@@ -337,15 +352,16 @@ final class CudaNormKernels {
    * wb_final_wide over the blocks. Four blocks per SM at most, each of 4 warps with 2·4·S floats of shared memory
    * (S = vpt·E·32 columns per warp, E = 8 bf16 or 4 f32 per vector: at most 40 KiB here).
    */
-  private void backwardWithWeightGrads(long rows, int n, int vpt, Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor gx,
-                                       Tensor gw, Tensor gb) {
+  private void backwardWithWeightGrads(long rows, int n, int vpt, Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor acc,
+                                       Tensor gx, Tensor gw, Tensor gb) {
     int blocks = (int) Math.max(1, Math.min((rows + 3) / 4, 4L * k.backend().multiprocessors()));
     Tensor pw = Tensor.empty(Shape.of(blocks, n), DType.F32, k.backend(), MemoryCategory.TEMPORARY);
     Tensor pb = Tensor.empty(Shape.of(blocks, n), DType.F32, k.backend(), MemoryCategory.TEMPORARY);
-    long pg = addr(gy), px = addr(x), pwt = addr(w), pm = addr(mean), pr = addr(rstd), pgx = addr(gx), ppw = k.ptr(pw), ppb = k.ptr(pb);
+    long pg = addr(gy), px = addr(x), pwt = addr(w), pm = addr(mean), pr = addr(rstd), pa = addr(acc), pgx = addr(gx);
+    long ppw = k.ptr(pw), ppb = k.ptr(pb);
     int perVector = x.dtype() == DType.BF16 ? 8 : 4;
     k.launch("ln_vec_bwd_wb_" + vecName(x) + "_" + vpt, Dim3.of(blocks), Dim3.of(128), 2 * 4 * vpt * perVector * 32 * 4, (a, args) ->
-        args.i64(rows).i32(n).ptr(pg).ptr(px).ptr(pwt).ptr(pm).ptr(pr).ptr(pgx).ptr(ppw).ptr(ppb));
+        args.i64(rows).i32(n).ptr(pg).ptr(px).ptr(pwt).ptr(pm).ptr(pr).ptr(pa).ptr(pgx).ptr(ppw).ptr(ppb));
     k.launch("wb_final_wide_f", Dim3.of((n + 31) / 32), Dim3.of(256), (a, args) ->
         args.i32(n).i32(blocks).ptr(ppw).ptr(ppb).struct(targ(a, gw)).struct(targ(a, gb)));
     pw.storage().release();

@@ -83,9 +83,11 @@ template <bool BF, int VPT> __device__ void ln_vec_impl(i64 rows, int n, float e
 
 // One row of the layer-norm input gradient, by one warp: gx = rs·(g·w − mean(g·w) − xhat·mean(g·w·xhat)); gy, x, gx
 // contiguous and aligned like x above, w may be null. With SUMS, also adds gy·xhat and gy into the warp's shared-memory
-// column sums sw, sb (slot (i·E + e)·32 + lane, see ln_vec_bwd_wb_impl).
+// column sums sw, sb (slot (i·E + e)·32 + lane, see ln_vec_bwd_wb_impl). acc (gx's layout, or null): a gradient already
+// pending for x, stored as acc + gx with gx first rounded to the dtype and the add uncontracted (__fadd_rn), so the
+// result is bit for bit the separate elementwise add of acc and the unaccumulated gx.
 template <bool BF, int VPT, bool SUMS> __device__ __forceinline__ void ln_vec_bwd_row(i64 row, int lane, int n, const uint4* gy, const uint4* x,
-    const uint4* w, const float* mean, const float* rstd, uint4* gx, float* sw, float* sb) {
+    const uint4* w, const float* mean, const float* rstd, const uint4* acc, uint4* gx, float* sw, float* sb) {
   const int E = Vec<BF>::E;
   int nvec = n / E;
   float mu = mean[row], rs = rstd[row];
@@ -121,16 +123,22 @@ template <bool BF, int VPT, bool SUMS> __device__ __forceinline__ void ln_vec_bw
     float o[E];
 #pragma unroll
     for (int e = 0; e < E; e++) o[e] = rs * (g[i][e] - sg - xh[i][e] * sgx);
+    if (acc) {
+      float a[E];
+      Vec<BF>::unpack(acc[row * nvec + c], a);
+#pragma unroll
+      for (int e = 0; e < E; e++) o[e] = __fadd_rn(a[e], BF ? bf16_to_f(f_to_bf16(o[e])) : o[e]);
+    }
     gx[row * nvec + c] = Vec<BF>::pack(o);
   }
 }
 
 // The input gradient alone, one warp per row (block of 4 warps).
 template <bool BF, int VPT> __device__ void ln_vec_bwd_impl(i64 rows, int n, const uint4* gy, const uint4* x, const uint4* w,
-                                                            const float* mean, const float* rstd, uint4* gx) {
+                                                            const float* mean, const float* rstd, const uint4* acc, uint4* gx) {
   i64 row = (i64)blockIdx.x * 4 + (threadIdx.x >> 5);
   if (row >= rows) return;
-  ln_vec_bwd_row<BF, VPT, false>(row, threadIdx.x & 31, n, gy, x, w, mean, rstd, gx, nullptr, nullptr);
+  ln_vec_bwd_row<BF, VPT, false>(row, threadIdx.x & 31, n, gy, x, w, mean, rstd, acc, gx, nullptr, nullptr);
 }
 
 #define LN_VEC(NAME, BF, VPT)                                                                                                 \
@@ -139,8 +147,8 @@ template <bool BF, int VPT> __device__ void ln_vec_bwd_impl(i64 rows, int n, con
     ln_vec_impl<BF, VPT>(rows, n, eps, x, w, b, y, mean, rstd);                                                              \
   }                                                                                                                           \
   extern "C" __global__ void __launch_bounds__(128) ln_vec_bwd_##NAME##_##VPT(i64 rows, int n, const uint4* gy, const uint4* x, \
-      const uint4* w, const float* mean, const float* rstd, uint4* gx) {                                                     \
-    ln_vec_bwd_impl<BF, VPT>(rows, n, gy, x, w, mean, rstd, gx);                                                             \
+      const uint4* w, const float* mean, const float* rstd, const uint4* acc, uint4* gx) {                                   \
+    ln_vec_bwd_impl<BF, VPT>(rows, n, gy, x, w, mean, rstd, acc, gx);                                                        \
   }
 
 LN_VEC(bf16, true, 1) LN_VEC(bf16, true, 2) LN_VEC(bf16, true, 3) LN_VEC(bf16, true, 4)
@@ -148,7 +156,7 @@ LN_VEC(bf16, true, 5) LN_VEC(bf16, true, 6) LN_VEC(bf16, true, 7) LN_VEC(bf16, t
 LN_VEC(f32, false, 1) LN_VEC(f32, false, 2) LN_VEC(f32, false, 3) LN_VEC(f32, false, 4)
 LN_VEC(f32, false, 5) LN_VEC(f32, false, 6) LN_VEC(f32, false, 7) LN_VEC(f32, false, 8)
 
-// The layer-norm backward in one pass over gy and x: gx as ln_vec_bwd above, and the weight gradients' partial
+// The layer-norm backward in one pass over gy and x: gx as ln_vec_bwd above (acc added when non-null), and the weight gradients' partial
 // column sums over the block's rows, pw[block, c] = sum gy·xhat and pb[block, c] = sum gy (f32 [gridDim.x, n]), which
 // layernorm_wb_final then adds up in block order (deterministic). Each warp takes rows blockIdx.x·4 + warp, stepping
 // by gridDim.x·4, and adds its lanes' columns into its own slice of shared memory (S = VPT·E·32 floats per warp and
@@ -156,7 +164,8 @@ LN_VEC(f32, false, 5) LN_VEC(f32, false, 6) LN_VEC(f32, false, 7) LN_VEC(f32, fa
 // a column, so no atomics); keeping those sums in registers instead doubled the registers per thread and halved the
 // warps per SM. The 4 warps' slices are combined at the end. Saves ln_wb_vec's second read of gy and x.
 template <bool BF, int VPT> __device__ void ln_vec_bwd_wb_impl(i64 rows, int n, const uint4* gy, const uint4* x, const uint4* w,
-                                                               const float* mean, const float* rstd, uint4* gx, float* pw, float* pb) {
+                                                               const float* mean, const float* rstd, const uint4* acc, uint4* gx,
+                                                               float* pw, float* pb) {
   extern __shared__ float red[];   // [2][4][S]: gw sums of the 4 warps, then gb sums
   const int E = Vec<BF>::E, S = VPT * E * 32;
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -165,7 +174,7 @@ template <bool BF, int VPT> __device__ void ln_vec_bwd_wb_impl(i64 rows, int n, 
   for (int j = lane; j < S; j += 32) { sw[j] = 0.f; sb[j] = 0.f; }
   __syncwarp();
   for (i64 row = (i64)blockIdx.x * 4 + warp; row < rows; row += (i64)gridDim.x * 4)
-    ln_vec_bwd_row<BF, VPT, true>(row, lane, n, gy, x, w, mean, rstd, gx, sw, sb);
+    ln_vec_bwd_row<BF, VPT, true>(row, lane, n, gy, x, w, mean, rstd, acc, gx, sw, sb);
   __syncthreads();
   for (int col = threadIdx.x; col < n; col += blockDim.x) {
     int c = col / E, e = col - c * E, j = ((c >> 5) * E + e) * 32 + (c & 31);
@@ -176,8 +185,8 @@ template <bool BF, int VPT> __device__ void ln_vec_bwd_wb_impl(i64 rows, int n, 
 
 #define LN_VEC_BWD_WB(NAME, BF, VPT)                                                                                            \
   extern "C" __global__ void __launch_bounds__(128) ln_vec_bwd_wb_##NAME##_##VPT(i64 rows, int n, const uint4* gy, const uint4* x, \
-      const uint4* w, const float* mean, const float* rstd, uint4* gx, float* pw, float* pb) {                                   \
-    ln_vec_bwd_wb_impl<BF, VPT>(rows, n, gy, x, w, mean, rstd, gx, pw, pb);                                                     \
+      const uint4* w, const float* mean, const float* rstd, const uint4* acc, uint4* gx, float* pw, float* pb) {               \
+    ln_vec_bwd_wb_impl<BF, VPT>(rows, n, gy, x, w, mean, rstd, acc, gx, pw, pb);                                                \
   }
 LN_VEC_BWD_WB(bf16, true, 1) LN_VEC_BWD_WB(bf16, true, 2) LN_VEC_BWD_WB(bf16, true, 3) LN_VEC_BWD_WB(bf16, true, 4)
 LN_VEC_BWD_WB(bf16, true, 5) LN_VEC_BWD_WB(f32, false, 1) LN_VEC_BWD_WB(f32, false, 2) LN_VEC_BWD_WB(f32, false, 3)
