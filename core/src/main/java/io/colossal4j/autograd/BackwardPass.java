@@ -97,12 +97,12 @@ final class BackwardPass {
         Tensor gi = i < inGrads.length ? inGrads[i] : null;
         if (gi != null && !gi.shape().equals(t.shape()))
           throw new TensorException("backward of " + n.name() + " returned a gradient of shape " + gi.shape() + " for input " + i + " of shape " + t.shape());
-        // a gradient has its input's dtype (as PyTorch's engine casts): a bf16 activation that met an f32
-        // tensor in a promoting op gets a bf16 gradient, so its producer's backward stays in bf16 (tensor-core GEMMs)
         if (folded != null && i == n.foldInput()) {
           deliverFolded(n, t, gi, folded);
           continue;
         }
+        // a gradient has its input's dtype (as PyTorch's engine casts): a bf16 activation that met an f32
+        // tensor in a promoting op gets a bf16 gradient, so its producer's backward stays in bf16 (tensor-core GEMMs)
         if (gi != null && gi.dtype() != t.dtype() && !t.isLeaf()) gi = Autograd.converted(gi, t.dtype());
         deliver(t, gi);
       }

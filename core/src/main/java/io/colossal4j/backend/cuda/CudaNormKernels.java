@@ -308,8 +308,9 @@ final class CudaNormKernels {
 
   /**
    * gx (plus {@code pending} when non-null: see {@link io.colossal4j.backend.Kernels#layerNormBackwardAccumulate}),
-   * and gw, gb when non-null. The vectorised kernels add a contiguous, aligned pending of gx's dtype in their store
-   * (dx rounded to the dtype first, then added in f32: the separate add's rounding); any other pending is added after.
+   * and gw, gb when non-null. The kernels add a contiguous pending of gx's dtype (16-byte aligned for the vectorised
+   * ones) in their store: dx rounded to the dtype first, then added uncontracted (the separate add's rounding); any
+   * other pending is added after, by that separate add.
    */
   void layerNormBackward(Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor pending, Tensor gx, Tensor gw, Tensor gb) {
     CudaKernels.sameShape("layerNormBackward", gy, x);
@@ -328,8 +329,9 @@ final class CudaNormKernels {
     String sfx = d ? "_d" : "_f";
     int vpt = vectorsPerLane(n, xc, w, null, gx, gyc, gx);
     boolean vec = rows > 0 && vpt > 0 && mc.dtype() == DType.F32 && rc.dtype() == DType.F32;
-    // the vector kernels add pending in their store when it has their layout; otherwise a separate add below
-    Tensor acc = vec && pending != null && pending.dtype() == gx.dtype() && pending.isContiguous() && addr(pending) % 16 == 0 ? pending : null;
+    // the kernels add pending in their store when it has gx's layout; otherwise a separate add below
+    Tensor acc = rows > 0 && pending != null && pending.dtype() == gx.dtype() && pending.isContiguous() && (!vec || addr(pending) % 16 == 0)
+        ? pending : null;
     // one pass for gx, gw and gb where the per-lane column sums fit the registers (40 floats of each)
     boolean fused = vec && !d && w != null && gw != null && gb != null && vpt <= (x.dtype() == DType.BF16 ? 5 : 8);
     if (fused) {
@@ -340,7 +342,8 @@ final class CudaNormKernels {
           args.i64(rows).i32(n).ptr(pg).ptr(px).ptr(pw).ptr(pm).ptr(pr).ptr(pa).ptr(pgx));
     } else if (rows > 0)
       k.launch("layernorm_bwd" + sfx, Dim3.of(gridFor(rows)), Dim3.of(normThreads(n)), (a, args) ->
-          args.i64(rows).i32(n).struct(targ(a, gyc)).struct(targ(a, xc)).struct(targ(a, w)).struct(targ(a, mc)).struct(targ(a, rc)).struct(targ(a, gx)));
+          args.i64(rows).i32(n).struct(targ(a, gyc)).struct(targ(a, xc)).struct(targ(a, w)).struct(targ(a, mc)).struct(targ(a, rc)).struct(targ(a, gx))
+              .struct(targ(a, acc)));
     if ((gw != null || gb != null) && !fused) weightGrads(rows, n, d, gyc, xc, mc, rc, gw, gb);
     if (pending != null && acc == null) k.binary(BinaryOp.ADD, pending, gx, gx);
     if (acc != null) accumulatingBackwards.incrementAndGet();

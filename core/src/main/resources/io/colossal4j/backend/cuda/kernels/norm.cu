@@ -142,8 +142,23 @@ extern "C" __global__ void layernorm_d(i64 rows, int n, double eps, TArg x, TArg
   layernorm_impl<double>(rows, n, eps, x, w, b, y, mean, rstd);
 }
 
-// gx for each row: rs * (g*w - mean(g*w) - xhat * mean(g*w*xhat)). gy, x, gx contiguous rows.
-template <typename A> __device__ void layernorm_bwd_impl(i64 rows, int n, TArg gy, TArg x, TArg w, TArg mean, TArg rstd, TArg gx) {
+// v rounded to dtype dt as store<A> would round it, back in A.
+template <typename A> __device__ __forceinline__ A round_as(int dt, A v) {
+  switch (dt) {
+    case DT_F32: return (A)(float)v;
+    case DT_BF16: return (A)bf16_to_f(f_to_bf16((float)v));
+    case DT_F16: return (A)f16_to_f(f_to_f16((float)v));
+    default: return v;
+  }
+}
+__device__ __forceinline__ float add_rn(float a, float b) { return __fadd_rn(a, b); }
+__device__ __forceinline__ double add_rn(double a, double b) { return __dadd_rn(a, b); }
+
+// gx for each row: rs * (g*w - mean(g*w) - xhat * mean(g*w*xhat)). gy, x, gx contiguous rows. acc (null, or contiguous
+// rows of gx's dtype): a gradient already pending for x, stored as acc + gx with gx first rounded to its dtype and the
+// add uncontracted, which is what the separate elementwise add of acc and the plain gx computes.
+template <typename A> __device__ void layernorm_bwd_impl(i64 rows, int n, TArg gy, TArg x, TArg w, TArg mean, TArg rstd, TArg gx,
+                                                         TArg acc) {
   __shared__ A sh[32];
   for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
     A mu = load<A>(mean.p, mean.dt, mean.off + r), rs = load<A>(rstd.p, rstd.dt, rstd.off + r);
@@ -162,16 +177,18 @@ template <typename A> __device__ void layernorm_bwd_impl(i64 rows, int n, TArg g
       A xhat = (load<A>(x.p, x.dt, xb + i) - mu) * rs;
       A g = load<A>(gy.p, gy.dt, gb + i);
       if (w.p) g *= load<A>(w.p, w.dt, w.off + i * w.stride);
-      store<A>((void*)gx.p, gx.dt, gx.off + r * n + i, rs * (g - sg - xhat * sgx));
+      A v = rs * (g - sg - xhat * sgx);
+      if (acc.p) v = add_rn(load<A>(acc.p, acc.dt, acc.off + r * n + i), round_as<A>(gx.dt, v));
+      store<A>((void*)gx.p, gx.dt, gx.off + r * n + i, v);
     }
   }
 }
 
-extern "C" __global__ void layernorm_bwd_f(i64 rows, int n, TArg gy, TArg x, TArg w, TArg mean, TArg rstd, TArg gx) {
-  layernorm_bwd_impl<float>(rows, n, gy, x, w, mean, rstd, gx);
+extern "C" __global__ void layernorm_bwd_f(i64 rows, int n, TArg gy, TArg x, TArg w, TArg mean, TArg rstd, TArg gx, TArg acc) {
+  layernorm_bwd_impl<float>(rows, n, gy, x, w, mean, rstd, gx, acc);
 }
-extern "C" __global__ void layernorm_bwd_d(i64 rows, int n, TArg gy, TArg x, TArg w, TArg mean, TArg rstd, TArg gx) {
-  layernorm_bwd_impl<double>(rows, n, gy, x, w, mean, rstd, gx);
+extern "C" __global__ void layernorm_bwd_d(i64 rows, int n, TArg gy, TArg x, TArg w, TArg mean, TArg rstd, TArg gx, TArg acc) {
+  layernorm_bwd_impl<double>(rows, n, gy, x, w, mean, rstd, gx, acc);
 }
 
 // Partial column sums of g*xhat and g over a chunk of rows: grid (ceil(n/256), chunks), block 256.
