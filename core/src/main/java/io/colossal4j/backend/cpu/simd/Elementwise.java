@@ -142,11 +142,11 @@ final class Elementwise {
   }
 
   /**
-   * The streaming loops' vectors: 256 bits where the preferred species is wider. On the 2-core Zen 5 machine a
-   * one-thread a += b over 4M floats ran 5–15% faster with 256-bit vectors than with 512-bit ones in every round of
-   * an ad-hoc comparison (one loop each, same JVM, same memory); the loop is load/store-bound, not arithmetic-bound.
+   * The streaming loops' vectors: the preferred species, like every other kernel. 256-bit vectors ran a one-thread
+   * a += b over 4M floats 5–15% faster on the 2-core Zen 5 machine, but a second float species made the JIT box
+   * the vectors of the GEMM micro-kernel in about half of all JVMs (the class comment of {@link SimdKernels}).
    */
-  private static final VectorSpecies<Float> STREAM = L > 8 ? FloatVector.SPECIES_256 : S;
+  private static final VectorSpecies<Float> STREAM = S;
   private static final int LS = STREAM.length();
 
   private static FloatVector load(MemorySegment m, long byteOffset) { return FloatVector.fromMemorySegment(STREAM, m, byteOffset, NATIVE); }

@@ -5,6 +5,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -30,8 +31,12 @@ final class Gemm {
   static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
   static final int L = S.length();
   static final int MR = 8;
-  /** One MR-long run of floats: a k step of a transposed A's row group, packed with one load. */
-  private static final VectorSpecies<Float> S8 = FloatVector.SPECIES_256;
+  /**
+   * The first MR lanes: one k step of a transposed A's row group, moved with one masked load and store. Only the
+   * preferred species is used (not an MR-lane one): a second float species polluted the JDK's shared type profiles
+   * and made the JIT box the vectors (see {@link MicroKernel}).
+   */
+  private static final VectorMask<Float> FIRST_MR = S.indexInRange(0, MR);
   static final int NR = 2 * L;
   static final int KC = 256;
   static final int MC = 144;
@@ -152,9 +157,9 @@ final class Gemm {
     MemorySegment seg = a.seg();
     for (int r0 = 0; r0 < mc; r0 += MR) {
       int d = r0 * kc;
-      if (a.rowAt() == null && a.rs() == 1 && a.colAt() == null && r0 + MR <= mc) { // transposed A: one k's MR rows are adjacent
+      if (L >= MR && a.rowAt() == null && a.rs() == 1 && a.colAt() == null && r0 + MR <= mc) { // transposed A: one k's MR rows are adjacent
         long base = a.off() + i0 + r0 + (long) pc * a.cs();
-        for (int p = 0; p < kc; p++) FloatVector.fromMemorySegment(S8, seg, (base + p * a.cs()) * 4, NATIVE).intoArray(dst, d + p * MR);
+        for (int p = 0; p < kc; p++) FloatVector.fromMemorySegment(S, seg, (base + p * a.cs()) * 4, NATIVE, FIRST_MR).intoArray(dst, d + p * MR, FIRST_MR);
         continue;
       }
       if (a.colAt() == null && a.cs() == 1) { // row-major A: each row's run copied in bulk, then transposed in arrays

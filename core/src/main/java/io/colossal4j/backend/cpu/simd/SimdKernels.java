@@ -19,6 +19,14 @@ import io.colossal4j.tensor.Tensor;
  * side in one process on the 2-core AVX-512 development machine it ran 1.5–1.7× OpenBLAS 0.3.31 (the build
  * Maven Central serves) and over 2× PyTorch CPU at 1024³ and 2048³ (docs/benchmarks/cpu.md), so a 20 MB
  * native dependency would buy nothing in core. There is no native fallback of any kind.
+ *
+ * <p>One float species: every kernel uses {@code FloatVector.SPECIES_PREFERRED} and no other float shape. The JIT
+ * inlines the Vector API's calls on a vector whose class it cannot yet prove (a loop-carried accumulator, a helper's
+ * result), such as {@code vspecies()} inside {@code FloatVector.intoMemorySegment}, from the type profile of that
+ * bytecode in the JDK, which every caller in the JVM shares. Once a second class (Float256Vector) had reached it,
+ * the site was bimorphic, the species a phi of two constants, the store intrinsic failed for want of a constant
+ * vector class, and the GEMM micro-kernel boxed every accumulator (150–280 MB a training step) in about half of
+ * all JVMs, depending on the order in which the JIT profiled and compiled them (docs/benchmarks/ddp.md, 29 Nov).
  */
 public class SimdKernels extends ScalarKernels {
   protected final CpuParallel parallel;

@@ -52,6 +52,27 @@ class GemmEdgeTest {
     assertClose(expected, actual, 1e-4, 0, "gemm m=" + m + " n=" + n + " k=" + k + (accumulate ? " accumulating" : "") + (transA ? " transposed A" : ""));
   }
 
+  /**
+   * Packing is a copy: each MR-row sliver of a transposed A (strides (1, m), read with masked vector moves) holds
+   * A[r0 + r][p] at [r0·kc + p·MR + r] bit for bit, zeros past the last row; m = 21 ends on a partial sliver.
+   */
+  @Test void transposedPackingCopiesExactly() {
+    int m = 21, k = 13, slivers = (m + Gemm.MR - 1) / Gemm.MR;
+    float[] at = rand(new Random(5), k * m);   // at[p·m + i] = A[i][p]
+    float[] dst = new float[slivers * Gemm.MR * k];
+    java.util.Arrays.fill(dst, Float.NaN);     // every slot must be written
+    Gemm.packA(new Gemm.Mat(MemorySegment.ofArray(at), 0, 1, m), 0, m, 0, k, dst);
+    for (int s = 0; s < slivers; s++)
+      for (int p = 0; p < k; p++)
+        for (int r = 0; r < Gemm.MR; r++) {
+          int i = s * Gemm.MR + r;
+          float want = i < m ? at[p * m + i] : 0f;
+          float got = dst[s * Gemm.MR * k + p * Gemm.MR + r];
+          if (Float.floatToRawIntBits(got) != Float.floatToRawIntBits(want))
+            throw new AssertionError("packA transposed: row " + i + ", k " + p + ": got " + got + ", want " + want);
+        }
+  }
+
   private static float[] rand(Random rnd, int n) {
     float[] x = new float[n];
     for (int i = 0; i < n; i++) x[i] = (float) (2 * rnd.nextDouble() - 1);
