@@ -72,6 +72,22 @@ public interface Kernels {
   }
 
   /**
+   * Whether {@link #geluBackwardBiasGrad} may fuse (CUDA); false here, so the op composes the GELU backward and a
+   * column sum (the reference, which keeps the CPU's numbers those of the two ops).
+   */
+  default boolean fusedGeluBiasGrad() { return false; }
+
+  /**
+   * gx = GELU'(x)·gy (op GELU_BACKWARD or GELU_TANH_BACKWARD, exactly as {@link #binary}) and gb [n] = the column
+   * sums of gx as stored, over x's leading dims folded into rows ([rows, n], n = x's last dim), in one pass; x, gy
+   * and gx of one shape. Returns false, having written nothing, when this backend does not fuse these operands
+   * (dtypes, layouts, sizes); the op then composes {@link #binary} and {@link #reduce}.
+   */
+  default boolean geluBackwardBiasGrad(BinaryOp op, Tensor x, Tensor gy, Tensor gx, Tensor gb) {
+    throw new UnsupportedOperationException("geluBackwardBiasGrad is not implemented by " + getClass().getSimpleName());
+  }
+
+  /**
    * The weight and bias gradients of a linear layer y = x·wᵀ + b over rows: gw [out, in] = gᵀ·x and, when gb is
    * non-null, gb [out] = the column sums of g (reduce's keepdim layout, [1, out], viewed onto gb); g [rows, out], x [rows, in]. Outputs are overwritten. The default
    * composes a matmul and a reduction; a backend may compute both in one pass.

@@ -1,6 +1,7 @@
 package io.colossal4j.nn;
 
 import io.colossal4j.ops.Arith;
+import io.colossal4j.ops.LinAlg;
 import io.colossal4j.tensor.Tensor;
 
 /** Parameter-free activations as modules. */
@@ -19,6 +20,15 @@ public final class Activation extends Module {
   public static Activation identity() { return new Activation(Kind.IDENTITY); }
 
   public Kind kind() { return kind; }
+
+  /** The GELU this activation is, for {@link Linear#forwardGelu}; null when it is not a GELU. */
+  public LinAlg.Gelu geluKind() {
+    return switch (kind) {
+      case GELU -> LinAlg.Gelu.EXACT;
+      case GELU_TANH -> LinAlg.Gelu.TANH;
+      case RELU, SILU, TANH, SIGMOID, IDENTITY -> null;
+    };
+  }
 
   @Override public Tensor forward(Tensor x) {
     return switch (kind) {

@@ -26,6 +26,12 @@ public final class Linear extends Module {
    */
   public Tensor forwardAdd(Tensor x, Tensor residual) { return LinAlg.linearAdd(x, weight, bias, residual); }
 
+  /**
+   * gelu(forward(x)) ({@link LinAlg#linearGelu}): where the backend fuses it, the GELU backward and this layer's bias
+   * gradient in one pass; the same values as the activation after forward.
+   */
+  public Tensor forwardGelu(Tensor x, LinAlg.Gelu gelu) { return LinAlg.linearGelu(x, weight, bias, gelu); }
+
   public Tensor weight() { return weight; }
 
   public Tensor bias() { return bias; }

@@ -2,6 +2,9 @@ package io.colossal4j.ops;
 
 import io.colossal4j.autograd.Autocast;
 import io.colossal4j.autograd.Autograd;
+import io.colossal4j.backend.BinaryOp;
+import io.colossal4j.backend.ReduceOp;
+import io.colossal4j.backend.UnaryOp;
 import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.Shape;
 import io.colossal4j.tensor.Tensor;
@@ -104,7 +107,66 @@ public final class LinAlg {
     }, xc, wc, bc, residual);
   }
 
-  /** The checks shared by linear and linearAdd; errors name {@code op}. */
+  /** The GELU of {@link #linearGelu}: exact, x·Φ(x) ({@link Arith#gelu}), or the tanh form ({@link Arith#geluTanh}). */
+  public enum Gelu {
+    EXACT(UnaryOp.GELU, BinaryOp.GELU_BACKWARD), TANH(UnaryOp.GELU_TANH, BinaryOp.GELU_TANH_BACKWARD);
+
+    private final UnaryOp forward;
+    private final BinaryOp backward;
+
+    Gelu(UnaryOp forward, BinaryOp backward) {
+      this.forward = forward;
+      this.backward = backward;
+    }
+
+    /** This GELU as its own op (with autograd). */
+    public Tensor apply(Tensor x) { return this == EXACT ? Arith.gelu(x) : Arith.geluTanh(x); }
+  }
+
+  /**
+   * gelu(linear(x, w, b)): an MLP's first layer and its activation, with the same values as the two ops. Where the
+   * backend fuses the GELU backward with the bias gradient ({@code Kernels.fusedGeluBiasGrad}, CUDA), the backward
+   * computes dgelu = GELU'(pre)·g and b's gradient, its column sums, in one pass (saving a read of the [tokens,
+   * hidden] dgelu), then w's and x's gradients as linear's backward does; the forward is linear's GEMM (bias in the
+   * epilogue) and the GELU kernel, as the composite. Without a bias, or on the CPU (so its numbers stay those of the
+   * composite, bit for bit), this is exactly {@code gelu.apply(linear(x, w, b))}. Saves what the two ops save: x's
+   * rows and w for linear, the pre-activation for GELU.
+   */
+  public static Tensor linearGelu(Tensor x, Tensor w, Tensor b, Gelu gelu) {
+    checkLinear("linearGelu", x, w, b);
+    if (gelu == null) throw new TensorException("linearGelu: the GELU must be Gelu.EXACT or Gelu.TANH, got null");
+    DType outType = DType.promote(Autocast.target(x.dtype()), Autocast.target(w.dtype()));
+    if (!outType.isFloating())
+      throw new TensorException("linearGelu: needs floating input and weight, got " + x.dtype() + " and " + w.dtype());
+    var k = x.backend().kernels();
+    int in = w.size(1), outF = w.size(0);
+    int m = (int) (x.numel() / in);
+    if (b == null || m == 0 || !k.fusedGeluBiasGrad()) return gelu.apply(linear(x, w, b));
+    Tensor xc = Arith.cast(x, Autocast.target(x.dtype())), wc = Arith.cast(w, Autocast.target(w.dtype()));
+    Tensor bc = Arith.cast(b, Autocast.target(b.dtype()));
+    Tensor pre = OpSupport.empty(linearShape(x, w), outType, x.backend());
+    Tensor x2 = rows(xc, m, in);
+    k.matmulBias(x2, transposed(wc), bc, rows(pre, m, outF));
+    Tensor out = OpSupport.emptyLike(pre);
+    k.unary(gelu.forward, pre, out);
+    // linear's backward without its bias sum (done with the GELU backward below)
+    LinearBackward lin = new LinearBackward(x2, wc, null, x.shape(), xc.requiresGrad(), wc.requiresGrad(), false);
+    boolean gb = bc.requiresGrad();
+    Tensor[] saved = Autograd.saving(pre, lin.gw() ? x2 : null, lin.gx() ? wc : null);
+    return Autograd.recordSaving("linear_gelu", out, saved, g -> {
+      Tensor h = OpSupport.empty(pre.shape(), g.dtype(), g.backend());
+      Tensor gbias = gb ? OpSupport.gradientFor(bc, Shape.of(outF), h.dtype(), g.backend()) : null;
+      var kk = g.backend().kernels();
+      if (gbias == null || !kk.geluBackwardBiasGrad(gelu.backward, pre, g, h, gbias)) {
+        kk.binary(gelu.backward, pre, g, h);
+        if (gbias != null) kk.reduce(ReduceOp.SUM, rows(h, m, outF), new int[] {0}, gbias.view(Shape.of(1, outF), new long[] {0, gbias.stride(0)}, gbias.offset()));
+      }
+      Tensor[] wx = lin.grads(h);
+      return new Tensor[] {wx[0], wx[1], gbias};
+    }, xc, wc, bc);
+  }
+
+  /** The checks shared by linear, linearAdd and linearGelu; errors name {@code op}. */
   private static void checkLinear(String op, Tensor x, Tensor w, Tensor b) {
     if (w.rank() != 2) throw new TensorException(op + ": weight must be [out, in], got " + w.shape());
     if (x.rank() < 1 || x.size(-1) != w.size(1))

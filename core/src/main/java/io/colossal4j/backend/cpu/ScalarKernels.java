@@ -240,6 +240,24 @@ public class ScalarKernels implements Kernels {
     return true;
   }
 
+  /**
+   * The fused GELU backward + bias gradient's reference: {@link #binary}, then the column sums of gx as stored (summed
+   * in double over x's leading dims, rounded once). Not used by the op here ({@link #fusedGeluBiasGrad} is false).
+   */
+  @Override public boolean geluBackwardBiasGrad(BinaryOp op, Tensor x, Tensor gy, Tensor gx, Tensor gb) {
+    if (op != BinaryOp.GELU_BACKWARD && op != BinaryOp.GELU_TANH_BACKWARD)
+      throw new io.colossal4j.tensor.TensorException("geluBackwardBiasGrad: op must be GELU_BACKWARD or GELU_TANH_BACKWARD, got " + op);
+    binary(op, x, gy, gx);
+    int r = gx.rank();
+    int[] keep = new int[r], dims = new int[r - 1];
+    long[] strides = new long[r];
+    for (int d = 0; d < r - 1; d++) { keep[d] = 1; dims[d] = d; }
+    keep[r - 1] = gx.size(-1);
+    strides[r - 1] = gb.stride(0);
+    reduce(ReduceOp.SUM, gx, dims, gb.view(Shape.of(keep), strides, gb.offset()));
+    return true;
+  }
+
   // ------------------------------------------------------------- softmax and layer norm
   @Override public void softmax(Tensor x, int dim, boolean log, Tensor out) {
     MemorySegment sx = segment(x), so = segment(out);

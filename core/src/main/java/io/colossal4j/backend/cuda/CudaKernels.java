@@ -37,6 +37,7 @@ final class CudaKernels implements Kernels, AutoCloseable {
   private final CudaIndexing indexing;
   private final CudnnAttention attention;
   private final CudaOptim optim;
+  private final CudaGeluKernels gelu;
   private final DeviceFaults faults;
 
   CudaKernels(CudaBackend backend) {
@@ -47,6 +48,7 @@ final class CudaKernels implements Kernels, AutoCloseable {
     this.indexing = new CudaIndexing(this);
     this.attention = new CudnnAttention(this, new CudaAttention(this, CudaAttention.Variant.WIDE));
     this.optim = new CudaOptim(this);
+    this.gelu = new CudaGeluKernels(this);
     this.faults = new DeviceFaults(backend);
   }
 
@@ -267,6 +269,13 @@ final class CudaKernels implements Kernels, AutoCloseable {
   @Override public void matmulBias(Tensor a, Tensor b, Tensor bias, Tensor out) {
     if (!matmul.matmulBias(a, b, bias, out)) Kernels.super.matmulBias(a, b, bias, out);
   }
+
+  @Override public boolean fusedGeluBiasGrad() { return true; }
+
+  @Override public boolean geluBackwardBiasGrad(BinaryOp op, Tensor x, Tensor gy, Tensor gx, Tensor gb) { return gelu.geluBackwardBiasGrad(op, x, gy, gx, gb); }
+
+  /** How many fused GELU backward + bias gradient passes ran. */
+  long geluBiasGrads() { return gelu.fusedCount(); }
 
   @Override public boolean fusedLinearResidual() { return true; }
 

@@ -30,7 +30,12 @@ public final class Mlp extends Module {
     return Arith.add(residual, drop.forward(children().get("fc2").forward(h)));
   }
 
-  private Tensor hidden(Tensor x) { return drop.forward(act.forward(children().get("fc1").forward(x))); }
+  /** dropout(act(fc1(x))); a GELU after a plain Linear fc1 runs as {@link Linear#forwardGelu} (same values, fused backward). */
+  private Tensor hidden(Tensor x) {
+    Module fc1 = children().get("fc1");
+    Tensor h = fc1 instanceof Linear lin && act.geluKind() != null ? lin.forwardGelu(x, act.geluKind()) : act.forward(fc1.forward(x));
+    return drop.forward(h);
+  }
 
   public Linear fc1() { return Layers.linear(this, "fc1"); }
 

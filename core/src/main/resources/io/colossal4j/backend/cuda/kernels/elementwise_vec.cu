@@ -118,3 +118,44 @@ EW_BIN(fbb, float, u16, u16) EW_BIN(fbf, float, u16, float) EW_BIN(ffb, float, f
     else ew_binary_scalar_impl<TX, TO, -1>(op, n, pa, s, po);                                         \
   }
 EW_UN(bb, u16, u16) EW_UN(bf, u16, float) EW_UN(fb, float, u16) EW_UN(ff, float, float)
+
+// GELU backward fused with the column sums of its result, a linear layer's bias gradient (fc1's, in an MLP):
+// x (the GELU input) and gy dense [rows, n], n % 8 == 0. Each thread owns 8 adjacent columns (16-byte accesses, so a
+// warp covers 256 columns of a row) of one chunk of rows (grid.y): it writes gx = GELU'(x)·gy and adds the values
+// as stored (rounded to TO) into f32 sums, written to part[chunk, n]; wb_final_wide_f then adds the chunks in a fixed
+// order. One pass over x, gy and gx instead of a backward kernel and a second read of gx for the bias gradient.
+__device__ __forceinline__ float as_stored(const u16*, float v) { return bf16_to_f(f_to_bf16(v)); }
+__device__ __forceinline__ float as_stored(const float*, float v) { return v; }
+
+template <typename TX, typename TG, typename TO, int OP>
+__device__ void gelu_bwd_colsum_impl(i64 rows, int n, i64 rowsPerChunk, const TX* x, const TG* gy, TO* gx, float* part) {
+  int c = 8 * (blockIdx.x * blockDim.x + threadIdx.x);
+  if (c >= n) return;
+  i64 r0 = (i64)blockIdx.y * rowsPerChunk, r1 = r0 + rowsPerChunk < rows ? r0 + rowsPerChunk : rows;
+  float acc[8];
+#pragma unroll
+  for (int j = 0; j < 8; j++) acc[j] = 0.f;
+  for (i64 r = r0; r < r1; r++) {
+    i64 o = r * n + c;
+    float a[8];
+    float g[8];
+    ld8(x + o, a);
+    ld8(gy + o, g);
+#pragma unroll
+    for (int j = 0; j < 8; j++) a[j] = binary_op<float, LowOut<TO>::value>(OP, a[j], g[j]);
+    st8(gx + o, a);
+#pragma unroll
+    for (int j = 0; j < 8; j++) acc[j] += as_stored(gx, a[j]);
+  }
+  st8(part + (i64)blockIdx.y * n + c, acc);
+}
+
+// op: BinaryOp GELU_BACKWARD (14) or GELU_TANH_BACKWARD (15); the host checks it.
+#define GELU_COLSUM(NAME, TX, TG, TO)                                                                                        \
+  extern "C" __global__ void gelu_bwd_colsum_##NAME(int op, i64 rows, int n, i64 rpc, const void* x, const void* gy, void* gx, \
+                                                    float* part) {                                                        \
+    const TX* px = (const TX*)x; const TG* pg = (const TG*)gy; TO* po = (TO*)gx;                                          \
+    if (op == 14) gelu_bwd_colsum_impl<TX, TG, TO, 14>(rows, n, rpc, px, pg, po, part);                                    \
+    else gelu_bwd_colsum_impl<TX, TG, TO, 15>(rows, n, rpc, px, pg, po, part);                                             \
+  }
+GELU_COLSUM(bbb, u16, u16, u16) GELU_COLSUM(fff, float, float, float)
