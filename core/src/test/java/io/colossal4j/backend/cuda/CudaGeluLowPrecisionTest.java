@@ -30,9 +30,9 @@ import org.junit.jupiter.api.Test;
  *   <li>f32 inputs (the fb / ffb / fbb kernels): the same 1-ulp bound, or |difference| &lt;= 2^-20·|gy| for the
  *       backwards (Φ(x) + xφ(x) crosses 0 at x = -0.7518; random f32 x come arbitrarily close, where the result
  *       is tiny and both paths carry ~2.5e-7 absolute error of the cancelling terms);</li>
- *   <li>float outputs (the exact path, unchanged) keep the conformance suite's bounds against the double
- *       reference on the bf16 grid in [-9, 9]: GELU 6 ulp + 5e-8, GELU_TANH 8 ulp + 1e-9, backwards 10 ulp + 48u
- *       (KernelConformance's UNARY_ULPS and binary tolerances).</li>
+ *   <li>float outputs (the exact path: LOW is a compile-time false for them) keep the conformance suite's bounds
+ *       against the double reference on the bf16 grid in [-9, 9]: GELU 6 ulp + 5e-8, the backwards 10 ulp + 48u
+ *       (KernelConformance's UNARY_ULPS and binary tolerances; |gy| <= 3 as there).</li>
  * </ul>
  */
 class CudaGeluLowPrecisionTest {
@@ -59,19 +59,18 @@ class CudaGeluLowPrecisionTest {
   @Test void floatOutputsKeepTheConformanceBounds() {
     double[] all = bf16Grid(0, 9);
     Tensor xc = Tensor.of(all, Shape.of(all.length), DType.BF16, CPU), x = toGpu(xc);
-    for (UnaryOp op : FORWARD) {
-      double ulps = op == UnaryOp.GELU ? 6 : 8, abs = op == UnaryOp.GELU ? 5e-8 : 1e-9;
-      Tensor ref = Tensor.empty(xc.shape(), DType.F32, CPU), got = Tensor.empty(xc.shape(), DType.F32, gpu());
-      CPU.kernels().unary(op, xc, ref);
-      gpu().kernels().unary(op, x, got);
-      within(op + " f32 output", all, ref.toDoubleArray(), got.toDoubleArray(), ulps, abs);
-    }
+    // GELU_TANH's forward is left to KernelConformance's random inputs: its float rounding of u ~ x³ is amplified by
+    // e^{-2u} (the reason the suite's dense-grid test leaves it out too), so a dense grid is not its contract
+    Tensor ref = Tensor.empty(xc.shape(), DType.F32, CPU), got = Tensor.empty(xc.shape(), DType.F32, gpu());
+    CPU.kernels().unary(UnaryOp.GELU, xc, ref);
+    gpu().kernels().unary(UnaryOp.GELU, x, got);
+    within("GELU f32 output", all, ref.toDoubleArray(), got.toDoubleArray(), 6, 5e-8);
     Tensor yc = randomBf16(all.length, 3), y = toGpu(yc);
     for (BinaryOp op : BACKWARD) {
-      Tensor ref = Tensor.empty(xc.shape(), DType.F32, CPU), got = Tensor.empty(xc.shape(), DType.F32, gpu());
-      CPU.kernels().binary(op, xc, yc, ref);
-      gpu().kernels().binary(op, x, y, got);
-      within(op + " f32 output", all, ref.toDoubleArray(), got.toDoubleArray(), 10, 48 * 0x1p-24);
+      Tensor refB = Tensor.empty(xc.shape(), DType.F32, CPU), gotB = Tensor.empty(xc.shape(), DType.F32, gpu());
+      CPU.kernels().binary(op, xc, yc, refB);
+      gpu().kernels().binary(op, x, y, gotB);
+      within(op + " f32 output", all, refB.toDoubleArray(), gotB.toDoubleArray(), 10, 48 * 0x1p-24);
     }
   }
 
