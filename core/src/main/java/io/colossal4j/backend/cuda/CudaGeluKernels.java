@@ -1,6 +1,5 @@
 package io.colossal4j.backend.cuda;
 
-import static io.colossal4j.backend.cuda.CudaKernels.dt;
 
 import io.colossal4j.backend.BinaryOp;
 import io.colossal4j.backend.cuda.ffi.Driver.Dim3;
@@ -8,9 +7,6 @@ import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.MemoryCategory;
 import io.colossal4j.tensor.Shape;
 import io.colossal4j.tensor.Tensor;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.SegmentAllocator;
-import java.lang.foreign.ValueLayout;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -52,20 +48,9 @@ final class CudaGeluKernels {
     k.launch(name, Dim3.of(colBlocks, chunks), Dim3.of(THREADS), (a, args) ->
         args.i32(op.ordinal()).i64(rows).i32(n).i64(rowsPerChunk).ptr(px).ptr(pg).ptr(po).ptr(pp));
     k.launch("wb_final_wide_f", Dim3.of((n + 31) / 32), Dim3.of(256), (a, args) ->
-        args.i32(n).i32(chunks).ptr(pp).ptr(pp).struct(targ(a, null)).struct(targ(a, gb)));
+        args.i32(n).i32(chunks).ptr(pp).ptr(pp).struct(k.norm().targ(a, null)).struct(k.norm().targ(a, gb)));
     part.storage().release();
     fused.incrementAndGet();
     return true;
-  }
-
-  /** norm.cu's struct TArg { const void* p; int dt; int pad; i64 off; i64 stride; } (32 bytes); null is p = 0. */
-  private MemorySegment targ(SegmentAllocator a, Tensor t) {
-    MemorySegment s = a.allocate(32, 8).fill((byte) 0); // scratch memory is reused: clear it
-    if (t == null) return s;
-    s.set(ValueLayout.JAVA_LONG, 0, k.ptr(t));
-    s.set(ValueLayout.JAVA_INT, 8, dt(t));
-    s.set(ValueLayout.JAVA_LONG, 16, t.offset());
-    s.set(ValueLayout.JAVA_LONG, 24, t.stride(0));
-    return s;
   }
 }

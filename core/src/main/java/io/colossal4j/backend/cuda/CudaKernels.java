@@ -54,6 +54,8 @@ final class CudaKernels implements Kernels, AutoCloseable {
 
   CudaBackend backend() { return backend; }
 
+  CudaNormKernels norm() { return norm; }
+
   // ------------------------------------------------------------- launch plumbing
 
   long ptr(Tensor t) { return backend.pointer(t); }

@@ -220,8 +220,11 @@ final class CudaNormKernels {
 
   // ------------------------------------------------------------- layer norm
 
-  /** struct TArg { const void* p; int dt; int pad; i64 off; i64 stride; } (32 bytes); a null tensor is p = 0. */
-  private MemorySegment targ(SegmentAllocator a, Tensor t) {
+  /**
+   * norm.cu's struct TArg { const void* p; int dt; int pad; i64 off; i64 stride; } (32 bytes) of a vector (its
+   * innermost stride); a null tensor is p = 0. Also written for the fused GELU kernels' bias-gradient output.
+   */
+  MemorySegment targ(SegmentAllocator a, Tensor t) {
     MemorySegment s = a.allocate(32, 8).fill((byte) 0); // scratch memory is reused: clear it
     if (t == null) return s;
     s.set(ValueLayout.JAVA_LONG, 0, k.ptr(t));

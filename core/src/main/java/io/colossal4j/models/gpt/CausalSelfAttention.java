@@ -5,7 +5,6 @@ import io.colossal4j.nn.Layers;
 import io.colossal4j.nn.Linear;
 import io.colossal4j.nn.Module;
 import io.colossal4j.nn.ModuleContext;
-import io.colossal4j.ops.Arith;
 import io.colossal4j.ops.Attention;
 import io.colossal4j.ops.PackedAttention;
 import io.colossal4j.tensor.Tensor;
@@ -26,15 +25,8 @@ public final class CausalSelfAttention extends Module {
 
   @Override public Tensor forward(Tensor x) { return residDrop.forward(children().get("c_proj").forward(attend(x))); }
 
-  /**
-   * residual + forward(x): the residual added inside c_proj's GEMM ({@link Linear#forwardAdd}) when resid_dropout is
-   * the identity and c_proj a plain Linear (a tensor-parallel row shard all-reduces its output, so it adds afterwards).
-   */
-  public Tensor forwardAdd(Tensor x, Tensor residual) {
-    Tensor merged = attend(x);
-    if (residDrop.isIdentity() && children().get("c_proj") instanceof Linear proj) return proj.forwardAdd(merged, residual);
-    return Arith.add(residual, residDrop.forward(children().get("c_proj").forward(merged)));
-  }
+  /** residual + forward(x), the residual folded into c_proj's GEMM where it can be ({@link Layers#projectAdd}). */
+  public Tensor forwardAdd(Tensor x, Tensor residual) { return Layers.projectAdd(children().get("c_proj"), residDrop, attend(x), residual); }
 
   /** The heads' outputs before c_proj, [B, T, H·D]. */
   private Tensor attend(Tensor x) {

@@ -38,15 +38,10 @@ public final class GptBlock extends Module {
     Module mlp = children().get("mlp");
     var c = mlp.children();
     if (c.get("dropout") instanceof Dropout d && d.isIdentity() && c.get("c_proj") instanceof Linear proj && c.size() == 4)
-      return proj.forwardAdd(fcGelu(c.get("c_fc"), c.get("gelu"), x), residual);
+      return proj.forwardAdd(Layers.linearThen(c.get("c_fc"), c.get("gelu"), x), residual);
     return Arith.add(residual, mlp.forward(x));
   }
 
-  /** act(fc(x)); a GELU after a plain Linear runs as {@link Linear#forwardGelu} (same values, fused backward). */
-  private static Tensor fcGelu(Module fc, Module act, Tensor x) {
-    if (fc instanceof Linear lin && act instanceof Activation a && a.geluKind() != null) return lin.forwardGelu(x, a.geluKind());
-    return act.forward(fc.forward(x));
-  }
 
   public CausalSelfAttention attn() { return (CausalSelfAttention) children().get("attn"); }
 

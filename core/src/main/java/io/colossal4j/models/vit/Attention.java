@@ -5,7 +5,6 @@ import io.colossal4j.nn.Layers;
 import io.colossal4j.nn.Linear;
 import io.colossal4j.nn.Module;
 import io.colossal4j.nn.ModuleContext;
-import io.colossal4j.ops.Arith;
 import io.colossal4j.tensor.Tensor;
 
 /**
@@ -29,15 +28,8 @@ public final class Attention extends Module {
 
   @Override public Tensor forward(Tensor x) { return projDrop.forward(children().get("proj").forward(attend(x))); }
 
-  /**
-   * residual + forward(x): the residual added inside proj's GEMM ({@link Linear#forwardAdd}) when proj_drop is the
-   * identity and proj a plain Linear (a tensor-parallel row shard all-reduces its output, so it adds afterwards).
-   */
-  public Tensor forwardAdd(Tensor x, Tensor residual) {
-    Tensor merged = attend(x);
-    if (projDrop.isIdentity() && children().get("proj") instanceof Linear proj) return proj.forwardAdd(merged, residual);
-    return Arith.add(residual, projDrop.forward(children().get("proj").forward(merged)));
-  }
+  /** residual + forward(x), the residual folded into proj's GEMM where it can be ({@link Layers#projectAdd}). */
+  public Tensor forwardAdd(Tensor x, Tensor residual) { return Layers.projectAdd(children().get("proj"), projDrop, attend(x), residual); }
 
   /** The heads' outputs before the projection, [B, N, H·D]. */
   private Tensor attend(Tensor x) {
