@@ -66,7 +66,7 @@ if [ "$mode" = device ]; then
   source .device/env.sh
   mkdir -p /tmp/c4j-kernels && cp .device/kernels/*.cubin /tmp/c4j-kernels/ 2>/dev/null   # compiled by --prepare, if it could
   cp=".device/test-classes:$(ls .device/lib/*.jar | grep -v console-standalone | tr '\n' ':')"
-  jflags=(--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:-UseTypeSpeculation -Dc4j.kernelCache=/tmp/c4j-kernels)
+  jflags=(--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Dc4j.kernelCache=/tmp/c4j-kernels)
   select=(); for p in "${TESTS[@]}"; do select+=(--select-package "$p"); done
   java "${jflags[@]}" -jar .device/lib/junit-platform-console-standalone-*.jar execute --class-path "$cp" \
     "${select[@]}" --details=summary --details-theme=ascii --disable-banner 2>&1 | tee "$logs/gpu-tests.log" | grep -v '^\s*at ' | tail -60
@@ -91,7 +91,7 @@ er=$(sed -n 's/.*Errors: \([0-9]*\).*/\1/p' <<<"$line"); sk=$(sed -n 's/.*Skippe
 echo "gpu-tests: $(( ${run:-0} - ${fl:-0} - ${er:-0} - ${sk:-0} )) passed, $(( ${fl:-0} + ${er:-0} )) failed, ${sk:-0} skipped"
 grep -m1 -o 'no usable CUDA GPU, skipping: .*' "$logs/gpu-tests.log" | head -c 300; echo
 if [ "$bench" = 1 ]; then
-  java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:-UseTypeSpeculation -cp "core/target/classes:$(cat core/target/classpath.txt 2>/dev/null)" \
+  java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -cp "core/target/classes:$(cat core/target/classpath.txt 2>/dev/null)" \
     io.colossal4j.cli.Main bench gpu > "$logs/bench-java.csv" && python3 scripts/bench_gpu_torch.py --java "$logs/bench-java.csv"
 fi
 [ "${fl:-1}" = 0 ] && [ "${er:-1}" = 0 ]

@@ -24,9 +24,7 @@ import java.util.function.BiConsumer;
  */
 public final class Launcher {
   private static final String MAIN = "io.colossal4j.cli.Main";
-  /** As the {@code colossal} script starts a JVM (-XX:-UseTypeSpeculation: see the script). */
-  private static final List<String> JVM_FLAGS = List.of("--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-Xss8m",
-      "-XX:-UseTypeSpeculation");
+  private static final List<String> JVM_FLAGS = List.of("--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-Xss8m");
 
   private final LaunchOptions opt;
   private final PrintStream out;
