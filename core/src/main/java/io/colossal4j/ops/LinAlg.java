@@ -20,7 +20,7 @@ public final class LinAlg {
    */
   public static Tensor matmul(Tensor a, Tensor b) {
     // identity unless an Autocast region is active
-    return matmulIn(Arith.cast(a, Autocast.target(a.dtype())), Arith.cast(b, Autocast.target(b.dtype())));
+    return matmulIn(autocast(a), autocast(b));
   }
 
   private static Tensor matmulIn(Tensor a, Tensor b) {
@@ -53,9 +53,7 @@ public final class LinAlg {
    */
   public static Tensor linear(Tensor x, Tensor w, Tensor b) {
     checkLinear("linear", x, w, b);
-    // identity unless an Autocast region is active
-    Tensor xc = Arith.cast(x, Autocast.target(x.dtype())), wc = Arith.cast(w, Autocast.target(w.dtype()));
-    Tensor bc = b == null ? null : Arith.cast(b, Autocast.target(b.dtype()));
+    Tensor xc = autocast(x), wc = autocast(w), bc = autocast(b);
     int in = w.size(1), outF = w.size(0);
     Tensor out = OpSupport.empty(linearShape(x, w), DType.promote(xc.dtype(), wc.dtype()), x.backend());
     int m = (int) (x.numel() / in);
@@ -92,8 +90,7 @@ public final class LinAlg {
     var k = x.backend().kernels();
     Tensor res2 = m > 0 && residual.dtype() == outType && k.fusedLinearResidual() ? rowsView(residual, m, outF) : null;
     if (res2 == null) return Arith.add(residual, linear(x, w, b));
-    Tensor xc = Arith.cast(x, Autocast.target(x.dtype())), wc = Arith.cast(w, Autocast.target(w.dtype()));
-    Tensor bc = b == null ? null : Arith.cast(b, Autocast.target(b.dtype()));
+    Tensor xc = autocast(x), wc = autocast(w), bc = autocast(b);
     Tensor out = OpSupport.empty(outShape, outType, x.backend());
     Tensor x2 = rows(xc, m, in);
     if (!k.matmulResidual(x2, transposed(wc), bc, res2, rows(out, m, outF))) {
@@ -142,8 +139,7 @@ public final class LinAlg {
     int in = w.size(1), outF = w.size(0);
     int m = (int) (x.numel() / in);
     if (b == null || m == 0 || !k.fusedGeluBiasGrad()) return gelu.apply(linear(x, w, b));
-    Tensor xc = Arith.cast(x, Autocast.target(x.dtype())), wc = Arith.cast(w, Autocast.target(w.dtype()));
-    Tensor bc = Arith.cast(b, Autocast.target(b.dtype()));
+    Tensor xc = autocast(x), wc = autocast(w), bc = autocast(b);
     Tensor pre = OpSupport.empty(linearShape(x, w), outType, x.backend());
     Tensor x2 = rows(xc, m, in);
     k.matmulBias(x2, transposed(wc), bc, rows(pre, m, outF));
@@ -165,6 +161,9 @@ public final class LinAlg {
       return new Tensor[] {wx[0], wx[1], gbias};
     }, xc, wc, bc);
   }
+
+  /** t in the dtype an active Autocast region computes matrix products in (t itself outside one); null stays null. */
+  private static Tensor autocast(Tensor t) { return t == null ? null : Arith.cast(t, Autocast.target(t.dtype())); }
 
   /** The checks shared by linear, linearAdd and linearGelu; errors name {@code op}. */
   private static void checkLinear(String op, Tensor x, Tensor w, Tensor b) {
