@@ -71,6 +71,7 @@ final class GpuBench implements Main.Command {
           }
         }
         case "--profile" -> diag.add(Diagnostic.PROFILE);
+        case "--gemm-tuning" -> diag.add(Diagnostic.GEMM_TUNING);
         case "--trace-memory" -> diag.add(Diagnostic.TRACE_MEMORY);
         case "--only" -> {
           only = i + 1 < args.length ? args[++i] : "";
@@ -80,7 +81,7 @@ final class GpuBench implements Main.Command {
           }
         }
         default -> {
-          System.err.println("colossal bench gpu: unknown option '" + args[i] + "' (valid: --kernel-cache DIR, --skip-kernels, --cudnn-plans autotune|explore|heuristic, --profile, --trace-memory, --only vit|gpt|amp|attention)");
+          System.err.println("colossal bench gpu: unknown option '" + args[i] + "' (valid: --kernel-cache DIR, --skip-kernels, --cudnn-plans autotune|explore|heuristic, --profile, --trace-memory, --gemm-tuning, --only vit|gpt|amp|attention)");
           return 2;
         }
       }
@@ -88,6 +89,7 @@ final class GpuBench implements Main.Command {
     PrintStream out = System.out;
     try (CudaBackend gpu = CudaBackend.open(Device.cuda(0), opts)) {
       System.err.println("colossal4j GPU bench on " + gpu.describe());
+      if (diag.contains(Diagnostic.GEMM_TUNING)) gpu.logGemmTuning(System.err);
       out.println(CudaBench.CSV_HEADER);
       if ("attention".equals(only)) {
         CudaBench.attentionKernels(gpu, out);
@@ -192,7 +194,7 @@ final class GpuBench implements Main.Command {
   }
 
   /** What a training case does after its timed steps, on stderr: one profiled step, one memory-traced step. */
-  enum Diagnostic { PROFILE, TRACE_MEMORY }
+  enum Diagnostic { PROFILE, TRACE_MEMORY, GEMM_TUNING }
 
   /** Times forward + cross-entropy + backward + AdamW; {@code units} samples (or tokens) per step; then the diagnostics asked for. */
   private static void step(CudaBackend gpu, PrintStream out, String name, String shape, UnitModel model, Tensor input, Tensor targets,
@@ -215,8 +217,10 @@ final class GpuBench implements Main.Command {
     for (int i = 0; i < WARMUP; i++) step.run();
     gpu.synchronize();
     gpu.resetPeakMemory();
+    long waits0 = gpu.hostWaits(), mem0 = gpu.deviceMemoryCalls();
     long t0 = System.nanoTime();
     for (int i = 0; i < STEPS; i++) step.run();
+    long waits = gpu.hostWaits() - waits0, memCalls = gpu.deviceMemoryCalls() - mem0;
     gpu.synchronize();
     double ms = (System.nanoTime() - t0) / 1e6 / STEPS;
     double peakGib = gpu.peakMemoryInUse() / (double) (1L << 30);
@@ -225,6 +229,7 @@ final class GpuBench implements Main.Command {
     out.flush();
     System.err.printf("%s %s: %.1f ms/step, %,.1f %s, MFU %.1f%%, peak %s (%s requested), garbage collections asked by the allocator so far %d%n", name, shape, ms, perSecond, unit,
         100 * flops / (ms / 1e3) / PEAK_BF16_FLOPS, MemoryStats.human(gpu.peakMemoryInUse()), MemoryStats.human(gpu.peakMemoryRequested()), gpu.collections());
+    System.err.printf("%s: in %d steps the host waited for the GPU %d times and called cuMemAlloc/cuMemFree %d times%n", name, STEPS, waits, memCalls);
     System.err.print(name + " memory by category:\n" + gpu.memoryStats().describe());
     phases(gpu, name, lossOf, opt, step);
     if (diag.contains(Diagnostic.TRACE_MEMORY)) traceMemory(gpu, name, model, opt, lossOf);
@@ -232,7 +237,8 @@ final class GpuBench implements Main.Command {
       gpu.synchronize();
       gpu.startProfile();
       step.run();
-      System.err.println(name + " profile of one step:\n" + gpu.stopProfile(40));
+      step.run();   // two steps back to back: the second starts while the first runs, as in training
+      System.err.println(name + " profile of two steps back to back (figures are sums over both):\n" + gpu.stopProfile(40));
     }
     for (Tensor p : model.parameters()) p.storage().release();
     gpu.emptyCache();

@@ -258,6 +258,15 @@ public final class CudaBackend implements Backend {
   /** How many garbage collections the allocator has asked for (0 when every step released its memory itself). */
   public long collections() { return allocator.collections(); }
 
+  /** Writes every GEMM the tuner times from now on, with each candidate algorithm's time, to {@code to} (null: stop). */
+  public void logGemmTuning(java.io.PrintStream to) { ((CudaKernels) kernels()).gemms().logTuning(to); }
+
+  /** How many times the host has waited for this device so far (synchronisations, host copies): a training step needs none. */
+  public long hostWaits() { return driver.hostWaits(); }
+
+  /** cuMemAlloc and cuMemFree calls so far (a steady step, served from the cache, makes none). */
+  public long deviceMemoryCalls() { return driver.memoryCalls(); }
+
   /** Blocks obtained from the driver so far (constant once steps reuse cached blocks). */
   long deviceAllocations() { return allocator.deviceAllocations(); }
 

@@ -291,6 +291,9 @@ final class CudaKernels implements Kernels, AutoCloseable {
   /** GEMMs that took the fused residual path (tests check that a linear-add really ran fused). */
   long residualGemms() { return matmul.residualGemms(); }
 
+  /** The GEMMs' plan cache and tuner (tests narrow its candidates). */
+  CudaMatmul gemms() { return matmul; }
+
   @Override public boolean fusedCrossEntropy(Tensor logits, Tensor targets) { return norm.fusedCrossEntropy(logits, targets); }
 
   @Override public void crossEntropyForward(Tensor logits, Tensor targets, Tensor nll, Tensor lse) { norm.crossEntropyForward(logits, targets, nll, lse); }

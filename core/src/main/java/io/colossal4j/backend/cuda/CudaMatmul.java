@@ -13,8 +13,10 @@ import io.colossal4j.tensor.TensorException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -71,8 +73,45 @@ final class CudaMatmul implements AutoCloseable {
     }
   }
 
-  /** Descriptors of one problem and its chosen algorithm; layoutC is layoutD unless the problem reads a separate C. */
-  private record Plan(long desc, long layoutA, long layoutB, long layoutC, long layoutD, MemorySegment algo) {}
+  /**
+   * Descriptors of one problem and its chosen algorithm; layoutC is layoutD unless the problem reads a separate C.
+   * {@code choice}: the candidate the tuner kept ("heuristic#2"), shown by tests and the tuning log.
+   */
+  private record Plan(long desc, long layoutA, long layoutB, long layoutC, long layoutD, MemorySegment algo, String choice) {
+    Plan with(Candidate c) { return new Plan(desc, layoutA, layoutB, layoutC, layoutD, c.algo(), c.name()); }
+  }
+
+  /**
+   * One algorithm to time: the heuristic's i-th offer. (Split-K copies of the offers, for the weight gradients'
+   * long reductions over few output tiles, were tried on an H200 and dropped: cuBLASLt accepts them only for
+   * its older kernels, and none ran faster than the heuristic's own Hopper kernels.)
+   */
+  record Candidate(String name, MemorySegment algo) {}
+
+  /**
+   * Which candidate algorithms the tuner may time, by name ("heuristic#0" .. "heuristic#7"); all by default.
+   * Tests narrow it to run one kind of candidate (then {@link #clearPlans} so the next call plans again).
+   */
+  private volatile java.util.function.Predicate<String> accept = name -> true;
+
+  /** Where each tuned problem's candidates and their times are written (null: nowhere); a diagnostic of `bench gpu`. */
+  private volatile java.io.PrintStream tuneLog;
+
+  void logTuning(java.io.PrintStream to) { tuneLog = to; }
+
+  void acceptCandidates(java.util.function.Predicate<String> which) {
+    accept = which;
+    synchronized (this) { clearPlans(); }
+  }
+
+  /** The cached problems, described as in profiles. */
+  synchronized List<String> plannedProblems() { return plans.keySet().stream().map(Problem::describe).toList(); }
+
+  /** The candidate kept for the problem described as {@code describe} (null: no plan), for tests. */
+  synchronized String chosen(String describe) {
+    for (var e : plans.entrySet()) if (e.getKey().describe().equals(describe)) return e.getValue().choice();
+    return null;
+  }
 
   /** A matrix as BLAS sees it: transposed or not, and its leading dimension; null when strides allow neither. */
   private record Mat(boolean rowMajor, long ld) {}
@@ -298,12 +337,19 @@ final class CudaMatmul implements AutoCloseable {
     MemorySegment results = plansArena.allocate(CublasLt.HEURISTIC_RESULT_BYTES * CANDIDATES, 16);
     int found = lt.heuristics(handle, desc, la, lb, lc, ld, pref, CANDIDATES, results);
     lt.destroyPreference(pref);
-    Plan plan = new Plan(desc, la, lb, lc, ld, results.asSlice(0, CublasLt.HEURISTIC_RESULT_BYTES));
+    Plan plan = new Plan(desc, la, lb, lc, ld, results.asSlice(0, CublasLt.HEURISTIC_RESULT_BYTES), "heuristic#0");
     if (found == 0) {
       destroy(lt, plan);
       return null;
     }
-    if (found > 1 && pointers != null) plan = new Plan(desc, la, lb, lc, ld, fastest(lt, plan, results, found, pointers, p.beta()));
+    if (pointers != null) {
+      List<Candidate> candidates = new ArrayList<>();
+      for (int i = 0; i < found; i++)
+        candidates.add(new Candidate("heuristic#" + i, results.asSlice(i * CublasLt.HEURISTIC_RESULT_BYTES, CublasLt.HEURISTIC_RESULT_BYTES)));
+      candidates.removeIf(c -> !accept.test(c.name()));
+      if (candidates.size() > 1 || (candidates.size() == 1 && !candidates.getFirst().name().equals("heuristic#0")))
+        plan = plan.with(fastest(lt, plan, p, candidates, pointers));
+    }
     plans.put(p, plan);
     return plan;
   }
@@ -314,25 +360,27 @@ final class CudaMatmul implements AutoCloseable {
    * Hopper. Only for problems that overwrite D (beta = 0, or beta = 1 with a separate C that the runs only read):
    * the runs write D, which the real call then overwrites.
    */
-  private MemorySegment fastest(CublasLt lt, Plan first, MemorySegment results, int found, long[] ptrs, Beta beta) {
+  private Candidate fastest(CublasLt lt, Plan first, Problem p, List<Candidate> candidates, long[] ptrs) {
+    Beta beta = p.beta();
     if (beta == Beta.INTO_D) throw new IllegalStateException("timing a GEMM that accumulates into D would change D");
     MemorySegment betaValue = beta == Beta.NONE ? zero : one;
     var d = k.backend().driver();
     long stream = k.backend().stream(), ws = k.ptr(workspaceTensor());
     long start = d.eventCreate(), end = d.eventCreate();
-    MemorySegment best = first.algo;
+    Candidate best = null;
     float bestMs = Float.MAX_VALUE;
+    java.io.PrintStream log = tuneLog;
+    StringBuilder times = new StringBuilder();
     try {
-      for (int i = 0; i < found; i++) {
-        MemorySegment algo = results.asSlice(i * CublasLt.HEURISTIC_RESULT_BYTES, CublasLt.HEURISTIC_RESULT_BYTES);
+      for (Candidate c : candidates) {
         float[] ms = new float[3];
         try {
           lt.matmul(handle, first.desc, one, ptrs[1], first.layoutA, ptrs[0], first.layoutB, betaValue, ptrs[2], first.layoutC, ptrs[3], first.layoutD,
-              algo, ws, WORKSPACE_BYTES, stream);
+              c.algo(), ws, WORKSPACE_BYTES, stream);
           for (int r = 0; r < ms.length; r++) {
             d.eventRecord(start, stream);
             lt.matmul(handle, first.desc, one, ptrs[1], first.layoutA, ptrs[0], first.layoutB, betaValue, ptrs[2], first.layoutC, ptrs[3], first.layoutD,
-                algo, ws, WORKSPACE_BYTES, stream);
+                c.algo(), ws, WORKSPACE_BYTES, stream);
             d.eventRecord(end, stream);
             d.eventSynchronize(end);
             ms[r] = d.elapsedMillis(start, end);
@@ -341,13 +389,16 @@ final class CudaMatmul implements AutoCloseable {
           continue; // a candidate the library offered but cannot run here: skip it
         }
         Arrays.sort(ms);
-        if (ms[1] < bestMs) { bestMs = ms[1]; best = algo; }
+        if (ms[1] < bestMs) { bestMs = ms[1]; best = c; }
+        if (log != null) times.append(String.format(java.util.Locale.ROOT, " %s=%.3f", c.name(), ms[1]));
       }
     } finally {
       d.eventDestroy(start);
       d.eventDestroy(end);
     }
-    return best;
+    if (log != null) log.printf("gemm tuning %s: %s=%.3f ms of%s%n", p.describe(), best == null ? "none" : best.name(), bestMs, times);
+    // none ran: keep the heuristic's first, whose real call then reports cuBLASLt's error
+    return best != null ? best : new Candidate("heuristic#0", first.algo());
   }
 
   private void clearPlans() {

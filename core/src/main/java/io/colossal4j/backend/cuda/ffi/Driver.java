@@ -190,7 +190,18 @@ public final class Driver {
     check(call(() -> (int) cuCtxSetCurrent.invokeExact(ctx)), "cuCtxSetCurrent");
   }
 
-  public void contextSynchronize() { check(call(() -> (int) cuCtxSynchronize.invokeExact()), "cuCtxSynchronize"); }
+  public void contextSynchronize() {
+    hostWaits.increment();
+    check(call(() -> (int) cuCtxSynchronize.invokeExact()), "cuCtxSynchronize");
+  }
+
+  private final java.util.concurrent.atomic.LongAdder hostWaits = new java.util.concurrent.atomic.LongAdder(), memoryCalls = new java.util.concurrent.atomic.LongAdder();
+
+  /** How many times the host has waited for the device so far (context, stream and event synchronisations). */
+  public long hostWaits() { return hostWaits.sum(); }
+
+  /** How many cuMemAlloc and cuMemFree calls so far (cuMemFree synchronises the device). */
+  public long memoryCalls() { return memoryCalls.sum(); }
 
   /** [free, total] bytes of the current context's device. */
   public long[] memoryInfo() {
@@ -232,7 +243,10 @@ public final class Driver {
   }
 
   /** Waits for the stream; a kernel fault queued earlier surfaces here, with the driver's description. */
-  public void streamSynchronize(long stream) { check(call(() -> (int) cuStreamSynchronize.invokeExact(stream)), "cuStreamSynchronize"); }
+  public void streamSynchronize(long stream) {
+    hostWaits.increment();
+    check(call(() -> (int) cuStreamSynchronize.invokeExact(stream)), "cuStreamSynchronize");
+  }
 
   public long eventCreate() { return eventCreate(0); }
 
@@ -267,6 +281,7 @@ public final class Driver {
 
   public void eventSynchronize(long event) {
     requireNonNull(event, "event");
+    hostWaits.increment();
     check(call(() -> (int) cuEventSynchronize.invokeExact(event)), "cuEventSynchronize");
   }
 
@@ -293,6 +308,7 @@ public final class Driver {
     if (bytes <= 0) throw new CudaException("cuMemAlloc: byte count must be > 0, got " + bytes);
     try (Arena a = Arena.ofConfined()) {
       MemorySegment v = a.allocate(J);
+      memoryCalls.increment();
       int st = call(() -> (int) cuMemAlloc.invokeExact(v, bytes));
       if (st == CUDA_ERROR_OUT_OF_MEMORY) return 0;
       check(st, "cuMemAlloc(" + bytes + ")");
@@ -302,6 +318,7 @@ public final class Driver {
 
   public void memFree(long ptr) {
     requireNonNull(ptr, "cuMemFree pointer");
+    memoryCalls.increment();
     check(call(() -> (int) cuMemFree.invokeExact(ptr)), "cuMemFree");
   }
 
