@@ -6,7 +6,10 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import java.util.concurrent.atomic.AtomicIntegerArray;
 import org.junit.jupiter.api.Test;
 
-/** {@link CpuParallel#forEachChunk}: every chunk exactly once, all done on return, failures rethrown. */
+/**
+ * {@link CpuParallel#forEachChunk}: every chunk exactly once, all done on return, failures rethrown, whether the
+ * workers are spinning for the next call or parked; calls from several threads at once; workers end on close.
+ */
 class CpuParallelTest {
   @Test void everyChunkRunsExactlyOnceAndIsDoneOnReturn() {
     for (int threads : new int[] {1, 2, 3})
@@ -22,6 +25,60 @@ class CpuParallelTest {
           }
         }
       }
+  }
+
+  @Test void callsAfterTheWorkersHaveParkedStillUseThem() throws InterruptedException {
+    try (CpuParallel par = new CpuParallel(2)) {
+      for (int call = 0; call < 5; call++) {
+        Thread.sleep(2 + CpuParallel.SPIN_NANOS / 1_000_000);   // past the spin: the worker has parked
+        AtomicIntegerArray runs = new AtomicIntegerArray(64);
+        java.util.Set<String> threads = java.util.concurrent.ConcurrentHashMap.newKeySet();
+        par.forEachChunk(64, c -> {
+          threads.add(Thread.currentThread().getName());
+          long until = System.nanoTime() + 200_000;   // long enough chunks for a woken worker to take some
+          while (System.nanoTime() < until) Thread.onSpinWait();
+          runs.incrementAndGet((int) c);
+        });
+        for (int c = 0; c < 64; c++) assertEquals(1, runs.get(c), "chunk " + c + " of call " + call);
+        if (call == 4) org.junit.jupiter.api.Assertions.assertTrue(threads.stream().anyMatch(n -> n.startsWith("c4j-cpu-")),
+            "a parked worker was woken and took chunks: " + threads);
+      }
+    }
+  }
+
+  @Test void callsFromSeveralThreadsAtOnceEachRunTheirOwnChunks() throws Exception {
+    try (CpuParallel par = new CpuParallel(3)) {
+      Thread[] callers = new Thread[4];
+      java.util.concurrent.atomic.AtomicReference<Throwable> failure = new java.util.concurrent.atomic.AtomicReference<>();
+      for (int i = 0; i < callers.length; i++) {
+        callers[i] = new Thread(() -> {
+          try {
+            for (int call = 0; call < 200; call++) {
+              AtomicIntegerArray runs = new AtomicIntegerArray(37);
+              par.forEachChunk(37, c -> runs.incrementAndGet((int) c));
+              for (int c = 0; c < 37; c++) assertEquals(1, runs.get(c), "chunk " + c);
+            }
+          } catch (Throwable t) {
+            failure.compareAndSet(null, t);
+          }
+        });
+        callers[i].start();
+      }
+      for (Thread t : callers) t.join();
+      if (failure.get() != null) throw new AssertionError(failure.get());
+    }
+  }
+
+  @Test void workersEndOnClose() throws InterruptedException {
+    CpuParallel par = new CpuParallel(3);
+    par.forEachChunk(10, c -> {});
+    Thread[] workers = par.workerThreads();
+    assertEquals(2, workers.length);
+    par.close();
+    for (Thread t : workers) {
+      t.join(5_000);
+      org.junit.jupiter.api.Assertions.assertFalse(t.isAlive(), t.getName() + " still running after close");
+    }
   }
 
   @Test void aFailingChunkIsRethrownAfterTheOthersFinish() {
