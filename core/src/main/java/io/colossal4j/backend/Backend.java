@@ -51,6 +51,31 @@ public interface Backend extends AutoCloseable {
   /** The ledger of the step the calling thread has open on this backend, or null (no step, or another thread's). */
   default StepLedger activeStep() { return null; }
 
+  /**
+   * Values read back later: the elements of {@code tensors} (in order, each in row-major order), as they will be once
+   * the work queued so far has run, as doubles. The CPU reads them at once; an accelerator queues a copy to host
+   * memory and waits for it only when {@link HostValues#get} is first called, so a training step can queue the next
+   * step's work before its figures are read. The tensors may be released right after this call.
+   */
+  default HostValues readLater(Tensor... tensors) {
+    int n = 0;
+    for (Tensor t : tensors) n += Math.toIntExact(t.numel());
+    double[] v = new double[n];
+    int at = 0;
+    for (Tensor t : tensors) {
+      double[] d = t.toDoubleArray();
+      System.arraycopy(d, 0, v, at, d.length);
+      at += d.length;
+    }
+    return () -> v;
+  }
+
+  /** Values copied back from a device, waited for on the first {@link #get}; later calls return the same array. */
+  @FunctionalInterface
+  interface HostValues {
+    double[] get();
+  }
+
   /** Waits until all work queued on this backend has finished (no-op on the CPU, whose kernels are synchronous). */
   default void synchronize() {}
 

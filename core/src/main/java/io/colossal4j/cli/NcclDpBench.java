@@ -37,12 +37,12 @@ import java.util.concurrent.Executors;
  * vit_huge_patch14_clip_336-shaped ViT (32 images of 336² per GPU) and a GPT-2-medium-shaped model (8 × 1024 tokens
  * per GPU), parameters in bf16, on one GPU, on two GPUs with {@link DataParallel} over the NCCL group (25 MiB
  * buckets all-reduced during backward) and on two GPUs without gradient sync (the same step, each GPU alone).
- * Per case: 5 warm-up steps, then the mean of 3; {@code --skip-unsynced} leaves out the rows without gradient sync. Prints CSV {@code model,gpus,sync,step_ms,per_gpu_throughput};
+ * Per case: 5 warm-up steps, then the mean of 5 (on one GPU also with each step's figures read after the next step is queued); {@code --skip-unsynced} leaves out the rows without gradient sync. Prints CSV {@code model,gpus,sync,step_ms,per_gpu_throughput};
  * {@code scripts/bench_ddp_torch.py} measures PyTorch DDP on the same models and batches.
  */
 final class NcclDpBench implements Main.Command {
   /** Warm-up steps: the first steps run partly interpreted (the JIT compiles the step's Java paths) and autotune GEMMs. */
-  private static final int WARMUP = 5, STEPS = 3;
+  private static final int WARMUP = 5, STEPS = 5;
 
   @Override public String summary() { return "data-parallel scaling of ViT-H/14@336 and GPT-2-medium steps on 1 and 2 GPUs over NCCL (CSV)"; }
 
@@ -59,8 +59,16 @@ final class NcclDpBench implements Main.Command {
       }
     }
     if (CudaBackend.deviceCount(opts) < 2) {
-      System.err.println("colossal bench nccl-dp: needs 2 GPUs on this host");
-      return 2;
+      // one GPU: the single-GPU rows only, each step read back at once and with its figures read one step later
+      System.err.println("colossal bench nccl-dp: one GPU on this host, so the 1-GPU rows only (2 GPUs for the data-parallel rows)");
+      System.out.println("model,gpus,sync,step_ms,per_gpu_throughput");
+      try (CudaBackend gpu = CudaBackend.open(Device.cuda(0), opts)) {
+        for (String model : List.of("vit_huge_clip_336", "gpt_medium")) {
+          report(model, 1, "-", List.of(time(gpu, model, null, false)));
+          report(model, 1, "- (figures read a step late)", List.of(time(gpu, model, null, true)));
+        }
+      }
+      return 0;
     }
     List<CudaBackend> gpus = new ArrayList<>();
     try {
@@ -71,7 +79,8 @@ final class NcclDpBench implements Main.Command {
           + io.colossal4j.launch.HostEnvironment.current().getOrDefault("NCCL_MAX_CTAS", "(unset)"));
       try {
         for (String model : List.of("vit_huge_clip_336", "gpt_medium")) {
-          report(model, 1, "-", List.of(time(gpus.getFirst(), model, null)));
+          report(model, 1, "-", List.of(time(gpus.getFirst(), model, null, false)));
+          report(model, 1, "- (figures read a step late)", List.of(time(gpus.getFirst(), model, null, true)));
           report(model, 2, "nccl", both(world, model, true));
           if (unsynced) report(model, 2, "none", both(world, model, false));
         }
@@ -97,13 +106,16 @@ final class NcclDpBench implements Main.Command {
     try (ExecutorService threads = Executors.newFixedThreadPool(world.size())) {
       List<CompletableFuture<Double>> runs = new ArrayList<>();
       for (ProcessGroup g : world)
-        runs.add(CompletableFuture.supplyAsync(() -> time(((io.colossal4j.distributed.nccl.NcclProcessGroup) g).backend(), model, sync ? g : null), threads));
+        runs.add(CompletableFuture.supplyAsync(() -> time(((io.colossal4j.distributed.nccl.NcclProcessGroup) g).backend(), model, sync ? g : null, false), threads));
       return runs.stream().map(CompletableFuture::join).toList();
     }
   }
 
-  /** Mean step milliseconds of {@code model} on {@code gpu}, with gradients averaged over {@code dp} when given. */
-  private static double time(CudaBackend gpu, String name, ProcessGroup dp) {
+  /**
+   * Mean step milliseconds of {@code model} on {@code gpu}, with gradients averaged over {@code dp} when given;
+   * {@code late}: each step's figures are read after the next step is queued (as a trainer that logs a step late).
+   */
+  private static double time(CudaBackend gpu, String name, ProcessGroup dp, boolean late) {
     boolean gpt = name.startsWith("gpt");
     UnitModel model = Zoo.build(new ModuleContext(gpu, DType.BF16, 0), ModelSpec.of(name, gpt ? 0 : 1000));
     Random r = new Random(3);
@@ -122,10 +134,23 @@ final class NcclDpBench implements Main.Command {
     for (int i = 0; i < WARMUP; i++) engine.trainStep(batch);
     if (dp != null) dp.barrier();
     gpu.synchronize();
+    long waits0 = gpu.hostWaits();
     long t0 = System.nanoTime();
-    for (int i = 0; i < STEPS; i++) engine.trainStep(batch);
+    Engine.PendingStep previous = null;
+    for (int i = 0; i < STEPS; i++) {
+      if (!late) {
+        engine.trainStep(batch);
+        continue;
+      }
+      Engine.PendingStep step = engine.trainStepAsync(batch);
+      if (previous != null) previous.result();
+      previous = step;
+    }
+    if (previous != null) previous.result();
     gpu.synchronize();
     double ms = (System.nanoTime() - t0) / 1e6 / STEPS;
+    System.err.printf("%s on %s%s: %.1f ms a step, the host waited for the GPU %d times in %d steps%n", name, gpu.describe().split(",")[0],
+        late ? " (figures read a step late)" : "", ms, gpu.hostWaits() - waits0, STEPS);
     for (Tensor p : model.parameters()) p.storage().release();
     gpu.emptyCache();
     return ms;

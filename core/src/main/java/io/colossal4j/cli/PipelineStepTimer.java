@@ -78,7 +78,11 @@ final class PipelineStepTimer {
       scheduleEnd = System.nanoTime();
     }
 
-    @Override public double gradSquaredNorm(List<Tensor> params) { return 0; }   // no clipping, as the PyTorch side
+    @Override public Tensor gradSquaredNorm(List<Tensor> params) {   // no clipping, as the PyTorch side: no norm to form
+      Tensor zero = Tensor.empty(io.colossal4j.tensor.Shape.of(1), io.colossal4j.tensor.DType.F64, backend, io.colossal4j.tensor.MemoryCategory.TEMPORARY);
+      backend.kernels().fill(zero, 0);
+      return zero;
+    }
   }
 
   Result run() {

@@ -15,6 +15,21 @@ public final class GradClip {
   }
 
   /**
+   * The sum of squares of the gradients as a one-element f64 tensor on the parameters' device, queued without
+   * reading it back (0 when no parameter has a gradient). The parameters must share one backend.
+   */
+  public static Tensor sumOfSquaresOnDevice(java.util.List<Tensor> params) {
+    if (params.isEmpty()) throw new IllegalArgumentException("sumOfSquaresOnDevice: no parameters (the result needs a device)");
+    io.colossal4j.backend.Backend b = params.getFirst().backend();
+    java.util.List<Tensor> grads = new java.util.ArrayList<>();
+    for (Tensor p : params) {
+      if (p.backend() != b) throw new IllegalArgumentException("sumOfSquaresOnDevice: parameters on " + b.device() + " and " + p.device());
+      if (p.grad() != null) grads.add(p.grad());
+    }
+    return InPlace.sumOfSquaresOnDevice(b, grads);
+  }
+
+  /**
    * Scales gradients so their global norm is at most {@code maxNorm}; returns the norm before clipping.
    * {@code totalNorm} is passed in so parallel callers can supply the norm reduced over ranks.
    */

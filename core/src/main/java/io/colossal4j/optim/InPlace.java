@@ -71,14 +71,24 @@ final class InPlace {
   }
 
   private static double sumOfSquaresOn(io.colossal4j.backend.Backend b, java.util.List<Tensor> ts) {
-    var k = b.kernels();
-    Tensor slots = Tensor.empty(Shape.of(ts.size()), DType.F64, b, MemoryCategory.TEMPORARY);
-    k.sumOfSquares(ts, slots);
-    Tensor sum = Tensor.empty(Shape.of(1), DType.F64, b, MemoryCategory.TEMPORARY);
-    k.reduce(ReduceOp.SUM, slots, new int[] {0}, sum);
+    Tensor sum = sumOfSquaresOnDevice(b, ts);
     double v = sum.item();
-    slots.storage().release();
     sum.storage().release();
     return v;
+  }
+
+  /** The sum of squares of all elements of {@code ts} (all on {@code b}) as a one-element f64 tensor on {@code b}, not read back. */
+  static Tensor sumOfSquaresOnDevice(io.colossal4j.backend.Backend b, java.util.List<Tensor> ts) {
+    var k = b.kernels();
+    Tensor sum = Tensor.empty(Shape.of(1), DType.F64, b, MemoryCategory.TEMPORARY);
+    if (ts.isEmpty()) {
+      k.fill(sum, 0);
+      return sum;
+    }
+    Tensor slots = Tensor.empty(Shape.of(ts.size()), DType.F64, b, MemoryCategory.TEMPORARY);
+    k.sumOfSquares(ts, slots);
+    k.reduce(ReduceOp.SUM, slots, new int[] {0}, sum);
+    slots.storage().release();
+    return sum;
   }
 }

@@ -27,14 +27,38 @@ public interface MicroBatchSchedule {
    */
   Outcome trainStep(Module model, List<Batch> micro, int totalSamples, LossFunction loss, StepHooks hooks);
 
+  /**
+   * The step's loss (as in {@link Outcome}) and top-1 correct count as one-element f64 tensors on the device,
+   * not yet read back; they belong to the step and are valid until its scope closes.
+   */
+  record DeviceOutcome(Tensor loss, Tensor correct) {}
+
+  /**
+   * As {@link #trainStep}, leaving the loss and correct count on the device so that the caller reads them when
+   * it wants (after queueing the optimizer, or the next step). Schedules that read them in their own work (a
+   * pipeline shares the last stage's figures with every stage) return what they read, put back on the device.
+   */
+  default DeviceOutcome trainStepOnDevice(Module model, List<Batch> micro, int totalSamples, LossFunction loss, StepHooks hooks) {
+    Outcome o = trainStep(model, micro, totalSamples, loss, hooks);
+    var b = micro.getFirst().inputs().backend();
+    return new DeviceOutcome(Tensor.of(new double[] {o.loss()}, io.colossal4j.tensor.Shape.of(1), DType.F64, b),
+        Tensor.of(new double[] {o.correct()}, io.colossal4j.tensor.Shape.of(1), DType.F64, b));
+  }
+
   /** Forward only, under no-grad, on one batch. */
   Outcome evalStep(Module model, Batch batch, LossFunction loss);
 
   /** The whole model on this rank: plain gradient accumulation. */
   MicroBatchSchedule SEQUENTIAL = new MicroBatchSchedule() {
     @Override public Outcome trainStep(Module model, List<Batch> micro, int totalSamples, LossFunction loss, StepHooks hooks) {
-      // Loss and top-1 count stay on the device until every backward is launched: reading them before the
-      // backward would stall the host until the forward finishes and leave an accelerator idle meanwhile.
+      DeviceOutcome o = trainStepOnDevice(model, micro, totalSamples, loss, hooks);
+      return new Outcome(o.loss().item(), Math.round(o.correct().item()));
+    }
+
+    @Override public DeviceOutcome trainStepOnDevice(Module model, List<Batch> micro, int totalSamples, LossFunction loss, StepHooks hooks) {
+      // Loss and top-1 count stay on the device: reading them before the backward would stall the host until
+      // the forward finishes and leave an accelerator idle meanwhile; the caller reads them when it wants.
+      if (micro.isEmpty()) throw new IllegalArgumentException("a training step needs at least one micro-batch");
       Tensor lossSum = null, correct = null;
       for (int i = 0; i < micro.size(); i++) {
         Batch mb = micro.get(i);
@@ -48,7 +72,7 @@ public interface MicroBatchSchedule {
         hooks.beforeBackward(i, micro.size());
         Autograd.backward(Arith.mulScalar(l, weight));
       }
-      return lossSum == null ? new Outcome(0, 0) : new Outcome(lossSum.item(), Math.round(correct.item()));
+      return new DeviceOutcome(lossSum, correct);
     }
 
     private static Tensor sum(Tensor a, Tensor b) { return GradMode.noGrad(() -> Arith.add(a, b)); }

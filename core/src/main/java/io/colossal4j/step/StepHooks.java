@@ -16,11 +16,16 @@ public interface StepHooks {
   default void afterStep() {}
 
   /**
-   * The step's {loss·samples, correct, samples} summed over the ranks that split the global batch (data
-   * parallelism all-reduces them), so every rank reports the global batch's numbers.
+   * The step's {loss·samples, correct, samples}, an f64 vector on the parameters' device, summed over the ranks
+   * that split the global batch (data parallelism all-reduces it), so every rank reports the global batch's
+   * numbers. Returns the reduced vector (it may be {@code sums} itself); the engine reads it when the step's
+   * figures are asked for, so a reduction queued on the device need not be waited for here.
    */
-  default double[] reduceStepMetrics(double[] sums) { return sums; }
+  default Tensor reduceStepMetrics(Tensor sums) { return sums; }
 
-  /** Global squared gradient norm (parallel strategies reduce it over ranks and count replicas once). */
-  default double gradSquaredNorm(List<Tensor> params) { return GradClip.sumOfSquares(params); }
+  /**
+   * Global squared gradient norm as a one-element f64 tensor on the parameters' device (parallel strategies
+   * reduce it over ranks and count replicas once); read by the engine only when clipping needs it now.
+   */
+  default Tensor gradSquaredNorm(List<Tensor> params) { return GradClip.sumOfSquaresOnDevice(params); }
 }

@@ -92,33 +92,86 @@ public final class Engine {
 
   public Optimizer optimizer() { return optimizer; }
 
-  /** Forward, backward and update on one global batch (this rank's share of it). */
-  public StepResult trainStep(Batch batch) {
+  /** Forward, backward and update on one global batch (this rank's share of it); waits for the step's figures. */
+  public StepResult trainStep(Batch batch) { return trainStepAsync(batch).result(); }
+
+  /**
+   * A step whose work is queued and whose figures are read back when {@link #result} is first called. On a GPU
+   * nothing in the step waits for the device unless gradient clipping or f16 loss scaling needs a number on the
+   * host before the update, so a caller that queues the next step before reading this one's result keeps the
+   * device busy across the step boundary. Results must be read in step order on every rank (data parallelism
+   * reduces them collectively).
+   */
+  public static final class PendingStep {
+    private final io.colossal4j.backend.Backend.HostValues values;
+    private final double lr, norm;
+    private final boolean skipped;
+    private StepResult result;
+
+    private PendingStep(io.colossal4j.backend.Backend.HostValues values, double lr, double norm, boolean skipped) {
+      this.values = values;
+      this.lr = lr;
+      this.norm = norm;
+      this.skipped = skipped;
+    }
+
+    /** The step's loss, correct count, samples, learning rate and gradient norm (waits for them once). */
+    public synchronized StepResult result() {
+      if (result == null) {
+        double[] v = values.get();   // {loss·samples, correct, samples, squared norm}
+        double n = Double.isNaN(norm) ? Math.sqrt(v[3]) : norm;
+        result = new StepResult(v[0] / v[2], Math.round(v[1]), (int) Math.round(v[2]), lr, n, skipped);
+      }
+      return result;
+    }
+  }
+
+  /** Forward, backward and update on one global batch (this rank's share of it), its figures read later (see {@link PendingStep}). */
+  public PendingStep trainStepAsync(Batch batch) {
     model.train(true);
-    try (var scope = backend().openStep()) {
+    io.colossal4j.backend.Backend device = backend();
+    try (var scope = device.openStep()) {
       List<Batch> micro = batch.split(Math.min(accumulation, batch.size()));
       double scale = precision.lossScale();
       LossFunction scaled = (out, y) -> Autocast.disabled(() -> {
         Tensor l = loss.apply(lossInput(out), y);
         return scale == 1 ? l : Arith.mulScalar(l, scale);
       });
-      MicroBatchSchedule.Outcome o = precision.forward(() -> microSchedule.trainStep(model, micro, batch.size(), scaled, hooks));
+      MicroBatchSchedule.DeviceOutcome o = precision.forward(() -> microSchedule.trainStepOnDevice(model, micro, batch.size(), scaled, hooks));
       hooks.beforeStep();
       boolean skipped = precision instanceof MixedPrecision.Autocast16(DType d, DynamicLossScaler s) && s != null
           && s.unscale(named, stepsRun) instanceof DynamicLossScaler.Outcome.Skipped;
-      double norm = Math.sqrt(hooks.gradSquaredNorm(params));
+      Tensor normSquared = hooks.gradSquaredNorm(params);
       double lr = schedule.lr(optimizer.steps());
+      double norm = Double.NaN;   // read with the other figures unless clipping needs it now
       if (!skipped) {
-        if (clipGradNorm > 0) GradClip.clipToNorm(params, clipGradNorm, norm);
+        if (clipGradNorm > 0) {
+          norm = Math.sqrt(normSquared.item());
+          GradClip.clipToNorm(params, clipGradNorm, norm);
+        }
         optimizer.step(lr);
       }
       clearGradients();
       hooks.afterStep();
       stepsRun++;
-      double[] m = hooks.reduceStepMetrics(new double[] {o.loss() / scale * batch.size(), o.correct(), batch.size()});
-      return new StepResult(m[0] / m[2], (long) m[1], (int) m[2], lr, norm, skipped);
+      // {loss·samples (unscaled), correct, samples} on the device, summed over the data-parallel ranks
+      var k = device.kernels();
+      Tensor sums = Tensor.empty(io.colossal4j.tensor.Shape.of(3), DType.F64, device, io.colossal4j.tensor.MemoryCategory.TEMPORARY);
+      Tensor lossSlot = slot(sums, 0);
+      if (scale == 1) k.binaryScalar(io.colossal4j.backend.BinaryOp.MUL, slot(o.loss(), 0), batch.size(), lossSlot);
+      else {
+        k.binaryScalar(io.colossal4j.backend.BinaryOp.DIV, slot(o.loss(), 0), scale, lossSlot);
+        k.binaryScalar(io.colossal4j.backend.BinaryOp.MUL, lossSlot, batch.size(), lossSlot);
+      }
+      k.copy(slot(o.correct(), 0), slot(sums, 1));
+      k.fill(slot(sums, 2), batch.size());
+      Tensor reduced = hooks.reduceStepMetrics(sums);
+      return new PendingStep(device.readLater(reduced, normSquared), lr, norm, skipped);
     }
   }
+
+  /** Element i of a contiguous tensor (a vector, or a scalar with i = 0) as a one-element vector. */
+  private static Tensor slot(Tensor v, int i) { return v.view(io.colossal4j.tensor.Shape.of(1), new long[] {1}, v.offset() + i); }
 
   /**
    * Between steps a GPU releases its gradients (PyTorch's {@code zero_grad(set_to_none=True)}): the caching allocator

@@ -37,13 +37,13 @@ final class HybridHooks implements StepHooks {
 
   @Override public void afterStep() { data.afterStep(); }
 
-  @Override public double[] reduceStepMetrics(double[] sums) { return data.reduceStepMetrics(sums); }
+  @Override public Tensor reduceStepMetrics(Tensor sums) { return data.reduceStepMetrics(sums); }
 
-  @Override public double gradSquaredNorm(List<Tensor> params) {
-    double local = tp.isPresent() ? TensorParallelState.gradSquaredNorm(tp.get(), model) : GradClip.sumOfSquares(params);
-    if (pp.isEmpty() || params.isEmpty()) return local;
-    Tensor s = Tensor.of(new double[] {local}, Shape.of(1), DType.F64, params.getFirst().backend());
-    pp.get().allReduce(s, Reduction.SUM);
-    return s.item();
+  @Override public Tensor gradSquaredNorm(List<Tensor> params) {
+    Tensor s = tp.isPresent()
+        ? Tensor.of(new double[] {TensorParallelState.gradSquaredNorm(tp.get(), model)}, Shape.of(1), DType.F64, params.getFirst().backend())
+        : GradClip.sumOfSquaresOnDevice(params);
+    if (pp.isPresent()) pp.get().allReduce(s, Reduction.SUM);
+    return s;
   }
 }

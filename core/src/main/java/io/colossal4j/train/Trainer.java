@@ -79,6 +79,12 @@ public final class Trainer {
    */
   public void stopAt(long atStep) { stopAt = atStep; }
 
+  /** Whether a step's figures are read after the next step is queued; null: on an accelerator only. */
+  private Boolean reportLate;
+
+  /** Reads every step's figures a step late (true) or at once (false), whatever the device (tests; the default follows the device). */
+  void reportLate(boolean late) { reportLate = late; }
+
   /**
    * Restores everything a checkpoint holds; the next {@link #run} continues from it. The checkpoint may come from
    * any layout (it holds the single-device state); a checkpoint of another model is rejected naming the
@@ -112,34 +118,34 @@ public final class Trainer {
   }
 
   public TrainListener.Summary run() {
-    long startNanos = System.nanoTime(), samples = 0;
-    double lastLoss = Double.NaN;
+    long startNanos = System.nanoTime();
     EvalMetrics lastEval = null;
     int steps = train.batchesPerEpoch();
+    // On an accelerator a step's figures are read after the next step is queued, so the device never waits for
+    // the host at a step boundary; before an evaluation, a checkpoint and the end, the pending step is reported first.
+    boolean late = reportLate != null ? reportLate : engine.model().parameters().getFirst().device().kind() != io.colossal4j.tensor.Device.Kind.CPU;
     for (int epoch = position.epoch(); epoch < plan.epochs() && !done(); epoch++) {
       int first = epoch == position.epoch() ? position.batch() : 0;
       for (TrainListener l : listeners) l.onEpochStart(epoch, steps, first);
-      long epochStart = System.nanoTime(), epochSamples = 0, correct = 0;
+      Progress progress = new Progress(epoch, System.nanoTime());
       try (var it = train.from(new LoaderPosition(epoch, first))) {
         int k = first;
         while (it.hasNext() && !done()) {
           DataLoader.Batch b = it.next();
-          Engine.StepResult r = engine.trainStep(new Batch(b.inputs(), b.labels()));
+          Engine.PendingStep queued = engine.trainStepAsync(new Batch(b.inputs(), b.labels()));
           step++;
           k++;
-          samples += r.samples();
-          epochSamples += r.samples();
-          correct += r.correct();
-          lastLoss = r.loss();
-          double sps = epochSamples / Math.max(1e-9, (System.nanoTime() - epochStart) / 1e9);
-          StepMetrics m = new StepMetrics(step, epoch, r.loss(), r.lr(), sps, correct / (double) epochSamples);
-          for (TrainListener l : listeners) l.onStep(m, k);
+          progress.report();   // the step before, now that this one is queued
+          progress.pend(queued, step, k);
           position = b.next();
-          if (plan.evalEvery() > 0 && step % plan.evalEvery() == 0) lastEval = evaluate(epoch);
-          if (plan.checkpointEvery() > 0 && step % plan.checkpointEvery() == 0) save();
-          else if (step == stopAt && it.hasNext()) save();
+          boolean evalNow = plan.evalEvery() > 0 && step % plan.evalEvery() == 0;
+          boolean saveNow = (plan.checkpointEvery() > 0 && step % plan.checkpointEvery() == 0) || (step == stopAt && it.hasNext());
+          if (!late || evalNow || saveNow) progress.report();
+          if (evalNow) lastEval = evaluate(epoch);
+          if (saveNow) save();
         }
       }
+      progress.report();
       if (plan.evalEvery() == 0) lastEval = evaluate(epoch);
       position = position.batch() >= steps ? new LoaderPosition(epoch + 1, 0) : position;
       if (plan.checkpointEvery() == 0) save();
@@ -150,6 +156,44 @@ public final class Trainer {
         lastEval == null ? Double.NaN : lastEval.accuracy(), lastEval == null ? Double.NaN : lastEval.loss(), bestAccuracy, plan.runDir());
     for (TrainListener l : listeners) l.onEnd(s);
     return s;
+  }
+
+  private long samples;
+  private double lastLoss = Double.NaN;
+
+  /** One epoch's running figures, and the step whose figures are not read yet. */
+  private final class Progress {
+    private final int epoch;
+    private final long start;
+    private long epochSamples, correct;
+    private Engine.PendingStep pending;
+    private long pendingStep;
+    private int pendingIndex;
+
+    Progress(int epoch, long start) {
+      this.epoch = epoch;
+      this.start = start;
+    }
+
+    void pend(Engine.PendingStep p, long stepNumber, int index) {
+      pending = p;
+      pendingStep = stepNumber;
+      pendingIndex = index;
+    }
+
+    /** Reads the pending step's figures (waiting for them) and tells the listeners; nothing when none is pending. */
+    void report() {
+      if (pending == null) return;
+      Engine.StepResult r = pending.result();
+      pending = null;
+      samples += r.samples();
+      epochSamples += r.samples();
+      correct += r.correct();
+      lastLoss = r.loss();
+      double sps = epochSamples / Math.max(1e-9, (System.nanoTime() - start) / 1e9);
+      StepMetrics m = new StepMetrics(pendingStep, epoch, r.loss(), r.lr(), sps, correct / (double) epochSamples);
+      for (TrainListener l : listeners) l.onStep(m, pendingIndex);
+    }
   }
 
   private boolean done() { return (plan.maxSteps() > 0 && step >= plan.maxSteps()) || step >= stopAt; }

@@ -331,6 +331,69 @@ public final class CudaBackend implements Backend {
     }
   }
 
+  /** Doubles per pinned read-back slot; a {@link #readLater} of more values gets a slot of its own size. */
+  private static final int SLOT_VALUES = 64;
+
+  /** A page-locked buffer and the event that marks its copy done, reused across read-backs. */
+  private record Slot(MemorySegment host, long event) {}
+
+  private final java.util.concurrent.ConcurrentLinkedDeque<Slot> freeSlots = new java.util.concurrent.ConcurrentLinkedDeque<>();
+  private final java.util.List<Slot> allSlots = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+
+  /**
+   * Converts the values to f64 into a device buffer, queues its copy to page-locked host memory and records an
+   * event; {@link HostValues#get} waits for that event only (not for work queued after it) and reads the buffer.
+   * Nothing waits here, so the caller can go on queueing work (the next step) while the copy is pending.
+   */
+  @Override public HostValues readLater(Tensor... tensors) {
+    int n = 0;
+    for (Tensor t : tensors) {
+      if (t.backend() != this) throw new TensorException("readLater: a tensor on " + t.device() + ", expected " + device);
+      n += Math.toIntExact(t.numel());
+    }
+    if (n == 0) return () -> new double[0];
+    enter();
+    Tensor staged = Tensor.empty(io.colossal4j.tensor.Shape.of(n), io.colossal4j.tensor.DType.F64, this, MemoryCategory.TEMPORARY);
+    int at = 0;
+    for (Tensor t : tensors) {
+      int k = Math.toIntExact(t.numel());
+      if (k == 0) continue;
+      Tensor flat = t.isContiguous() ? t.view(io.colossal4j.tensor.Shape.of(k), new long[] {1}, t.offset()) : contiguousCopy(t);
+      kernels.copy(flat, staged.view(io.colossal4j.tensor.Shape.of(k), new long[] {1}, at));
+      if (flat.storage() != t.storage()) flat.storage().release();
+      at += k;
+    }
+    Slot slot = n <= SLOT_VALUES ? freeSlots.poll() : null;
+    if (slot == null) {
+      slot = new Slot(driver.hostAlloc(8L * Math.max(n, SLOT_VALUES)), driver.eventCreate(Driver.EVENT_DISABLE_TIMING));
+      allSlots.add(slot);
+    }
+    driver.copyDeviceToHost(slot.host(), pointer(staged), 8L * n, stream);
+    driver.eventRecord(slot.event(), stream);
+    staged.storage().release();   // stream-ordered: whatever reuses the block is queued after the copy
+    Slot mine = slot;
+    int count = n;
+    return new HostValues() {
+      private double[] values;
+
+      @Override public synchronized double[] get() {
+        if (values == null) {
+          driver.eventSynchronize(mine.event());
+          kernels.faults().check();
+          values = mine.host().asSlice(0, 8L * count).toArray(java.lang.foreign.ValueLayout.JAVA_DOUBLE);
+          freeSlots.push(mine);
+        }
+        return values;
+      }
+    };
+  }
+
+  private Tensor contiguousCopy(Tensor t) {
+    Tensor c = Tensor.empty(io.colossal4j.tensor.Shape.of(Math.toIntExact(t.numel())), t.dtype(), this, MemoryCategory.TEMPORARY);
+    kernels.copy(t, c.view(t.shape(), t.shape().contiguousStrides(), 0));
+    return c;
+  }
+
   /** Waits for all queued work; a kernel fault surfaces here as a {@link CudaException}. */
   @Override public void synchronize() {
     enter();
@@ -343,6 +406,10 @@ public final class CudaBackend implements Backend {
     try {
       synchronize();
       allocator.emptyCache();
+      for (Slot sl : allSlots) {
+        driver.hostFree(sl.host());
+        driver.eventDestroy(sl.event());
+      }
       kernels.close();
       module.close();
       driver.streamDestroy(stream);

@@ -99,10 +99,9 @@ public final class DataParallel implements StepHooks {
     for (Bucket b : buckets) { b.work.await(); b.work = null; }
   }
 
-  @Override public double[] reduceStepMetrics(double[] sums) {
-    Tensor t = Tensor.of(sums, Shape.of(sums.length), DType.F64, buckets.getFirst().buffer.backend());
-    group.allReduce(t, Reduction.SUM);
-    return t.toDoubleArray();
+  @Override public Tensor reduceStepMetrics(Tensor sums) {
+    group.allReduce(sums, Reduction.SUM);
+    return sums;
   }
 
   @Override public void afterStep() {

@@ -27,7 +27,8 @@ import org.junit.jupiter.api.Test;
  * The Engine's training step on CUDA: three AdamW steps of a small ViT (conv patch embedding, pre-norm blocks with
  * fused attention, class token) from the same initial parameters and batch as on the CPU, f32. Between steps the GPU
  * releases its gradients (PyTorch's set_to_none; the next backward installs fresh ones) while the CPU keeps them
- * zeroed lazily; the losses of every step agree.
+ * zeroed lazily; the losses of every step agree. Steps queued with {@link Engine#trainStepAsync} and read a step
+ * late give the same figures bit for bit and make the host wait for the GPU only when a result is read.
  */
 class CudaEngineStepTest {
   @Test void gpuStepsMatchTheCpuAndReleaseGradients() {
@@ -41,6 +42,61 @@ class CudaEngineStepTest {
       for (int s = 0; s < onCpu.length; s++)
         assertEquals(onCpu[s], onGpu[s], 1e-4 * Math.abs(onCpu[s]), "loss of step " + s + ": cpu " + onCpu[s] + ", gpu " + onGpu[s]);
     }
+  }
+
+  @Test void stepsReadLateMatchAndQueueWithoutWaiting() {
+    CudaBackend g = gpu();
+    Engine now = engine(g), later = engine(g);
+    Batch batch = batch(g);
+    Engine.StepResult[] read = new Engine.StepResult[4], late = new Engine.StepResult[4];
+    for (int s = 0; s < read.length; s++) read[s] = now.trainStep(batch);
+    Engine.PendingStep previous = null;
+    for (int s = 0; s < late.length; s++) {
+      long waits = g.hostWaits();
+      Engine.PendingStep step = later.trainStepAsync(batch);
+      // after the first step (GEMM and cuDNN plans are timed then, which waits) nothing in a step waits for the GPU
+      if (s > 0) assertEquals(waits, g.hostWaits(), "step " + s + " waited for the GPU while it was queued");
+      if (previous != null) late[s - 1] = previous.result();
+      previous = step;
+    }
+    late[late.length - 1] = previous.result();
+    assertEquals(late[late.length - 1], previous.result(), "a result read twice is the same");
+    for (int s = 0; s < read.length; s++) {
+      // same parameters, batch and kernels in the same order: the same bits
+      assertEquals(read[s].loss(), late[s].loss(), 0.0, "loss of step " + s);
+      assertEquals(read[s].gradNorm(), late[s].gradNorm(), 0.0, "gradient norm of step " + s);
+      assertEquals(read[s].correct(), late[s].correct(), "correct count of step " + s);
+      assertEquals(16, late[s].samples(), "samples of step " + s);
+      assertTrue(late[s].gradNorm() > 0, "a gradient norm was formed");
+    }
+  }
+
+  @Test void readLaterReturnsTheValuesAsQueued() {
+    CudaBackend g = gpu();
+    Tensor a = Tensor.of(new double[] {1.5, -2.25}, Shape.of(2), DType.F64, g);
+    Tensor b = Tensor.of(new float[] {3.75f}, Shape.of(1), g);
+    Tensor t = Tensor.of(new float[] {1, 2, 3, 4, 5, 6}, Shape.of(2, 3), g);
+    Tensor column = t.view(Shape.of(2), new long[] {3}, 1);   // non-contiguous: 2, 5
+    long waits = g.hostWaits();
+    Backend.HostValues v = g.readLater(a, b, column);
+    assertEquals(waits, g.hostWaits(), "readLater does not wait");
+    g.kernels().fill(a, 99);   // queued after the read: not seen by it
+    a.storage().release();
+    assertEquals(java.util.List.of(1.5, -2.25, 3.75, 2.0, 5.0), java.util.Arrays.stream(v.get()).boxed().toList());
+  }
+
+  private static Engine engine(Backend b) {
+    UnitModel model = Zoo.build(ModuleContext.of(b, 0), ModelSpec.of("vit_mini_28", 10));
+    return new Engine(model, Adam.adamW(ParamGroup.single(model.namedParameters(), 0.05)), (o, t) -> Loss.crossEntropy(o, t),
+        new LrSchedule.Constant(1e-3));
+  }
+
+  private static Batch batch(Backend b) {
+    Random rnd = new Random(5);
+    float[] x = new float[16 * 784];
+    for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
+    long[] y = rnd.longs(16, 0, 10).toArray();
+    return new Batch(Tensor.of(x, Shape.of(16, 1, 28, 28), b), Tensor.of(y, Shape.of(16), DType.I64, b));
   }
 
   private static double[] steps(Backend b) {

@@ -67,7 +67,10 @@ public final class Equivalence {
   private static Run train(Family f, CpuBackend cpu, Module model, ProcessGroup tp) {
     var opt = Adam.adamW(ParamGroup.decayAndNoDecay(model.namedParameters(), 0.05));
     StepHooks hooks = tp == null ? new StepHooks() {} : new StepHooks() {
-      @Override public double gradSquaredNorm(List<io.colossal4j.tensor.Tensor> params) { return TensorParallelState.gradSquaredNorm(tp, model); }
+      @Override public io.colossal4j.tensor.Tensor gradSquaredNorm(List<io.colossal4j.tensor.Tensor> params) {
+        return io.colossal4j.tensor.Tensor.of(new double[] {TensorParallelState.gradSquaredNorm(tp, model)}, io.colossal4j.tensor.Shape.of(1),
+            io.colossal4j.tensor.DType.F64, cpu);
+      }
     };
     var engine = new Engine(model, opt, f.loss(tp), new LrSchedule.Constant(LR), 2, CLIP, hooks, MicroBatchSchedule.SEQUENTIAL);
     double[] losses = new double[STEPS], norms = new double[STEPS];
