@@ -135,6 +135,7 @@ final class NcclDpBench implements Main.Command {
     if (dp != null) dp.barrier();
     gpu.synchronize();
     long waits0 = gpu.hostWaits();
+    gpu.traceHostWaits(true);
     long t0 = System.nanoTime();
     Engine.PendingStep previous = null;
     for (int i = 0; i < STEPS; i++) {
@@ -151,6 +152,8 @@ final class NcclDpBench implements Main.Command {
     double ms = (System.nanoTime() - t0) / 1e6 / STEPS;
     System.err.printf("%s on %s%s: %.1f ms a step, the host waited for the GPU %d times in %d steps%n", name, gpu.describe().split(",")[0],
         late ? " (figures read a step late)" : "", ms, gpu.hostWaits() - waits0, STEPS);
+    for (String site : gpu.hostWaitSites()) System.err.println("  waited: " + site);
+    gpu.traceHostWaits(false);
     for (Tensor p : model.parameters()) p.storage().release();
     gpu.emptyCache();
     return ms;

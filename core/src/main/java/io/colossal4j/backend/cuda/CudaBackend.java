@@ -264,6 +264,12 @@ public final class CudaBackend implements Backend {
   /** How many times the host has waited for this device so far (synchronisations, host copies): a training step needs none. */
   public long hostWaits() { return driver.hostWaits(); }
 
+  /** Starts or stops recording where the host waits for this device ({@link #hostWaitSites}); a diagnostic. */
+  public void traceHostWaits(boolean on) { driver.traceWaits(on); }
+
+  /** Where the host waited since tracing started: "count x caller < its caller < ...", most frequent first. */
+  public java.util.List<String> hostWaitSites() { return driver.waitSites(); }
+
   /** cuMemAlloc and cuMemFree calls so far (a steady step, served from the cache, makes none). */
   public long deviceMemoryCalls() { return driver.memoryCalls(); }
 
@@ -341,9 +347,11 @@ public final class CudaBackend implements Backend {
   private final java.util.List<Slot> allSlots = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
 
   /**
-   * Converts the values to f64 into a device buffer, queues its copy to page-locked host memory and records an
-   * event; {@link HostValues#get} waits for that event only (not for work queued after it) and reads the buffer.
-   * Nothing waits here, so the caller can go on queueing work (the next step) while the copy is pending.
+   * Converts the values to f64 into a device buffer, queues its copy (and one of the device-fault words, when an
+   * op armed them) to page-locked host memory and records an event; {@link HostValues#get} waits for that event
+   * only, not for work queued after it (so not a full synchronisation), reports a recorded fault as
+   * {@link #synchronize} would, and reads the values. Nothing waits here, so the caller can go on queueing work
+   * (the next step) while the copy is pending.
    */
   @Override public HostValues readLater(Tensor... tensors) {
     int n = 0;
@@ -365,10 +373,12 @@ public final class CudaBackend implements Backend {
     }
     Slot slot = n <= SLOT_VALUES ? freeSlots.poll() : null;
     if (slot == null) {
-      slot = new Slot(driver.hostAlloc(8L * Math.max(n, SLOT_VALUES)), driver.eventCreate(Driver.EVENT_DISABLE_TIMING));
+      slot = new Slot(driver.hostAlloc(DeviceFaults.BYTES + 8L * Math.max(n, SLOT_VALUES)), driver.eventCreate(Driver.EVENT_DISABLE_TIMING));
       allSlots.add(slot);
     }
-    driver.copyDeviceToHost(slot.host(), pointer(staged), 8L * n, stream);
+    // [fault words][values]: faults recorded up to here are read with the values, without waiting for later work
+    boolean faultsCopied = kernels.faults().copyTo(slot.host());
+    driver.copyDeviceToHost(slot.host().asSlice(DeviceFaults.BYTES), pointer(staged), 8L * n, stream);
     driver.eventRecord(slot.event(), stream);
     staged.storage().release();   // stream-ordered: whatever reuses the block is queued after the copy
     Slot mine = slot;
@@ -379,9 +389,12 @@ public final class CudaBackend implements Backend {
       @Override public synchronized double[] get() {
         if (values == null) {
           driver.eventSynchronize(mine.event());
-          kernels.faults().check();
-          values = mine.host().asSlice(0, 8L * count).toArray(java.lang.foreign.ValueLayout.JAVA_DOUBLE);
-          freeSlots.push(mine);
+          try {
+            if (faultsCopied) kernels.faults().checkCopied(mine.host());
+            values = mine.host().asSlice(DeviceFaults.BYTES, 8L * count).toArray(java.lang.foreign.ValueLayout.JAVA_DOUBLE);
+          } finally {
+            freeSlots.push(mine);
+          }
         }
         return values;
       }

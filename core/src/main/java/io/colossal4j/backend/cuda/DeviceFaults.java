@@ -21,6 +21,8 @@ import java.util.List;
  */
 final class DeviceFaults implements AutoCloseable {
   private static final int SLOTS = 8, SLOT_LONGS = 4;
+  /** Bytes of the fault words (what {@link #copyTo} copies). */
+  static final long BYTES = (long) SLOTS * SLOT_LONGS * Long.BYTES;
 
   private final CudaBackend backend;
   private final List<String> ops = new ArrayList<>();
@@ -70,6 +72,26 @@ final class DeviceFaults implements AutoCloseable {
         throw new TensorException(ops.get(i) + " on " + backend.name() + ": index " + v[b + 1] + " at position " + v[b + 2]
             + " is out of range (valid: 0.." + (v[b + 3] - 1) + "); that element was skipped");
     }
+  }
+
+  /**
+   * Queues a copy of the fault words into page-locked host memory {@code dst} ({@link #BYTES}) on the stream, so a
+   * caller that waits for that point only (an event, not the whole stream) can see the faults recorded so far;
+   * false, nothing queued, when no op has armed them.
+   */
+  synchronized boolean copyTo(MemorySegment dst) {
+    if (!armed || words == null) return false;
+    backend.driver().copyDeviceToHost(dst, backend.pointer(words), BYTES, backend.stream());
+    return true;
+  }
+
+  /** After a {@link #copyTo} has completed: when the copied words record a fault, reports it as {@link #check} does. */
+  void checkCopied(MemorySegment copied) {
+    for (int i = 0; i < SLOTS; i++)
+      if (copied.get(ValueLayout.JAVA_LONG, (long) i * SLOT_LONGS * Long.BYTES) != 0) {
+        check();   // synchronises, reads the words again, clears them and throws
+        return;
+      }
   }
 
   @Override public synchronized void close() {

@@ -85,6 +85,17 @@ class CudaEngineStepTest {
     assertEquals(java.util.List.of(1.5, -2.25, 3.75, 2.0, 5.0), java.util.Arrays.stream(v.get()).boxed().toList());
   }
 
+  @Test void readLaterReportsADeviceFaultQueuedBeforeIt() {
+    CudaBackend g = gpu();
+    Tensor weight = Tensor.of(new float[] {1, 2, 3, 4, 5, 6}, Shape.of(3, 2), g);
+    Tensor ids = Tensor.of(new long[] {0, 7}, Shape.of(2), DType.I64, g);   // 7 is out of range (3 rows)
+    Tensor rows = io.colossal4j.autograd.GradMode.noGrad(() -> io.colossal4j.ops.Indexing.embedding(weight, ids));
+    Backend.HostValues v = g.readLater(io.colossal4j.ops.Reduce.sum(rows));
+    io.colossal4j.tensor.TensorException e = org.junit.jupiter.api.Assertions.assertThrows(io.colossal4j.tensor.TensorException.class, v::get);
+    assertTrue(e.getMessage().contains("index 7"), e.getMessage());
+    g.synchronize();   // reported once: the words were cleared
+  }
+
   private static Engine engine(Backend b) {
     UnitModel model = Zoo.build(ModuleContext.of(b, 0), ModelSpec.of("vit_mini_28", 10));
     return new Engine(model, Adam.adamW(ParamGroup.single(model.namedParameters(), 0.05)), (o, t) -> Loss.crossEntropy(o, t),

@@ -191,7 +191,7 @@ public final class Driver {
   }
 
   public void contextSynchronize() {
-    hostWaits.increment();
+    waited();
     check(call(() -> (int) cuCtxSynchronize.invokeExact()), "cuCtxSynchronize");
   }
 
@@ -199,6 +199,31 @@ public final class Driver {
 
   /** How many times the host has waited for the device so far (context, stream and event synchronisations). */
   public long hostWaits() { return hostWaits.sum(); }
+
+  /** Where the host waited, by calling method (outside this package and the backend's), while tracing is on; null when off. */
+  private volatile java.util.concurrent.ConcurrentHashMap<String, java.util.concurrent.atomic.LongAdder> waitSites;
+
+  /** Starts (true) or stops recording where the host waits for the device (a diagnostic; costs a stack walk per wait). */
+  public void traceWaits(boolean on) { waitSites = on ? new java.util.concurrent.ConcurrentHashMap<>() : null; }
+
+  /** The recorded wait sites and their counts, most frequent first. */
+  public java.util.List<String> waitSites() {
+    var m = waitSites;
+    if (m == null) return java.util.List.of();
+    return m.entrySet().stream().sorted((a, b) -> Long.compare(b.getValue().sum(), a.getValue().sum()))
+        .map(e -> e.getValue().sum() + " x " + e.getKey()).toList();
+  }
+
+  private void waited() {
+    hostWaits.increment();
+    var m = waitSites;
+    if (m == null) return;
+    String site = StackWalker.getInstance().walk(frames -> frames
+        .filter(f -> !f.getClassName().startsWith("io.colossal4j.backend.cuda") && !f.getClassName().startsWith("io.colossal4j.tensor.Tensor"))
+        .limit(3).map(f -> f.getClassName().substring(f.getClassName().lastIndexOf('.') + 1) + "." + f.getMethodName() + ":" + f.getLineNumber())
+        .reduce((a, b) -> a + " < " + b).orElse("?"));
+    m.computeIfAbsent(site, k -> new java.util.concurrent.atomic.LongAdder()).increment();
+  }
 
   /** How many cuMemAlloc and cuMemFree calls so far (cuMemFree synchronises the device). */
   public long memoryCalls() { return memoryCalls.sum(); }
@@ -244,7 +269,7 @@ public final class Driver {
 
   /** Waits for the stream; a kernel fault queued earlier surfaces here, with the driver's description. */
   public void streamSynchronize(long stream) {
-    hostWaits.increment();
+    waited();
     check(call(() -> (int) cuStreamSynchronize.invokeExact(stream)), "cuStreamSynchronize");
   }
 
@@ -281,7 +306,7 @@ public final class Driver {
 
   public void eventSynchronize(long event) {
     requireNonNull(event, "event");
-    hostWaits.increment();
+    waited();
     check(call(() -> (int) cuEventSynchronize.invokeExact(event)), "cuEventSynchronize");
   }
 
