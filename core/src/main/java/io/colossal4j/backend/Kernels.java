@@ -56,6 +56,14 @@ public interface Kernels {
   }
 
   /**
+   * pre[M, N] = a[M, K]·b[K, N] + bias[N] and out = gelu(pre) in one pass (a GEMM whose epilogue applies the GELU
+   * and also stores its input), when the backend has such a kernel for this GELU and these operands; false, nothing
+   * written, otherwise (the caller composes matmulBias and the GELU). The output is GELU of the f32 sum rounded once,
+   * so it may differ from the composite, which rounds pre first, by an ulp of out's type.
+   */
+  default boolean matmulBiasGelu(UnaryOp gelu, Tensor a, Tensor b, Tensor bias, Tensor pre, Tensor out) { return false; }
+
+  /**
    * Whether {@link #matmulResidual} is a fused kernel that {@code LinAlg.linearAdd} should try before composing
    * linear and add (the reference, which keeps the CPU's numbers those of the two ops, rounding included).
    */

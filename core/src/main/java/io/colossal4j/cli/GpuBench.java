@@ -51,7 +51,7 @@ final class GpuBench implements Main.Command {
 
   @Override public int run(String[] args) {
     CudaOptions opts = CudaOptions.defaults(io.colossal4j.launch.HostEnvironment.current());
-    boolean kernels = true;
+    boolean kernels = true, geluEpilogue = true;
     java.util.Set<Diagnostic> diag = java.util.EnumSet.noneOf(Diagnostic.class);
     String only = null;
     for (int i = 0; i < args.length; i++) {
@@ -72,6 +72,7 @@ final class GpuBench implements Main.Command {
         }
         case "--profile" -> diag.add(Diagnostic.PROFILE);
         case "--gemm-tuning" -> diag.add(Diagnostic.GEMM_TUNING);
+        case "--no-gelu-epilogue" -> geluEpilogue = false;
         case "--trace-memory" -> diag.add(Diagnostic.TRACE_MEMORY);
         case "--only" -> {
           only = i + 1 < args.length ? args[++i] : "";
@@ -81,7 +82,7 @@ final class GpuBench implements Main.Command {
           }
         }
         default -> {
-          System.err.println("colossal bench gpu: unknown option '" + args[i] + "' (valid: --kernel-cache DIR, --skip-kernels, --cudnn-plans autotune|explore|heuristic, --profile, --trace-memory, --gemm-tuning, --only vit|gpt|amp|attention)");
+          System.err.println("colossal bench gpu: unknown option '" + args[i] + "' (valid: --kernel-cache DIR, --skip-kernels, --cudnn-plans autotune|explore|heuristic, --profile, --trace-memory, --gemm-tuning, --no-gelu-epilogue, --only vit|gpt|amp|attention)");
           return 2;
         }
       }
@@ -90,6 +91,7 @@ final class GpuBench implements Main.Command {
     try (CudaBackend gpu = CudaBackend.open(Device.cuda(0), opts)) {
       System.err.println("colossal4j GPU bench on " + gpu.describe());
       if (diag.contains(Diagnostic.GEMM_TUNING)) gpu.logGemmTuning(System.err);
+      gpu.useGeluEpilogue(geluEpilogue);
       out.println(CudaBench.CSV_HEADER);
       if ("attention".equals(only)) {
         CudaBench.attentionKernels(gpu, out);

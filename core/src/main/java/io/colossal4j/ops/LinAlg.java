@@ -125,7 +125,8 @@ public final class LinAlg {
    * backend fuses the GELU backward with the bias gradient ({@code Kernels.fusedGeluBiasGrad}, CUDA), the backward
    * computes dgelu = GELU'(pre)·g and b's gradient, its column sums, in one pass (saving a read of the [tokens,
    * hidden] dgelu), then w's and x's gradients as linear's backward does; the forward is linear's GEMM (bias in the
-   * epilogue) and the GELU kernel, as the composite. Without a bias, or on the CPU (so its numbers stay those of the
+   * epilogue) and the GELU kernel, as the composite, or one GEMM that applies the GELU in its epilogue and also
+   * stores the pre-activation ({@code Kernels.matmulBiasGelu}: CUDA, tanh GELU, 16-bit outputs). Without a bias, or on the CPU (so its numbers stay those of the
    * composite, bit for bit), this is exactly {@code gelu.apply(linear(x, w, b))}. Saves what the two ops save: x's
    * rows and w for linear, the pre-activation for GELU.
    */
@@ -142,9 +143,11 @@ public final class LinAlg {
     Tensor xc = autocast(x), wc = autocast(w), bc = autocast(b);
     Tensor pre = OpSupport.empty(linearShape(x, w), outType, x.backend());
     Tensor x2 = rows(xc, m, in);
-    k.matmulBias(x2, transposed(wc), bc, rows(pre, m, outF));
     Tensor out = OpSupport.emptyLike(pre);
-    k.unary(gelu.forward, pre, out);
+    if (!k.matmulBiasGelu(gelu.forward, x2, transposed(wc), bc, rows(pre, m, outF), rows(out, m, outF))) {
+      k.matmulBias(x2, transposed(wc), bc, rows(pre, m, outF));
+      k.unary(gelu.forward, pre, out);
+    }
     // linear's backward without its bias sum (done with the GELU backward below)
     LinearBackward lin = new LinearBackward(x2, wc, null, x.shape(), xc.requiresGrad(), wc.requiresGrad(), false);
     boolean gb = bc.requiresGrad();

@@ -264,6 +264,9 @@ public final class CudaBackend implements Backend {
   /** How many times the host has waited for this device so far (synchronisations, host copies): a training step needs none. */
   public long hostWaits() { return driver.hostWaits(); }
 
+  /** Whether linear + tanh GELU may run as one GEMM with the GELU in its epilogue (on by default; a benchmark switch). */
+  public void useGeluEpilogue(boolean on) { ((CudaKernels) kernels()).gemms().geluEpilogue = on; }
+
   /** Starts or stops recording where the host waits for this device ({@link #hostWaitSites}); a diagnostic. */
   public void traceHostWaits(boolean on) { driver.traceWaits(on); }
 

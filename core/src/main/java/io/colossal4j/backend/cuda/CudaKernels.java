@@ -281,6 +281,10 @@ final class CudaKernels implements Kernels, AutoCloseable {
 
   @Override public boolean fusedLinearResidual() { return true; }
 
+  @Override public boolean matmulBiasGelu(UnaryOp gelu, Tensor a, Tensor b, Tensor bias, Tensor pre, Tensor out) {
+    return matmul.matmulBiasGelu(gelu, a, b, bias, pre, out);
+  }
+
   @Override public boolean matmulResidual(Tensor a, Tensor b, Tensor bias, Tensor residual, Tensor out) {
     return matmul.matmulResidual(a, b, bias, residual, out);
   }

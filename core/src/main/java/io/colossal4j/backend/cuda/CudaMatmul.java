@@ -67,7 +67,12 @@ final class CudaMatmul implements AutoCloseable {
         case INTO_D -> " +=";
         case FROM_C -> " +res";
       };
-      String epi = epilogue == CublasLt.EPILOGUE_DEFAULT ? "" : epilogue == CublasLt.EPILOGUE_BIAS ? " +bias" : " +epi" + epilogue;
+      String epi = switch (epilogue) {
+        case CublasLt.EPILOGUE_DEFAULT -> "";
+        case CublasLt.EPILOGUE_BIAS -> " +bias";
+        case CublasLt.EPILOGUE_GELU_AUX_BIAS -> " +bias +gelu";
+        default -> " +epi" + epilogue;
+      };
       return "gemm " + t + " " + (opA == CublasLt.OP_N ? "N" : "T") + (opB == CublasLt.OP_N ? "N" : "T") + " " + m + "x" + n + "x" + kk
           + (batch > 1 ? " b" + batch : "") + add + epi;
     }
@@ -208,7 +213,7 @@ final class CudaMatmul implements AutoCloseable {
     Problem p = new Problem(type, bm.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T, am.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T,
         n, m, kk, bm.ld(), am.ld(), om.ld(), om.ld(), batch, sb, sa, so, accumulate ? Beta.INTO_D : Beta.NONE, CublasLt.EPILOGUE_DEFAULT);
     // autotune only problems that overwrite their output, on their own buffers: {a, b, c, d}
-    Plan plan = plan(p, accumulate ? null : new long[] {pa, pb, po, po}, 0);
+    Plan plan = plan(p, accumulate ? null : new long[] {pa, pb, po, po}, 0, 0);
     if (plan == null) return false;
     CublasLt lt = k.backend().cublasLt();
     k.backend().enter();
@@ -229,8 +234,37 @@ final class CudaMatmul implements AutoCloseable {
    */
   boolean matmulBias(Tensor a, Tensor b, Tensor bias, Tensor out) {
     if (out.rank() != 2 || a.rank() != 2 || b.rank() != 2 || bias.rank() != 1) return false;
-    return epilogueMatmul(a, b, bias, null, out);
+    return epilogueMatmul(a, b, bias, null, null, out);
   }
+
+  /**
+   * pre = a·b + bias and out = GELU(pre) in one cuBLASLt call (EPILOGUE_GELU_AUX_BIAS: D = out, the auxiliary
+   * output = pre, laid out as D): only for the tanh GELU, which is the form cuBLASLt's epilogue computes
+   * ({@code CudaLinearGeluTest} checks it against both forms on f32 outputs, where they differ by up to 2e-4),
+   * and only for 16-bit outputs, whose rounding (an ulp of 2^-8 or 2^-11 relative) is far coarser than any
+   * difference between the epilogue's f32 arithmetic and our kernel's. pre and out: 2-D, the same shape, dtype and
+   * leading dimension (a multiple of 8), not overlapping.
+   */
+  boolean matmulBiasGelu(io.colossal4j.backend.UnaryOp gelu, Tensor a, Tensor b, Tensor bias, Tensor pre, Tensor out) {
+    if (!geluEpilogue || (gelu != io.colossal4j.backend.UnaryOp.GELU_TANH && !(gelu == io.colossal4j.backend.UnaryOp.GELU && geluEpilogueForExact))) return false;
+    if (!(out.dtype() == DType.BF16 || out.dtype() == DType.F16) && !geluEpilogueAnyDtype) return false;
+    if (out.rank() != 2 || pre.rank() != 2 || a.rank() != 2 || b.rank() != 2 || bias == null || bias.rank() != 1) return false;
+    if (!pre.shape().equals(out.shape()) || pre.dtype() != out.dtype() || pre.storage() == out.storage() || pre.stride(0) != out.stride(0)
+        || pre.stride(1) != 1 || pre.stride(0) % 8 != 0) return false;
+    if (!epilogueMatmul(a, b, bias, null, pre, out)) return false;
+    geluGemms.incrementAndGet();
+    return true;
+  }
+
+  /** How many GEMMs applied the GELU in their epilogue so far: tests check the fused path ran. */
+  private final java.util.concurrent.atomic.AtomicLong geluGemms = new java.util.concurrent.atomic.AtomicLong();
+
+  long geluGemms() { return geluGemms.get(); }
+
+  /** Test switches: the GELU epilogue for the exact GELU too, and for f32 outputs (to see which form it computes). */
+  volatile boolean geluEpilogueForExact, geluEpilogueAnyDtype;
+  /** Whether the GELU epilogue is used at all ({@link CudaBackend#useGeluEpilogue}). */
+  volatile boolean geluEpilogue = true;
 
   long residualGemms() { return residualGemms.get(); }
 
@@ -246,7 +280,7 @@ final class CudaMatmul implements AutoCloseable {
   boolean matmulResidual(Tensor a, Tensor b, Tensor bias, Tensor residual, Tensor out) {
     if (out.rank() != 2 || a.rank() != 2 || b.rank() != 2 || residual.rank() != 2 || (bias != null && bias.rank() != 1)) return false;
     if (!residual.shape().equals(out.shape()) || residual.dtype() != out.dtype() || residual.storage() == out.storage()) return false;
-    if (!epilogueMatmul(a, b, bias, residual, out)) return false;
+    if (!epilogueMatmul(a, b, bias, residual, null, out)) return false;
     residualGemms.incrementAndGet();
     return true;
   }
@@ -257,7 +291,7 @@ final class CudaMatmul implements AutoCloseable {
    * bias-gradient epilogue BGRADB for the backward was measured on an H200 and dropped: its GEMMs ran 10–25%
    * slower than plain ones plus the column sum.)
    */
-  private boolean epilogueMatmul(Tensor a, Tensor b, Tensor vec, Tensor residual, Tensor out) {
+  private boolean epilogueMatmul(Tensor a, Tensor b, Tensor vec, Tensor residual, Tensor aux, Tensor out) {
     DType t = out.dtype();
     if (a.dtype() != t || b.dtype() != t || (vec != null && vec.dtype() != t) || !(t == DType.F32 || t == DType.BF16 || t == DType.F16)) return false;
     long m = out.size(0), n = out.size(1), kk = a.size(1);
@@ -272,17 +306,21 @@ final class CudaMatmul implements AutoCloseable {
     long pVec = vec == null ? 0 : k.ptr(vec) + vec.offset() * es;
     if (pVec % 16 != 0) return false;   // cuBLASLt's alignment for the bias vector
     if (residual != null && (pc % 256 != 0 || po % 256 != 0)) return false;
+    long pAux = aux == null ? 0 : k.ptr(aux) + aux.offset() * es;
+    if (aux != null && (pAux % 256 != 0 || po % 256 != 0)) return false;
     int type = t == DType.F32 ? CublasLt.R_32F : t == DType.BF16 ? CublasLt.R_16BF : CublasLt.R_16F;
     Beta beta = residual == null ? Beta.NONE : Beta.FROM_C;
     Problem p = new Problem(type, bm.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T, am.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T,
-        n, m, kk, bm.ld(), am.ld(), cm.ld(), om.ld(), 1, 0, 0, 0, beta, vec == null ? CublasLt.EPILOGUE_DEFAULT : CublasLt.EPILOGUE_BIAS);
-    Plan plan = plan(p, new long[] {pa, pb, pc, po}, pVec);
+        n, m, kk, bm.ld(), am.ld(), cm.ld(), om.ld(), 1, 0, 0, 0, beta,
+        aux != null ? CublasLt.EPILOGUE_GELU_AUX_BIAS : vec == null ? CublasLt.EPILOGUE_DEFAULT : CublasLt.EPILOGUE_BIAS);
+    Plan plan = plan(p, new long[] {pa, pb, pc, po}, pVec, pAux);
     if (plan == null) return false;
     CublasLt lt = k.backend().cublasLt();
     k.backend().enter();
     CudaProfiler prof = k.backend().profiler();
     synchronized (this) {   // the vector's pointer is an attribute of the shared plan's descriptor
       if (vec != null) lt.setDescLong(plan.desc, CublasLt.DESC_BIAS_POINTER, pVec);
+      if (aux != null) lt.setDescLong(plan.desc, CublasLt.DESC_EPILOGUE_AUX_POINTER, pAux);
       if (prof != null) prof.begin(p.describe());
       lt.matmul(handle, plan.desc, one, pb, plan.layoutA, pa, plan.layoutB, beta == Beta.NONE ? zero : one, pc, plan.layoutC, po, plan.layoutD,
           plan.algo, k.ptr(workspaceTensor()), WORKSPACE_BYTES, k.backend().stream());
@@ -306,7 +344,7 @@ final class CudaMatmul implements AutoCloseable {
    * {a, b, c, d} of the call, to time the candidates on (null: take the heuristic's first, for problems that
    * accumulate into D, which a timing run would change); {@code biasPointer}: the bias of an epilogue problem, else 0.
    */
-  private synchronized Plan plan(Problem p, long[] pointers, long biasPointer) {
+  private synchronized Plan plan(Problem p, long[] pointers, long biasPointer, long auxPointer) {
     Plan cached = plans.get(p);
     if (cached != null) return cached;
     CublasLt lt = k.backend().cublasLt();
@@ -320,6 +358,10 @@ final class CudaMatmul implements AutoCloseable {
       lt.setDescInt(desc, CublasLt.DESC_EPILOGUE, p.epilogue());
       lt.setDescInt(desc, CublasLt.DESC_BIAS_DATA_TYPE, p.dataType());
       lt.setDescLong(desc, CublasLt.DESC_BIAS_POINTER, biasPointer);
+    }
+    if (p.epilogue() == CublasLt.EPILOGUE_GELU_AUX_BIAS) {   // the pre-activation, laid out as D
+      lt.setDescLong(desc, CublasLt.DESC_EPILOGUE_AUX_POINTER, auxPointer);
+      lt.setDescLong(desc, CublasLt.DESC_EPILOGUE_AUX_LD, p.ldd());
     }
     long la = p.opA() == CublasLt.OP_N ? lt.layout(p.dataType(), p.m(), p.kk(), p.lda()) : lt.layout(p.dataType(), p.kk(), p.m(), p.lda());
     long lb = p.opB() == CublasLt.OP_N ? lt.layout(p.dataType(), p.kk(), p.n(), p.ldb()) : lt.layout(p.dataType(), p.n(), p.kk(), p.ldb());

@@ -21,12 +21,13 @@ public final class CublasLt {
   public static final int COMPUTE_32F = 68, COMPUTE_32F_FAST_TF32 = 77, COMPUTE_64F = 70;
   // cublasLtMatmulDescAttributes_t
   public static final int DESC_TRANSA = 3, DESC_TRANSB = 4, DESC_EPILOGUE = 7, DESC_BIAS_POINTER = 8, DESC_BIAS_DATA_TYPE = 26;
+  public static final int DESC_EPILOGUE_AUX_POINTER = 11, DESC_EPILOGUE_AUX_LD = 12;
   // cublasLtMatrixLayoutAttribute_t
   public static final int LAYOUT_BATCH_COUNT = 5, LAYOUT_STRIDED_BATCH_OFFSET = 6;
   public static final int PREF_MAX_WORKSPACE_BYTES = 1;
   public static final int OP_N = 0, OP_T = 1;
   // cublasLtEpilogue_t
-  public static final int EPILOGUE_DEFAULT = 1, EPILOGUE_BIAS = 4, EPILOGUE_GELU = 32, EPILOGUE_GELU_BIAS = 36;
+  public static final int EPILOGUE_DEFAULT = 1, EPILOGUE_BIAS = 4, EPILOGUE_GELU = 32, EPILOGUE_GELU_BIAS = 36, EPILOGUE_GELU_AUX_BIAS = 164;
   /** sizeof(cublasLtMatmulHeuristicResult_t): algo (8 x u64), workspaceSize, state, wavesCount, reserved[4]. */
   public static final long HEURISTIC_RESULT_BYTES = 96;
 
