@@ -46,6 +46,9 @@ final class CpuBench {
   /** Case groups {@code --only} may name. */
   private static final java.util.Set<String> GROUPS = java.util.Set.of("sgemm", "conv", "rows", "elementwise");
 
+  /** The groups in the order a full run takes them. */
+  static final java.util.List<String> ORDER = java.util.List.of("sgemm", "conv", "rows", "elementwise");
+
   /** Runs every case group, or only {@code only} when it is not null. */
   static void run(int threads, String only) {
     if (only != null && !GROUPS.contains(only)) throw new IllegalArgumentException("--only must be one of " + GROUPS + ", got " + only);
