@@ -35,14 +35,6 @@ final class Reductions {
     };
   }
 
-  private static FloatVector combine(ReduceOp op, FloatVector acc, FloatVector v) {
-    return switch (op) {
-      case MAX -> acc.max(v);
-      case MIN -> acc.min(v);
-      default -> acc.add(v);
-    };
-  }
-
   /** Reduces each of {@code outer} rows of length {@code inner}. */
   static void trailing(CpuParallel par, ReduceOp op, Tensor x, long outer, int inner, Tensor out) {
     MemorySegment sx = segment(x), so = segment(out);
@@ -53,23 +45,60 @@ final class Reductions {
     });
   }
 
-  /** One row, in its own method so the JIT compiles it as a plain hot method (not by on-stack replacement). */
+  /**
+   * One row, in its own method so the JIT compiles it as a plain hot method (not by on-stack replacement). One loop
+   * per op, each calling the vector op directly: a helper taking vectors as arguments (a switch on the op) was left
+   * out of line by the JIT in a long run and boxed every vector it was passed (about 600 bytes of garbage per 64
+   * elements, and the fallback's speed), as found with JFR's allocation samples in a convolution's training step.
+   */
   private static float row(ReduceOp op, MemorySegment sx, long xo, int inner, float id) {
+    return switch (op) {
+      case MAX -> rowMax(sx, xo, inner, id);
+      case MIN -> rowMin(sx, xo, inner, id);
+      default -> rowSum(sx, xo, inner, id);
+    };
+  }
+
+  private static float rowSum(MemorySegment sx, long xo, int inner, float id) {
     FloatVector a0 = FloatVector.broadcast(S, id), a1 = a0, a2 = a0, a3 = a0;
     int j = 0;
     for (; j + 4 * L <= inner; j += 4 * L) {
-      a0 = combine(op, a0, FloatVector.fromMemorySegment(S, sx, (xo + j) * 4, RowOps.NATIVE));
-      a1 = combine(op, a1, FloatVector.fromMemorySegment(S, sx, (xo + j + L) * 4, RowOps.NATIVE));
-      a2 = combine(op, a2, FloatVector.fromMemorySegment(S, sx, (xo + j + 2 * L) * 4, RowOps.NATIVE));
-      a3 = combine(op, a3, FloatVector.fromMemorySegment(S, sx, (xo + j + 3 * L) * 4, RowOps.NATIVE));
+      a0 = a0.add(FloatVector.fromMemorySegment(S, sx, (xo + j) * 4, RowOps.NATIVE));
+      a1 = a1.add(FloatVector.fromMemorySegment(S, sx, (xo + j + L) * 4, RowOps.NATIVE));
+      a2 = a2.add(FloatVector.fromMemorySegment(S, sx, (xo + j + 2 * L) * 4, RowOps.NATIVE));
+      a3 = a3.add(FloatVector.fromMemorySegment(S, sx, (xo + j + 3 * L) * 4, RowOps.NATIVE));
     }
-    for (; j < inner; j += L) a0 = combine(op, a0, load(sx, xo, j, inner).blend(id, S.indexInRange(j, inner).not()));
-    FloatVector a = combine(op, combine(op, a0, a1), combine(op, a2, a3));
-    if (op == ReduceOp.MAX) return a.reduceLanes(VectorOperators.MAX);
-    if (op == ReduceOp.MIN) return a.reduceLanes(VectorOperators.MIN);
+    for (; j < inner; j += L) a0 = a0.add(load(sx, xo, j, inner).blend(id, S.indexInRange(j, inner).not()));
+    FloatVector a = a0.add(a1).add(a2.add(a3));
     float sum = 0;
     for (int l = 0; l < L; l++) sum += a.lane(l);   // left to right as VMath.sumLanes, without its array per row
     return sum;
+  }
+
+  private static float rowMax(MemorySegment sx, long xo, int inner, float id) {
+    FloatVector a0 = FloatVector.broadcast(S, id), a1 = a0, a2 = a0, a3 = a0;
+    int j = 0;
+    for (; j + 4 * L <= inner; j += 4 * L) {
+      a0 = a0.max(FloatVector.fromMemorySegment(S, sx, (xo + j) * 4, RowOps.NATIVE));
+      a1 = a1.max(FloatVector.fromMemorySegment(S, sx, (xo + j + L) * 4, RowOps.NATIVE));
+      a2 = a2.max(FloatVector.fromMemorySegment(S, sx, (xo + j + 2 * L) * 4, RowOps.NATIVE));
+      a3 = a3.max(FloatVector.fromMemorySegment(S, sx, (xo + j + 3 * L) * 4, RowOps.NATIVE));
+    }
+    for (; j < inner; j += L) a0 = a0.max(load(sx, xo, j, inner).blend(id, S.indexInRange(j, inner).not()));
+    return a0.max(a1).max(a2.max(a3)).reduceLanes(VectorOperators.MAX);
+  }
+
+  private static float rowMin(MemorySegment sx, long xo, int inner, float id) {
+    FloatVector a0 = FloatVector.broadcast(S, id), a1 = a0, a2 = a0, a3 = a0;
+    int j = 0;
+    for (; j + 4 * L <= inner; j += 4 * L) {
+      a0 = a0.min(FloatVector.fromMemorySegment(S, sx, (xo + j) * 4, RowOps.NATIVE));
+      a1 = a1.min(FloatVector.fromMemorySegment(S, sx, (xo + j + L) * 4, RowOps.NATIVE));
+      a2 = a2.min(FloatVector.fromMemorySegment(S, sx, (xo + j + 2 * L) * 4, RowOps.NATIVE));
+      a3 = a3.min(FloatVector.fromMemorySegment(S, sx, (xo + j + 3 * L) * 4, RowOps.NATIVE));
+    }
+    for (; j < inner; j += L) a0 = a0.min(load(sx, xo, j, inner).blend(id, S.indexInRange(j, inner).not()));
+    return a0.min(a1).min(a2.min(a3)).reduceLanes(VectorOperators.MIN);
   }
 
   /** out[j] = reduce over i of x[i, j], for a contiguous x viewed as [outer, inner]. Split over j. */
@@ -83,7 +112,12 @@ final class Reductions {
         int j0 = (int) blk * 4 * L, j1 = Math.min(inner, j0 + 4 * L);
         for (int j = j0; j < j1; j += L) {
           FloatVector acc = FloatVector.broadcast(S, id);
-          for (long i = 0; i < outer; i++) acc = combine(op, acc, load(sx, x.offset() + i * inner, j, j1));
+          long base = x.offset();
+          switch (op) {   // one loop per op: no helper taking vectors (see row)
+            case MAX -> { for (long i = 0; i < outer; i++) acc = acc.max(load(sx, base + i * inner, j, j1)); }
+            case MIN -> { for (long i = 0; i < outer; i++) acc = acc.min(load(sx, base + i * inner, j, j1)); }
+            default -> { for (long i = 0; i < outer; i++) acc = acc.add(load(sx, base + i * inner, j, j1)); }
+          }
           RowOps.store(acc.mul(scale), so, out.offset(), j, j1);
         }
       }
