@@ -246,7 +246,7 @@ final class CudaMatmul implements AutoCloseable {
    * leading dimension (a multiple of 8), not overlapping.
    */
   boolean matmulBiasGelu(io.colossal4j.backend.UnaryOp gelu, Tensor a, Tensor b, Tensor bias, Tensor pre, Tensor out) {
-    if (!geluEpilogue || (gelu != io.colossal4j.backend.UnaryOp.GELU_TANH && !(gelu == io.colossal4j.backend.UnaryOp.GELU && geluEpilogueForExact))) return false;
+    if (!geluEpilogue || gelu != io.colossal4j.backend.UnaryOp.GELU_TANH) return false;
     if (!(out.dtype() == DType.BF16 || out.dtype() == DType.F16) && !geluEpilogueAnyDtype) return false;
     if (out.rank() != 2 || pre.rank() != 2 || a.rank() != 2 || b.rank() != 2 || bias == null || bias.rank() != 1) return false;
     if (!pre.shape().equals(out.shape()) || pre.dtype() != out.dtype() || pre.storage() == out.storage() || pre.stride(0) != out.stride(0)
@@ -261,8 +261,8 @@ final class CudaMatmul implements AutoCloseable {
 
   long geluGemms() { return geluGemms.get(); }
 
-  /** Test switches: the GELU epilogue for the exact GELU too, and for f32 outputs (to see which form it computes). */
-  volatile boolean geluEpilogueForExact, geluEpilogueAnyDtype;
+  /** Test switch: the GELU epilogue for f32 outputs too (to see which form it computes). */
+  volatile boolean geluEpilogueAnyDtype;
   /** Whether the GELU epilogue is used at all ({@link CudaBackend#useGeluEpilogue}). */
   volatile boolean geluEpilogue = true;
 
