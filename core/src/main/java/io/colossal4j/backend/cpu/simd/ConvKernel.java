@@ -89,7 +89,8 @@ final class ConvKernel {
     BatchedConv.backwardInput(par, gy, w, spec, gx, BatchedConv.COL_BUDGET);
   }
 
-  static void backwardWeight(CpuParallel par, Tensor x, Tensor gy, Conv2dSpec spec, Tensor gw) {
+  /** The weight gradient; its padded image and gy panel (zero-filled per image) come from {@code scratch}, no garbage per call. */
+  static void backwardWeight(CpuParallel par, ScratchPool scratch, Tensor x, Tensor gy, Conv2dSpec spec, Tensor gw) {
     if (StemConv.applies(x.size(1), gw.size(2), gw.size(3), gy.size(2), gy.size(3), spec)) {
       StemConv.backwardWeight(par, x, gy, spec, gw);
       return;
@@ -99,13 +100,17 @@ final class ConvKernel {
     if (unitStride(spec)) {
       ShiftedConv.Plan p = ShiftedConv.Plan.forward(g.cinG(), g.h(), g.w(), g.kh(), g.kw(), spec);
       long[] rows = p.rowTable();
-      float[] buf = new float[p.bufferSize()], gyPanel = new float[g.coutG() * p.cols()];
-      for (int img = 0; img < g.n(); img++)
-        for (int grp = 0; grp < g.groups(); grp++) {
-          ShiftedConv.pad(sx, x.offset() + ((long) img * g.cin() + (long) grp * g.cinG()) * g.h() * g.w(), p, buf);
-          ShiftedConv.weightGradImage(par, p, g.coutG(), sg, gy.offset() + ((long) img * g.cout() + (long) grp * g.coutG()) * g.p(),
-              buf, rows, gyPanel, so, gw.offset() + (long) grp * g.coutG() * g.k(), img > 0);
-        }
+      float[] buf = scratch.floats(p.bufferSize()), gyPanel = scratch.floats(g.coutG() * p.cols());
+      try {
+        for (int img = 0; img < g.n(); img++)
+          for (int grp = 0; grp < g.groups(); grp++) {
+            ShiftedConv.pad(sx, x.offset() + ((long) img * g.cin() + (long) grp * g.cinG()) * g.h() * g.w(), p, buf);
+            ShiftedConv.weightGradImage(par, p, g.coutG(), sg, gy.offset() + ((long) img * g.cout() + (long) grp * g.coutG()) * g.p(),
+                buf, rows, gyPanel, so, gw.offset() + (long) grp * g.coutG() * g.k(), img > 0);
+          }
+      } finally {
+        scratch.give(buf, gyPanel);
+      }
       return;
     }
     BatchedConv.backwardWeight(par, x, gy, spec, gw, BatchedConv.COL_BUDGET);

@@ -237,7 +237,7 @@ public class SimdKernels extends ScalarKernels {
   }
 
   @Override public void conv2dBackwardWeight(Tensor x, Tensor gy, Conv2dSpec spec, Tensor gw) {
-    if (f32(x, gy, gw) && x.isContiguous() && gy.isContiguous() && gw.isContiguous()) { ConvKernel.backwardWeight(parallel, x, gy, spec, gw); return; }
+    if (f32(x, gy, gw) && x.isContiguous() && gy.isContiguous() && gw.isContiguous()) { ConvKernel.backwardWeight(parallel, scratch, x, gy, spec, gw); return; }
     super.conv2dBackwardWeight(x, gy, spec, gw);
   }
 }
