@@ -75,9 +75,7 @@ public interface Kernels {
    * returns false, having written nothing, when this backend does not fuse these operands (dtypes, layouts,
    * alignment), and the op then composes linear and add.
    */
-  default boolean matmulResidual(Tensor a, Tensor b, Tensor bias, Tensor residual, Tensor out) {
-    throw new UnsupportedOperationException("matmulResidual is not implemented by " + getClass().getSimpleName());
-  }
+  default boolean matmulResidual(Tensor a, Tensor b, Tensor bias, Tensor residual, Tensor out) { return false; }
 
   /**
    * Whether {@link #geluBackwardBiasGrad} may fuse (CUDA); false here, so the op composes the GELU backward and a
@@ -91,9 +89,7 @@ public interface Kernels {
    * and gx of one shape. Returns false, having written nothing, when this backend does not fuse these operands
    * (dtypes, layouts, sizes); the op then composes {@link #binary} and {@link #reduce}.
    */
-  default boolean geluBackwardBiasGrad(BinaryOp op, Tensor x, Tensor gy, Tensor gx, Tensor gb) {
-    throw new UnsupportedOperationException("geluBackwardBiasGrad is not implemented by " + getClass().getSimpleName());
-  }
+  default boolean geluBackwardBiasGrad(BinaryOp op, Tensor x, Tensor gy, Tensor gx, Tensor gb) { return false; }
 
   /**
    * The weight and bias gradients of a linear layer y = x·wᵀ + b over rows: gw [out, in] = gᵀ·x and, when gb is

@@ -119,6 +119,8 @@ public final class Trainer {
 
   public TrainListener.Summary run() {
     long startNanos = System.nanoTime();
+    samples = 0;
+    lastLoss = Double.NaN;
     EvalMetrics lastEval = null;
     int steps = train.batchesPerEpoch();
     // On an accelerator a step's figures are read after the next step is queued, so the device never waits for
@@ -158,6 +160,7 @@ public final class Trainer {
     return s;
   }
 
+  /** The current run's samples so far and its last reported loss (reset by {@link #run}, updated by {@link Progress#report}). */
   private long samples;
   private double lastLoss = Double.NaN;
 
