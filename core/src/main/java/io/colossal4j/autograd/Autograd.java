@@ -175,6 +175,7 @@ public final class Autograd {
   }
 
   private static void accumulateInto(Tensor leaf, Tensor acc, boolean overwrite, Tensor g) {
+    leaf.backend().joinSideWork();   // acc or g may come from a side-stream job (Kernels.linearWeightGrad)
     if (acc != null && overwrite) {
       acc.backend().kernels().copy(g, acc);
     } else if (acc == null) {

@@ -39,7 +39,11 @@ final class BackwardPass {
   void run(Tensor gradRoot) {
     put(root, gradRoot);
     ready.add(root);
-    while (!ready.isEmpty()) runNode(ready.poll());
+    try {
+      while (!ready.isEmpty()) runNode(ready.poll());
+    } finally {
+      gradRoot.backend().joinSideWork();   // leaf gradients computed beside the main stream are complete for what follows
+    }
   }
 
   private void runNode(Node n) {
@@ -115,8 +119,7 @@ final class BackwardPass {
   private void deliver(Tensor t, Tensor gi) {
     if (t.isLeaf()) {
       if (gi != null) Autograd.accumulateLeaf(t, gi);
-      if (pendingLeaves.merge(t, -1, Integer::sum) == 0)
-        for (var h : t.gradReadyHooks()) h.accept(t);
+      if (pendingLeaves.merge(t, -1, Integer::sum) == 0) fireHooks(t);
       return;
     }
     Node m = (Node) t.gradFn();
@@ -125,6 +128,14 @@ final class BackwardPass {
       if (grads.containsKey(m)) ready.add(m);
       else skipSubgraph(m);
     }
+  }
+
+  /** Runs leaf t's gradient-ready hooks, after the side work that may have computed its gradient. */
+  private static void fireHooks(Tensor t) {
+    var hooks = t.gradReadyHooks();
+    if (hooks.isEmpty()) return;
+    t.backend().joinSideWork();
+    for (var h : hooks) h.accept(t);
   }
 
   /** Input t's new pending gradient {@code sum} (= folded + n's contribution, by n's rule), or folded kept when sum is null. */
@@ -160,8 +171,7 @@ final class BackwardPass {
       for (Tensor t : n.inputs()) {
         if (t == null || !t.requiresGrad()) continue;
         if (t.isLeaf()) {
-          if (pendingLeaves.merge(t, -1, Integer::sum) == 0 && t.grad() != null)
-            for (var h : t.gradReadyHooks()) h.accept(t);
+          if (pendingLeaves.merge(t, -1, Integer::sum) == 0 && t.grad() != null) fireHooks(t);
         } else {
           Node k = (Node) t.gradFn();
           if (pendingNodes.merge(k, -1, Integer::sum) == 0) {

@@ -76,6 +76,15 @@ public interface Backend extends AutoCloseable {
     double[] get();
   }
 
+  /**
+   * Orders the work queued from now on after the work this backend queued beside its main stream (CUDA: the
+   * weight-gradient GEMMs of linear layers, which run beside the input-gradient GEMMs and what follows them; see
+   * {@link Kernels#linearWeightGrad}). Autograd calls it before a kernel reads a leaf's gradient (a sum into an
+   * existing one, the gradient-ready hooks) and when a backward pass ends. Queues no wait when nothing is pending;
+   * a no-op on backends with one stream.
+   */
+  default void joinSideWork() {}
+
   /** Waits until all work queued on this backend has finished (no-op on the CPU, whose kernels are synchronous). */
   default void synchronize() {}
 

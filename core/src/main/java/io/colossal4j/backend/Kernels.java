@@ -94,7 +94,10 @@ public interface Kernels {
   /**
    * The weight and bias gradients of a linear layer y = x·wᵀ + b over rows: gw [out, in] = gᵀ·x and, when gb is
    * non-null, gb [out] = the column sums of g (reduce's keepdim layout, [1, out], viewed onto gb); g [rows, out], x [rows, in]. Outputs are overwritten. The default
-   * composes a matmul and a reduction; a backend may compute both in one pass.
+   * composes a matmul and a reduction; a backend may compute both in one pass. When gw is a
+   * {@linkplain io.colossal4j.tensor.Tensor#isFreshGradient fresh gradient} (it becomes a leaf's gradient and no op
+   * reads it before then), a backend may compute it beside its main stream: readers of leaf gradients join first
+   * ({@link io.colossal4j.backend.Backend#joinSideWork}).
    */
   default void linearWeightGrad(Tensor g, Tensor x, Tensor gw, Tensor gb) {
     matmul(g.view(io.colossal4j.tensor.Shape.of(g.size(1), g.size(0)), new long[] {g.stride(1), g.stride(0)}, g.offset()), x, gw, false);

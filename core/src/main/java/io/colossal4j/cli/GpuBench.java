@@ -28,7 +28,7 @@ import java.nio.file.Path;
 import java.util.Random;
 
 /**
- * {@code colossal bench gpu [--kernel-cache DIR] [--skip-kernels] [--cudnn-plans autotune|explore|heuristic] [--profile] [--trace-memory] [--only vit|gpt|amp|attention]}: the GPU benchmark. Kernel cases
+ * {@code colossal bench gpu [--kernel-cache DIR] [--skip-kernels] [--cudnn-plans autotune|explore|heuristic] [--profile] [--trace-memory] [--gemm-tuning] [--no-gelu-epilogue] [--no-side-stream] [--only vit|gpt|amp|attention]}: the GPU benchmark. Kernel cases
  * ({@link CudaBench}: GEMM, layer norm, attention) and a full training step (forward, cross-entropy, backward,
  * AdamW) of a vit_huge_patch14_clip_336-shaped ViT (batch 32 at 336) and a GPT-2-medium-shaped model (batch
  * 8 x 1024 tokens), parameters in bf16, on cuda:0; and the GPT with f32 master weights under bf16 autocast. Prints one CSV table on stdout
@@ -51,7 +51,7 @@ final class GpuBench implements Main.Command {
 
   @Override public int run(String[] args) {
     CudaOptions opts = CudaOptions.defaults(io.colossal4j.launch.HostEnvironment.current());
-    boolean kernels = true, geluEpilogue = true;
+    boolean kernels = true, geluEpilogue = true, sideStream = true;
     java.util.Set<Diagnostic> diag = java.util.EnumSet.noneOf(Diagnostic.class);
     String only = null;
     for (int i = 0; i < args.length; i++) {
@@ -73,6 +73,7 @@ final class GpuBench implements Main.Command {
         case "--profile" -> diag.add(Diagnostic.PROFILE);
         case "--gemm-tuning" -> diag.add(Diagnostic.GEMM_TUNING);
         case "--no-gelu-epilogue" -> geluEpilogue = false;
+        case "--no-side-stream" -> sideStream = false;
         case "--trace-memory" -> diag.add(Diagnostic.TRACE_MEMORY);
         case "--only" -> {
           only = i + 1 < args.length ? args[++i] : "";
@@ -82,7 +83,7 @@ final class GpuBench implements Main.Command {
           }
         }
         default -> {
-          System.err.println("colossal bench gpu: unknown option '" + args[i] + "' (valid: --kernel-cache DIR, --skip-kernels, --cudnn-plans autotune|explore|heuristic, --profile, --trace-memory, --gemm-tuning, --no-gelu-epilogue, --only vit|gpt|amp|attention)");
+          System.err.println("colossal bench gpu: unknown option '" + args[i] + "' (valid: --kernel-cache DIR, --skip-kernels, --cudnn-plans autotune|explore|heuristic, --profile, --trace-memory, --gemm-tuning, --no-gelu-epilogue, --no-side-stream, --only vit|gpt|amp|attention)");
           return 2;
         }
       }
@@ -92,6 +93,7 @@ final class GpuBench implements Main.Command {
       System.err.println("colossal4j GPU bench on " + gpu.describe());
       if (diag.contains(Diagnostic.GEMM_TUNING)) gpu.logGemmTuning(System.err);
       gpu.useGeluEpilogue(geluEpilogue);
+      gpu.useSideStream(sideStream);
       out.println(CudaBench.CSV_HEADER);
       if ("attention".equals(only)) {
         CudaBench.attentionKernels(gpu, out);

@@ -205,8 +205,11 @@ public final class LinAlg {
     /** {gx, gw, gb} (null where not wanted) from the output gradient g [..., out]. */
     Tensor[] grads(Tensor g) {
       Tensor g2 = rows(g, x2.size(0), w.size(0));
+      // the input gradient first: it is on the critical path, and a backend that computes the weight gradient beside
+      // its main stream (CUDA) then runs that GEMM under the next ops, which fill its last wave
+      Tensor gradX = gx ? asShape(matmul(g2, w), xShape) : null;
       Tensor[] wb = gw ? weightGrads(g2, x2, w, gb ? b : null) : new Tensor[] {null, gb ? Reduce.sum(g2, false, 0) : null};
-      return new Tensor[] {gx ? asShape(matmul(g2, w), xShape) : null, wb[0], wb[1]};
+      return new Tensor[] {gradX, wb[0], wb[1]};
     }
   }
 

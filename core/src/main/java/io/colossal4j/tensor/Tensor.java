@@ -216,6 +216,9 @@ public final class Tensor {
     return this;
   }
 
+  /** Whether this tensor is {@link #markFreshGradient marked} (the mark stays; autograd takes it). */
+  public boolean isFreshGradient() { return freshGradient; }
+
   /** For autograd: whether this tensor was {@link #markFreshGradient marked}, clearing the mark. */
   public boolean takeFreshGradient() {
     boolean f = freshGradient;

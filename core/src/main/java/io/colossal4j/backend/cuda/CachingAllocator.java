@@ -28,6 +28,10 @@ import java.util.TreeMap;
  * releases it causes and retry, before declaring an out-of-memory. {@link #collections} counts those, so
  * a test can assert that training steps needed none.
  *
+ * <p>Side-stream jobs (see {@code CudaBackend.sideBegin}) break the one-stream ordering for the blocks they use:
+ * such a block comes back tagged with its last job's number, and whoever takes it next first has the main stream
+ * wait for that job ({@code sideWait}), so the block is never overwritten while the job may still read it.
+ *
  * <p>Thread-safe (one lock); a storage may be released from any thread, including the GC's cleaner.
  */
 final class CachingAllocator {
@@ -55,18 +59,28 @@ final class CachingAllocator {
   private long peakRequested;
   private long deviceAllocations;
   private final Runnable collector;
+  private final java.util.function.LongConsumer sideWait;
+  /** Cached blocks (by address) that a side-stream job may still use, with that job's number. */
+  private final java.util.HashMap<Long, Long> sideTags = new java.util.HashMap<>();
   private long releases;
   private long collections;
 
   /** An allocator without a collector (tests that release explicitly). */
   CachingAllocator(DeviceMemory memory, long capBytes, String deviceName) { this(memory, capBytes, deviceName, () -> {}); }
 
-  CachingAllocator(DeviceMemory memory, long capBytes, String deviceName, Runnable collector) {
+  CachingAllocator(DeviceMemory memory, long capBytes, String deviceName, Runnable collector) { this(memory, capBytes, deviceName, collector, job -> {}); }
+
+  /**
+   * {@code collector}: asked for releases when nothing fits; {@code sideWait}: makes the main stream wait for side
+   * job n before a block that job used is handed out again.
+   */
+  CachingAllocator(DeviceMemory memory, long capBytes, String deviceName, Runnable collector, java.util.function.LongConsumer sideWait) {
     if (capBytes <= 0) throw new IllegalArgumentException("memory cap must be > 0 bytes, got " + capBytes);
     this.memory = memory;
     this.capBytes = capBytes;
     this.deviceName = deviceName;
     this.collector = collector;
+    this.sideWait = sideWait;
     for (MemoryCategory c : MemoryCategory.values()) { current.put(c, 0L); peak.put(c, 0L); }
   }
 
@@ -148,6 +162,8 @@ final class CachingAllocator {
       if (p != null) {
         if (e.getValue().isEmpty()) free.remove(e.getKey());
         cached -= e.getKey();
+        Long job = sideTags.isEmpty() ? null : sideTags.remove(p);
+        if (job != null) sideWait.accept(job);
         return new Block(p, e.getKey(), requested);
       }
       free.remove(e.getKey());
@@ -169,7 +185,11 @@ final class CachingAllocator {
   }
 
   /** Returns a block to the cache; the caller's uses of it are already queued on the stream. */
-  synchronized void release(Block b, MemoryCategory category) {
+  void release(Block b, MemoryCategory category) { release(b, category, 0); }
+
+  /** {@link #release(Block, MemoryCategory)} of a block side-stream job {@code sideJob} may still use (0: none). */
+  synchronized void release(Block b, MemoryCategory category, long sideJob) {
+    if (sideJob > 0) sideTags.put(b.pointer, sideJob);
     releases++;
     inUse -= b.size;
     requestedInUse -= b.requested;
@@ -181,9 +201,10 @@ final class CachingAllocator {
   /** Gives every cached block back to the device, after the stream has finished with them. */
   synchronized void emptyCache() {
     if (free.isEmpty()) return;
-    memory.synchronize();
+    memory.synchronize();   // the side stream's jobs too
     for (Map.Entry<Long, ArrayDeque<Long>> e : free.entrySet()) for (long p : e.getValue()) memory.free(p);
     free.clear();
+    sideTags.clear();
     cached = 0;
   }
 

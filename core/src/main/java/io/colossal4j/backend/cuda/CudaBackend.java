@@ -19,11 +19,17 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.ref.Cleaner;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * One NVIDIA GPU: its primary context, one stream on which every kernel and copy of this backend is queued
  * (so work is ordered without events), the caching allocator, our NVRTC-compiled kernels and cuBLASLt.
  * Host transfers synchronise the stream; kernels do not.
+ *
+ * <p>Besides the main stream, a side stream runs jobs that nothing reads until a join: the weight-gradient GEMMs of
+ * linear layers ({@link #sideBegin}), which fill the SMs the input-gradient GEMM's last wave leaves idle. Blocks
+ * they use come back to the allocator tagged, and autograd joins before a leaf's gradient is read
+ * ({@link #joinSideWork}).
  *
  * <p>{@link #open} fails with a {@link CudaUnavailableException} saying what was looked for and where when
  * there is no driver, no GPU, a too-old GPU or a missing library; it never falls back to the CPU.
@@ -58,6 +64,15 @@ public final class CudaBackend implements Backend {
   private io.colossal4j.backend.cuda.ffi.Cudnn cudnn;
   private volatile boolean closed;
   private volatile Thread stepOwner;
+  /** Side-stream events, one per job number modulo this (a reused one makes a join wait a little longer, never less). */
+  private static final int SIDE_EVENTS = 64;
+  private final Object sideLock = new Object();
+  private final int sidePriority;
+  private long sideStream, sideReady;
+  private final long[] sideEvents = new long[SIDE_EVENTS];
+  /** The last side job queued, and the last one the main stream waits for. */
+  private long sideJobs, joinedJobs;
+  private volatile boolean sideWorkOn = true;
   private StepLedger ledger;
 
   private CudaBackend(Device device, CudaOptions options) {
@@ -76,10 +91,15 @@ public final class CudaBackend implements Backend {
             + "; colossal4j needs " + MIN_CC / 10 + "." + MIN_CC % 10 + " or newer (Ampere, Hopper)");
       this.context = driver.retainPrimaryContext(cuDevice);
       enter();
-      this.stream = driver.streamCreate(Driver.STREAM_NON_BLOCKING);
+      // the main stream one priority above the least, where the device has two, so that its kernels (the step's
+      // critical path) are dispatched before the side stream's when SMs free up
+      int[] priorities = driver.streamPriorityRange();
+      this.sidePriority = priorities[0];
+      int mainPriority = priorities[1] < priorities[0] ? priorities[0] - 1 : priorities[0];
+      this.stream = driver.streamCreateWithPriority(Driver.STREAM_NON_BLOCKING, mainPriority);
       // steps release their memory deterministically; a collection is only the last resort before an
       // out-of-memory error, for tensors made outside any step and dropped without release
-      this.allocator = new CachingAllocator(new DriverMemory(), options.memoryCapBytes(), device + " (" + deviceName + ")", System::gc);
+      this.allocator = new CachingAllocator(new DriverMemory(), options.memoryCapBytes(), device + " (" + deviceName + ")", System::gc, this::awaitSide);
       Nvrtc nvrtc = Nvrtc.load(locator, libraries);
       this.module = CudaModule.load(driver, nvrtc, ccMajor, ccMinor, options.kernelCacheDir());
       this.kernels = new CudaKernels(this);
@@ -114,7 +134,11 @@ public final class CudaBackend implements Backend {
 
     @Override public void free(long pointer) { enter(); driver.memFree(pointer); }
 
-    @Override public void synchronize() { enter(); driver.streamSynchronize(stream); }
+    @Override public void synchronize() {
+      joinSideWork();
+      enter();
+      driver.streamSynchronize(stream);
+    }
 
     @Override public long totalBytes() { return driver.totalMemory(cuDevice); }
   }
@@ -205,10 +229,11 @@ public final class CudaBackend implements Backend {
     enter();
     CachingAllocator.Block block = allocator.allocate(bytes, category);
     AtomicBoolean returned = new AtomicBoolean();
+    AtomicLong sideUse = new AtomicLong();
     Runnable giveBack = () -> {
-      if (returned.compareAndSet(false, true)) allocator.release(block, category);
+      if (returned.compareAndSet(false, true)) allocator.release(block, category, sideUse.get());
     };
-    CudaStorage s = new CudaStorage(this, bytes, category, block.pointer(), giveBack);
+    CudaStorage s = new CudaStorage(this, bytes, category, block.pointer(), giveBack, sideUse);
     boolean inStep = stepOwner == Thread.currentThread();
     if (inStep && (category == MemoryCategory.ACTIVATION || category == MemoryCategory.TEMPORARY)) {
       ledger.add(s);  // the step releases it; no cleaner needed
@@ -410,8 +435,67 @@ public final class CudaBackend implements Backend {
     return c;
   }
 
+  // ------------------------------------------------------------- the side stream
+
+  /** Whether jobs may go to the side stream now: switched on (the default) and no profile running (it times the main stream). */
+  boolean sideWorkOn() { return sideWorkOn && profiler == null; }
+
+  /** Whether weight-gradient GEMMs may run on the side stream (on by default; a benchmark and test switch). */
+  public void useSideStream(boolean on) {
+    if (!on) joinSideWork();
+    sideWorkOn = on;
+  }
+
+  /**
+   * Starts a side job: returns the side stream, ordered after everything queued on the main stream so far. The
+   * caller queues the job on it, then calls {@link #sideEnd} and tags every block the job reads or writes with the
+   * number that returns ({@link CudaStorage#markSideUse}).
+   */
+  long sideBegin() {
+    synchronized (sideLock) {
+      enter();
+      if (sideStream == 0) {
+        sideStream = driver.streamCreateWithPriority(Driver.STREAM_NON_BLOCKING, sidePriority);
+        sideReady = driver.eventCreate(Driver.EVENT_DISABLE_TIMING);
+        for (int i = 0; i < SIDE_EVENTS; i++) sideEvents[i] = driver.eventCreate(Driver.EVENT_DISABLE_TIMING);
+      }
+      driver.eventRecord(sideReady, stream);
+      driver.streamWaitEvent(sideStream, sideReady);
+      return sideStream;
+    }
+  }
+
+  /** Ends the side job queued since {@link #sideBegin}; returns its number (jobs run in that order). */
+  long sideEnd() {
+    synchronized (sideLock) {
+      long job = ++sideJobs;
+      driver.eventRecord(sideEvents[(int) (job % SIDE_EVENTS)], sideStream);
+      return job;
+    }
+  }
+
+  /** Work queued on the main stream from now on waits for side job {@code job} and all before it. */
+  void awaitSide(long job) {
+    synchronized (sideLock) {
+      if (job <= joinedJobs) return;
+      enter();
+      driver.streamWaitEvent(stream, sideEvents[(int) (job % SIDE_EVENTS)]);
+      joinedJobs = job;
+    }
+  }
+
+  @Override public void joinSideWork() {
+    long last;
+    synchronized (sideLock) { last = sideJobs; }
+    awaitSide(last);
+  }
+
+  /** Side jobs queued so far (tests check that the side path ran). */
+  long sideJobs() { synchronized (sideLock) { return sideJobs; } }
+
   /** Waits for all queued work; a kernel fault surfaces here as a {@link CudaException}. */
   @Override public void synchronize() {
+    joinSideWork();
     enter();
     driver.streamSynchronize(stream);
     kernels.faults().check();
@@ -428,6 +512,11 @@ public final class CudaBackend implements Backend {
       }
       kernels.close();
       module.close();
+      if (sideStream != 0) {
+        driver.streamDestroy(sideStream);
+        driver.eventDestroy(sideReady);
+        for (long e : sideEvents) driver.eventDestroy(e);
+      }
       driver.streamDestroy(stream);
       driver.releasePrimaryContext(cuDevice);
     } catch (CudaException e) {

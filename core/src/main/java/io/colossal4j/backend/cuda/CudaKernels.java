@@ -272,6 +272,19 @@ final class CudaKernels implements Kernels, AutoCloseable {
     if (!matmul.matmulBias(a, b, bias, out)) Kernels.super.matmulBias(a, b, bias, out);
   }
 
+  /**
+   * A fresh gradient (a leaf's, read by nothing before autograd installs it) is computed on the side stream, beside
+   * the input gradient's GEMM that the caller queues next; the bias's column sums stay on the main stream (they only
+   * read g, as the side GEMM does).
+   */
+  @Override public void linearWeightGrad(Tensor g, Tensor x, Tensor gw, Tensor gb) {
+    if (!gw.isFreshGradient() || !backend.sideWorkOn() || !matmul.weightGradOnSide(g, x, gw)) {
+      Kernels.super.linearWeightGrad(g, x, gw, gb);
+      return;
+    }
+    if (gb != null) reduce(ReduceOp.SUM, g, new int[] {0}, gb.view(io.colossal4j.tensor.Shape.of(1, gb.size(0)), new long[] {0, gb.stride(0)}, gb.offset()));
+  }
+
   @Override public boolean fusedGeluBiasGrad() { return true; }
 
   @Override public boolean geluBackwardBiasGrad(BinaryOp op, Tensor x, Tensor gy, Tensor gx, Tensor gb) { return gelu.geluBackwardBiasGrad(op, x, gy, gx, gb); }

@@ -203,15 +203,7 @@ final class CudaMatmul implements AutoCloseable {
         if (!run(dtype, m, n, kk, am, bm, om, 1, 0, 0, 0, pa + i * sa * es, pb + i * sb * es, po + i * so * es, accumulate)) return false;
       return true;
     }
-    int type = switch (dtype) {
-      case F32 -> CublasLt.R_32F;
-      case BF16 -> CublasLt.R_16BF;
-      case F16 -> CublasLt.R_16F;
-      default -> throw new IllegalStateException("no BLAS type for " + dtype);
-    };
-    // column-major problem: D (n x m, ld = om.ld) = opA(our b) (n x k) * opB(our a) (k x m)
-    Problem p = new Problem(type, bm.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T, am.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T,
-        n, m, kk, bm.ld(), am.ld(), om.ld(), om.ld(), batch, sb, sa, so, accumulate ? Beta.INTO_D : Beta.NONE, CublasLt.EPILOGUE_DEFAULT);
+    Problem p = problem(dtype, m, n, kk, am, bm, om, batch, sa, sb, so, accumulate);
     // autotune only problems that overwrite their output, on their own buffers: {a, b, c, d}
     Plan plan = plan(p, accumulate ? null : new long[] {pa, pb, po, po}, 0, 0);
     if (plan == null) return false;
@@ -222,6 +214,48 @@ final class CudaMatmul implements AutoCloseable {
     lt.matmul(handle, plan.desc, one, pb, plan.layoutA, pa, plan.layoutB, accumulate ? one : zero, po, plan.layoutC, po, plan.layoutD,
         plan.algo, k.ptr(workspaceTensor()), WORKSPACE_BYTES, k.backend().stream());
     if (prof != null) prof.end();
+    return true;
+  }
+
+  /** The column-major problem of out[m, n] = a[m, k] b[k, n]: D (n x m, ld = om.ld) = opA(our b) (n x k) * opB(our a) (k x m). */
+  private static Problem problem(DType dtype, long m, long n, long kk, Mat am, Mat bm, Mat om, int batch, long sa, long sb, long so, boolean accumulate) {
+    int type = switch (dtype) {
+      case F32 -> CublasLt.R_32F;
+      case BF16 -> CublasLt.R_16BF;
+      case F16 -> CublasLt.R_16F;
+      default -> throw new IllegalStateException("no BLAS type for " + dtype);
+    };
+    return new Problem(type, bm.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T, am.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T,
+        n, m, kk, bm.ld(), am.ld(), om.ld(), om.ld(), batch, sb, sa, so, accumulate ? Beta.INTO_D : Beta.NONE, CublasLt.EPILOGUE_DEFAULT);
+  }
+
+  /**
+   * gw[out, in] = gᵀ·x for g [rows, out] and x [rows, in] (a linear layer's weight gradient), queued on the
+   * backend's side stream with a workspace of its own, so it runs beside what the main stream queues next (the
+   * input gradient's GEMM first). The plan is made (and tuned) on the main stream before. Tags g's, x's and gw's
+   * blocks with the job. False, nothing queued, when cuBLASLt cannot take these operands (2-D, one BLAS dtype,
+   * layouts it reads in place).
+   */
+  boolean weightGradOnSide(Tensor g, Tensor x, Tensor gw) {
+    DType t = gw.dtype();
+    if (g.rank() != 2 || x.rank() != 2 || gw.rank() != 2 || g.dtype() != t || x.dtype() != t
+        || !(t == DType.F32 || t == DType.BF16 || t == DType.F16)) return false;
+    long m = gw.size(0), n = gw.size(1), kk = g.size(0);
+    if (m == 0 || n == 0 || kk == 0 || g.size(1) != m || x.size(0) != kk || x.size(1) != n) return false;
+    // a = gᵀ [out, rows]
+    Object ao = layoutOf(m, kk, g.stride(1), g.stride(0)), bo = layoutOf(kk, n, x.stride(0), x.stride(1)), oo = layoutOf(m, n, gw.stride(0), gw.stride(1));
+    if (!(ao instanceof Mat am) || !(bo instanceof Mat bm) || !(oo instanceof Mat om) || !om.rowMajor()) return false;
+    int es = t.byteSize();
+    long pa = k.ptr(g) + g.offset() * es, pb = k.ptr(x) + x.offset() * es, po = k.ptr(gw) + gw.offset() * es;
+    Problem p = problem(t, m, n, kk, am, bm, om, 1, 0, 0, 0, false);
+    Plan plan = plan(p, new long[] {pa, pb, po, po}, 0, 0);
+    if (plan == null) return false;
+    CudaBackend backend = k.backend();
+    long side = backend.sideBegin();
+    backend.cublasLt().matmul(handle, plan.desc, one, pb, plan.layoutA, pa, plan.layoutB, zero, po, plan.layoutC, po, plan.layoutD,
+        plan.algo, k.ptr(sideWorkspace()), WORKSPACE_BYTES, side);
+    long job = backend.sideEnd();
+    for (Tensor used : new Tensor[] {g, x, gw}) ((CudaStorage) used.storage()).markSideUse(job);
     return true;
   }
 
@@ -329,7 +363,13 @@ final class CudaMatmul implements AutoCloseable {
     return true;
   }
 
-  private Tensor workspaceView;
+  private Tensor workspaceView, sideWorkspaceView;
+
+  /** The side stream's workspace: its GEMMs run while the main stream's use the other. */
+  private Tensor sideWorkspace() {
+    if (sideWorkspaceView == null) sideWorkspaceView = k.backend().persistent(Shape.of((int) WORKSPACE_BYTES), DType.BOOL);
+    return sideWorkspaceView;
+  }
 
   private Tensor workspaceTensor() {
     if (workspaceView == null) {
@@ -407,6 +447,7 @@ final class CudaMatmul implements AutoCloseable {
     if (beta == Beta.INTO_D) throw new IllegalStateException("timing a GEMM that accumulates into D would change D");
     MemorySegment betaValue = beta == Beta.NONE ? zero : one;
     var d = k.backend().driver();
+    k.backend().joinSideWork();   // the candidates run alone on the main stream, after any side job
     long stream = k.backend().stream(), ws = k.ptr(workspaceTensor());
     long start = d.eventCreate(), end = d.eventCreate();
     Candidate best = null;
@@ -483,5 +524,6 @@ final class CudaMatmul implements AutoCloseable {
       handle = 0;
     }
     if (workspace != null) workspace.release();
+    if (sideWorkspaceView != null) sideWorkspaceView.storage().release();
   }
 }

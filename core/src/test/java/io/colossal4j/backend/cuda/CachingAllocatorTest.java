@@ -70,6 +70,38 @@ class CachingAllocatorTest {
     assertEquals(2, dev.allocs);
   }
 
+  @Test void aBlockASideJobUsedMakesItsNextUserWaitForThatJobOnly() {
+    FakeDevice dev = new FakeDevice(1L << 30);
+    java.util.List<Long> waits = new java.util.ArrayList<>();
+    CachingAllocator alloc = new CachingAllocator(dev, Long.MAX_VALUE, "fake:0", () -> {}, waits::add);
+    CachingAllocator.Block tagged = alloc.allocate(4 << 20, MemoryCategory.ACTIVATION);
+    CachingAllocator.Block plain = alloc.allocate(64 << 10, MemoryCategory.ACTIVATION);
+    alloc.release(tagged, MemoryCategory.ACTIVATION, 7);
+    alloc.release(plain, MemoryCategory.ACTIVATION, 0);
+    assertEquals(plain.pointer(), alloc.allocate(64 << 10, MemoryCategory.TEMPORARY).pointer());
+    assertEquals(java.util.List.of(), waits, "an untagged block is handed out without a wait");
+    CachingAllocator.Block again = alloc.allocate(4 << 20, MemoryCategory.GRADIENT);
+    assertEquals(tagged.pointer(), again.pointer());
+    assertEquals(java.util.List.of(7L), waits, "the block's next user waits for side job 7");
+    // the tag goes with that hand-out: released untagged, the block is reused without another wait
+    alloc.release(again, MemoryCategory.GRADIENT);
+    alloc.allocate(4 << 20, MemoryCategory.GRADIENT);
+    assertEquals(java.util.List.of(7L), waits);
+  }
+
+  @Test void emptyingTheCacheDropsSideTagsWithTheBlocks() {
+    FakeDevice dev = new FakeDevice(1L << 30);
+    java.util.List<Long> waits = new java.util.ArrayList<>();
+    CachingAllocator alloc = new CachingAllocator(dev, Long.MAX_VALUE, "fake:0", () -> {}, waits::add);
+    CachingAllocator.Block b = alloc.allocate(1 << 20, MemoryCategory.ACTIVATION);
+    alloc.release(b, MemoryCategory.ACTIVATION, 3);
+    alloc.emptyCache();
+    assertEquals(1, dev.syncs, "blocks go back to the device only after a synchronisation (the side stream's too)");
+    assertEquals(1, dev.frees);
+    alloc.allocate(1 << 20, MemoryCategory.ACTIVATION);   // a new device block, possibly at the same address
+    assertEquals(java.util.List.of(), waits);
+  }
+
   @Test void largeRequestsTakeOnlyCloseCachedBlocksAndRequestedBytesAreCounted() {
     FakeDevice dev = new FakeDevice(1L << 30);
     CachingAllocator alloc = new CachingAllocator(dev, Long.MAX_VALUE, "fake:0");

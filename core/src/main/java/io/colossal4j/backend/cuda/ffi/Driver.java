@@ -262,6 +262,24 @@ public final class Driver {
     }
   }
 
+  /** The context's stream priorities {least, greatest}; a greater priority is a smaller number (e.g. {0, -5}). */
+  public int[] streamPriorityRange() {
+    try (Arena a = Arena.ofConfined()) {
+      MemorySegment least = a.allocate(I), greatest = a.allocate(I);
+      check(call(() -> (int) cuCtxGetStreamPriorityRange.invokeExact(least, greatest)), "cuCtxGetStreamPriorityRange");
+      return new int[] {least.get(I, 0), greatest.get(I, 0)};
+    }
+  }
+
+  /** A stream of the given priority (within {@link #streamPriorityRange}). */
+  public long streamCreateWithPriority(int flags, int priority) {
+    try (Arena a = Arena.ofConfined()) {
+      MemorySegment v = a.allocate(J);
+      check(call(() -> (int) cuStreamCreateWithPriority.invokeExact(v, flags, priority)), "cuStreamCreateWithPriority");
+      return v.get(J, 0);
+    }
+  }
+
   public void streamDestroy(long stream) {
     requireNonNull(stream, "stream");
     check(call(() -> (int) cuStreamDestroy.invokeExact(stream)), "cuStreamDestroy");
