@@ -37,8 +37,9 @@ import java.util.Random;
  *
  * <p>Training step: 2 warm-up steps, then the mean of 5 steps between two device synchronisations. Model
  * FLOPs per step = 6·P·tokens + 12·L·T·d·tokens (parameters, and attention at full T; PaLM's convention);
- * MFU divides by the H200's dense bf16 peak, {@link #PEAK_BF16_FLOPS}. Peak memory: the most bytes in use
- * during the timed steps (PyTorch: torch.cuda.max_memory_allocated); each step ends by releasing the gradients
+ * MFU divides by the H200's dense bf16 peak, {@link #PEAK_BF16_FLOPS}. Peak memory (the CSV's): the most bytes requested at
+ * once during the timed steps, which is what torch.cuda.max_memory_allocated counts (the allocator's size-class
+ * slack, PyTorch's "reserved", is printed beside it on stderr); each step ends by releasing the gradients
  * (PyTorch's side: {@code zero_grad(set_to_none=True)}). {@code --trace-memory}: one more step per case with a
  * {@link MemoryTrace}, whose live set at the peak is printed by unit, op and saving node.
  */
@@ -227,7 +228,8 @@ final class GpuBench implements Main.Command {
     long waits = gpu.hostWaits() - waits0, memCalls = gpu.deviceMemoryCalls() - mem0;
     gpu.synchronize();
     double ms = (System.nanoTime() - t0) / 1e6 / STEPS;
-    double peakGib = gpu.peakMemoryInUse() / (double) (1L << 30);
+    // requested bytes, as torch.cuda.max_memory_allocated counts them (our size classes' slack is PyTorch's "reserved")
+    double peakGib = gpu.peakMemoryRequested() / (double) (1L << 30);
     double perSecond = units / (ms / 1e3);
     out.printf("colossal4j,%s,%s,%.3f,%.1f,%.1f,%.2f%n", name, shape, ms, flops / ms / 1e9, perSecond, peakGib);
     out.flush();
