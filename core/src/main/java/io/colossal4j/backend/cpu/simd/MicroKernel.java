@@ -78,14 +78,13 @@ final class MicroKernel {
    * the valid rows and columns, so the extra lanes compute zeros that are never stored.
    */
   static void edge(float[] ap, int ai, float[] bp, int bi, int kc, MemorySegment c, long cOff, long cRs, boolean add, int h, int w) {
-    // the masks are made inside the callees: a mask passed to a method compiled on its own is boxed
-    if (w <= L) narrow(ap, ai, bp, bi, kc, c, cOff, cRs, add, h, w);
-    else wide(ap, ai, bp, bi, kc, c, cOff, cRs, add, h, w);
+    if (w <= L) narrow(ap, ai, bp, bi, kc, c, cOff, cRs, add, h, S.indexInRange(0, w));
+    else wide(ap, ai, bp, bi, kc, c, cOff, cRs, add, h, S.indexInRange(0, w - L));
   }
 
-  /** Columns [0, w) of the tile (w ≤ L) under a lane mask: 8 accumulators. */
-  private static void narrow(float[] ap, int ai, float[] bp, int bi, int kc, MemorySegment c, long cOff, long cRs, boolean add, int h, int w) {
-    VectorMask<Float> m = S.indexInRange(0, w);
+  /** Columns [0, L) of the tile under mask m: 8 accumulators. */
+  private static void narrow(float[] ap, int ai, float[] bp, int bi, int kc, MemorySegment c, long cOff, long cRs, boolean add, int h,
+                             VectorMask<Float> m) {
     FloatVector z = FloatVector.zero(S);
     FloatVector c0 = z, c1 = z, c2 = z, c3 = z, c4 = z, c5 = z, c6 = z, c7 = z;
     for (int p = 0; p < kc; p++, ai += MR, bi += NR) {
@@ -99,31 +98,20 @@ final class MicroKernel {
       c6 = FloatVector.broadcast(S, ap[ai + 6]).fma(b0, c6);
       c7 = FloatVector.broadcast(S, ap[ai + 7]).fma(b0, c7);
     }
-    // the stores written out, not through a helper: no vector or mask crosses a call the JIT may leave out of line
-    // (then every vector passed is boxed: JFR showed this tile allocating in some JVMs)
-    if (add) {
-      c0 = c0.add(FloatVector.fromMemorySegment(S, c, (cOff + 0 * cRs) * 4, NATIVE, m));
-      if (h > 1) c1 = c1.add(FloatVector.fromMemorySegment(S, c, (cOff + 1 * cRs) * 4, NATIVE, m));
-      if (h > 2) c2 = c2.add(FloatVector.fromMemorySegment(S, c, (cOff + 2 * cRs) * 4, NATIVE, m));
-      if (h > 3) c3 = c3.add(FloatVector.fromMemorySegment(S, c, (cOff + 3 * cRs) * 4, NATIVE, m));
-      if (h > 4) c4 = c4.add(FloatVector.fromMemorySegment(S, c, (cOff + 4 * cRs) * 4, NATIVE, m));
-      if (h > 5) c5 = c5.add(FloatVector.fromMemorySegment(S, c, (cOff + 5 * cRs) * 4, NATIVE, m));
-      if (h > 6) c6 = c6.add(FloatVector.fromMemorySegment(S, c, (cOff + 6 * cRs) * 4, NATIVE, m));
-      if (h > 7) c7 = c7.add(FloatVector.fromMemorySegment(S, c, (cOff + 7 * cRs) * 4, NATIVE, m));
-    }
-    c0.intoMemorySegment(c, (cOff + 0 * cRs) * 4, NATIVE, m);
-    if (h > 1) c1.intoMemorySegment(c, (cOff + 1 * cRs) * 4, NATIVE, m);
-    if (h > 2) c2.intoMemorySegment(c, (cOff + 2 * cRs) * 4, NATIVE, m);
-    if (h > 3) c3.intoMemorySegment(c, (cOff + 3 * cRs) * 4, NATIVE, m);
-    if (h > 4) c4.intoMemorySegment(c, (cOff + 4 * cRs) * 4, NATIVE, m);
-    if (h > 5) c5.intoMemorySegment(c, (cOff + 5 * cRs) * 4, NATIVE, m);
-    if (h > 6) c6.intoMemorySegment(c, (cOff + 6 * cRs) * 4, NATIVE, m);
-    if (h > 7) c7.intoMemorySegment(c, (cOff + 7 * cRs) * 4, NATIVE, m);
+    store(c0, c, cOff + 0 * cRs, m, add);
+    if (h > 1) store(c1, c, cOff + 1 * cRs, m, add);
+    if (h > 2) store(c2, c, cOff + 2 * cRs, m, add);
+    if (h > 3) store(c3, c, cOff + 3 * cRs, m, add);
+    if (h > 4) store(c4, c, cOff + 4 * cRs, m, add);
+    if (h > 5) store(c5, c, cOff + 5 * cRs, m, add);
+    if (h > 6) store(c6, c, cOff + 6 * cRs, m, add);
+    if (h > 7) store(c7, c, cOff + 7 * cRs, m, add);
   }
 
-  /** Columns [0, L) in full and [L, w) under a lane mask (L < w ≤ 2L): 16 accumulators, as {@link #kernel}. */
-  private static void wide(float[] ap, int ai, float[] bp, int bi, int kc, MemorySegment c, long cOff, long cRs, boolean add, int h, int w) {
-    VectorMask<Float> m1 = S.indexInRange(0, w - L);
+  /** Columns [0, L) in full and [L, 2L) under mask m1: 16 accumulators, as {@link #kernel}. */
+  private static void wide(float[] ap, int ai, float[] bp, int bi, int kc, MemorySegment c, long cOff, long cRs, boolean add, int h,
+                           VectorMask<Float> m1) {
+    VectorMask<Float> all = S.maskAll(true);
     FloatVector z = FloatVector.zero(S);
     FloatVector c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z;
     FloatVector c40 = z, c41 = z, c50 = z, c51 = z, c60 = z, c61 = z, c70 = z, c71 = z;
@@ -146,24 +134,20 @@ final class MicroKernel {
       a = FloatVector.broadcast(S, ap[ai + 7]);
       c70 = a.fma(b0, c70); c71 = a.fma(b1, c71);
     }
-    // written out as in narrow: full vectors for columns [0, L), the mask for [L, w)
-    if (add) {
-      { c00 = c00.add(FloatVector.fromMemorySegment(S, c, (cOff + 0 * cRs) * 4, NATIVE)); c01 = c01.add(FloatVector.fromMemorySegment(S, c, (cOff + 0 * cRs + L) * 4, NATIVE, m1)); }
-      if (h > 1) { c10 = c10.add(FloatVector.fromMemorySegment(S, c, (cOff + 1 * cRs) * 4, NATIVE)); c11 = c11.add(FloatVector.fromMemorySegment(S, c, (cOff + 1 * cRs + L) * 4, NATIVE, m1)); }
-      if (h > 2) { c20 = c20.add(FloatVector.fromMemorySegment(S, c, (cOff + 2 * cRs) * 4, NATIVE)); c21 = c21.add(FloatVector.fromMemorySegment(S, c, (cOff + 2 * cRs + L) * 4, NATIVE, m1)); }
-      if (h > 3) { c30 = c30.add(FloatVector.fromMemorySegment(S, c, (cOff + 3 * cRs) * 4, NATIVE)); c31 = c31.add(FloatVector.fromMemorySegment(S, c, (cOff + 3 * cRs + L) * 4, NATIVE, m1)); }
-      if (h > 4) { c40 = c40.add(FloatVector.fromMemorySegment(S, c, (cOff + 4 * cRs) * 4, NATIVE)); c41 = c41.add(FloatVector.fromMemorySegment(S, c, (cOff + 4 * cRs + L) * 4, NATIVE, m1)); }
-      if (h > 5) { c50 = c50.add(FloatVector.fromMemorySegment(S, c, (cOff + 5 * cRs) * 4, NATIVE)); c51 = c51.add(FloatVector.fromMemorySegment(S, c, (cOff + 5 * cRs + L) * 4, NATIVE, m1)); }
-      if (h > 6) { c60 = c60.add(FloatVector.fromMemorySegment(S, c, (cOff + 6 * cRs) * 4, NATIVE)); c61 = c61.add(FloatVector.fromMemorySegment(S, c, (cOff + 6 * cRs + L) * 4, NATIVE, m1)); }
-      if (h > 7) { c70 = c70.add(FloatVector.fromMemorySegment(S, c, (cOff + 7 * cRs) * 4, NATIVE)); c71 = c71.add(FloatVector.fromMemorySegment(S, c, (cOff + 7 * cRs + L) * 4, NATIVE, m1)); }
-    }
-    { c00.intoMemorySegment(c, (cOff + 0 * cRs) * 4, NATIVE); c01.intoMemorySegment(c, (cOff + 0 * cRs + L) * 4, NATIVE, m1); }
-    if (h > 1) { c10.intoMemorySegment(c, (cOff + 1 * cRs) * 4, NATIVE); c11.intoMemorySegment(c, (cOff + 1 * cRs + L) * 4, NATIVE, m1); }
-    if (h > 2) { c20.intoMemorySegment(c, (cOff + 2 * cRs) * 4, NATIVE); c21.intoMemorySegment(c, (cOff + 2 * cRs + L) * 4, NATIVE, m1); }
-    if (h > 3) { c30.intoMemorySegment(c, (cOff + 3 * cRs) * 4, NATIVE); c31.intoMemorySegment(c, (cOff + 3 * cRs + L) * 4, NATIVE, m1); }
-    if (h > 4) { c40.intoMemorySegment(c, (cOff + 4 * cRs) * 4, NATIVE); c41.intoMemorySegment(c, (cOff + 4 * cRs + L) * 4, NATIVE, m1); }
-    if (h > 5) { c50.intoMemorySegment(c, (cOff + 5 * cRs) * 4, NATIVE); c51.intoMemorySegment(c, (cOff + 5 * cRs + L) * 4, NATIVE, m1); }
-    if (h > 6) { c60.intoMemorySegment(c, (cOff + 6 * cRs) * 4, NATIVE); c61.intoMemorySegment(c, (cOff + 6 * cRs + L) * 4, NATIVE, m1); }
-    if (h > 7) { c70.intoMemorySegment(c, (cOff + 7 * cRs) * 4, NATIVE); c71.intoMemorySegment(c, (cOff + 7 * cRs + L) * 4, NATIVE, m1); }
+    long h1 = L;
+    { store(c00, c, cOff + 0 * cRs, all, add); store(c01, c, cOff + 0 * cRs + h1, m1, add); }
+    if (h > 1) { store(c10, c, cOff + 1 * cRs, all, add); store(c11, c, cOff + 1 * cRs + h1, m1, add); }
+    if (h > 2) { store(c20, c, cOff + 2 * cRs, all, add); store(c21, c, cOff + 2 * cRs + h1, m1, add); }
+    if (h > 3) { store(c30, c, cOff + 3 * cRs, all, add); store(c31, c, cOff + 3 * cRs + h1, m1, add); }
+    if (h > 4) { store(c40, c, cOff + 4 * cRs, all, add); store(c41, c, cOff + 4 * cRs + h1, m1, add); }
+    if (h > 5) { store(c50, c, cOff + 5 * cRs, all, add); store(c51, c, cOff + 5 * cRs + h1, m1, add); }
+    if (h > 6) { store(c60, c, cOff + 6 * cRs, all, add); store(c61, c, cOff + 6 * cRs + h1, m1, add); }
+    if (h > 7) { store(c70, c, cOff + 7 * cRs, all, add); store(c71, c, cOff + 7 * cRs + h1, m1, add); }
+  }
+
+  /** c[off..] (=|+=) v under mask m. Small enough that the JIT always inlines it, so v stays in a register. */
+  private static void store(FloatVector v, MemorySegment c, long off, VectorMask<Float> m, boolean add) {
+    if (add) v = v.add(FloatVector.fromMemorySegment(S, c, off * 4, NATIVE, m));
+    v.intoMemorySegment(c, off * 4, NATIVE, m);
   }
 }
