@@ -160,6 +160,7 @@ public final class Autograd {
    * gradient when it has none (no copy), and is released once added otherwise.
    */
   static void accumulateLeaf(Tensor leaf, Tensor g) {
+    if (leaf.takeClaimedGrad(g)) return;   // the op wrote this first contribution straight into the (zeroed) gradient
     boolean overwrite = leaf.claimZeroedGrad();   // lazily zeroed: the first contribution is a copy, not an add
     Tensor acc = leaf.grad();
     if (g.takeFreshGradient()) {

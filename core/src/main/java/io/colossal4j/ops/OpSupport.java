@@ -22,13 +22,17 @@ public final class OpSupport {
   /**
    * The output buffer of a backward rule's gradient for input {@code param}: when param is a leaf of that dtype and
    * shape without a gradient yet (the first contribution of a step after the gradients were released), a gradient
-   * buffer marked fresh, which autograd installs as the leaf's gradient without a copy; otherwise an ordinary
-   * output. The rule must hand the result to {@code param} alone.
+   * buffer marked fresh, which autograd installs as the leaf's gradient without a copy; when its gradient is zeroed
+   * lazily (the CPU's kept buffers, data parallelism's bucket views), that gradient itself, claimed, so the rule's
+   * write is the accumulation; otherwise an ordinary output. The rule must write all of it (overwrite, not add) and
+   * hand the result to {@code param} alone.
    */
   public static Tensor gradientFor(Tensor param, Shape shape, DType dtype, Backend backend) {
-    if (param.isLeaf() && param.requiresGrad() && !param.hasGrad() && param.dtype() == dtype && param.shape().equals(shape)
-        && param.backend() == backend)
-      return Tensor.empty(shape, dtype, backend, io.colossal4j.tensor.MemoryCategory.GRADIENT).markFreshGradient();
+    if (param.isLeaf() && param.requiresGrad() && param.dtype() == dtype && param.shape().equals(shape) && param.backend() == backend) {
+      if (!param.hasGrad()) return Tensor.empty(shape, dtype, backend, io.colossal4j.tensor.MemoryCategory.GRADIENT).markFreshGradient();
+      Tensor zeroed = param.claimGradForOverwrite();
+      if (zeroed != null) return zeroed;
+    }
     return Tensor.empty(shape, dtype, backend);
   }
 

@@ -27,6 +27,8 @@ public final class Tensor {
   private boolean requiresGrad;
   private Tensor grad;
   private boolean gradZeroPending;
+  /** Whether an op claimed the lazily zeroed gradient to overwrite it ({@link #claimGradForOverwrite}). */
+  private boolean gradClaimed;
   private boolean gradOwned;
   private boolean freshGradient;
   private GradFn gradFn;
@@ -231,6 +233,7 @@ public final class Tensor {
       throw new TensorException("grad of shape " + g.shape + " set on a tensor of shape " + shape);
     this.grad = g;
     this.gradZeroPending = false;
+    this.gradClaimed = false;
     this.gradOwned = false;
   }
 
@@ -269,12 +272,36 @@ public final class Tensor {
    * it (one pass over the gradient instead of a fill and an add), and a read before that sees zeros. The
    * buffer itself is kept (data parallelism's buckets are views of one flat buffer). No-op without a gradient.
    */
-  public void zeroGradLazily() { gradZeroPending = grad != null; }
+  public void zeroGradLazily() {
+    gradZeroPending = grad != null;
+    gradClaimed = false;
+  }
 
   /**
    * For autograd, before accumulating into {@link #grad()}: whether the gradient is pending a lazy zero, in
    * which case the caller must overwrite it rather than add to it. Clears the pending state either way.
    */
+  /**
+   * For ops (through {@code OpSupport.gradientFor}): this leaf's gradient buffer itself, for the op to overwrite
+   * with the backward pass's first contribution, when the buffer is logically zero (zeroed lazily and not written
+   * since: the CPU's kept buffers and data parallelism's bucket views between steps) and contiguous; null otherwise.
+   * Claims it: the pending zero is cleared, and autograd takes the op's result, handed back as this leaf's gradient,
+   * as already accumulated ({@link #takeClaimedGrad}). The op must write all of it.
+   */
+  public Tensor claimGradForOverwrite() {
+    if (!gradZeroPending || grad == null || !grad.isContiguous()) return null;
+    gradZeroPending = false;
+    gradClaimed = true;
+    return grad;
+  }
+
+  /** For autograd: whether {@code g} is the gradient buffer an op claimed and overwrote; clears the claim. */
+  public boolean takeClaimedGrad(Tensor g) {
+    if (!gradClaimed || g != grad) return false;
+    gradClaimed = false;
+    return true;
+  }
+
   public boolean claimZeroedGrad() {
     boolean pending = gradZeroPending;
     gradZeroPending = false;

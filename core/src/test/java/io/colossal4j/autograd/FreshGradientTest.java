@@ -19,8 +19,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * A linear layer's weight and bias gradients are written straight into the leaves' gradients when they have none
- * (marked fresh, installed without a copy), and otherwise added to / copied over the existing gradient and then
- * released. Every case is compared with the same sums written out by hand (x, g, w small integers in f64, so every
+ * (marked fresh, installed without a copy), straight into the existing gradient when it is zeroed lazily (claimed:
+ * the op's write is the first contribution), and otherwise added to the existing gradient and then released. Every case is compared with the same sums written out by hand (x, g, w small integers in f64, so every
  * value is exact and the comparison is exact).
  */
 class FreshGradientTest {
@@ -75,12 +75,47 @@ class FreshGradientTest {
     assertTrue(w.grad() == old, "the existing buffer keeps the gradient");
   }
 
-  @Test void aLazilyZeroedGradientIsOverwritten() {
-    Tensor x = ints(4, 3), w = ints(2, 3).requiresGrad(true), weights = ints(4, 2);
-    w.setOwnedGrad(ints(2, 3));
+  @Test void aLazilyZeroedGradientIsOverwrittenInPlaceByTheOp() {
+    Tensor x = ints(4, 3), w = ints(2, 3).requiresGrad(true), b = ints(2).requiresGrad(true), weights = ints(4, 2);
+    Tensor wBuf = ints(2, 3), bBuf = ints(2);
+    w.setGrad(wBuf);   // a view of someone else's buffer (data parallelism's bucket), zeroed lazily between steps
+    b.setGrad(bBuf);
     w.zeroGradLazily();
-    backwardThrough(LinAlg.linear(x, w, null), weights);
-    assertArrayEquals(expected(x, weights)[0], w.grad().toDoubleArray());
+    b.zeroGradLazily();
+    backwardThrough(LinAlg.linear(x, w, b), weights);
+    double[][] e = expected(x, weights);
+    assertTrue(w.grad() == wBuf && b.grad() == bBuf, "the buffers stay the gradients");
+    assertArrayEquals(e[0], wBuf.toDoubleArray(), "the op's write is the first contribution");
+    assertArrayEquals(e[1], bBuf.toDoubleArray());
+    assertFalse(wBuf.storage().isReleased(), "a claimed buffer is never released as a temporary");
+    // no temporary for either gradient: two storages fewer than the same backward adding into the gradients
+    CpuBackend cpu = (CpuBackend) CPU;
+    long before = cpu.hostAllocations().requests();
+    backwardThrough(LinAlg.linear(x, w, b), weights);   // adds: temporaries for gw and gb
+    long adding = cpu.hostAllocations().requests() - before;
+    w.zeroGradLazily();
+    b.zeroGradLazily();
+    before = cpu.hostAllocations().requests();
+    backwardThrough(LinAlg.linear(x, w, b), weights);   // overwrites in place
+    assertEquals(adding - 2, cpu.hostAllocations().requests() - before, "storages allocated by a backward");
+    assertArrayEquals(e[0], wBuf.toDoubleArray());
+    // the next pass adds (the buffer is no longer zeroed lazily)
+    backwardThrough(LinAlg.linear(x, w, b), weights);
+    for (int i = 0; i < e[0].length; i++) e[0][i] *= 2;
+    assertArrayEquals(e[0], wBuf.toDoubleArray());
+  }
+
+  @Test void aLazilyZeroedGradientOfAWeightUsedTwiceGetsBothContributions() {
+    Tensor x1 = ints(3, 4), x2 = ints(5, 4), w = ints(2, 4).requiresGrad(true), g1 = ints(3, 2), g2 = ints(5, 2);
+    Tensor buf = ints(2, 4);
+    w.setGrad(buf);
+    w.zeroGradLazily();
+    Tensor loss = Arith.add(Reduce.sum(Arith.mul(LinAlg.linear(x1, w, null), g1)), Reduce.sum(Arith.mul(LinAlg.linear(x2, w, null), g2)));
+    Autograd.backward(loss);
+    double[] a = expected(x1, g1)[0], c = expected(x2, g2)[0];
+    for (int i = 0; i < a.length; i++) a[i] += c[i];
+    assertTrue(w.grad() == buf);
+    assertArrayEquals(a, buf.toDoubleArray(), "the first use overwrote the buffer, the second added to it");
   }
 
   @Test void aWeightUsedTwiceGetsTheSumOfBothContributions() {
@@ -97,11 +132,13 @@ class FreshGradientTest {
     Autograd.backward(Reduce.sum(Arith.mul(io.colossal4j.ops.Norm.layerNorm(x, w, b, 1e-5), weights)));
     double[] freshW = w.grad().toDoubleArray(), freshB = b.grad().toDoubleArray();
     assertEquals(MemoryCategory.GRADIENT, w.grad().storage().category());
-    // the same backward into existing (lazily zeroed) gradients: the copy path, bit for bit the same values
+    // the same backward into existing (lazily zeroed) gradients: written in place, bit for bit the same values
+    Tensor wGrad = w.grad(), bGrad = b.grad();
     w.zeroGradLazily();
     b.zeroGradLazily();
     Autograd.backward(Reduce.sum(Arith.mul(io.colossal4j.ops.Norm.layerNorm(x, w, b, 1e-5), weights)));
     assertArrayEquals(freshW, w.grad().toDoubleArray());
     assertArrayEquals(freshB, b.grad().toDoubleArray());
+    assertTrue(w.grad() == wGrad && b.grad() == bGrad, "the kernels wrote into the existing gradients");
   }
 }
