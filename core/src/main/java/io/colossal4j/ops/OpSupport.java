@@ -30,7 +30,7 @@ public final class OpSupport {
   public static Tensor gradientFor(Tensor param, Shape shape, DType dtype, Backend backend) {
     if (param.isLeaf() && param.requiresGrad() && param.dtype() == dtype && param.shape().equals(shape) && param.backend() == backend) {
       if (!param.hasGrad()) return Tensor.empty(shape, dtype, backend, io.colossal4j.tensor.MemoryCategory.GRADIENT).markFreshGradient();
-      Tensor zeroed = param.claimGradForOverwrite();
+      Tensor zeroed = param.claimGradForOverwrite(dtype);
       if (zeroed != null) return zeroed;
     }
     return Tensor.empty(shape, dtype, backend);

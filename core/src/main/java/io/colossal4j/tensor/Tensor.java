@@ -284,12 +284,13 @@ public final class Tensor {
   /**
    * For ops (through {@code OpSupport.gradientFor}): this leaf's gradient buffer itself, for the op to overwrite
    * with the backward pass's first contribution, when the buffer is logically zero (zeroed lazily and not written
-   * since: the CPU's kept buffers and data parallelism's bucket views between steps) and contiguous; null otherwise.
+   * since: the CPU's kept buffers and data parallelism's bucket views between steps), contiguous and of {@code dtype}
+   * (the op's output dtype); null otherwise.
    * Claims it: the pending zero is cleared, and autograd takes the op's result, handed back as this leaf's gradient,
    * as already accumulated ({@link #takeClaimedGrad}). The op must write all of it.
    */
-  public Tensor claimGradForOverwrite() {
-    if (!gradZeroPending || grad == null || !grad.isContiguous()) return null;
+  public Tensor claimGradForOverwrite(DType dtype) {
+    if (!gradZeroPending || grad == null || grad.dtype != dtype || !grad.isContiguous()) return null;
     gradZeroPending = false;
     gradClaimed = true;
     return grad;

@@ -105,6 +105,16 @@ class FreshGradientTest {
     assertArrayEquals(e[0], wBuf.toDoubleArray());
   }
 
+  @Test void aLazilyZeroedGradientOfAnotherDtypeIsNotClaimed() {
+    Tensor x = ints(4, 3), w = ints(2, 3).requiresGrad(true), weights = ints(4, 2);
+    Tensor buf = Tensor.zeros(Shape.of(2, 3), DType.F32, CPU);   // an f32 buffer for an f64 weight
+    w.setGrad(buf);
+    w.zeroGradLazily();
+    backwardThrough(LinAlg.linear(x, w, null), weights);
+    assertTrue(w.grad() == buf);
+    assertArrayEquals(expected(x, weights)[0], buf.toDoubleArray(), "computed in f64, then copied (small integers: exact in f32)");
+  }
+
   @Test void aLazilyZeroedGradientOfAWeightUsedTwiceGetsBothContributions() {
     Tensor x1 = ints(3, 4), x2 = ints(5, 4), w = ints(2, 4).requiresGrad(true), g1 = ints(3, 2), g2 = ints(5, 2);
     Tensor buf = ints(2, 4);
