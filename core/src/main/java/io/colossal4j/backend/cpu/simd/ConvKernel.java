@@ -9,8 +9,8 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
- * conv2d and its two backwards for contiguous f32 NCHW tensors, as GEMMs. The forward of a 3×3, stride-1,
- * single-group convolution with at least 16 channels in and out goes through {@link Winograd} instead. Stride 1
+ * conv2d and its two backwards for contiguous f32 NCHW tensors, as GEMMs. The forward and the input gradient of a
+ * 3×3, stride-1, single-group convolution with at least 16 channels in and out go through {@link Winograd} instead. Stride 1
  * (the common case: 3×3 "same", 1×1, depthwise) goes through {@link ShiftedConv}, which never builds the im2col
  * matrix; a one-channel input with a small kernel (a stem's first layer) goes through {@link StemConv}; other strides go through {@link BatchedConv}: an explicit im2col matrix over a chunk of images and one
  * GEMM per chunk and group.
@@ -68,6 +68,10 @@ final class ConvKernel {
   }
 
   static void backwardInput(CpuParallel par, Tensor gy, Tensor w, Conv2dSpec spec, Tensor gx) {
+    if (Winograd.appliesToInputGradient(par, gy, w, spec, gx)) {
+      Winograd.backwardInput(par, gy, w, spec, gx);
+      return;
+    }
     Geo g = Geo.of(gx, w, gy, spec);
     MemorySegment sg = segment(gy), sw = segment(w), so = segment(gx);
     boolean perImage = g.n() >= par.threads();

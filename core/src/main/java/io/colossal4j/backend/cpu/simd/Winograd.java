@@ -16,7 +16,8 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorShuffle;
 
 /**
- * Forward 3×3 convolution, stride 1, no dilation, one group, by Winograd's minimal filtering F(2×2, 3×3):
+ * Forward 3×3 convolution, stride 1, no dilation, one group, and its input gradient (the same kind of convolution,
+ * {@link #backwardInput}), by Winograd's minimal filtering F(2×2, 3×3):
  * each 2×2 block of outputs ("tile") is Aᵀ[Σ_c (G g_c Gᵀ) ⊙ (Bᵀ d_c B)]A, where d_c is the 4×4 input patch of
  * channel c and g_c the filter. The 16 element-wise products summed over channels are 16 GEMMs
  * U_ξ[Cout × Cin] · V_ξ[Cin × tiles] (ξ = the 16 positions of the 4×4 transformed tile): 2.25× fewer
@@ -49,9 +50,10 @@ final class Winograd {
   /** Geometry: tiles of 2×2 outputs, the de-interleaved padded input rows (width we each for even and odd columns). */
   private record Geo(int cin, int h, int w, int cout, int coutPad, int ho, int wo, int pt, int pl, int tilesY, int tilesX,
                      int runs, int hp, int we) {
-    static Geo of(Tensor x, Tensor w, Tensor out, Conv2dSpec s) {
+    /** The convolution of x into out's {@code cout} channels with padding s (top and left; out's size gives the rest). */
+    static Geo of(Tensor x, int cout, Tensor out, Conv2dSpec s) {
       int ho = out.size(2), wo = out.size(3), tilesY = (ho + 1) / 2, tilesX = (wo + 1) / 2, runs = (tilesX + NR - 1) / NR;
-      return new Geo(x.size(1), x.size(2), x.size(3), w.size(0), (w.size(0) + MR - 1) / MR * MR, ho, wo, s.padTop(), s.padLeft(),
+      return new Geo(x.size(1), x.size(2), x.size(3), cout, (cout + MR - 1) / MR * MR, ho, wo, s.padTop(), s.padLeft(),
           tilesY, tilesX, runs, 2 * tilesY + 2, runs * NR + 1);
     }
 
@@ -59,8 +61,33 @@ final class Winograd {
   }
 
   static void forward(CpuParallel par, Tensor x, Tensor w, Conv2dSpec spec, Tensor out) {
-    Geo g = Geo.of(x, w, out, spec);
-    float[] u = packFilter(segment(w), w.offset(), g);
+    Geo g = Geo.of(x, w.size(0), out, spec);
+    run(par, x, packFilter(segment(w), w.offset(), g, false), g, out);
+  }
+
+  /**
+   * Whether {@link #backwardInput} takes the input gradient of such a convolution: the forward's conditions with the
+   * channel counts swapped, and paddings of at most 2 (the gradient's convolution pads by 2 minus them).
+   */
+  static boolean appliesToInputGradient(CpuParallel par, Tensor gy, Tensor w, Conv2dSpec s, Tensor gx) {
+    return w.size(2) == 3 && w.size(3) == 3 && s.strideH() == 1 && s.strideW() == 1 && s.dilationH() == 1 && s.dilationW() == 1
+        && s.groups() == 1 && s.padTop() <= 2 && s.padBottom() <= 2 && s.padLeft() <= 2 && s.padRight() <= 2
+        && w.size(0) >= 16 && w.size(1) >= 16 && gx.size(2) >= 4 && gx.size(3) >= 8 && gy.size(0) >= par.threads();
+  }
+
+  /**
+   * gx = the input gradient of the stride-1 3×3 convolution y = x ⋆ w: itself a 3×3 convolution, of gy with every
+   * filter flipped (rows and columns) and the channels swapped (w'[ci][co] = w[co][ci] flipped), gy padded by
+   * 2 − the forward's padding on each side; so the forward's kernel computes it, the filter packed that way.
+   */
+  static void backwardInput(CpuParallel par, Tensor gy, Tensor w, Conv2dSpec s, Tensor gx) {
+    Conv2dSpec t = new Conv2dSpec(1, 1, 2 - s.padTop(), 2 - s.padBottom(), 2 - s.padLeft(), 2 - s.padRight(), 1, 1, 1);
+    Geo g = Geo.of(gy, w.size(1), gx, t);
+    run(par, gy, packFilter(segment(w), w.offset(), g, true), g, gx);
+  }
+
+  /** out = the convolution of x by the packed filter u, images spread over the pool. */
+  private static void run(CpuParallel par, Tensor x, float[] u, Geo g, Tensor out) {
     MemorySegment sx = segment(x), so = segment(out);
     par.forEachChunk(x.size(0), img -> {
       Scratch own = Scratch.get(g);
@@ -81,16 +108,26 @@ final class Winograd {
   /**
    * U_ξ = (G g Gᵀ)_ξ for every filter, G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]], computed in double and
    * packed as MR-row slivers: element (ξ, co, ci) at [(ξ·coutPad + co − co%8)·cin + ci·8 + co%8]; rows past
-   * Cout are zero.
+   * Cout are zero. {@code flipped}: the filter of (co, ci) is w[ci][co] turned by 180° (w then holds [cin][cout][3][3]
+   * of this convolution: the forward's filters, for its input gradient).
    */
-  private static float[] packFilter(MemorySegment w, long wOff, Geo g) {
+  private static float[] packFilter(MemorySegment w, long wOff, Geo g, boolean flipped) {
     float[] u = new float[16 * g.coutPad() * g.cin()];
     double[] t = new double[12];
     for (int co = 0; co < g.cout(); co++)
       for (int ci = 0; ci < g.cin(); ci++) {
-        long base = wOff + ((long) co * g.cin() + ci) * 9;
+        long base = wOff + (flipped ? (long) ci * g.cout() + co : (long) co * g.cin() + ci) * 9;
         for (int j = 0; j < 3; j++) { // t = G g: 4 rows × 3 columns
-          double g0 = w.getAtIndex(F, base + j), g1 = w.getAtIndex(F, base + 3 + j), g2 = w.getAtIndex(F, base + 6 + j);
+          double g0, g1, g2;
+          if (flipped) { // g[r][j] = w[2 − r][2 − j]
+            g0 = w.getAtIndex(F, base + 8 - j);
+            g1 = w.getAtIndex(F, base + 5 - j);
+            g2 = w.getAtIndex(F, base + 2 - j);
+          } else {
+            g0 = w.getAtIndex(F, base + j);
+            g1 = w.getAtIndex(F, base + 3 + j);
+            g2 = w.getAtIndex(F, base + 6 + j);
+          }
           t[j] = g0;
           t[3 + j] = (g0 + g1 + g2) / 2;
           t[6 + j] = (g0 - g1 + g2) / 2;

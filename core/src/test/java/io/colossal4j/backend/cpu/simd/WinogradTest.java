@@ -11,7 +11,7 @@ import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 /**
- * The Winograd F(2×2, 3×3) forward convolution against the double-precision reference convolution, on
+ * The Winograd F(2×2, 3×3) forward convolution and input gradient against the double-precision reference, on
  * geometries that exercise its edges: output rows and columns of odd length (half-empty tiles), more tiles
  * along a row than one vector run (wo = 70: two runs of 32 tiles), Cout not a multiple of the micro-kernel's
  * 8 rows, odd Cin, asymmetric and zero padding.
@@ -55,6 +55,38 @@ class WinogradTest {
         for (int i = 0; i < got.length; i++) {
           double tol = 4 * (k + 2) * u * sum[i];
           assertTrue(Math.abs(got[i] - want[i]) <= tol, c + " at " + i + ": " + got[i] + " vs " + want[i] + " (tolerance " + tol + ")");
+        }
+      }
+    }
+  }
+
+  /**
+   * The input gradient (the same kernel on gy, the filters flipped and transposed, padding 2 − p) against the
+   * reference's, on the same geometries (gy shaped as each case's output) plus a "valid" convolution (its gradient
+   * pads by 2); the same tolerance with K = 9·Cout, the gradient's reduction length.
+   */
+  @Test void theInputGradientMatchesTheReference() {
+    Random rnd = new Random(4);
+    Case[] cases = java.util.Arrays.copyOf(CASES, CASES.length + 1);
+    cases[CASES.length] = new Case(2, 16, 12, 19, 24, Conv2dSpec.of(1, 0, 1, 1));
+    try (CpuBackend fast = CpuBackend.create(2)) {
+      CpuBackend ref = CpuBackend.reference();
+      for (Case c : cases) {
+        Shape xs = Shape.of(c.n(), c.cin(), c.h(), c.w()), ws = Shape.of(c.cout(), c.cin(), 3, 3);
+        Shape ys = Shape.of(c.n(), c.cout(), c.spec().outH(c.h(), 3), c.spec().outW(c.w(), 3));
+        float[] dg = random(rnd, (int) ys.numel()), dw = random(rnd, (int) ws.numel());
+        Tensor gy = Tensor.of(dg, ys, fast), w = Tensor.of(dw, ws, fast), gx = Tensor.empty(xs, DType.F32, fast);
+        assertTrue(Winograd.appliesToInputGradient(fast.parallel(), gy, w, c.spec(), gx), c + " should take the Winograd path");
+        fast.kernels().conv2dBackwardInput(gy, w, c.spec(), gx);
+        Tensor want = Tensor.empty(xs, DType.F64, ref), bound = Tensor.empty(xs, DType.F64, ref);
+        ref.kernels().conv2dBackwardInput(Tensor.of(dg, ys, ref), Tensor.of(dw, ws, ref), c.spec(), want);
+        ref.kernels().conv2dBackwardInput(Tensor.of(abs(dg), ys, ref), Tensor.of(abs(dw), ws, ref), c.spec(), bound);
+        float[] got = gx.toFloatArray();
+        double[] w64 = want.toDoubleArray(), sum = bound.toDoubleArray();
+        double u = 0x1p-24, k = 9.0 * c.cout();
+        for (int i = 0; i < got.length; i++) {
+          double tol = 4 * (k + 2) * u * sum[i];
+          assertTrue(Math.abs(got[i] - w64[i]) <= tol, c + " at " + i + ": " + got[i] + " vs " + w64[i] + " (tolerance " + tol + ")");
         }
       }
     }
