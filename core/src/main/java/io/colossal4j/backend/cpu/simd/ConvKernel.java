@@ -9,8 +9,8 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
- * conv2d and its two backwards for contiguous f32 NCHW tensors, as GEMMs. The forward and the input gradient of a
- * 3×3, stride-1, single-group convolution with at least 16 channels in and out go through {@link Winograd} instead. Stride 1
+ * conv2d and its two backwards for contiguous f32 NCHW tensors, as GEMMs. The forward and both gradients of a 3×3,
+ * stride-1, single-group convolution with at least 16 channels in and out go through {@link Winograd} instead. Stride 1
  * (the common case: 3×3 "same", 1×1, depthwise) goes through {@link ShiftedConv}, which never builds the im2col
  * matrix; a one-channel input with a small kernel (a stem's first layer) goes through {@link StemConv}; other strides go through {@link BatchedConv}: an explicit im2col matrix over a chunk of images and one
  * GEMM per chunk and group.
@@ -97,6 +97,10 @@ final class ConvKernel {
   static void backwardWeight(CpuParallel par, ScratchPool scratch, Tensor x, Tensor gy, Conv2dSpec spec, Tensor gw) {
     if (StemConv.applies(x.size(1), gw.size(2), gw.size(3), gy.size(2), gy.size(3), spec)) {
       StemConv.backwardWeight(par, x, gy, spec, gw);
+      return;
+    }
+    if (Winograd.appliesToWeightGradient(par, x, gy, spec, gw)) {
+      Winograd.backwardWeight(par, scratch, x, gy, spec, gw);
       return;
     }
     Geo g = Geo.of(x, gw, gy, spec);

@@ -11,7 +11,7 @@ import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 /**
- * The Winograd F(2×2, 3×3) forward convolution and input gradient against the double-precision reference, on
+ * The Winograd F(2×2, 3×3) forward convolution and both gradients against the double-precision reference, on
  * geometries that exercise its edges: output rows and columns of odd length (half-empty tiles), more tiles
  * along a row than one vector run (wo = 70: two runs of 32 tiles), Cout not a multiple of the micro-kernel's
  * 8 rows, odd Cin, asymmetric and zero padding.
@@ -84,6 +84,37 @@ class WinogradTest {
         float[] got = gx.toFloatArray();
         double[] w64 = want.toDoubleArray(), sum = bound.toDoubleArray();
         double u = 0x1p-24, k = 9.0 * c.cout();
+        for (int i = 0; i < got.length; i++) {
+          double tol = 4 * (k + 2) * u * sum[i];
+          assertTrue(Math.abs(got[i] - w64[i]) <= tol, c + " at " + i + ": " + got[i] + " vs " + w64[i] + " (tolerance " + tol + ")");
+        }
+      }
+    }
+  }
+
+  /**
+   * The weight gradient (Gᵀ[(A dY Aᵀ) ⊙ (Bᵀ d B)]G summed over tiles and images) against the reference's, on the same
+   * geometries and the valid convolution; the same tolerance with K = N·Ho·Wo, the gradient's reduction length.
+   */
+  @Test void theWeightGradientMatchesTheReference() {
+    Random rnd = new Random(5);
+    Case[] cases = java.util.Arrays.copyOf(CASES, CASES.length + 1);
+    cases[CASES.length] = new Case(3, 16, 12, 19, 24, Conv2dSpec.of(1, 0, 1, 1));
+    try (CpuBackend fast = CpuBackend.create(2)) {
+      CpuBackend ref = CpuBackend.reference();
+      for (Case c : cases) {
+        Shape xs = Shape.of(c.n(), c.cin(), c.h(), c.w()), ws = Shape.of(c.cout(), c.cin(), 3, 3);
+        Shape ys = Shape.of(c.n(), c.cout(), c.spec().outH(c.h(), 3), c.spec().outW(c.w(), 3));
+        float[] dx = random(rnd, (int) xs.numel()), dg = random(rnd, (int) ys.numel());
+        Tensor x = Tensor.of(dx, xs, fast), gy = Tensor.of(dg, ys, fast), gw = Tensor.full(ws, DType.F32, fast, 7);
+        assertTrue(Winograd.appliesToWeightGradient(fast.parallel(), x, gy, c.spec(), gw), c + " should take the Winograd path");
+        fast.kernels().conv2dBackwardWeight(x, gy, c.spec(), gw);
+        Tensor want = Tensor.empty(ws, DType.F64, ref), bound = Tensor.empty(ws, DType.F64, ref);
+        ref.kernels().conv2dBackwardWeight(Tensor.of(dx, xs, ref), Tensor.of(dg, ys, ref), c.spec(), want);
+        ref.kernels().conv2dBackwardWeight(Tensor.of(abs(dx), xs, ref), Tensor.of(abs(dg), ys, ref), c.spec(), bound);
+        float[] got = gw.toFloatArray();
+        double[] w64 = want.toDoubleArray(), sum = bound.toDoubleArray();
+        double u = 0x1p-24, k = (double) c.n() * ys.dim(2) * ys.dim(3);
         for (int i = 0; i < got.length; i++) {
           double tol = 4 * (k + 2) * u * sum[i];
           assertTrue(Math.abs(got[i] - w64[i]) <= tol, c + " at " + i + ": " + got[i] + " vs " + w64[i] + " (tolerance " + tol + ")");
