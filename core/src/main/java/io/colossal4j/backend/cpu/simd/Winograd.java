@@ -96,15 +96,16 @@ final class Winograd {
   /**
    * gw = the weight gradient, through the forward's transforms taken the other way (the bilinear algorithm
    * transposed): since y = Aᵀ[(G g Gᵀ) ⊙ V]A per tile, dg = Gᵀ[(A dY Aᵀ) ⊙ V]G, summed over tiles and images. Per
-   * image, V_ξ [Cin][T] (the input transform of all T tiles, T counting whole runs of NR) and W_ξ = (A dY Aᵀ)_ξ
-   * [Cout][T] (zero for tiles past the output's edge), then 16 GEMMs M_ξ += W_ξ·V_ξᵀ over the tiles; the images
+   * image, V_ξ [T][Cin] (the input transform of all T tiles, T counting whole runs of NR, vectorised over channels
+   * from a padded channels-last copy of the image, so that each GEMM reads it row by row) and W_ξ = (A dY Aᵀ)_ξ
+   * [Cout][T] (zero for tiles past the output's edge), then 16 GEMMs M_ξ += W_ξ·V_ξ over the tiles; the images
    * are split over the threads, each summing into its own M (from {@code pool}), and at the end Gᵀ M G per filter
    * pair. 2.25× fewer multiply-adds than the direct sum, as the forward.
    */
   static void backwardWeight(CpuParallel par, ScratchPool pool, Tensor x, Tensor gy, Conv2dSpec spec, Tensor gw) {
     int cout = gw.size(0), cin = x.size(1), n = x.size(0);
     Geo g = Geo.of(x, cout, gy, spec);
-    int tiles = g.tilesY() * g.runs() * NR, parts = Math.min(par.threads(), n), size = 16 * cout * cin;
+    int tiles = g.tilesY() * g.runs() * NR, parts = Math.min(par.threads(), n), size = 16 * cout * cin, cinPad = (cin + L - 1) / L * L;
     float[][] partial = new float[parts][];
     for (int p = 0; p < parts; p++) partial[p] = pool.floats(size);
     MemorySegment sx = segment(x), sg = segment(gy);
@@ -114,16 +115,14 @@ final class Winograd {
         Arrays.fill(m, 0, size, 0f);
         MemorySegment mSeg = MemorySegment.ofArray(m);
         Scratch own = Scratch.get(g);
-        own.transformed(cin, cout, tiles, g.runs() * NR + 2 * L);
+        own.transformed(cinPad, cout, tiles, g.runs() * NR + 2 * L, (2 * g.tilesY() + 2) * (2 * g.runs() * NR + 2) * cinPad);
         for (long img = n * p / parts; img < n * (p + 1) / parts; img++) {
-          deinterleave(sx, x.offset() + img * cin * g.h() * g.w(), g, own.even, own.odd, own.line);
-          for (int ty = 0; ty < g.tilesY(); ty++)
-            for (int run = 0; run < g.runs(); run++)
-              inputTransform(own.even, own.odd, g, ty, run * NR, own.vt, own.t, cin * tiles, tiles, (ty * g.runs() + run) * NR);
+          channelsLast(sx, x.offset() + img * cin * g.h() * g.w(), g, cinPad, own.hwc);
+          inputTransformChannels(own.hwc, g, cinPad, tiles, own.vt, own.t);
           gradientTransform(sg, gy.offset() + img * cout * g.ho() * g.wo(), g, tiles, own);
           for (int xi = 0; xi < 16; xi++)
             Gemm.gemm(null, cout, cin, tiles, new Gemm.Mat(own.wtSeg, (long) xi * cout * tiles, tiles, 1),
-                new Gemm.Mat(own.vtSeg, (long) xi * cin * tiles, 1, tiles), new Gemm.Mat(mSeg, (long) xi * cout * cin, cin, 1), true);
+                new Gemm.Mat(own.vtSeg, (long) xi * tiles * cinPad, cinPad, 1), new Gemm.Mat(mSeg, (long) xi * cout * cin, cin, 1), true);
         }
       });
       float[] m = partial[0];
@@ -132,6 +131,59 @@ final class Winograd {
     } finally {
       pool.give(partial);
     }
+  }
+
+  /**
+   * The image padded and channels-last: hwc[(y·wide + x)·cinPad + c] = padded image [c, y, x] for y < 2·tilesY + 2 and
+   * x < wide = 2·runs·NR + 2 (every patch of every tile, slack tiles included), zero outside the image and for the
+   * channels past Cin.
+   */
+  private static void channelsLast(MemorySegment x, long xOff, Geo g, int cinPad, float[] hwc) {
+    int rows = 2 * g.tilesY() + 2, wide = 2 * g.runs() * NR + 2;
+    Arrays.fill(hwc, 0, rows * wide * cinPad, 0f);
+    int yEnd = Math.min(g.h(), rows - g.pt()), xEnd = Math.min(g.w(), wide - g.pl());
+    for (int c = 0; c < g.cin(); c++)
+      for (int y = 0; y < yEnd; y++) {
+        long src = xOff + ((long) c * g.h() + y) * g.w();
+        int dst = ((y + g.pt()) * wide + g.pl()) * cinPad + c;
+        for (int i = 0; i < xEnd; i++, dst += cinPad) hwc[dst] = x.getAtIndex(F, src + i);
+      }
+  }
+
+  /**
+   * V_ξ[t, c] = (Bᵀ d B)_ξ at vt[(ξ·T + t)·cinPad + c] for every tile t = ty·runs·NR + x (x < runs·NR), vectorised over
+   * channels: per tile and block of L channels, the rows of the 4×4 patch (s = d B, into {@code s}), then its columns.
+   */
+  private static void inputTransformChannels(float[] hwc, Geo g, int cinPad, int tiles, float[] vt, float[] s) {
+    int wide = 2 * g.runs() * NR + 2, span = g.runs() * NR, block = tiles * cinPad;
+    for (int ty = 0; ty < g.tilesY(); ty++)
+      for (int tx = 0; tx < span; tx++) {
+        int t = ty * span + tx;
+        for (int c = 0; c < cinPad; c += L) {
+          for (int r = 0; r < 4; r++) patchRow(hwc, ((2 * ty + r) * wide + 2 * tx) * cinPad + c, cinPad, s, r * 4 * L);
+          for (int q = 0; q < 4; q++) patchColumn(s, q * L, vt, q * block + t * cinPad + c, 4 * block);
+        }
+      }
+  }
+
+  /** s[at + q·L + lane] = (d B)[q] for a patch row of four columns cinPad apart, vectorised over channels. */
+  private static void patchRow(float[] hwc, int o, int cinPad, float[] s, int at) {
+    FloatVector d0 = FloatVector.fromArray(S, hwc, o), d1 = FloatVector.fromArray(S, hwc, o + cinPad);
+    FloatVector d2 = FloatVector.fromArray(S, hwc, o + 2 * cinPad), d3 = FloatVector.fromArray(S, hwc, o + 3 * cinPad);
+    d0.sub(d2).intoArray(s, at);
+    d1.add(d2).intoArray(s, at + L);
+    d2.sub(d1).intoArray(s, at + 2 * L);
+    d1.sub(d3).intoArray(s, at + 3 * L);
+  }
+
+  /** v[at + p·stride] = (Bᵀ s)[p] for column q of s (rows at s[q0 + r·4·L]). */
+  private static void patchColumn(float[] s, int q0, float[] v, int at, int stride) {
+    FloatVector s0 = FloatVector.fromArray(S, s, q0), s1 = FloatVector.fromArray(S, s, q0 + 4 * L);
+    FloatVector s2 = FloatVector.fromArray(S, s, q0 + 8 * L), s3 = FloatVector.fromArray(S, s, q0 + 12 * L);
+    s0.sub(s2).intoArray(v, at);
+    s1.add(s2).intoArray(v, at + stride);
+    s2.sub(s1).intoArray(v, at + 2 * stride);
+    s1.sub(s3).intoArray(v, at + 3 * stride);
   }
 
   /**
@@ -291,15 +343,11 @@ final class Winograd {
    * keeps in registers and inlines (see {@link ChunkPasses}).
    */
   private static void inputTransform(float[] even, float[] odd, Geo g, int ty, int x0, float[] v, float[] s) {
-    inputTransform(even, odd, g, ty, x0, v, s, g.cin() * NR, NR, 0);
-  }
-
-  /** As above, V_ξ[c, lane] written at v[ξ·blockStride + c·channelStride + at + lane]. */
-  private static void inputTransform(float[] even, float[] odd, Geo g, int ty, int x0, float[] v, float[] s, int blockStride, int channelStride, int at) {
+    int st = g.cin() * NR; // V_ξ block stride
     for (int c = 0; c < g.cin(); c++) {
       int row0 = c * g.plane() + 2 * ty * g.we() + x0;
       for (int r = 0; r < 4; r++) rowTransform(even, odd, row0 + r * g.we(), s, r * 4 * NR);
-      for (int q = 0; q < 4; q++) columnTransform(s, q * NR, v, q * blockStride + c * channelStride + at, 4 * blockStride);
+      for (int q = 0; q < 4; q++) columnTransform(s, q * NR, v, q * st + c * NR, 4 * st);
     }
   }
 
@@ -394,13 +442,17 @@ final class Winograd {
     float[] even = new float[0], odd = new float[0], v = new float[0], m = new float[0], line = new float[0];
     final float[] row = new float[4 * NR], t = new float[16 * NR];
     MemorySegment mSeg = MemorySegment.ofArray(m);
-    /** The weight gradient's transformed input [16][Cin][T] and output gradient [16][Cout][T], and gradient rows split in even and odd columns. */
-    float[] vt = new float[0], wt = new float[0], ge0 = new float[0], go0 = new float[0], ge1 = new float[0], go1 = new float[0];
+    /**
+     * The weight gradient's padded channels-last image, transformed input [16][T][cinPad] and output gradient
+     * [16][Cout][T], and gradient rows split in even and odd columns.
+     */
+    float[] hwc = new float[0], vt = new float[0], wt = new float[0], ge0 = new float[0], go0 = new float[0], ge1 = new float[0], go1 = new float[0];
     MemorySegment vtSeg = MemorySegment.ofArray(vt), wtSeg = MemorySegment.ofArray(wt);
 
-    /** Grows the weight gradient's buffers: T tiles, gradient rows of {@code span} even (odd) columns. */
-    void transformed(int cin, int cout, int tiles, int span) {
-      if (vt.length < 16 * cin * tiles) { vt = new float[16 * cin * tiles]; vtSeg = MemorySegment.ofArray(vt); }
+    /** Grows the weight gradient's buffers: T tiles, gradient rows of {@code span} even (odd) columns, the padded image. */
+    void transformed(int cinPad, int cout, int tiles, int span, int image) {
+      if (hwc.length < image) hwc = new float[image];
+      if (vt.length < 16 * cinPad * tiles) { vt = new float[16 * cinPad * tiles]; vtSeg = MemorySegment.ofArray(vt); }
       if (wt.length < 16 * cout * tiles) { wt = new float[16 * cout * tiles]; wtSeg = MemorySegment.ofArray(wt); }
       if (ge0.length < span) { ge0 = new float[span]; go0 = new float[span]; ge1 = new float[span]; go1 = new float[span]; }
       if (line.length < 2 * span + 2 * L) line = new float[2 * span + 2 * L];
