@@ -25,7 +25,13 @@ import org.junit.jupiter.api.Test;
  * tolerance.
  */
 class WinogradTest {
-  private record Case(int n, int cin, int h, int w, int cout, Conv2dSpec spec) {}
+  private record Case(int n, int cin, int h, int w, int cout, Conv2dSpec spec) {
+    Shape xShape() { return Shape.of(n, cin, h, w); }
+
+    Shape wShape() { return Shape.of(cout, cin, 3, 3); }
+
+    Shape yShape() { return Shape.of(n, cout, spec.outH(h, 3), spec.outW(w, 3)); }
+  }
 
   private static final Case[] CASES = {
       new Case(2, 16, 9, 17, 20, Conv2dSpec.of(1, 1, 1, 1)),
@@ -37,27 +43,8 @@ class WinogradTest {
 
   @Test void matchesTheReferenceConvolution() {
     Random rnd = new Random(3);
-    try (CpuBackend fast = CpuBackend.create(2)) {
-      CpuBackend ref = CpuBackend.reference();
-      for (Case c : CASES) {
-        float[] dx = random(rnd, c.n() * c.cin() * c.h() * c.w()), dw = random(rnd, c.cout() * c.cin() * 9);
-        Shape xs = Shape.of(c.n(), c.cin(), c.h(), c.w()), ws = Shape.of(c.cout(), c.cin(), 3, 3);
-        Shape ys = Shape.of(c.n(), c.cout(), c.spec().outH(c.h(), 3), c.spec().outW(c.w(), 3));
-        Tensor x = Tensor.of(dx, xs, fast), w = Tensor.of(dw, ws, fast), y = Tensor.empty(ys, DType.F32, fast);
-        assertTrue(Winograd.applies(fast.parallel(), x, w, c.spec(), y), c + " should take the Winograd path");
-        fast.kernels().conv2d(x, w, c.spec(), y);
-        Tensor yr = Tensor.empty(ys, DType.F64, ref), bound = Tensor.empty(ys, DType.F64, ref);
-        ref.kernels().conv2d(Tensor.of(dx, xs, ref), Tensor.of(dw, ws, ref), c.spec(), yr);
-        ref.kernels().conv2d(Tensor.of(abs(dx), xs, ref), Tensor.of(abs(dw), ws, ref), c.spec(), bound);
-        float[] got = y.toFloatArray();
-        double[] want = yr.toDoubleArray(), sum = bound.toDoubleArray();
-        double u = 0x1p-24, k = 9.0 * c.cin();
-        for (int i = 0; i < got.length; i++) {
-          double tol = 4 * (k + 2) * u * sum[i];
-          assertTrue(Math.abs(got[i] - want[i]) <= tol, c + " at " + i + ": " + got[i] + " vs " + want[i] + " (tolerance " + tol + ")");
-        }
-      }
-    }
+    for (Case c : CASES)
+      check(c, rnd, c.xShape(), c.wShape(), c.yShape(), (k, x, w, s, y) -> k.conv2d(x, w, s, y), 9.0 * c.cin(), Winograd::applies);
   }
 
   /**
@@ -67,29 +54,9 @@ class WinogradTest {
    */
   @Test void theInputGradientMatchesTheReference() {
     Random rnd = new Random(4);
-    Case[] cases = java.util.Arrays.copyOf(CASES, CASES.length + 1);
-    cases[CASES.length] = new Case(2, 16, 12, 19, 24, Conv2dSpec.of(1, 0, 1, 1));
-    try (CpuBackend fast = CpuBackend.create(2)) {
-      CpuBackend ref = CpuBackend.reference();
-      for (Case c : cases) {
-        Shape xs = Shape.of(c.n(), c.cin(), c.h(), c.w()), ws = Shape.of(c.cout(), c.cin(), 3, 3);
-        Shape ys = Shape.of(c.n(), c.cout(), c.spec().outH(c.h(), 3), c.spec().outW(c.w(), 3));
-        float[] dg = random(rnd, (int) ys.numel()), dw = random(rnd, (int) ws.numel());
-        Tensor gy = Tensor.of(dg, ys, fast), w = Tensor.of(dw, ws, fast), gx = Tensor.empty(xs, DType.F32, fast);
-        assertTrue(Winograd.appliesToInputGradient(fast.parallel(), gy, w, c.spec(), gx), c + " should take the Winograd path");
-        fast.kernels().conv2dBackwardInput(gy, w, c.spec(), gx);
-        Tensor want = Tensor.empty(xs, DType.F64, ref), bound = Tensor.empty(xs, DType.F64, ref);
-        ref.kernels().conv2dBackwardInput(Tensor.of(dg, ys, ref), Tensor.of(dw, ws, ref), c.spec(), want);
-        ref.kernels().conv2dBackwardInput(Tensor.of(abs(dg), ys, ref), Tensor.of(abs(dw), ws, ref), c.spec(), bound);
-        float[] got = gx.toFloatArray();
-        double[] w64 = want.toDoubleArray(), sum = bound.toDoubleArray();
-        double u = 0x1p-24, k = 9.0 * c.cout();
-        for (int i = 0; i < got.length; i++) {
-          double tol = 4 * (k + 2) * u * sum[i];
-          assertTrue(Math.abs(got[i] - w64[i]) <= tol, c + " at " + i + ": " + got[i] + " vs " + w64[i] + " (tolerance " + tol + ")");
-        }
-      }
-    }
+    for (Case c : withValid(2))
+      check(c, rnd, c.yShape(), c.wShape(), c.xShape(), (k, gy, w, s, gx) -> k.conv2dBackwardInput(gy, w, s, gx), 9.0 * c.cout(),
+          Winograd::appliesToInputGradient);
   }
 
   /**
@@ -98,27 +65,44 @@ class WinogradTest {
    */
   @Test void theWeightGradientMatchesTheReference() {
     Random rnd = new Random(5);
+    for (Case c : withValid(3))
+      check(c, rnd, c.xShape(), c.yShape(), c.wShape(), (k, x, gy, s, gw) -> k.conv2dBackwardWeight(x, gy, s, gw),
+          (double) c.n() * c.yShape().dim(2) * c.yShape().dim(3), Winograd::appliesToWeightGradient);
+  }
+
+  /** The cases, and a "valid" convolution (no padding) of n images. */
+  private static Case[] withValid(int n) {
     Case[] cases = java.util.Arrays.copyOf(CASES, CASES.length + 1);
-    cases[CASES.length] = new Case(3, 16, 12, 19, 24, Conv2dSpec.of(1, 0, 1, 1));
+    cases[CASES.length] = new Case(n, 16, 12, 19, 24, Conv2dSpec.of(1, 0, 1, 1));
+    return cases;
+  }
+
+  /** One of the three: out = op(a, b) by a backend's kernels. */
+  private interface Conv { void run(io.colossal4j.backend.Kernels k, Tensor a, Tensor b, Conv2dSpec s, Tensor out); }
+
+  /** Whether Winograd takes op(a, b) into out. */
+  private interface Applies { boolean test(io.colossal4j.backend.cpu.CpuParallel par, Tensor a, Tensor b, Conv2dSpec s, Tensor out); }
+
+  /**
+   * op on random a and b (uniform in [−1, 1)) on the fast backend, which must take the Winograd path, against the
+   * f64 reference within 4·(k + 2)·u·(op on |a| and |b|) element by element (the class comment says why).
+   */
+  private static void check(Case c, Random rnd, Shape as, Shape bs, Shape os, Conv op, double k, Applies applies) {
+    float[] da = random(rnd, (int) as.numel()), db = random(rnd, (int) bs.numel());
     try (CpuBackend fast = CpuBackend.create(2)) {
       CpuBackend ref = CpuBackend.reference();
-      for (Case c : cases) {
-        Shape xs = Shape.of(c.n(), c.cin(), c.h(), c.w()), ws = Shape.of(c.cout(), c.cin(), 3, 3);
-        Shape ys = Shape.of(c.n(), c.cout(), c.spec().outH(c.h(), 3), c.spec().outW(c.w(), 3));
-        float[] dx = random(rnd, (int) xs.numel()), dg = random(rnd, (int) ys.numel());
-        Tensor x = Tensor.of(dx, xs, fast), gy = Tensor.of(dg, ys, fast), gw = Tensor.full(ws, DType.F32, fast, 7);
-        assertTrue(Winograd.appliesToWeightGradient(fast.parallel(), x, gy, c.spec(), gw), c + " should take the Winograd path");
-        fast.kernels().conv2dBackwardWeight(x, gy, c.spec(), gw);
-        Tensor want = Tensor.empty(ws, DType.F64, ref), bound = Tensor.empty(ws, DType.F64, ref);
-        ref.kernels().conv2dBackwardWeight(Tensor.of(dx, xs, ref), Tensor.of(dg, ys, ref), c.spec(), want);
-        ref.kernels().conv2dBackwardWeight(Tensor.of(abs(dx), xs, ref), Tensor.of(abs(dg), ys, ref), c.spec(), bound);
-        float[] got = gw.toFloatArray();
-        double[] w64 = want.toDoubleArray(), sum = bound.toDoubleArray();
-        double u = 0x1p-24, k = (double) c.n() * ys.dim(2) * ys.dim(3);
-        for (int i = 0; i < got.length; i++) {
-          double tol = 4 * (k + 2) * u * sum[i];
-          assertTrue(Math.abs(got[i] - w64[i]) <= tol, c + " at " + i + ": " + got[i] + " vs " + w64[i] + " (tolerance " + tol + ")");
-        }
+      Tensor a = Tensor.of(da, as, fast), b = Tensor.of(db, bs, fast), out = Tensor.full(os, DType.F32, fast, 7);
+      assertTrue(applies.test(fast.parallel(), a, b, c.spec(), out), c + " should take the Winograd path");
+      op.run(fast.kernels(), a, b, c.spec(), out);
+      Tensor want = Tensor.empty(os, DType.F64, ref), bound = Tensor.empty(os, DType.F64, ref);
+      op.run(ref.kernels(), Tensor.of(da, as, ref), Tensor.of(db, bs, ref), c.spec(), want);
+      op.run(ref.kernels(), Tensor.of(abs(da), as, ref), Tensor.of(abs(db), bs, ref), c.spec(), bound);
+      float[] got = out.toFloatArray();
+      double[] w = want.toDoubleArray(), sum = bound.toDoubleArray();
+      double u = 0x1p-24;
+      for (int i = 0; i < got.length; i++) {
+        double tol = 4 * (k + 2) * u * sum[i];
+        assertTrue(Math.abs(got[i] - w[i]) <= tol, c + " at " + i + ": " + got[i] + " vs " + w[i] + " (tolerance " + tol + ")");
       }
     }
   }
