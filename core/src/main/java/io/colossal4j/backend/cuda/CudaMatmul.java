@@ -219,14 +219,18 @@ final class CudaMatmul implements AutoCloseable {
 
   /** The column-major problem of out[m, n] = a[m, k] b[k, n]: D (n x m, ld = om.ld) = opA(our b) (n x k) * opB(our a) (k x m). */
   private static Problem problem(DType dtype, long m, long n, long kk, Mat am, Mat bm, Mat om, int batch, long sa, long sb, long so, boolean accumulate) {
-    int type = switch (dtype) {
+    return new Problem(blasType(dtype), bm.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T, am.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T,
+        n, m, kk, bm.ld(), am.ld(), om.ld(), om.ld(), batch, sb, sa, so, accumulate ? Beta.INTO_D : Beta.NONE, CublasLt.EPILOGUE_DEFAULT);
+  }
+
+  /** cuBLASLt's data type for f32, bf16 and f16 (the dtypes the callers check for). */
+  private static int blasType(DType dtype) {
+    return switch (dtype) {
       case F32 -> CublasLt.R_32F;
       case BF16 -> CublasLt.R_16BF;
       case F16 -> CublasLt.R_16F;
       default -> throw new IllegalStateException("no BLAS type for " + dtype);
     };
-    return new Problem(type, bm.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T, am.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T,
-        n, m, kk, bm.ld(), am.ld(), om.ld(), om.ld(), batch, sb, sa, so, accumulate ? Beta.INTO_D : Beta.NONE, CublasLt.EPILOGUE_DEFAULT);
   }
 
   /**
@@ -342,9 +346,8 @@ final class CudaMatmul implements AutoCloseable {
     if (residual != null && (pc % 256 != 0 || po % 256 != 0)) return false;
     long pAux = aux == null ? 0 : k.ptr(aux) + aux.offset() * es;
     if (aux != null && (pAux % 256 != 0 || po % 256 != 0)) return false;
-    int type = t == DType.F32 ? CublasLt.R_32F : t == DType.BF16 ? CublasLt.R_16BF : CublasLt.R_16F;
     Beta beta = residual == null ? Beta.NONE : Beta.FROM_C;
-    Problem p = new Problem(type, bm.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T, am.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T,
+    Problem p = new Problem(blasType(t), bm.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T, am.rowMajor() ? CublasLt.OP_N : CublasLt.OP_T,
         n, m, kk, bm.ld(), am.ld(), cm.ld(), om.ld(), 1, 0, 0, 0, beta,
         aux != null ? CublasLt.EPILOGUE_GELU_AUX_BIAS : vec == null ? CublasLt.EPILOGUE_DEFAULT : CublasLt.EPILOGUE_BIAS);
     Plan plan = plan(p, new long[] {pa, pb, pc, po}, pVec, pAux);

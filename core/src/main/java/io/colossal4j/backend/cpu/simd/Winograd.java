@@ -114,7 +114,7 @@ final class Winograd {
         float[] m = partial[(int) p];
         Arrays.fill(m, 0, size, 0f);
         MemorySegment mSeg = MemorySegment.ofArray(m);
-        Scratch own = Scratch.get(g);
+        Scratch own = Scratch.PER_THREAD.get();   // not get(g): the forward's de-interleaved planes are not used here
         own.transformed(cinPad, cout, tiles, g.runs() * NR + 2 * L, (2 * g.tilesY() + 2) * (2 * g.runs() * NR + 2) * cinPad);
         for (long img = n * p / parts; img < n * (p + 1) / parts; img++) {
           channelsLast(sx, x.offset() + img * cin * g.h() * g.w(), g, cinPad, own.hwc);

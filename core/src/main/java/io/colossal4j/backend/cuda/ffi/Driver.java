@@ -252,14 +252,7 @@ public final class Driver {
    * ({@code highest}: the context's greatest priority; otherwise the default priority).
    */
   public long streamCreate(int flags, boolean highest) {
-    if (!highest) return streamCreate(flags);
-    try (Arena a = Arena.ofConfined()) {
-      MemorySegment least = a.allocate(I), greatest = a.allocate(I), v = a.allocate(J);
-      check(call(() -> (int) cuCtxGetStreamPriorityRange.invokeExact(least, greatest)), "cuCtxGetStreamPriorityRange");
-      int priority = greatest.get(I, 0);
-      check(call(() -> (int) cuStreamCreateWithPriority.invokeExact(v, flags, priority)), "cuStreamCreateWithPriority");
-      return v.get(J, 0);
-    }
+    return highest ? streamCreateWithPriority(flags, streamPriorityRange()[1]) : streamCreate(flags);
   }
 
   /** The context's stream priorities {least, greatest}; a greater priority is a smaller number (e.g. {0, -5}). */
