@@ -5,7 +5,9 @@ t in (0, 1] (Q(1) = 1, Q -> 1/(2 sqrt(pi)) as a -> infinity), so a degree-8 poly
 error (least squares on Chebyshev-spaced points, reweighted toward the largest errors) reaches about 5e-8
 relative over a in [0, 10]; below exp(-100) float has nothing left to represent.
 Prints the coefficients (constant term first) as float literals, and the fit's maximum relative error
-measured with mpmath at 30 digits on 20,000 points. Run: python3 scripts/fit_gelu_erfc.py"""
+measured with mpmath at 30 digits on 20,000 points. Run: python3 scripts/fit_gelu_erfc.py [--degree N]
+(degree 8: normal_cdf_pdf and the bf16 backward; degree 5, 2.6e-5: the bf16 forward's normal_cdf_low)."""
+import sys
 import mpmath as mp
 import numpy as np
 
@@ -16,6 +18,10 @@ DEGREE, A_MAX = 8, 10.0
 def q_of(t):
     a = (1 / t - 1) * 2
     return float(mp.erfc(a) * mp.exp(a * a) / t) if a > 0 else 1.0
+
+
+if "--degree" in sys.argv:
+    DEGREE = int(sys.argv[sys.argv.index("--degree") + 1])
 
 
 def fit():

@@ -28,7 +28,7 @@ import java.nio.file.Path;
 import java.util.Random;
 
 /**
- * {@code colossal bench gpu [--kernel-cache DIR] [--skip-kernels] [--cudnn-plans autotune|explore|heuristic] [--profile] [--trace-memory] [--gemm-tuning] [--no-gelu-epilogue] [--no-side-stream] [--only vit|gpt|amp|attention]}: the GPU benchmark. Kernel cases
+ * {@code colossal bench gpu [--kernel-cache DIR] [--skip-kernels] [--cudnn-plans autotune|explore|heuristic] [--profile] [--trace-memory] [--gemm-tuning] [--no-gelu-epilogue] [--no-side-stream] [--only vit|gpt|amp|attention|membound]}: the GPU benchmark. Kernel cases
  * ({@link CudaBench}: GEMM, layer norm, attention) and a full training step (forward, cross-entropy, backward,
  * AdamW) of a vit_huge_patch14_clip_336-shaped ViT (batch 32 at 336) and a GPT-2-medium-shaped model (batch
  * 8 x 1024 tokens), parameters in bf16, on cuda:0; and the GPT with f32 master weights under bf16 autocast. Prints one CSV table on stdout
@@ -78,13 +78,13 @@ final class GpuBench implements Main.Command {
         case "--trace-memory" -> diag.add(Diagnostic.TRACE_MEMORY);
         case "--only" -> {
           only = i + 1 < args.length ? args[++i] : "";
-          if (!java.util.Set.of("vit", "gpt", "amp", "attention").contains(only)) {
-            System.err.println("colossal bench gpu: --only '" + only + "' is not a case (valid: vit, gpt, amp (training steps), attention (the attention kernels))");
+          if (!java.util.Set.of("vit", "gpt", "amp", "attention", "membound").contains(only)) {
+            System.err.println("colossal bench gpu: --only '" + only + "' is not a case (valid: vit, gpt, amp (training steps), attention (the attention kernels), membound (the ViT-H block's elementwise and layer-norm passes))");
             return 2;
           }
         }
         default -> {
-          System.err.println("colossal bench gpu: unknown option '" + args[i] + "' (valid: --kernel-cache DIR, --skip-kernels, --cudnn-plans autotune|explore|heuristic, --profile, --trace-memory, --gemm-tuning, --no-gelu-epilogue, --no-side-stream, --only vit|gpt|amp|attention)");
+          System.err.println("colossal bench gpu: unknown option '" + args[i] + "' (valid: --kernel-cache DIR, --skip-kernels, --cudnn-plans autotune|explore|heuristic, --profile, --trace-memory, --gemm-tuning, --no-gelu-epilogue, --no-side-stream, --only vit|gpt|amp|attention|membound)");
           return 2;
         }
       }
@@ -98,6 +98,10 @@ final class GpuBench implements Main.Command {
       out.println(CudaBench.CSV_HEADER);
       if ("attention".equals(only)) {
         CudaBench.attentionKernels(gpu, out);
+        return 0;
+      }
+      if ("membound".equals(only)) {
+        CudaBench.memoryBoundKernels(gpu, out);
         return 0;
       }
       if (kernels) CudaBench.kernels(gpu, out);

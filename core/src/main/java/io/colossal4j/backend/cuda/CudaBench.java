@@ -57,7 +57,13 @@ public final class CudaBench {
     CudaBench b = new CudaBench(gpu, out);
     b.gemms();
     b.layerNorms();
+    b.memoryBound();
     b.attention();
+  }
+
+  /** Only the memory-bound cases of {@link #kernels}: the ViT-H block's elementwise and normalisation passes. */
+  public static void memoryBoundKernels(CudaBackend gpu, PrintStream out) {
+    new CudaBench(gpu, out).memoryBound();
   }
 
   /** Only the attention cases of {@link #kernels}. */
@@ -130,6 +136,40 @@ public final class CudaBench {
       k.layerNormBackward(gy, x, w, mean, rstd, gx, gw, gb);
     }), 0);
     for (Tensor t : List.of(x, w, b, y, mean, rstd, gy, gx, gw, gb)) t.storage().release();
+  }
+
+  private void reportBytes(String name, String shape, double ms, double bytes, String kernel) {
+    out.printf("colossal4j,%s,%s,%.4f,,%.1f,%n", name, shape, ms, bytes / ms / 1e6);
+    out.flush();
+    System.err.printf("%s %s: %.4f ms, %.2f TB/s (%s: %s)%n", name, shape, ms, bytes / ms / 1e9, kernel, ((CudaKernels) gpu.kernels()).registers(kernel));
+  }
+
+  /**
+   * The memory-bound passes of a ViT-H step at its shapes (32·577 tokens; bf16): GELU forward and its backward fused
+   * with fc1's bias gradient over [tokens, 5120], layer norm's backward with a pending residual gradient over
+   * [tokens, 1280], and a plain add as the bandwidth reference. The throughput column is GB/s of compulsory traffic.
+   */
+  private void memoryBound() {
+    int rows = 32 * 577, hidden = 5120, width = 1280;
+    Tensor h = rand(DType.BF16, rows, hidden), g = rand(DType.BF16, rows, hidden), o = Tensor.empty(Shape.of(rows, hidden), DType.BF16, gpu);
+    Tensor gb = Tensor.empty(Shape.of(hidden), DType.BF16, gpu);
+    String shape = rows + "x" + hidden;
+    double big = (double) rows * hidden * 2;
+    reportBytes("add_vit_mlp", shape, time(() -> k.binary(BinaryOp.ADD, h, g, o)), 3 * big, "ew_binary_bbb");
+    reportBytes("gelu_vit_fwd", shape, time(() -> k.unary(io.colossal4j.backend.UnaryOp.GELU, h, o)), 2 * big, "ew_unary_bb");
+    reportBytes("gelu_vit_bwd_bias", shape, time(() -> k.geluBackwardBiasGrad(BinaryOp.GELU_BACKWARD, h, g, o, gb)), 3 * big, "gelu_bwd_colsum_bbb");
+    for (Tensor t : List.of(h, g, o, gb)) t.storage().release();
+    Tensor x = rand(DType.BF16, rows, width), w = rand(DType.BF16, width), b = rand(DType.BF16, width), y = Tensor.empty(Shape.of(rows, width), DType.BF16, gpu);
+    Tensor mean = Tensor.empty(Shape.of(rows), DType.F32, gpu), rstd = Tensor.empty(Shape.of(rows), DType.F32, gpu);
+    Tensor gy = rand(DType.BF16, rows, width), pending = rand(DType.BF16, rows, width), gx = Tensor.empty(Shape.of(rows, width), DType.BF16, gpu);
+    Tensor gw = Tensor.empty(Shape.of(width), DType.BF16, gpu), gbn = Tensor.empty(Shape.of(width), DType.BF16, gpu);
+    double small = (double) rows * width * 2;
+    shape = rows + "x" + width;
+    reportBytes("layernorm_vit_fwd", shape, time(() -> k.layerNorm(x, w, b, 1e-6, y, mean, rstd)), 2 * small, "ln_vec_bf16_5");
+    k.layerNorm(x, w, b, 1e-6, y, mean, rstd);
+    reportBytes("layernorm_vit_bwd_acc", shape, time(() -> k.layerNormBackwardAccumulate(gy, x, w, mean, rstd, pending, gx, gw, gbn)), 4 * small,
+        "ln_vec_bwd_wb_bf16_5");
+    for (Tensor t : List.of(x, w, b, y, mean, rstd, gy, pending, gx, gw, gbn)) t.storage().release();
   }
 
   private void layerNorms() {

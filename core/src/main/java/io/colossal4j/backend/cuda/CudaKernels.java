@@ -87,6 +87,16 @@ final class CudaKernels implements Kernels, AutoCloseable {
     launch(kernel, grid, block, 0, fill);
   }
 
+  /** "N registers" (and the local memory, where a kernel spills) per thread of {@code kernel}: bench diagnostics. */
+  String registers(String kernel) {
+    backend.enter();
+    long f = backend.module().function(kernel);
+    var d = backend.driver();
+    int regs = d.functionAttribute(f, io.colossal4j.backend.cuda.ffi.Driver.FUNC_ATTR_NUM_REGS);
+    int local = d.functionAttribute(f, io.colossal4j.backend.cuda.ffi.Driver.FUNC_ATTR_LOCAL_SIZE_BYTES);
+    return regs + " registers" + (local > 0 ? ", " + local + " B local" : "");
+  }
+
   /** Functions whose dynamic shared memory limit was raised, and to how much. */
   private final java.util.concurrent.ConcurrentHashMap<String, Integer> sharedLimits = new java.util.concurrent.ConcurrentHashMap<>();
 

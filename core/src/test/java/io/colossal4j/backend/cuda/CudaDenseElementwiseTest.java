@@ -54,6 +54,31 @@ class CudaDenseElementwiseTest {
           }
   }
 
+  /**
+   * More vectors than the dense kernels' grid has threads (it is capped at 32 blocks of 256 per multiprocessor), so
+   * every thread takes several software-pipelined steps (the next vector loaded before this one's math) and a tail;
+   * also in place (the output is the first operand), where each step's prefetch reads ahead of its own store.
+   */
+  @Test void longVectorsTakeSeveralPipelinedStepsPerThread() {
+    int n = gpu().multiprocessors() * 32 * 256 * 8 * 2 + 5;
+    Input a = input(n, DType.BF16), b = input(n, DType.BF16), f = input(n, DType.F32);
+    same("GELU bf16 n=" + n, out -> gpu().kernels().unary(UnaryOp.GELU, a.dense, out), out -> gpu().kernels().unary(UnaryOp.GELU, a.strided, out), n, DType.BF16);
+    same("GELU f32->bf16 n=" + n, out -> gpu().kernels().unary(UnaryOp.GELU, f.dense, out), out -> gpu().kernels().unary(UnaryOp.GELU, f.strided, out), n, DType.BF16);
+    same("GELU_BACKWARD bf16 n=" + n, out -> gpu().kernels().binary(BinaryOp.GELU_BACKWARD, a.dense, b.dense, out),
+        out -> gpu().kernels().binary(BinaryOp.GELU_BACKWARD, a.strided, b.strided, out), n, DType.BF16);
+    same("MUL scalar f32 n=" + n, out -> gpu().kernels().binaryScalar(BinaryOp.MUL, f.dense, 0.7, out),
+        out -> gpu().kernels().binaryScalar(BinaryOp.MUL, f.strided, 0.7, out), n, DType.F32);
+    // in place: out = a + b over a copy of a, against the strided kernel
+    same("ADD in place bf16 n=" + n, out -> {
+      gpu().kernels().copy(a.dense, out);
+      gpu().kernels().binary(BinaryOp.ADD, out, b.dense, out);
+    }, out -> gpu().kernels().binary(BinaryOp.ADD, a.strided, b.strided, out), n, DType.BF16);
+    for (Input in : new Input[] {a, b, f}) {
+      in.dense.storage().release();
+      in.strided.storage().release();
+    }
+  }
+
   @Test void denseResultsMatchTheScalarReference() {
     for (DType t : TYPES) {
       Tensor cpuA = random(rnd, Shape.of(1003), t, -3, 3), cpuB = random(rnd, Shape.of(1003), t, -3, 3);

