@@ -73,6 +73,26 @@ def layer_norms(rows):
         report(rows, name + "_fwd_bwd", f"{r}x{n}", timed(fwd_bwd))
 
 
+def memory_bound(rows):
+    """The ViT-H block's memory-bound passes (CudaBench.memoryBound): a plain add, GELU forward, GELU backward plus
+    fc1's bias gradient (the column sums of its result), layer norm forward, and its backward with the pending residual
+    gradient added (what autograd does for a pre-norm block)."""
+    t, hidden, width = 32 * 577, 5120, 1280
+    h, g = rand(t, hidden), rand(t, hidden)
+    report(rows, "add_vit_mlp", f"{t}x{hidden}", timed(lambda: h + g))
+    report(rows, "gelu_vit_fwd", f"{t}x{hidden}", timed(lambda: F.gelu(h)))
+    report(rows, "gelu_vit_bwd_bias", f"{t}x{hidden}", timed(lambda: torch.ops.aten.gelu_backward(g, h).sum(0)))
+    del h, g
+    x, w, b, gy, pending = rand(t, width), rand(width), rand(width), rand(t, width), rand(t, width)
+    report(rows, "layernorm_vit_fwd", f"{t}x{width}", timed(lambda: F.layer_norm(x, (width,), w, b, 1e-6)))
+    _, mean, rstd = torch.ops.aten.native_layer_norm(x, (width,), w, b, 1e-6)
+
+    def bwd_acc():
+        gx, gw, gb = torch.ops.aten.native_layer_norm_backward(gy, x, (width,), mean, rstd, w, b, [True, True, True])
+        return pending + gx
+    report(rows, "layernorm_vit_bwd_acc", f"{t}x{width}", timed(bwd_acc))
+
+
 def attention(rows):
     for name, b, h, t, d in [("attention_vit", 32, 16, 577, 80), ("attention_gpt", 8, 16, 1024, 64)]:
         q, k, v = (rand(b, h, t, d, requires_grad=True) for _ in range(3))
@@ -228,6 +248,7 @@ def main():
     ap.add_argument("--skip-train", action="store_true", help="kernel cases only")
     ap.add_argument("--skip-kernels", action="store_true", help="training steps only")
     ap.add_argument("--only-attention", action="store_true", help="the attention kernel cases only")
+    ap.add_argument("--only-memory-bound", action="store_true", help="the ViT-H block's memory-bound cases only")
     args = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     print(f"# torch {torch.__version__}, {torch.cuda.get_device_name(0)}, cuda {torch.version.cuda}", file=sys.stderr)
@@ -235,12 +256,15 @@ def main():
     print("impl,case,shape,median_ms,tflops")
     if args.only_attention:
         attention(rows)
+    elif args.only_memory_bound:
+        memory_bound(rows)
     elif not args.skip_kernels:
         gemms(rows)
         layer_norms(rows)
+        memory_bound(rows)
         attention(rows)
     train_rows = []
-    if not args.skip_train and not args.only_attention:
+    if not args.skip_train and not args.only_attention and not args.only_memory_bound:
         train_steps(train_rows)
     if args.java:
         side_by_side(args.java, rows)

@@ -129,12 +129,22 @@ template <bool BF, int VPT, bool SUMS> __device__ __forceinline__ void ln_vec_bw
       Vec<BF>::unpack(gv[i], g);
       if (w) Vec<BF>::unpack(wv[i], wf);
 #pragma unroll
-      for (int e = 0; e < E; e++) {
-        xh[e] = (xh[e] - mu) * rs;
-        if (SUMS) {
-          sb[(i * E + e) * 32 + lane] += g[e];
-          sw[(i * E + e) * 32 + lane] += g[e] * xh[e];
+      for (int e = 0; e < E; e++) xh[e] = (xh[e] - mu) * rs;
+      if (SUMS) {   // gy and gy·xhat (before the weight) into this lane's quads of the warp's sums: 16-byte accesses
+#pragma unroll
+        for (int h = 0; h < E / 4; h++) {
+          float4* qb = (float4*)sb + (i * (E / 4) + h) * 32 + lane;
+          float4* qw = (float4*)sw + (i * (E / 4) + h) * 32 + lane;
+          float4 b4 = *qb, w4 = *qw;
+          b4.x += g[4 * h]; b4.y += g[4 * h + 1]; b4.z += g[4 * h + 2]; b4.w += g[4 * h + 3];
+          w4.x += g[4 * h] * xh[4 * h]; w4.y += g[4 * h + 1] * xh[4 * h + 1];
+          w4.z += g[4 * h + 2] * xh[4 * h + 2]; w4.w += g[4 * h + 3] * xh[4 * h + 3];
+          *qb = b4;
+          *qw = w4;
         }
+      }
+#pragma unroll
+      for (int e = 0; e < E; e++) {
         if (w) g[e] = __fmul_rn(g[e], wf[e]);   // rounded, never contracted: the second pass recomputes the same value
         sg += g[e];
         sgx += g[e] * xh[e];
@@ -194,13 +204,15 @@ LN_VEC(f32, false, 5) LN_VEC(f32, false, 6) LN_VEC(f32, false, 7) LN_VEC(f32, fa
 // column sums over the block's rows, pw[block, c] = sum gy·xhat and pb[block, c] = sum gy (f32 [gridDim.x, n]), which
 // layernorm_wb_final then adds up in block order (deterministic). Each warp takes rows blockIdx.x·4 + warp, stepping
 // by gridDim.x·4, and adds its lanes' columns into its own slice of shared memory (S = VPT·E·32 floats per warp and
-// sum, slot (i·E + e)·32 + lane for column (lane + 32·i)·E + e, so a warp's accesses hit 32 banks; no two lanes share
-// a column, so no atomics); keeping those sums in registers instead doubled the registers per thread and halved the
-// warps per SM. The 4 warps' slices are combined at the end. Saves ln_wb_vec's second read of gy and x.
+// sum; column (lane + 32·i)·E + 4·h + k, h < E/4, sits in quad (i·E/4 + h)·32 + lane, element k, so a lane adds four
+// columns with one 16-byte load and store and a warp's quads are 512 contiguous bytes, free of bank conflicts; no two
+// lanes share a column, so no atomics); keeping those sums in registers instead doubled the registers per thread and
+// halved the warps per SM. The 4 warps' slices are combined at the end. Saves ln_wb_vec's second read of gy and x.
 template <bool BF, int VPT> __device__ void ln_vec_bwd_wb_impl(i64 rows, int n, const uint4* gy, const uint4* x, const uint4* w,
                                                                const float* mean, const float* rstd, const uint4* acc, uint4* gx,
                                                                float* pw, float* pb) {
-  extern __shared__ float red[];   // [2][4][S]: gw sums of the 4 warps, then gb sums
+  extern __shared__ float4 red4[];   // [2][4][S] floats: gw sums of the 4 warps, then gb sums
+  float* red = (float*)red4;
   const int E = Vec<BF>::E, S = VPT * E * 32;
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   float* sw = red + warp * S;
@@ -211,7 +223,7 @@ template <bool BF, int VPT> __device__ void ln_vec_bwd_wb_impl(i64 rows, int n, 
     ln_vec_bwd_row<BF, VPT, true>(row, lane, n, gy, x, w, mean, rstd, acc, gx, sw, sb);
   __syncthreads();
   for (int col = threadIdx.x; col < n; col += blockDim.x) {
-    int c = col / E, e = col - c * E, j = ((c >> 5) * E + e) * 32 + (c & 31);
+    int c = col / E, e = col - c * E, j = (((c >> 5) * (E / 4) + (e >> 2)) * 32 + (c & 31)) * 4 + (e & 3);
     pw[(i64)blockIdx.x * n + col] = (red[j] + red[S + j]) + (red[2 * S + j] + red[3 * S + j]);
     pb[(i64)blockIdx.x * n + col] = (red[4 * S + j] + red[5 * S + j]) + (red[6 * S + j] + red[7 * S + j]);
   }
