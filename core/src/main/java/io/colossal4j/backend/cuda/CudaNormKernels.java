@@ -356,7 +356,7 @@ final class CudaNormKernels {
   /**
    * gx, gw and gb in one pass over gy and x (ln_vec_bwd_wb: a block's rows into per-block partial column sums), then
    * wb_final_wide over the blocks. Four blocks per SM at most, each of 4 warps with 2·4·S floats of shared memory
-   * (S = vpt·E·32 columns per warp, E = 8 bf16 or 4 f32 per vector: at most 40 KiB here).
+   * (S = vpt·E·32 columns per warp, E = 8 bf16 or 4 f32 per vector: at most 40 KiB here) and a copy of w (n elements).
    */
   private void backwardWithWeightGrads(long rows, int n, int vpt, Tensor gy, Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor acc,
                                        Tensor gx, Tensor gw, Tensor gb) {
@@ -366,7 +366,8 @@ final class CudaNormKernels {
     long pg = addr(gy), px = addr(x), pwt = addr(w), pm = addr(mean), pr = addr(rstd), pa = addr(acc), pgx = addr(gx);
     long ppw = k.ptr(pw), ppb = k.ptr(pb);
     int perVector = x.dtype() == DType.BF16 ? 8 : 4;
-    k.launch("ln_vec_bwd_wb_" + vecName(x) + "_" + vpt, Dim3.of(blocks), Dim3.of(128), 2 * 4 * vpt * perVector * 32 * 4, (a, args) ->
+    int shared = 2 * 4 * vpt * perVector * 32 * 4 + (w == null ? 0 : n * x.dtype().byteSize());   // the sums, then w's copy
+    k.launch("ln_vec_bwd_wb_" + vecName(x) + "_" + vpt, Dim3.of(blocks), Dim3.of(128), shared, (a, args) ->
         args.i64(rows).i32(n).ptr(pg).ptr(px).ptr(pwt).ptr(pm).ptr(pr).ptr(pa).ptr(pgx).ptr(ppw).ptr(ppb));
     k.launch("wb_final_wide_f", Dim3.of((n + 31) / 32), Dim3.of(256), (a, args) ->
         args.i32(n).i32(blocks).ptr(ppw).ptr(ppb).struct(targ(a, gw)).struct(targ(a, gb)));

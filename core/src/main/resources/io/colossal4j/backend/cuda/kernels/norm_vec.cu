@@ -107,6 +107,7 @@ template <bool BF, int VPT, bool SUMS> __device__ __forceinline__ void ln_vec_bw
     const uint4* w, const float* mean, const float* rstd, const uint4* acc, uint4* gx, float* sw, float* sb) {
   const int E = Vec<BF>::E;
   int nvec = n / E;
+  const bool holdW = !SUMS;   // with SUMS, w is the block's copy in shared memory, read where it is used
   uint4 xv[VPT], gv[VPT], wv[VPT], av[VPT];
 #pragma unroll
   for (int i = 0; i < VPT; i++) {
@@ -114,7 +115,7 @@ template <bool BF, int VPT, bool SUMS> __device__ __forceinline__ void ln_vec_bw
     if (c < nvec) {
       xv[i] = x[row * nvec + c];
       gv[i] = gy[row * nvec + c];
-      if (w) wv[i] = w[c];
+      if (w && holdW) wv[i] = w[c];
       if (BF && acc) av[i] = acc[row * nvec + c];
     }
   }
@@ -127,7 +128,7 @@ template <bool BF, int VPT, bool SUMS> __device__ __forceinline__ void ln_vec_bw
       float xh[E], g[E], wf[E];
       Vec<BF>::unpack(xv[i], xh);
       Vec<BF>::unpack(gv[i], g);
-      if (w) Vec<BF>::unpack(wv[i], wf);
+      if (w) Vec<BF>::unpack(holdW ? wv[i] : w[c], wf);
 #pragma unroll
       for (int e = 0; e < E; e++) xh[e] = (xh[e] - mu) * rs;
       if (SUMS) {   // gy and gy·xhat (before the weight) into this lane's quads of the warp's sums: 16-byte accesses
@@ -160,7 +161,7 @@ template <bool BF, int VPT, bool SUMS> __device__ __forceinline__ void ln_vec_bw
     float xh[E], g[E], wf[E], o[E];
     Vec<BF>::unpack(xv[i], xh);
     Vec<BF>::unpack(gv[i], g);
-    if (w) Vec<BF>::unpack(wv[i], wf);
+    if (w) Vec<BF>::unpack(holdW ? wv[i] : w[c], wf);
 #pragma unroll
     for (int e = 0; e < E; e++) {
       float xn = (xh[e] - mu) * rs;
@@ -211,16 +212,19 @@ LN_VEC(f32, false, 5) LN_VEC(f32, false, 6) LN_VEC(f32, false, 7) LN_VEC(f32, fa
 template <bool BF, int VPT> __device__ void ln_vec_bwd_wb_impl(i64 rows, int n, const uint4* gy, const uint4* x, const uint4* w,
                                                                const float* mean, const float* rstd, const uint4* acc, uint4* gx,
                                                                float* pw, float* pb) {
-  extern __shared__ float4 red4[];   // [2][4][S] floats: gw sums of the 4 warps, then gb sums
+  extern __shared__ float4 red4[];   // [2][4][S] floats: gw sums of the 4 warps, then gb sums; then w's n/E vectors
   float* red = (float*)red4;
   const int E = Vec<BF>::E, S = VPT * E * 32;
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   float* sw = red + warp * S;
   float* sb = red + (4 + warp) * S;
   for (int j = lane; j < S; j += 32) { sw[j] = 0.f; sb[j] = 0.f; }
-  __syncwarp();
+  uint4* wsh = (uint4*)(red + 8 * S);   // the weight, shared by every row: VPT·4 registers a thread fewer
+  if (w)
+    for (int j = threadIdx.x; j < n / E; j += blockDim.x) wsh[j] = w[j];
+  __syncthreads();
   for (i64 row = (i64)blockIdx.x * 4 + warp; row < rows; row += (i64)gridDim.x * 4)
-    ln_vec_bwd_row<BF, VPT, true>(row, lane, n, gy, x, w, mean, rstd, acc, gx, sw, sb);
+    ln_vec_bwd_row<BF, VPT, true>(row, lane, n, gy, x, w ? wsh : nullptr, mean, rstd, acc, gx, sw, sb);
   __syncthreads();
   for (int col = threadIdx.x; col < n; col += blockDim.x) {
     int c = col / E, e = col - c * E, j = (((c >> 5) * (E / 4) + (e >> 2)) * 32 + (c & 31)) * 4 + (e & 3);
