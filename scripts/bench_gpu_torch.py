@@ -76,7 +76,7 @@ def layer_norms(rows):
 def memory_bound(rows):
     """The ViT-H block's memory-bound passes (CudaBench.memoryBound): a plain add, GELU forward, GELU backward plus
     fc1's bias gradient (the column sums of its result), layer norm forward, and its backward with the pending residual
-    gradient added (what autograd does for a pre-norm block)."""
+    gradient added (what autograd does for a pre-norm block); the argmax over GPT-2's logits (top-1 accuracy)."""
     t, hidden, width = 32 * 577, 5120, 1280
     h, g = rand(t, hidden), rand(t, hidden)
     report(rows, "add_vit_mlp", f"{t}x{hidden}", timed(lambda: h + g))
@@ -91,6 +91,9 @@ def memory_bound(rows):
         gx, gw, gb = torch.ops.aten.native_layer_norm_backward(gy, x, (width,), mean, rstd, w, b, [True, True, True])
         return pending + gx
     report(rows, "layernorm_vit_bwd_acc", f"{t}x{width}", timed(bwd_acc))
+    del x, gy, pending
+    logits = rand(8 * 1024, 50304)
+    report(rows, "argmax_gpt_logits", f"{8 * 1024}x50304", timed(lambda: logits.argmax(-1)))
 
 
 def attention(rows):

@@ -147,7 +147,8 @@ public final class CudaBench {
   /**
    * The memory-bound passes of a ViT-H step at its shapes (32·577 tokens; bf16): GELU forward and its backward fused
    * with fc1's bias gradient over [tokens, 5120], layer norm's backward with a pending residual gradient over
-   * [tokens, 1280], and a plain add as the bandwidth reference. The throughput column is GB/s of compulsory traffic.
+   * [tokens, 1280], a plain add as the bandwidth reference; and the argmax over GPT-2's logits (top-1 accuracy). The
+   * throughput column is GB/s of compulsory traffic.
    */
   private void memoryBound() {
     int rows = 32 * 577, hidden = 5120, width = 1280;
@@ -170,6 +171,12 @@ public final class CudaBench {
     reportBytes("layernorm_vit_bwd_acc", shape, time(() -> k.layerNormBackwardAccumulate(gy, x, w, mean, rstd, pending, gx, gw, gbn)), 4 * small,
         "ln_vec_bwd_wb_bf16_5");
     for (Tensor t : List.of(x, w, b, y, mean, rstd, gy, pending, gx, gw, gbn)) t.storage().release();
+    // top-1 accuracy's argmax over GPT-2's logits (8 x 1024 tokens, vocabulary 50304), which the Engine runs every step
+    int tokens = 8 * 1024, vocab = 50304;
+    Tensor logits = rand(DType.BF16, tokens, vocab), pred = Tensor.empty(Shape.of(tokens, 1), DType.I64, gpu);
+    reportBytes("argmax_gpt_logits", tokens + "x" + vocab, time(() -> k.reduce(io.colossal4j.backend.ReduceOp.ARGMAX, logits, new int[] {1}, pred)),
+        (double) tokens * vocab * 2, "arg_rows_dense_b");
+    for (Tensor t : List.of(logits, pred)) t.storage().release();
   }
 
   private void layerNorms() {

@@ -54,6 +54,7 @@ final class CudaNormKernels {
     long px = k.ptr(x), po = k.ptr(out);
     if (out.numel() == 0) return;
     if (op == ReduceOp.SUM && (columnSum(x, reduced, out) || fullSum(x, reduced, out))) return;
+    if ((op == ReduceOp.ARGMAX || op == ReduceOp.ARGMIN) && argLastDim(op, x, dims[0], out)) return;
     int nk = 0, nr = 0;
     for (int d = 0; d < r; d++) if (reduced[d]) nr++; else nk++;
     int[] ks = new int[nk], rs = new int[nr];
@@ -76,6 +77,24 @@ final class CudaNormKernels {
     if (!rows && (nout + 31) / 32 > Integer.MAX_VALUE) throw new TensorException("reduce: too many outputs " + nout);
     k.launch(name, grid, block, (a, args) -> args.struct(CudaGeometry.rgeom(a, kept, red, x.offset(), out.offset()))
         .i32(op.ordinal()).ptr(px).i32(dt(x)).ptr(po).i32(dt(out)));
+  }
+
+  /**
+   * ARGMAX/ARGMIN over the last dim of contiguous bf16/f32 rows (n a multiple of 8, 16-byte aligned) into a
+   * contiguous i64 output: arg_rows_dense, 16-byte loads, the generic kernel's indices. False when that does not apply.
+   */
+  private boolean argLastDim(ReduceOp op, Tensor x, int dim, Tensor out) {
+    int r = x.rank();
+    DType t = x.dtype();
+    if (r == 0 || dim != r - 1 || (t != DType.BF16 && t != DType.F32) || out.dtype() != DType.I64 || !x.isContiguous() || !out.isContiguous())
+      return false;
+    int n = x.size(r - 1);
+    long rows = x.numel() / n;
+    if (n % 8 != 0 || addr(x) % 16 != 0) return false;
+    long px = addr(x), po = addr(out);
+    k.launch("arg_rows_dense_" + (t == DType.BF16 ? "b" : "f"), Dim3.of(gridFor(rows)), Dim3.of(pow2AtLeast(n / 8, 32, 1024)), (a, args) ->
+        args.i32(op.ordinal()).i64(rows).i32(n).ptr(px).ptr(po));
+    return true;
   }
 
   /**

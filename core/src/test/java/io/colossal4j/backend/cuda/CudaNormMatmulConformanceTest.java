@@ -66,6 +66,38 @@ class CudaNormMatmulConformanceTest {
     }
   }
 
+  /**
+   * The dense last-dim ARGMAX/ARGMIN (contiguous bf16/f32 rows, n % 8 == 0: arg_rows_dense) against the CPU
+   * reference, exactly: rows whose extreme value appears twice (the lower index wins), rows with one NaN and with two
+   * (the first NaN wins), a row of equal values, and GPT-sized rows (50304: 6288 vectors over 1024 threads).
+   */
+  @Test void denseArgReductionsOverTheLastDimFollowTheReference() {
+    Random r = new Random(11);
+    for (int n : new int[] {8, 1000, 50304})
+      for (DType t : new DType[] {DType.BF16, DType.F32}) {
+        int rows = n == 50304 ? 9 : 37;
+        double[] v = new double[rows * n];
+        for (int i = 0; i < v.length; i++) v[i] = r.nextInt(2000) / 100.0 - 10;   // exact in bf16 up to rounding: ties happen
+        for (int row = 0; row < rows; row++) {
+          int base = row * n;
+          switch (row % 5) {
+            case 0 -> { v[base + n / 3] = 50; v[base + n - 1] = 50; v[base + n / 5] = -50; v[base + n / 2] = -50; }   // repeated extremes
+            case 1 -> v[base + n / 2] = Double.NaN;
+            case 2 -> { v[base + n - 2] = Double.NaN; v[base + 1] = Double.NaN; }
+            case 3 -> java.util.Arrays.fill(v, base, base + n, 3.0);
+            default -> { }
+          }
+        }
+        Tensor x = Tensor.of(v, Shape.of(rows, n), t, CPU);
+        for (ReduceOp op : List.of(ReduceOp.ARGMAX, ReduceOp.ARGMIN)) {
+          Tensor[] o = outputs(Shape.of(rows, 1), DType.I64);
+          CPU.kernels().reduce(op, x, new int[] {1}, o[0]);
+          gpu().kernels().reduce(op, toGpu(x), new int[] {1}, o[1]);
+          assertClose(op + " " + t + " n=" + n, o[0], o[1], 0, 0);
+        }
+      }
+  }
+
   /** Matmul cases: [batch dims..., M, K] @ [..., K, N] with optional transposed (column-major) operands. */
   private void matmulCase(DType t, int[] batch, int m, int k, int n, boolean transA, boolean transB, boolean broadcastB, boolean accumulate) {
     int r = batch.length + 2;

@@ -128,6 +128,46 @@ template <typename A> __device__ void reduce_rows_impl(RGeom g, int op, const vo
 extern "C" __global__ void reduce_rows_f(RGeom g, int op, const void* x, int xdt, void* out, int odt) { reduce_rows_impl<float>(g, op, x, xdt, out, odt); }
 extern "C" __global__ void reduce_rows_d(RGeom g, int op, const void* x, int xdt, void* out, int odt) { reduce_rows_impl<double>(g, op, x, xdt, out, odt); }
 
+// ARGMAX (op 5) / ARGMIN (6) over the last dim of contiguous rows of n (a multiple of 8) bf16 or f32 values, 16-byte
+// aligned, into an i64 index per row: one block per row (grid-stride over rows), 8 values per load, the same partials
+// and combine as reduce_rows_impl (a NaN wins, the first one; ties go to the lower index), so the index is the generic
+// kernel's. A GPT's top-1 accuracy scans its [tokens, vocab] logits every step, where the generic kernel's per-element
+// geometry and dtype switch cost milliseconds.
+template <typename TX> __device__ void arg_rows_dense_impl(int op, i64 rows, int n, const TX* x, i64* out) {
+  __shared__ float sv[32];
+  __shared__ i64 si[32];
+  int nv = n / 8, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
+    const TX* xr = x + r * n;
+    Part<float> acc = r_init<float>(op);
+    for (int v = threadIdx.x; v < nv; v += blockDim.x) {
+      float f[8];
+      ld8(xr + (i64)v * 8, f);
+#pragma unroll
+      for (int j = 0; j < 8; j++) {
+        Part<float> e;
+        e.v = f[j];
+        e.i = (i64)v * 8 + j;
+        acc = r_combine<float>(op, acc, e);
+      }
+    }
+    for (int d = 16; d > 0; d >>= 1) acc = r_combine<float>(op, acc, r_shfl<float>(acc, d));
+    if (lane == 0) { sv[warp] = acc.v; si[warp] = acc.i; }
+    __syncthreads();
+    if (warp == 0) {
+      int nw = blockDim.x >> 5;
+      Part<float> p = r_init<float>(op);
+      if (lane < nw) { p.v = sv[lane]; p.i = si[lane]; }
+      for (int d = 16; d > 0; d >>= 1) p = r_combine<float>(op, p, r_shfl<float>(p, d));
+      if (lane == 0) out[r] = p.i == 0x7fffffffffffffffLL ? 0 : p.i;
+    }
+    __syncthreads();
+  }
+}
+
+extern "C" __global__ void arg_rows_dense_b(int op, i64 rows, int n, const void* x, i64* out) { arg_rows_dense_impl<u16>(op, rows, n, (const u16*)x, out); }
+extern "C" __global__ void arg_rows_dense_f(int op, i64 rows, int n, const void* x, i64* out) { arg_rows_dense_impl<float>(op, rows, n, (const float*)x, out); }
+
 // Block (32, 8): threadIdx.x picks the output, threadIdx.y strides over the reduced elements.
 template <typename A> __device__ void reduce_cols_impl(RGeom g, int op, const void* x, int xdt, void* out, int odt) {
   __shared__ A sv[8][33];
