@@ -48,8 +48,13 @@ import org.junit.jupiter.api.Test;
  * threads named {@code c4j-cpu-*} (the backend pool's workers), as the least over several single steps, so a step
  * that happens to meet the JIT recompiling a kernel does not decide it.
  *
- * <p>One thing here is up to the JIT: if C2 compiles a hot kernel without its Vector API intrinsics, the compiled code
- * boxes every vector value, a heap object per 16 floats, for the rest of the run. The known cause, a second float
+ * <p>One thing here is up to the JIT: code that C2 has not compiled yet (the interpreter's and C1's) boxes every Vector
+ * API value, a heap object per 16 floats. On this two-core machine the GEMM's edge-tile kernel ({@code MicroKernel.narrow},
+ * called for edge tiles only) reached C2 about 13 s into the JVM, near the end of the warm-up, so under load a run's
+ * measured steps could still meet its C1 code (excluding it from compilation reproduces the report exactly): a round
+ * that sees boxing, or heap above the bound, is followed by more warm-up and another round, up to {@link #ROUNDS}; the
+ * last round decides. And if C2 compiles a hot
+ * kernel without its Vector API intrinsics, the compiled code boxes for the rest of the run. The known cause, a second float
  * species making the JDK's shared call sites bimorphic (about half of all JVMs boxed), is gone and guarded by
  * {@code SingleFloatSpeciesTest}; should the JIT still box in a run, a JFR allocation stream over the measured steps
  * detects it (allocations of Vector API classes, or inside their fallback code), the heap bound is then not decidable,
@@ -57,7 +62,7 @@ import org.junit.jupiter.api.Test;
  * The native-memory checks hold either way.
  */
 class SteadyStateAllocationTest {
-  static final int BATCH = 4, WARM_UP = 250, MEASURED = 6;
+  static final int BATCH = 4, WARM_UP = 250, MEASURED = 6, ROUNDS = 4, MORE_WARM_UP = 150;
   static final long HEAP_PER_STORAGE = 6 * 1024;
 
   @Test void steadyStepsAllocateNoNativeMemoryAndOnlyPerOpHeapObjects() {
@@ -74,32 +79,51 @@ class SteadyStateAllocationTest {
 
       long reserved = cpu.stepArenaBytes();
       CpuBackend.HostAllocations host = cpu.hostAllocations();
-      long storages = cpu.stepArenaAllocations(), leastHeap = Long.MAX_VALUE;
       long[] threads = stepThreads();
-      Set<String> boxing = new ConcurrentSkipListSet<>();
-      try (RecordingStream rs = new RecordingStream()) {
-        rs.enable("jdk.ObjectAllocationSample").with("throttle", "5000/s").withStackTrace();
-        rs.onEvent("jdk.ObjectAllocationSample", e -> vectorBoxing(e).ifPresent(boxing::add));
-        rs.startAsync();
-        for (int i = 0; i < MEASURED; i++) {
-          long before = heapAllocated(threads);
-          engine.trainStep(batch);
-          leastHeap = Math.min(leastHeap, heapAllocated(threads) - before);
-        }
-        rs.stop();
+      Round round = measure(cpu, engine, batch, threads);
+      // boxing, or heap above the bound, in a round is most often a kernel the JIT has not compiled with C2 yet (or is
+      // recompiling): warm up more and measure again; garbage that follows the data stays above the bound every round
+      for (int again = 1; again < ROUNDS && !round.steady(); again++) {
+        for (int i = 0; i < MORE_WARM_UP; i++) engine.trainStep(batch);
+        round = measure(cpu, engine, batch, threads);
       }
-      long perStep = (cpu.stepArenaAllocations() - storages) / MEASURED;
+      long perStep = round.storagesPerStep(), leastHeap = round.leastHeap();
       CpuBackend.HostAllocations after = cpu.hostAllocations();
 
       assertEquals(reserved, cpu.stepArenaBytes(), "the step arena reserved a new chunk after warm-up");
       assertEquals(host.fromOs(), after.fromOs(), "native memory was requested from the OS in a steady step");
       assertEquals(host.requests(), after.requests(), "a steady step allocated outside the step arena");
       assertTrue(perStep > 100, "the step's activations come from the arena (" + perStep + " storages per step)");
-      assumeTrue(boxing.isEmpty(), "the JIT boxes Vector API values in this run (heap per step " + leastHeap + " B), in " + boxing);
-      long bound = HEAP_PER_STORAGE * perStep;
+      assumeTrue(round.boxing().isEmpty(), "the JIT boxes Vector API values in " + ROUNDS + " rounds of this run (heap per step "
+          + leastHeap + " B), in " + round.boxing());
+      long bound = round.bound();
       assertTrue(leastHeap <= bound, "a steady step allocated " + leastHeap + " B of Java heap, above the bound "
           + bound + " B (" + HEAP_PER_STORAGE + " B for each of its " + perStep + " storages)");
     }
+  }
+
+  /** One measurement: the least heap bytes of MEASURED single steps, step-arena storages per step, boxing seen. */
+  private record Round(long leastHeap, long storagesPerStep, Set<String> boxing) {
+    long bound() { return HEAP_PER_STORAGE * storagesPerStep; }
+
+    boolean steady() { return boxing.isEmpty() && leastHeap <= bound(); }
+  }
+
+  private static Round measure(CpuBackend cpu, Engine engine, Batch batch, long[] threads) {
+    long storages = cpu.stepArenaAllocations(), leastHeap = Long.MAX_VALUE;
+    Set<String> boxing = new ConcurrentSkipListSet<>();
+    try (RecordingStream rs = new RecordingStream()) {
+      rs.enable("jdk.ObjectAllocationSample").with("throttle", "5000/s").withStackTrace();
+      rs.onEvent("jdk.ObjectAllocationSample", e -> vectorBoxing(e).ifPresent(boxing::add));
+      rs.startAsync();
+      for (int i = 0; i < MEASURED; i++) {
+        long before = heapAllocated(threads);
+        engine.trainStep(batch);
+        leastHeap = Math.min(leastHeap, heapAllocated(threads) - before);
+      }
+      rs.stop();
+    }
+    return new Round(leastHeap, (cpu.stepArenaAllocations() - storages) / MEASURED, boxing);
   }
 
   /**
