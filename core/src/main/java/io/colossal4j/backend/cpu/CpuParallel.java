@@ -2,6 +2,7 @@ package io.colossal4j.backend.cpu;
 
 import java.lang.ref.Cleaner;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 
@@ -66,11 +67,16 @@ public final class CpuParallel implements AutoCloseable {
 
   /**
    * Runs body on every chunk in [0, chunks), each exactly once, and returns when all are done. The calling
-   * thread takes part: it and the workers take chunks in turn from a shared counter, so a worker that the OS
-   * is slow to run (on a busy machine, a scheduling quantum or more) finds the work already done instead of
-   * holding the call up, as a fixed split would. Chunks should be short (tens of microseconds): the caller
-   * waits, spinning, only for chunks that a worker has started. Calls from several threads at once are safe
-   * (each caller finishes its own chunks; the workers serve the latest call).
+   * thread takes part. Each thread owns a contiguous share of the chunks (the caller the first, worker i the
+   * (i + 2)-th), takes its own from the front, in order, and when it has none left takes the others' from their back:
+   * a worker that the OS is slow to run (on a busy machine, a scheduling quantum or more) finds its work done instead
+   * of holding the call up, and otherwise every thread gets the same share of the range call after call, as OpenMP's
+   * static schedule does, so the data a thread wrote stays in its core's caches for the next op over it (on this
+   * 2-core VM the two vCPUs do not share their last-level cache: an in-place add over 4M floats ran at 95–155 GB/s
+   * when the shares moved between calls and at about 200 with fixed shares). Chunks should be short (tens of
+   * microseconds): the caller waits, spinning, only for chunks that a worker has started. Calls from several threads
+   * at once are safe (each caller finishes its own chunks, and any chunk no worker takes; the workers serve the
+   * latest call).
    */
   public void forEachChunk(long chunks, ChunkBody body) {
     if (chunks <= 0) return;
@@ -78,9 +84,10 @@ public final class CpuParallel implements AutoCloseable {
       for (long c = 0; c < chunks; c++) body.run(c);
       return;
     }
-    Job job = new Job(chunks, body);
+    if (chunks > Integer.MAX_VALUE) throw new IllegalArgumentException("forEachChunk: " + chunks + " chunks, at most 2^31 - 1");
+    Job job = new Job(chunks, threads, body);
     workers.publish(job);
-    job.drain();
+    job.drain(0);
     for (int spins = 0; job.done.get() < chunks; spins++) {
       if (spins < 1 << 12) Thread.onSpinWait(); else Thread.yield();
     }
@@ -92,28 +99,61 @@ public final class CpuParallel implements AutoCloseable {
 
   private static final AtomicLong JOB_IDS = new AtomicLong();
 
-  /** One call's chunks, taken from a shared counter by the caller and the workers. */
+  /**
+   * One call's chunks: thread t's share [chunks·t/T, chunks·(t+1)/T) as a range [lo, hi) packed in one long (lo in
+   * the high half), its owner taking lo, others taking hi − 1, each by compare-and-set. The shares sit 128 bytes
+   * apart, so each thread's counter stays in its own core's cache while it works through its share.
+   */
   private static final class Job {
+    private static final int PAD = 16;   // longs between shares: 128 bytes
     final long id = JOB_IDS.getAndIncrement();
     final long chunks;
+    final int owners;
     final ChunkBody body;
-    final AtomicLong next = new AtomicLong(), done = new AtomicLong();
+    final AtomicLongArray shares;
+    final AtomicLong done = new AtomicLong();
     final AtomicReference<Throwable> failure = new AtomicReference<>();
 
-    Job(long chunks, ChunkBody body) {
+    Job(long chunks, int owners, ChunkBody body) {
       this.chunks = chunks;
+      this.owners = owners;
       this.body = body;
+      this.shares = new AtomicLongArray(owners * PAD);
+      for (int t = 0; t < owners; t++) shares.set(t * PAD, (chunks * t / owners) << 32 | (chunks * (t + 1) / owners));
     }
 
-    void drain() {
-      for (long c = next.getAndIncrement(); c < chunks; c = next.getAndIncrement()) {
-        try {
-          body.run(c);
-        } catch (Throwable t) {
-          failure.compareAndSet(null, t);
-        } finally {
-          done.incrementAndGet();
-        }
+    /** Runs thread {@code me}'s share, then whatever is left of the others', and counts what it ran once, at the end. */
+    void drain(int me) {
+      long ran = 0;
+      for (long c; (c = takeFront(me)) >= 0; ran++) run(c);
+      for (int k = 1; k < owners; k++) {
+        int other = (me + k) % owners;
+        for (long c; (c = takeBack(other)) >= 0; ran++) run(c);
+      }
+      if (ran > 0) done.addAndGet(ran);
+    }
+
+    private void run(long c) {
+      try {
+        body.run(c);
+      } catch (Throwable t) {
+        failure.compareAndSet(null, t);
+      }
+    }
+
+    private long takeFront(int t) {
+      for (;;) {
+        long v = shares.get(t * PAD), lo = v >>> 32, hi = v & 0xffffffffL;
+        if (lo >= hi) return -1;
+        if (shares.compareAndSet(t * PAD, v, (lo + 1) << 32 | hi)) return lo;
+      }
+    }
+
+    private long takeBack(int t) {
+      for (;;) {
+        long v = shares.get(t * PAD), lo = v >>> 32, hi = v & 0xffffffffL;
+        if (lo >= hi) return -1;
+        if (shares.compareAndSet(t * PAD, v, lo << 32 | (hi - 1))) return hi - 1;
       }
     }
   }
@@ -153,14 +193,16 @@ public final class CpuParallel implements AutoCloseable {
       int me = indexOf(Thread.currentThread());
       WORKER.set(true);
       long seen = -1, idleSince = System.nanoTime();
+      int spins = 0;
       while (!closed) {
         Job j = current;
         if (j != null && j.id != seen) {
           seen = j.id;
-          j.drain();
+          j.drain(me + 1);
           idleSince = System.nanoTime();
-        } else if (System.nanoTime() - idleSince < SPIN_NANOS) {
-          Thread.onSpinWait();
+          spins = 0;
+        } else if ((++spins & 63) != 0 || System.nanoTime() - idleSince < SPIN_NANOS) {
+          Thread.onSpinWait();   // the clock read every 64 spins: a spinning thread should take as little from a busy sibling as it can
         } else {
           setParked(me, true);
           // a call published before the flag was set is seen here; one published after sees the flag and unparks
