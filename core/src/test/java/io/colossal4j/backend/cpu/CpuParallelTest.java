@@ -8,7 +8,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * {@link CpuParallel#forEachChunk}: every chunk exactly once, all done on return, failures rethrown, whether the
- * workers are spinning for the next call or parked; calls from several threads at once; workers end on close.
+ * workers are spinning for the next call or parked; each thread's own share first, a stalled worker's taken from the
+ * far end; calls from several threads at once; workers end on close.
  */
 class CpuParallelTest {
   @Test void everyChunkRunsExactlyOnceAndIsDoneOnReturn() {
@@ -25,6 +26,43 @@ class CpuParallelTest {
           }
         }
       }
+  }
+
+  /**
+   * The owned shares: the caller runs its own share (the first half of the chunks, on two threads) from the front,
+   * in order; a worker held up inside its first chunk does not hold the call up: the caller takes the rest of the
+   * worker's share from the far end (highest chunk first), and every chunk still runs exactly once.
+   */
+  @Test void theCallerRunsItsShareInOrderAndTakesAStalledWorkersFromTheEnd() throws Exception {
+    try (CpuParallel par = new CpuParallel(2)) {
+      Thread caller = Thread.currentThread();
+      int chunks = 16;
+      for (int call = 0; call < 20; call++) {
+        AtomicIntegerArray runs = new AtomicIntegerArray(chunks);
+        java.util.List<Long> byCaller = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+        java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.atomic.AtomicInteger finished = new java.util.concurrent.atomic.AtomicInteger();
+        par.forEachChunk(chunks, c -> {
+          if (Thread.currentThread() == caller) byCaller.add(c);
+          else if (runs.get((int) c) == 0 && finished.get() < chunks - 1) {
+            try {
+              release.await(10, java.util.concurrent.TimeUnit.SECONDS);   // held up until the caller has run all the rest
+            } catch (InterruptedException e) {
+              Thread.currentThread().interrupt();
+            }
+          }
+          runs.incrementAndGet((int) c);
+          if (finished.incrementAndGet() >= chunks - 1) release.countDown();
+        });
+        for (int c = 0; c < chunks; c++) assertEquals(1, runs.get(c), "chunk " + c + " in call " + call);
+        java.util.List<Long> own = byCaller.stream().filter(c -> c < chunks / 2).toList();
+        java.util.List<Long> taken = byCaller.stream().filter(c -> c >= chunks / 2).toList();
+        assertEquals(java.util.stream.LongStream.range(0, chunks / 2).boxed().toList(), own, "the caller's own share, in order, call " + call);
+        for (int i = 1; i < taken.size(); i++)
+          assertEquals(taken.get(i - 1) - 1, (long) taken.get(i), "the worker's chunks taken from the far end, call " + call + ": " + taken);
+        if (!taken.isEmpty()) assertEquals(chunks - 1, (long) taken.getFirst(), "the first chunk taken is the last one, call " + call);
+      }
+    }
   }
 
   @Test void callsAfterTheWorkersHaveParkedStillUseThem() throws InterruptedException {
