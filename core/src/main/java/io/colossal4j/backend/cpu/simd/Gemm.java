@@ -6,6 +6,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -188,10 +189,60 @@ final class Gemm {
     float[] rows = Scratch.get().rows(MR * kc);
     for (int r = 0; r < h; r++) MemorySegment.copy(a.seg(), F, (a.off() + a.row(i + r) + pc) * 4, rows, r * kc, kc);
     if (h < MR) java.util.Arrays.fill(rows, h * kc, MR * kc, 0f);
-    for (int p = 0; p < kc; p++) {
+    int p = 0;
+    if (TRANSPOSE_BY_VECTORS) for (; p + L <= kc; p += L) transposeBlock(rows, kc, p, dst, d + p * MR);
+    for (; p < kc; p++) {
       for (int r = 0; r < MR; r++) dst[d + p * MR + r] = rows[r * kc + p];
     }
   }
+
+  /**
+   * The 8 × L block rows[r·kc + p0 + j] (r < 8, j < L) to dst[at + j·8 + r] in registers: three rounds of two-vector
+   * interleaves (pairs of rows, then pairs of pairs, then fours), 3·L/2 lane permutes for 8·L elements where the
+   * scalar loop moved each element on its own (row-major A's packing was a third of the Winograd weight gradient's
+   * time). After round k a vector holds 2^k rows' values for L/2^k consecutive columns; the last round's vectors
+   * hold L/8 whole columns each, which is dst's layout.
+   */
+  private static void transposeBlock(float[] rows, int kc, int p0, float[] dst, int at) {
+    FloatVector r0 = FloatVector.fromArray(S, rows, p0), r1 = FloatVector.fromArray(S, rows, kc + p0);
+    FloatVector r2 = FloatVector.fromArray(S, rows, 2 * kc + p0), r3 = FloatVector.fromArray(S, rows, 3 * kc + p0);
+    FloatVector r4 = FloatVector.fromArray(S, rows, 4 * kc + p0), r5 = FloatVector.fromArray(S, rows, 5 * kc + p0);
+    FloatVector r6 = FloatVector.fromArray(S, rows, 6 * kc + p0), r7 = FloatVector.fromArray(S, rows, 7 * kc + p0);
+    for (int c = 0; c < 2; c++) {   // columns [c·L/2, (c + 1)·L/2)
+      VectorShuffle<Float> z1 = c == 0 ? ZIP1_LO : ZIP1_HI;   // constants once the two-trip loops are unrolled
+      FloatVector t01 = r0.rearrange(z1, r1), t23 = r2.rearrange(z1, r3), t45 = r4.rearrange(z1, r5), t67 = r6.rearrange(z1, r7);
+      for (int e = 0; e < 2; e++) {   // columns [c·L/2 + e·L/4, ... + L/4)
+        VectorShuffle<Float> z2 = e == 0 ? ZIP2_LO : ZIP2_HI;
+        FloatVector u03 = t01.rearrange(z2, t23), u47 = t45.rearrange(z2, t67);
+        int col = c * L / 2 + e * L / 4;
+        u03.rearrange(ZIP4_LO, u47).intoArray(dst, at + col * MR);
+        u03.rearrange(ZIP4_HI, u47).intoArray(dst, at + (col + L / 8) * MR);
+      }
+    }
+  }
+
+  /** Whether packRows transposes in registers: 8 rows (MR) and at least 8 lanes, so a column of 8 fits a vector. */
+  private static final boolean TRANSPOSE_BY_VECTORS = MR == 8 && L >= 8;
+
+  /**
+   * Round k's interleave of two vectors a, b holding w = 2^(k−1) rows per unit: out[2w·j + y] = a[w·(j + off) + y] for
+   * y < w, b[w·(j + off) + y − w] otherwise (a negative source index takes b): a and b hold w rows of L/w columns
+   * each, the result 2w rows of L/(2w) columns, the lower columns (off = 0) or the upper ones (off = L/(2w)).
+   */
+  private static VectorShuffle<Float> interleave(int w, boolean upper) {
+    int[] idx = new int[L];
+    int off = upper ? L / (2 * w) : 0;
+    for (int k = 0; k < L; k++) {
+      int j = k / (2 * w), y = k % (2 * w);
+      idx[k] = y < w ? w * (j + off) + y : w * (j + off) + y - w - L;
+    }
+    return VectorShuffle.fromArray(S, idx, 0);
+  }
+
+  // static final fields, not an array: the JIT intrinsifies a rearrange only for a shuffle it knows exactly
+  private static final VectorShuffle<Float> ZIP1_LO = interleave(1, false), ZIP1_HI = interleave(1, true);
+  private static final VectorShuffle<Float> ZIP2_LO = interleave(2, false), ZIP2_HI = interleave(2, true);
+  private static final VectorShuffle<Float> ZIP4_LO = interleave(4, false), ZIP4_HI = interleave(4, true);
 
   private static void macro(float[] ap, float[] bp, int mc, int kc, int s0, int s1, int nc, Mat c, int ic, int jc, boolean add) {
     for (int s = s0; s < s1; s++) {
