@@ -94,7 +94,7 @@ final class Gemm {
             int mc = Math.min(MC, m - ic);
             packA(a, ic, mc, pc0, kc, ap);
             int s0 = slivers * part / nParts, s1 = slivers * (part + 1) / nParts;
-            macro(ap, bp, mc, kc, s0, s1, nc, c, ic, jc0, add);
+            macro(ap, bp, 0, NR * kc, mc, kc, s0, s1, nc, c, ic, jc0, add);
           }
         });
       }
@@ -244,14 +244,40 @@ final class Gemm {
   private static final VectorShuffle<Float> ZIP2_LO = interleave(2, false), ZIP2_HI = interleave(2, true);
   private static final VectorShuffle<Float> ZIP4_LO = interleave(4, false), ZIP4_HI = interleave(4, true);
 
-  private static void macro(float[] ap, float[] bp, int mc, int kc, int s0, int s1, int nc, Mat c, int ic, int jc, boolean add) {
+  /** The tiles of C[ic.., jc + s·NR..] for slivers s0..s1 of B, sliver s at bp[bBase + s·sliverStride], [kc][NR]. */
+  private static void macro(float[] ap, float[] bp, int bBase, int sliverStride, int mc, int kc, int s0, int s1, int nc, Mat c, int ic, int jc,
+                            boolean add) {
     for (int s = s0; s < s1; s++) {
-      int j = s * NR, w = Math.min(NR, nc - j);
+      int j = s * NR, w = Math.min(NR, nc - j), bi = bBase + s * sliverStride;
       for (int r0 = 0; r0 < mc; r0 += MR) {
         int h = Math.min(MR, mc - r0);
         long cOff = c.off() + (long) (ic + r0) * c.rs() + jc + j;
-        if (h == MR && w == NR) MicroKernel.kernel(ap, r0 * kc, bp, s * NR * kc, kc, c.seg(), cOff, c.rs(), add);
-        else MicroKernel.edge(ap, r0 * kc, bp, s * NR * kc, kc, c.seg(), cOff, c.rs(), add, h, w);
+        if (h == MR && w == NR) MicroKernel.kernel(ap, r0 * kc, bp, bi, kc, c.seg(), cOff, c.rs(), add);
+        else MicroKernel.edge(ap, r0 * kc, bp, bi, kc, c.seg(), cOff, c.rs(), add, h, w);
+      }
+    }
+  }
+
+  /**
+   * C[m×n] (=|+=) A[m×k]·B[k×n] on the calling thread, B given already packed: sliver s (columns s·NR..) at
+   * bp[bOff + s·k·NR], laid out [k][NR] (columns past n zero), which a caller producing B itself can write directly,
+   * saving the copy {@link #packB} makes of every KC block.
+   */
+  static void gemmPackedB(int m, int n, int k, Mat a, float[] bp, int bOff, Mat c, boolean accumulate) {
+    if (!c.rowsContiguous() || c.rowAt() != null) throw new IllegalArgumentException("gemm: C needs unit column stride and no row table");
+    if (m == 0 || n == 0 || k == 0) {
+      if (m > 0 && n > 0 && !accumulate) for (int i = 0; i < m; i++) c.seg().asSlice((c.off() + i * c.rs()) * 4, n * 4L).fill((byte) 0);
+      return;
+    }
+    int slivers = (n + NR - 1) / NR;
+    Scratch own = Scratch.get();
+    for (int pc = 0; pc < k; pc += KC) {
+      int kc = Math.min(KC, k - pc);
+      float[] ap = own.packedA(MC * kc);
+      for (int ic = 0; ic < m; ic += MC) {
+        int mc = Math.min(MC, m - ic);
+        packA(a, ic, mc, pc, kc, ap);
+        macro(ap, bp, bOff + pc * NR, k * NR, mc, kc, 0, slivers, n, c, ic, 0, accumulate || pc > 0);
       }
     }
   }

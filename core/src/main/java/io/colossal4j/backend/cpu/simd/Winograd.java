@@ -105,7 +105,8 @@ final class Winograd {
   static void backwardWeight(CpuParallel par, ScratchPool pool, Tensor x, Tensor gy, Conv2dSpec spec, Tensor gw) {
     int cout = gw.size(0), cin = x.size(1), n = x.size(0);
     Geo g = Geo.of(x, cout, gy, spec);
-    int tiles = g.tilesY() * g.runs() * NR, parts = Math.min(par.threads(), n), size = 16 * cout * cin, cinPad = (cin + L - 1) / L * L;
+    // cinPad: whole NR-column slivers, as V_ξ is stored in the GEMM's packed-B layout
+    int tiles = g.tilesY() * g.runs() * NR, parts = Math.min(par.threads(), n), size = 16 * cout * cin, cinPad = (cin + NR - 1) / NR * NR;
     float[][] partial = new float[parts][];
     for (int p = 0; p < parts; p++) partial[p] = pool.floats(size);
     MemorySegment sx = segment(x), sg = segment(gy);
@@ -121,8 +122,8 @@ final class Winograd {
           inputTransformChannels(own.hwc, g, cinPad, tiles, own.vt, own.t);
           gradientTransform(sg, gy.offset() + img * cout * g.ho() * g.wo(), g, tiles, own);
           for (int xi = 0; xi < 16; xi++)
-            Gemm.gemm(null, cout, cin, tiles, new Gemm.Mat(own.wtSeg, (long) xi * cout * tiles, tiles, 1),
-                new Gemm.Mat(own.vtSeg, (long) xi * tiles * cinPad, cinPad, 1), new Gemm.Mat(mSeg, (long) xi * cout * cin, cin, 1), true);
+            Gemm.gemmPackedB(cout, cin, tiles, new Gemm.Mat(own.wtSeg, (long) xi * cout * tiles, tiles, 1), own.vt, xi * tiles * cinPad,
+                new Gemm.Mat(mSeg, (long) xi * cout * cin, cin, 1), true);
         }
       });
       float[] m = partial[0];
@@ -151,8 +152,9 @@ final class Winograd {
   }
 
   /**
-   * V_ξ[t, c] = (Bᵀ d B)_ξ at vt[(ξ·T + t)·cinPad + c] for every tile t = ty·runs·NR + x (x < runs·NR), vectorised over
-   * channels: per tile and block of L channels, the rows of the 4×4 patch (s = d B, into {@code s}), then its columns.
+   * V_ξ[t, c] = (Bᵀ d B)_ξ for every tile t = ty·runs·NR + x (x < runs·NR), stored as the GEMM's packed B (slivers of
+   * NR channels, each [T][NR]): at vt[ξ·T·cinPad + (c / NR)·T·NR + t·NR + c % NR]. Vectorised over channels: per tile
+   * and block of L channels, the rows of the 4×4 patch (s = d B, into {@code s}), then its columns.
    */
   private static void inputTransformChannels(float[] hwc, Geo g, int cinPad, int tiles, float[] vt, float[] s) {
     int wide = 2 * g.runs() * NR + 2, span = g.runs() * NR, block = tiles * cinPad;
@@ -161,7 +163,7 @@ final class Winograd {
         int t = ty * span + tx;
         for (int c = 0; c < cinPad; c += L) {
           for (int r = 0; r < 4; r++) patchRow(hwc, ((2 * ty + r) * wide + 2 * tx) * cinPad + c, cinPad, s, r * 4 * L);
-          for (int q = 0; q < 4; q++) patchColumn(s, q * L, vt, q * block + t * cinPad + c, 4 * block);
+          for (int q = 0; q < 4; q++) patchColumn(s, q * L, vt, q * block + (c / NR) * tiles * NR + t * NR + c % NR, 4 * block);
         }
       }
   }
@@ -447,12 +449,12 @@ final class Winograd {
      * [16][Cout][T], and gradient rows split in even and odd columns.
      */
     float[] hwc = new float[0], vt = new float[0], wt = new float[0], ge0 = new float[0], go0 = new float[0], ge1 = new float[0], go1 = new float[0];
-    MemorySegment vtSeg = MemorySegment.ofArray(vt), wtSeg = MemorySegment.ofArray(wt);
+    MemorySegment wtSeg = MemorySegment.ofArray(wt);
 
     /** Grows the weight gradient's buffers: T tiles, gradient rows of {@code span} even (odd) columns, the padded image. */
     void transformed(int cinPad, int cout, int tiles, int span, int image) {
       if (hwc.length < image) hwc = new float[image];
-      if (vt.length < 16 * cinPad * tiles) { vt = new float[16 * cinPad * tiles]; vtSeg = MemorySegment.ofArray(vt); }
+      if (vt.length < 16 * cinPad * tiles) vt = new float[16 * cinPad * tiles];
       if (wt.length < 16 * cout * tiles) { wt = new float[16 * cout * tiles]; wtSeg = MemorySegment.ofArray(wt); }
       if (ge0.length < span) { ge0 = new float[span]; go0 = new float[span]; ge1 = new float[span]; go1 = new float[span]; }
       if (line.length < 2 * span + 2 * L) line = new float[2 * span + 2 * L];
