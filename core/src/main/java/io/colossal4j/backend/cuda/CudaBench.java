@@ -2,6 +2,8 @@ package io.colossal4j.backend.cuda;
 
 import io.colossal4j.backend.BinaryOp;
 import io.colossal4j.backend.Kernels;
+import io.colossal4j.backend.ReduceOp;
+import io.colossal4j.backend.UnaryOp;
 import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.Device;
 import io.colossal4j.tensor.MemoryCategory;
@@ -157,7 +159,7 @@ public final class CudaBench {
     String shape = rows + "x" + hidden;
     double big = (double) rows * hidden * 2;
     reportBytes("add_vit_mlp", shape, time(() -> k.binary(BinaryOp.ADD, h, g, o)), 3 * big, "ew_binary_bbb");
-    reportBytes("gelu_vit_fwd", shape, time(() -> k.unary(io.colossal4j.backend.UnaryOp.GELU, h, o)), 2 * big, "ew_unary_bb");
+    reportBytes("gelu_vit_fwd", shape, time(() -> k.unary(UnaryOp.GELU, h, o)), 2 * big, "ew_unary_bb");
     reportBytes("gelu_vit_bwd_bias", shape, time(() -> k.geluBackwardBiasGrad(BinaryOp.GELU_BACKWARD, h, g, o, gb)), 3 * big, "gelu_bwd_colsum_bbb");
     for (Tensor t : List.of(h, g, o, gb)) t.storage().release();
     Tensor x = rand(DType.BF16, rows, width), w = rand(DType.BF16, width), b = rand(DType.BF16, width), y = Tensor.empty(Shape.of(rows, width), DType.BF16, gpu);
@@ -174,7 +176,7 @@ public final class CudaBench {
     // top-1 accuracy's argmax over GPT-2's logits (8 x 1024 tokens, vocabulary 50304), which the Engine runs every step
     int tokens = 8 * 1024, vocab = 50304;
     Tensor logits = rand(DType.BF16, tokens, vocab), pred = Tensor.empty(Shape.of(tokens, 1), DType.I64, gpu);
-    reportBytes("argmax_gpt_logits", tokens + "x" + vocab, time(() -> k.reduce(io.colossal4j.backend.ReduceOp.ARGMAX, logits, new int[] {1}, pred)),
+    reportBytes("argmax_gpt_logits", tokens + "x" + vocab, time(() -> k.reduce(ReduceOp.ARGMAX, logits, new int[] {1}, pred)),
         (double) tokens * vocab * 2, "arg_rows_dense_b");
     for (Tensor t : List.of(logits, pred)) t.storage().release();
   }

@@ -8,6 +8,7 @@ import io.colossal4j.backend.Kernels;
 import io.colossal4j.backend.Pool2dSpec;
 import io.colossal4j.backend.ReduceOp;
 import io.colossal4j.backend.UnaryOp;
+import io.colossal4j.backend.cuda.ffi.Driver;
 import io.colossal4j.backend.cuda.ffi.Driver.Dim3;
 import io.colossal4j.tensor.DType;
 import io.colossal4j.tensor.Tensor;
@@ -92,8 +93,8 @@ final class CudaKernels implements Kernels, AutoCloseable {
     backend.enter();
     long f = backend.module().function(kernel);
     var d = backend.driver();
-    int regs = d.functionAttribute(f, io.colossal4j.backend.cuda.ffi.Driver.FUNC_ATTR_NUM_REGS);
-    int local = d.functionAttribute(f, io.colossal4j.backend.cuda.ffi.Driver.FUNC_ATTR_LOCAL_SIZE_BYTES);
+    int regs = d.functionAttribute(f, Driver.FUNC_ATTR_NUM_REGS);
+    int local = d.functionAttribute(f, Driver.FUNC_ATTR_LOCAL_SIZE_BYTES);
     return regs + " registers" + (local > 0 ? ", " + local + " B local" : "");
   }
 

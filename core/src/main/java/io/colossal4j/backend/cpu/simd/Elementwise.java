@@ -135,17 +135,15 @@ final class Elementwise {
    * operand or mask choice and an int induction variable (C2 unrolls int-counted loops; a long-counted one
    * becomes a loop nest), the partial last vector through {@link #arithRow}.
    */
-  private static void denseRow(BinaryOp op, MemorySegment a, long ia, MemorySegment b, long ib, MemorySegment o, long io, int n) {
-    int full = n - n % LS;
-    // byte offsets stepped by a long: the form whose segment bounds checks C2 takes out of the loop (an int index
-    // scaled inside each access left them in, and the loop ran at ~130 GB/s on two threads where this one runs ~200)
-    long ao = ia * 4, bo = ib * 4, oo = io * 4, end = (long) full * 4, step = STREAM.vectorByteSize();
+  private static void denseRow(BinaryOp op, MemorySegment a, long ia, MemorySegment b, long ib, MemorySegment o, long io, long n) {
+    long full = n - n % LS;
+    long ao = ia * 4, bo = ib * 4, oo = io * 4, end = full * 4, step = STREAM.vectorByteSize();   // byte offsets
     switch (op) {
       case ADD -> { for (long j = 0; j < end; j += step) load(a, ao + j).add(load(b, bo + j)).intoMemorySegment(o, oo + j, NATIVE); }
       case SUB -> { for (long j = 0; j < end; j += step) load(a, ao + j).sub(load(b, bo + j)).intoMemorySegment(o, oo + j, NATIVE); }
       default -> { for (long j = 0; j < end; j += step) load(a, ao + j).mul(load(b, bo + j)).intoMemorySegment(o, oo + j, NATIVE); }
     }
-    if (full < n) arithRow(op, a, ia + full, true, 0f, b, ib + full, true, o, io + full, n - full);
+    if (full < n) arithRow(op, a, ia + full, true, 0f, b, ib + full, true, o, io + full, (int) (n - full));
   }
 
   /** All of one shape and contiguous: element i of each is at its offset + i. */
@@ -168,10 +166,7 @@ final class Elementwise {
     int chunks = par.threads() * CHUNKS_PER_THREAD;
     par.forEachChunk(chunks, c -> {
       long from = n * c / chunks, to = n * (c + 1) / chunks;
-      for (long s = from; s < to; s += Integer.MAX_VALUE / 4) {   // denseRow counts in ints
-        int len = (int) Math.min(to - s, Integer.MAX_VALUE / 4);
-        denseRow(op, a, ia + s, b, ib + s, o, io + s, len);
-      }
+      denseRow(op, a, ia + from, b, ib + from, o, io + from, to - from);
     });
   }
 

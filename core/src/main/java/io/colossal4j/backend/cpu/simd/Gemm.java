@@ -69,7 +69,7 @@ final class Gemm {
     if (!c.rowsContiguous() || c.rowAt() != null) throw new IllegalArgumentException("gemm: C needs unit column stride and no row table");
     if (m == 0 || n == 0) return;
     if (k == 0) {
-      if (!accumulate) for (int i = 0; i < m; i++) c.seg().asSlice((c.off() + i * c.rs()) * 4, n * 4L).fill((byte) 0);
+      if (!accumulate) zero(c, m, n);
       return;
     }
     int threads = par == null ? 1 : par.threads();
@@ -199,8 +199,8 @@ final class Gemm {
   /**
    * The 8 × L block rows[r·kc + p0 + j] (r < 8, j < L) to dst[at + j·8 + r] in registers: three rounds of two-vector
    * interleaves (pairs of rows, then pairs of pairs, then fours), 3·L/2 lane permutes for 8·L elements where the
-   * scalar loop moved each element on its own (row-major A's packing was a third of the Winograd weight gradient's
-   * time). After round k a vector holds 2^k rows' values for L/2^k consecutive columns; the last round's vectors
+   * scalar loop moved each element on its own (row-major A's packing was the largest single frame in a profile of the
+   * Winograd weight gradient). After round k a vector holds 2^k rows' values for L/2^k consecutive columns; the last round's vectors
    * hold L/8 whole columns each, which is dst's layout.
    */
   private static void transposeBlock(float[] rows, int kc, int p0, float[] dst, int at) {
@@ -244,6 +244,11 @@ final class Gemm {
   private static final VectorShuffle<Float> ZIP2_LO = interleave(2, false), ZIP2_HI = interleave(2, true);
   private static final VectorShuffle<Float> ZIP4_LO = interleave(4, false), ZIP4_HI = interleave(4, true);
 
+  /** C[m×n] = 0 (a product over an empty k). */
+  private static void zero(Mat c, int m, int n) {
+    for (int i = 0; i < m; i++) c.seg().asSlice((c.off() + i * c.rs()) * 4, n * 4L).fill((byte) 0);
+  }
+
   /** The tiles of C[ic.., jc + s·NR..] for slivers s0..s1 of B, sliver s at bp[bBase + s·sliverStride], [kc][NR]. */
   private static void macro(float[] ap, float[] bp, int bBase, int sliverStride, int mc, int kc, int s0, int s1, int nc, Mat c, int ic, int jc,
                             boolean add) {
@@ -265,8 +270,9 @@ final class Gemm {
    */
   static void gemmPackedB(int m, int n, int k, Mat a, float[] bp, int bOff, Mat c, boolean accumulate) {
     if (!c.rowsContiguous() || c.rowAt() != null) throw new IllegalArgumentException("gemm: C needs unit column stride and no row table");
-    if (m == 0 || n == 0 || k == 0) {
-      if (m > 0 && n > 0 && !accumulate) for (int i = 0; i < m; i++) c.seg().asSlice((c.off() + i * c.rs()) * 4, n * 4L).fill((byte) 0);
+    if (m == 0 || n == 0) return;
+    if (k == 0) {
+      if (!accumulate) zero(c, m, n);
       return;
     }
     int slivers = (n + NR - 1) / NR;

@@ -445,8 +445,8 @@ final class Winograd {
     final float[] row = new float[4 * NR], t = new float[16 * NR];
     MemorySegment mSeg = MemorySegment.ofArray(m);
     /**
-     * The weight gradient's padded channels-last image, transformed input [16][T][cinPad] and output gradient
-     * [16][Cout][T], and gradient rows split in even and odd columns.
+     * The weight gradient's padded channels-last image, transformed input in the GEMM's packed-B layout
+     * [16][cinPad/NR][T][NR] and output gradient [16][Cout][T], and gradient rows split in even and odd columns.
      */
     float[] hwc = new float[0], vt = new float[0], wt = new float[0], ge0 = new float[0], go0 = new float[0], ge1 = new float[0], go1 = new float[0];
     MemorySegment wtSeg = MemorySegment.ofArray(wt);
