@@ -42,6 +42,11 @@ final class CpuBench {
    */
   private static final double WARM_S = 6;
   private static final int ROUNDS = 9;
+  /**
+   * Rounds of the memory-bound elementwise cases: their rounds are short and their per-round ratios spread widest
+   * (both sides wait on the memory the other tenants of the host share), so they take more.
+   */
+  private static final int STREAM_ROUNDS = 21;
 
   /** Case groups {@code --only} may name. */
   private static final java.util.Set<String> GROUPS = java.util.Set.of("sgemm", "conv", "rows", "elementwise");
@@ -98,6 +103,14 @@ final class CpuBench {
     return nd.create(d, new ai.djl.ndarray.types.Shape(s));
   }
 
+  /**
+   * The end of a case's line: the quartiles of the per-round ratios, then {@code ratio=} their median, our throughput
+   * over the peer's (body 0 is ours).
+   */
+  private static String ratio(Measure.Timing t, int peer) {
+    return String.format(" rounds=%s ratio=%.2f", t.spread(0, peer), t.ratio(0, peer));
+  }
+
   /** Runs our op and releases its output. */
   private static Runnable ourCall(Supplier<Tensor> op) { return () -> op.get().storage().release(); }
 
@@ -111,12 +124,12 @@ final class CpuBench {
     MemorySegment na = arena.allocate((long) n * n * 4, 64), nb = arena.allocate((long) n * n * 4, 64), nc = arena.allocate((long) n * n * 4, 64);
     MemorySegment.copy(da, 0, na, ValueLayout.JAVA_FLOAT, 0, da.length);
     MemorySegment.copy(db, 0, nb, ValueLayout.JAVA_FLOAT, 0, db.length);
-    double[] t = Measure.sideBySide(WARM_S, ROUNDS, ourCall(() -> io.colossal4j.ops.LinAlg.matmul(a, b)),
+    Measure.Timing t = Measure.sideBySide(WARM_S, ROUNDS, ourCall(() -> io.colossal4j.ops.LinAlg.matmul(a, b)),
         () -> blas.sgemm(false, false, n, n, n, na, nb, 0f, nc), torchCall(() -> ta.matMul(tb)));
     double flops = 2.0 * n * n * n;
-    double peer = Math.min(t[1], t[2]);
-    System.out.printf("sgemm %dx%dx%d: ours %.1f GFLOP/s, OpenBLAS %.1f GFLOP/s, PyTorch %.1f GFLOP/s, peer=%s ratio=%.2f%n",
-        n, n, n, flops / t[0] / 1e9, flops / t[1] / 1e9, flops / t[2] / 1e9, t[1] <= t[2] ? "OpenBLAS" : "PyTorch", peer / t[0]);
+    int peer = t.faster(1, 2);
+    System.out.printf("sgemm %dx%dx%d: ours %.1f GFLOP/s, OpenBLAS %.1f GFLOP/s, PyTorch %.1f GFLOP/s, peer=%s%s%n",
+        n, n, n, flops / t.median(0) / 1e9, flops / t.median(1) / 1e9, flops / t.median(2) / 1e9, peer == 1 ? "OpenBLAS" : "PyTorch", ratio(t, peer));
     ta.close();
     tb.close();
   }
@@ -154,10 +167,10 @@ final class CpuBench {
         }
       };
     }
-    double[] t = Measure.sideBySide(WARM_S, ROUNDS, mine, peer);
+    Measure.Timing t = Measure.sideBySide(WARM_S, ROUNDS, mine, peer);
     double flops = 2.0 * batch * c * hw * hw * c * 9 * (backward ? 3 : 1);
-    System.out.printf("conv2d 3x3 64->64 56x56 batch 8 %s: ours %.1f GFLOP/s, PyTorch %.1f GFLOP/s, peer=PyTorch ratio=%.2f%n",
-        backward ? "forward+backward" : "forward", flops / t[0] / 1e9, flops / t[1] / 1e9, t[1] / t[0]);
+    System.out.printf("conv2d 3x3 64->64 56x56 batch 8 %s: ours %.1f GFLOP/s, PyTorch %.1f GFLOP/s, peer=PyTorch%s%n",
+        backward ? "forward+backward" : "forward", flops / t.median(0) / 1e9, flops / t.median(1) / 1e9, ratio(t, 1));
     tx.close();
     tw.close();
   }
@@ -168,11 +181,11 @@ final class CpuBench {
     Tensor x = ours(cpu, dx, r, n), g = ours(cpu, dg, n), b = ours(cpu, db, n);
     NDArray tx = theirs(nd, dx, r, n), tg = theirs(nd, dg, n), tb = theirs(nd, db, n);
     double gb = 2.0 * r * n * 4 / 1e9; // read x, write y
-    double[] t = Measure.sideBySide(WARM_S, ROUNDS, ourCall(() -> Norm.layerNorm(x, g, b, 1e-5)),
+    Measure.Timing t = Measure.sideBySide(WARM_S, ROUNDS, ourCall(() -> Norm.layerNorm(x, g, b, 1e-5)),
         torchCall(() -> LayerNorm.layerNorm(tx, new ai.djl.ndarray.types.Shape(n), tg, tb, 1e-5f).singletonOrThrow()));
-    System.out.printf("layer_norm (4096, 1024): ours %.1f GB/s, PyTorch %.1f GB/s, peer=PyTorch ratio=%.2f%n", gb / t[0], gb / t[1], t[1] / t[0]);
+    System.out.printf("layer_norm (4096, 1024): ours %.1f GB/s, PyTorch %.1f GB/s, peer=PyTorch%s%n", gb / t.median(0), gb / t.median(1), ratio(t, 1));
     t = Measure.sideBySide(WARM_S, ROUNDS, ourCall(() -> Softmax.softmax(x, -1)), torchCall(() -> tx.softmax(-1)));
-    System.out.printf("softmax (4096, 1024): ours %.1f GB/s, PyTorch %.1f GB/s, peer=PyTorch ratio=%.2f%n", gb / t[0], gb / t[1], t[1] / t[0]);
+    System.out.printf("softmax (4096, 1024): ours %.1f GB/s, PyTorch %.1f GB/s, peer=PyTorch%s%n", gb / t.median(0), gb / t.median(1), ratio(t, 1));
     tx.close();
     tg.close();
     tb.close();
@@ -191,25 +204,26 @@ final class CpuBench {
     NDArray tx = theirs(nd, dx, n, c, hw, hw), tg = theirs(nd, dg, c), tb = theirs(nd, db, c);
     ai.djl.ndarray.types.Shape channels = new ai.djl.ndarray.types.Shape(c);
     double gb = 2.0 * dx.length * 4 / 1e9; // read x, write y
-    double[] t = Measure.sideBySide(WARM_S, ROUNDS, ourCall(() -> Norm.layerNorm2d(x, g, b, 1e-6)), () -> {
+    Measure.Timing t = Measure.sideBySide(WARM_S, ROUNDS, ourCall(() -> Norm.layerNorm2d(x, g, b, 1e-6)), () -> {
       try (NDArray last = tx.transpose(0, 2, 3, 1); NDList y = LayerNorm.layerNorm(last, channels, tg, tb, 1e-6f);
            NDArray back = y.singletonOrThrow().transpose(0, 3, 1, 2)) {
         // closed on exit: the permuted views and the output
       }
     });
-    System.out.printf("layer_norm NCHW (8, 96, 56, 56) over C: ours %.1f GB/s, PyTorch %.1f GB/s, peer=PyTorch ratio=%.2f%n", gb / t[0], gb / t[1], t[1] / t[0]);
+    System.out.printf("layer_norm NCHW (8, 96, 56, 56) over C: ours %.1f GB/s, PyTorch %.1f GB/s, peer=PyTorch%s%n", gb / t.median(0), gb / t.median(1), ratio(t, 1));
     tx.close();
     tg.close();
     tb.close();
   }
 
   /**
-   * add and gelu on 16M elements (as asked) and on 4M. PyTorch allocates every output with malloc; a 64 MiB
-   * block is above glibc's largest mmap threshold, so each call maps and page-faults fresh memory, which
-   * dominates its time at 16M; at 4M (16 MiB) its blocks are reused. For add, PyTorch's in-place a += b
-   * (same traffic, no allocation) is measured too and the faster of the two is the peer. Then the same in-place
-   * a += b on both sides (ours: the add kernel with its output aliasing a, as the optimizers use it), the one
-   * comparison of equal traffic and no allocation on either side.
+   * add and gelu on 16M elements (as asked) and on 4M. The out-of-place add against PyTorch's out-of-place add:
+   * PyTorch allocates every output with malloc, and a 64 MiB block is above glibc's largest mmap threshold, so each
+   * of its calls maps and page-faults fresh memory, which dominates its time at 16M (at 4M, 16 MiB, its blocks are
+   * reused); ours reuses cached blocks. Then a += b in place on both sides (ours: the add kernel with its output
+   * aliasing a, as the optimizers use it), the comparison of equal traffic and no allocation on either side: both
+   * stream from memory at these sizes, so it also runs ours a second time on buffers of its own, a control whose
+   * ratio to the first shows how far two runs of the same kernel on two allocations differ in the same rounds.
    */
   private static void elementwise(CpuBackend cpu, NDManager nd, Random rnd) {
     for (int n : new int[] {16 << 20, 4 << 20}) {
@@ -217,17 +231,17 @@ final class CpuBench {
       Tensor a = ours(cpu, da, n), b = ours(cpu, db, n);
       NDArray ta = theirs(nd, da, n), tb = theirs(nd, db, n), acc = theirs(nd, da, n);
       String size = (n >> 20) + "M";
-      double[] t = Measure.sideBySide(WARM_S, ROUNDS, ourCall(() -> Arith.add(a, b)), torchCall(() -> ta.add(tb)), () -> acc.addi(tb));
-      double peer = Math.min(t[1], t[2]);
-      System.out.printf("add %s f32: ours %.1f GB/s, PyTorch %.1f GB/s (in place %.1f GB/s), peer=PyTorch%s ratio=%.2f%n", size,
-          12.0 * n / t[0] / 1e9, 12.0 * n / t[1] / 1e9, 12.0 * n / t[2] / 1e9, t[2] < t[1] ? " in place" : "", peer / t[0]);
-      Tensor mine = ours(cpu, da, n);
-      t = Measure.sideBySide(WARM_S, ROUNDS, () -> cpu.kernels().binary(BinaryOp.ADD, mine, b, mine), () -> acc.addi(tb));
-      System.out.printf("add in place %s f32: ours %.1f GB/s, PyTorch %.1f GB/s, peer=PyTorch in place ratio=%.2f%n", size,
-          12.0 * n / t[0] / 1e9, 12.0 * n / t[1] / 1e9, t[1] / t[0]);
-      mine.storage().release();
-      t = Measure.sideBySide(WARM_S, ROUNDS, ourCall(() -> Arith.gelu(a)), torchCall(() -> Activation.gelu(ta)));
-      System.out.printf("gelu %s f32: ours %.2f Gelem/s, PyTorch %.2f Gelem/s, peer=PyTorch ratio=%.2f%n", size, n / t[0] / 1e9, n / t[1] / 1e9, t[1] / t[0]);
+      double gb = 12.0 * n / 1e9;   // two reads and one write (the output's write-allocate not counted)
+      Measure.Timing t = Measure.sideBySide(WARM_S, STREAM_ROUNDS, ourCall(() -> Arith.add(a, b)), torchCall(() -> ta.add(tb)));
+      System.out.printf("add %s f32: ours %.1f GB/s, PyTorch %.1f GB/s, peer=PyTorch%s%n", size, gb / t.median(0), gb / t.median(1), ratio(t, 1));
+      Tensor mine = ours(cpu, da, n), again = ours(cpu, da, n), againB = ours(cpu, db, n);
+      t = Measure.sideBySide(WARM_S, STREAM_ROUNDS, () -> cpu.kernels().binary(BinaryOp.ADD, mine, b, mine), () -> acc.addi(tb),
+          () -> cpu.kernels().binary(BinaryOp.ADD, again, againB, again));
+      System.out.printf("add in place %s f32: ours %.1f GB/s, PyTorch %.1f GB/s, control (ours on other buffers) %.1f GB/s at %.2f (%s) of ours,"
+          + " peer=PyTorch in place%s%n", size, gb / t.median(0), gb / t.median(1), gb / t.median(2), t.ratio(2, 0), t.spread(2, 0), ratio(t, 1));
+      for (Tensor x : new Tensor[] {mine, again, againB}) x.storage().release();
+      t = Measure.sideBySide(WARM_S, STREAM_ROUNDS, ourCall(() -> Arith.gelu(a)), torchCall(() -> Activation.gelu(ta)));
+      System.out.printf("gelu %s f32: ours %.2f Gelem/s, PyTorch %.2f Gelem/s, peer=PyTorch%s%n", size, n / t.median(0) / 1e9, n / t.median(1) / 1e9, ratio(t, 1));
       ta.close();
       tb.close();
       acc.close();

@@ -68,9 +68,9 @@ final class TrainStepBench {
       // both sides warm up for at least WARM_SECONDS: our step's Vector API kernels reach their compiled speed only
       // after a few hundred steps (the JIT's tiers), PyTorch's native kernels from the first; 2 s (about 60 of our
       // steps) measured a half-compiled step
-      double[] t = Measure.sideBySide(WARM_SECONDS, Measure.ROUNDS, () -> engine.trainStep(batch), () -> peer.step(tx, ty));
+      Measure.Timing t = Measure.sideBySide(WARM_SECONDS, Measure.ROUNDS, () -> engine.trainStep(batch), () -> peer.step(tx, ty));
       System.out.printf("train step vit_convstem_28 batch %d: ours %.1f samples/s, PyTorch %.1f samples/s, peer=PyTorch ratio=%.2f%n",
-          BATCH, BATCH / t[0], BATCH / t[1], t[1] / t[0]);
+          BATCH, BATCH / t.median(0), BATCH / t.median(1), t.ratio(0, 1));
     }
   }
 

@@ -15,7 +15,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * A caching pool of 64-byte-aligned host blocks, so steady-state training steps reuse the memory of the
- * previous step instead of asking the OS (which would zero fresh pages every time).
+ * previous step instead of asking the OS (which would zero fresh pages every time). Blocks of 2 MiB or more are
+ * on huge pages where the OS offers them ({@link HostPages}).
  *
  * <p>Ownership: each block belongs to one {@link CpuStorage}; it returns to the pool when that storage is
  * released explicitly or becomes unreachable (a {@link Cleaner} action that holds the block, never the
@@ -89,7 +90,7 @@ final class CpuAllocator {
   private static Block newBlock(long size) {
     Arena arena = Arena.ofShared();
     try {
-      return new Block(arena, arena.allocate(size, ALIGN), size);
+      return new Block(arena, HostPages.allocate(arena, size, ALIGN), size);
     } catch (OutOfMemoryError e) {
       arena.close();
       throw new TensorException("the OS refused " + MemoryStats.human(size) + " of host memory: " + e.getMessage());

@@ -23,7 +23,7 @@ import java.util.List;
  * that wrongly outlives its step fails on use instead of reading memory reused by the next step (within a step
  * the same holds for early releases: a released storage refuses use, so reuse of its block is invisible).
  * {@link #peakBytes} is the most bytes live at once (size-rounded), whatever the placement. Blocks are
- * 64-byte aligned and a multiple of 64 bytes. Used by one thread (the one that opened the step), including
+ * 64-byte aligned and a multiple of 64 bytes; the chunks are on huge pages where the OS offers them ({@link HostPages}). Used by one thread (the one that opened the step), including
  * the releases; a release from another thread is accepted, but its block waits for the step's end.
  */
 final class StepArena {
@@ -79,7 +79,7 @@ final class StepArena {
       used = 0;
     }
     if (chunk == chunks.size()) {
-      chunks.add(arena.allocate(Math.max(CHUNK, size), ALIGN));
+      chunks.add(HostPages.allocate(arena, Math.max(CHUNK, size), ALIGN));
       used = 0;
     }
     long pos = position(chunk, used);
