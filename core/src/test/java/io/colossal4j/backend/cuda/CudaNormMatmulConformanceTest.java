@@ -69,7 +69,8 @@ class CudaNormMatmulConformanceTest {
   /**
    * The dense last-dim ARGMAX/ARGMIN (contiguous bf16/f32 rows, n % 8 == 0: arg_rows_dense) against the CPU
    * reference, exactly: rows whose extreme value appears twice (the lower index wins), rows with one NaN and with two
-   * (the first NaN wins), a row of equal values, and GPT-sized rows (50304: 6288 vectors over 1024 threads).
+   * (the first NaN wins), a row of equal values, a row of -inf (each thread's first element is taken whatever it is), and
+   * GPT-sized rows (50304: 6288 vectors over 1024 threads).
    */
   @Test void denseArgReductionsOverTheLastDimFollowTheReference() {
     Random r = new Random(11);
@@ -80,11 +81,12 @@ class CudaNormMatmulConformanceTest {
         for (int i = 0; i < v.length; i++) v[i] = r.nextInt(2000) / 100.0 - 10;   // exact in bf16 up to rounding: ties happen
         for (int row = 0; row < rows; row++) {
           int base = row * n;
-          switch (row % 5) {
+          switch (row % 6) {
             case 0 -> { v[base + n / 3] = 50; v[base + n - 1] = 50; v[base + n / 5] = -50; v[base + n / 2] = -50; }   // repeated extremes
             case 1 -> v[base + n / 2] = Double.NaN;
             case 2 -> { v[base + n - 2] = Double.NaN; v[base + 1] = Double.NaN; }
             case 3 -> java.util.Arrays.fill(v, base, base + n, 3.0);
+            case 4 -> java.util.Arrays.fill(v, base, base + n, Double.NEGATIVE_INFINITY);
             default -> { }
           }
         }

@@ -4,14 +4,8 @@
 // Fragments move with ldmatrix. Forward: 128 query rows per block of 4 warps over double-buffered 64-key tiles.
 // Backward (no atomics, as gen 2): dK/dV per 128-key block and dQ per 128-query block, each walking the other
 // side in 16-wide steps inside double-buffered 64-row tiles. Head dims 32, 64 and 80: with more, the
-// accumulators no longer fit the register file and gen 2 runs instead.
-
-// 2^x by the special-function unit alone (exp2f adds a denormal-range fix-up we do not need: P rounds to 16 bits).
-__device__ __forceinline__ float ex2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
+// accumulators no longer fit the register file and gen 2 runs instead. The softmax's 2^x is the special-function
+// unit's alone (ex2_sfu_ftz): P rounds to 16 bits, so exp2f's denormal-range fix-up buys nothing.
 
 __device__ __forceinline__ void ldsm_x4(u32* r, const u16* p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
@@ -103,7 +97,7 @@ template <int D> __device__ __forceinline__ void online_softmax(float (*s)[4], f
     mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
     float mn = fmaxf(m[r], mx[r]);
     ms[r] = mn == ATTN_NEG_INF ? 0.f : mn * sl2;
-    float alpha = ex2(m[r] * sl2 - ms[r]);
+    float alpha = ex2_sfu_ftz(m[r] * sl2 - ms[r]);
     m[r] = mn;
     l[r] *= alpha;
 #pragma unroll
@@ -113,7 +107,7 @@ template <int D> __device__ __forceinline__ void online_softmax(float (*s)[4], f
   for (int nt = 0; nt < 8; nt++)
 #pragma unroll
     for (int e = 0; e < 4; e++) {
-      float p = ex2(fmaf(s[nt][e], sl2, -ms[e >> 1]));
+      float p = ex2_sfu_ftz(fmaf(s[nt][e], sl2, -ms[e >> 1]));
       s[nt][e] = p;
       l[e >> 1] += p;
     }
@@ -315,7 +309,7 @@ template <int D, bool F16> __device__ void attn3_bwd_kv_impl(ARef q, ARef k, ARe
 #pragma unroll
           for (int e = 0; e < 4; e++) {
             int qi = j * 16 + nt * 8 + t * 2 + (e & 1);
-            float p = ex2(fmaf(st[mt][nt][e], sl2, -ls[qi]));
+            float p = ex2_sfu_ftz(fmaf(st[mt][nt][e], sl2, -ls[qi]));
             if (edge) {
               int key = w0 + mt * 16 + g + (e < 2 ? 0 : 8), qrow = q0 + qi;
               if (key >= nk || qrow >= nq || (causal && key > qrow)) p = 0.f;
@@ -437,7 +431,7 @@ template <int D, bool F16> __device__ void attn3_bwd_q_impl(ARef q, ARef k, ARef
         for (int nt = 0; nt < 2; nt++)
 #pragma unroll
           for (int e = 0; e < 4; e++) {
-            float p = ex2(fmaf(s[mt][nt][e], sl2, -lrow[mt][e >> 1]));
+            float p = ex2_sfu_ftz(fmaf(s[mt][nt][e], sl2, -lrow[mt][e >> 1]));
             if (edge) {
               int key = kj + nt * 8 + t * 2 + (e & 1), row = w0 + mt * 16 + g + (e < 2 ? 0 : 8);
               if (key >= nk || (causal && key > row)) p = 0.f;

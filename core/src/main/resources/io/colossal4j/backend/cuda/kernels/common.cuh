@@ -42,6 +42,22 @@ __device__ __forceinline__ unsigned f2_to_bf16x2(float lo, float hi) {
   return r;
 }
 
+// One instruction of the special-function unit, with none of the fix-ups around it that exp2f and 1.0f/x add
+// (denormal ranges, full-precision division): for callers whose results round to 16 bits, or whose operands stay
+// in ranges where the approximation is exact enough (each caller says why). The .ftz forms flush subnormal inputs
+// and results to zero.
+#define C4J_SFU(name, instruction) \
+  __device__ __forceinline__ float name(float x) { \
+    float y; \
+    asm(instruction " %0, %1;" : "=f"(y) : "f"(x)); \
+    return y; \
+  }
+C4J_SFU(ex2_sfu, "ex2.approx.f32")
+C4J_SFU(rcp_sfu, "rcp.approx.f32")
+C4J_SFU(ex2_sfu_ftz, "ex2.approx.ftz.f32")
+C4J_SFU(rcp_sfu_ftz, "rcp.approx.ftz.f32")
+#undef C4J_SFU
+
 __device__ __forceinline__ float f16_to_f(u16 h) {
   float f;
   asm("{ .reg .b16 t; mov.b16 t, %1; cvt.f32.f16 %0, t; }" : "=f"(f) : "h"(h));

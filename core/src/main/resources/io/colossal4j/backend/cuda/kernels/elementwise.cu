@@ -52,26 +52,7 @@ __device__ __forceinline__ void normal_cdf_pdf(float x, float& cdf, float& pdf) 
 // normal_cdf_pdf; the result stored to bf16 is within 1 bf16 ulp of the exact float path's (CudaGeluLowPrecisionTest
 // sweeps every bf16 input). Float and f16 results keep the exact path. These kernels are bound by their arithmetic
 // (~40 instructions an element against 4 to 6 bytes of traffic), so each instruction saved is time saved.
-__device__ __forceinline__ float ex2_sfu(float x) {
-  float y;
-  asm("ex2.approx.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
-__device__ __forceinline__ float rcp_sfu(float x) {
-  float y;
-  asm("rcp.approx.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
-__device__ __forceinline__ float ex2_sfu_ftz(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
-__device__ __forceinline__ float rcp_sfu_ftz(float x) {
-  float y;
-  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
+
 // Phi and phi with normal_cdf_pdf's degree-8 fit and e^{-a^2} from the non-flushing ex2 of -a^2 log2(e) (the
 // backward's Phi + x phi crosses zero near x = -0.75, where only an absolute error far below bf16's spacing of the
 // result keeps it within 1 ulp: the 2^64 scaling of the forward below would round the exponent 2^6 times coarser).

@@ -96,6 +96,22 @@ template <typename A> __device__ void r_store(const RGeom& g, int op, void* out,
   }
 }
 
+// Combines the block's partials (blockDim.x a multiple of 32, at most 1024): the whole block calls it; the result is
+// complete in thread 0 only. The shared arrays must not be in use by another combine of the same block.
+template <typename A> __device__ __forceinline__ Part<A> block_combine(int op, Part<A> acc, A* sv, i64* si) {
+  for (int d = 16; d > 0; d >>= 1) acc = r_combine<A>(op, acc, r_shfl<A>(acc, d));
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  if (lane == 0) { sv[warp] = acc.v; si[warp] = acc.i; }
+  __syncthreads();
+  Part<A> p = r_init<A>(op);
+  if (warp == 0) {
+    if (lane < (int)(blockDim.x >> 5)) { p.v = sv[lane]; p.i = si[lane]; }
+    for (int d = 16; d > 0; d >>= 1) p = r_combine<A>(op, p, r_shfl<A>(p, d));
+  }
+  __syncthreads();
+  return p;
+}
+
 // One block (blockDim.x a multiple of 32, at most 1024) per output.
 template <typename A> __device__ void reduce_rows_impl(RGeom g, int op, const void* x, int xdt, void* out, int odt) {
   __shared__ A sv[32];
@@ -110,63 +126,53 @@ template <typename A> __device__ void reduce_rows_impl(RGeom g, int op, const vo
       e.i = j;
       acc = r_combine<A>(op, acc, e);
     }
-    for (int d = 16; d > 0; d >>= 1) acc = r_combine<A>(op, acc, r_shfl<A>(acc, d));
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    if (lane == 0) { sv[warp] = acc.v; si[warp] = acc.i; }
-    __syncthreads();
-    if (warp == 0) {
-      int nw = blockDim.x >> 5;
-      Part<A> p = r_init<A>(op);
-      if (lane < nw) { p.v = sv[lane]; p.i = si[lane]; }
-      for (int d = 16; d > 0; d >>= 1) p = r_combine<A>(op, p, r_shfl<A>(p, d));
-      if (lane == 0) r_store<A>(g, op, out, odt, oo, p);
-    }
-    __syncthreads();
+    Part<A> p = block_combine<A>(op, acc, sv, si);
+    if (threadIdx.x == 0) r_store<A>(g, op, out, odt, oo, p);
   }
 }
 
 extern "C" __global__ void reduce_rows_f(RGeom g, int op, const void* x, int xdt, void* out, int odt) { reduce_rows_impl<float>(g, op, x, xdt, out, odt); }
 extern "C" __global__ void reduce_rows_d(RGeom g, int op, const void* x, int xdt, void* out, int odt) { reduce_rows_impl<double>(g, op, x, xdt, out, odt); }
 
-// ARGMAX (op 5) / ARGMIN (6) over the last dim of contiguous rows of n (a multiple of 8) bf16 or f32 values, 16-byte
-// aligned, into an i64 index per row: one block per row (grid-stride over rows), 8 values per load, the same partials
-// and combine as reduce_rows_impl (a NaN wins, the first one; ties go to the lower index), so the index is the generic
-// kernel's. A GPT's top-1 accuracy scans its [tokens, vocab] logits every step, where the generic kernel's per-element
-// geometry and dtype switch cost milliseconds.
-template <typename TX> __device__ void arg_rows_dense_impl(int op, i64 rows, int n, const TX* x, i64* out) {
+// ARGMAX (op 5) / ARGMIN (6) over the last dim of contiguous rows of n (a multiple of 8, below 2^31) bf16 or f32
+// values, 16-byte aligned, into an i64 index per row: one block per row (grid-stride over rows), 8 values per load.
+// The index is the generic kernel's (a NaN wins, the first one; ties go to the lower index). A GPT's top-1 accuracy
+// scans its [tokens, vocab] logits every step. Each thread first scans its own elements, which come in increasing
+// index order, so "ties to the lower index" is a strict comparison and "the first NaN" is: take a NaN only while
+// the best is not one; a 32-bit index and no partial per element (the combine with its 64-bit indices and NaN
+// rules, per element, held the kernel at a quarter of the memory's speed); the threads' results then go through
+// the same block combine as reduce_rows.
+template <typename TX, bool MAX> __device__ void arg_rows_dense_impl(i64 rows, int n, const TX* x, i64* out) {
   __shared__ float sv[32];
   __shared__ i64 si[32];
-  int nv = n / 8, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  int nv = n / 8;
   for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
     const TX* xr = x + r * n;
-    Part<float> acc = r_init<float>(op);
+    float best = 0.f;
+    int at = -1;   // none yet: the thread's first element is taken whatever it is
     for (int v = threadIdx.x; v < nv; v += blockDim.x) {
       float f[8];
       ld8(xr + (i64)v * 8, f);
 #pragma unroll
       for (int j = 0; j < 8; j++) {
-        Part<float> e;
-        e.v = f[j];
-        e.i = (i64)v * 8 + j;
-        acc = r_combine<float>(op, acc, e);
+        bool beats = MAX ? f[j] > best : f[j] < best;
+        if (at < 0 || (best == best && (beats || f[j] != f[j]))) { best = f[j]; at = v * 8 + j; }
       }
     }
-    for (int d = 16; d > 0; d >>= 1) acc = r_combine<float>(op, acc, r_shfl<float>(acc, d));
-    if (lane == 0) { sv[warp] = acc.v; si[warp] = acc.i; }
-    __syncthreads();
-    if (warp == 0) {
-      int nw = blockDim.x >> 5;
-      Part<float> p = r_init<float>(op);
-      if (lane < nw) { p.v = sv[lane]; p.i = si[lane]; }
-      for (int d = 16; d > 0; d >>= 1) p = r_combine<float>(op, p, r_shfl<float>(p, d));
-      if (lane == 0) out[r] = p.i == 0x7fffffffffffffffLL ? 0 : p.i;
-    }
-    __syncthreads();
+    Part<float> acc;
+    acc.v = best;
+    acc.i = at < 0 ? 0x7fffffffffffffffLL : (i64)at;
+    Part<float> p = block_combine<float>(MAX ? 5 : 6, acc, sv, si);
+    if (threadIdx.x == 0) out[r] = p.i == 0x7fffffffffffffffLL ? 0 : p.i;
   }
 }
 
-extern "C" __global__ void arg_rows_dense_b(int op, i64 rows, int n, const void* x, i64* out) { arg_rows_dense_impl<u16>(op, rows, n, (const u16*)x, out); }
-extern "C" __global__ void arg_rows_dense_f(int op, i64 rows, int n, const void* x, i64* out) { arg_rows_dense_impl<float>(op, rows, n, (const float*)x, out); }
+extern "C" __global__ void arg_rows_dense_b(int op, i64 rows, int n, const void* x, i64* out) {
+  if (op == 5) arg_rows_dense_impl<u16, true>(rows, n, (const u16*)x, out); else arg_rows_dense_impl<u16, false>(rows, n, (const u16*)x, out);
+}
+extern "C" __global__ void arg_rows_dense_f(int op, i64 rows, int n, const void* x, i64* out) {
+  if (op == 5) arg_rows_dense_impl<float, true>(rows, n, (const float*)x, out); else arg_rows_dense_impl<float, false>(rows, n, (const float*)x, out);
+}
 
 // Block (32, 8): threadIdx.x picks the output, threadIdx.y strides over the reduced elements.
 template <typename A> __device__ void reduce_cols_impl(RGeom g, int op, const void* x, int xdt, void* out, int odt) {
