@@ -61,7 +61,8 @@ class WinogradTest {
 
   /**
    * The weight gradient (Gᵀ[(A dY Aᵀ) ⊙ (Bᵀ d B)]G summed over tiles and images) against the reference's, on the same
-   * geometries and the valid convolution; the same tolerance with K = N·Ho·Wo, the gradient's reduction length.
+   * geometries and the valid convolution; the same tolerance with K = N·Ho·Wo, the gradient's reduction length. The
+   * 64-channel and the 70-wide cases are multiplied in more than one band of tile rows, the last band partial.
    */
   @Test void theWeightGradientMatchesTheReference() {
     Random rnd = new Random(5);
