@@ -16,9 +16,10 @@ import java.util.Locale;
  * ({@code transparent_hugepage/enabled = madvise}) gives huge pages only to memory advised so, and libc's malloc
  * never advises. A streaming kernel over tens of MiB then walks one page table entry per 2 MiB instead of one per
  * 4 KiB; on a virtual machine each miss of the TLB costs a two-level walk (the guest's and the host's tables).
- * Measured on the 2-core VM (an in-place add, 2 threads, buffers advised or not in alternating rounds of one
- * process): 1.08–1.24× over 16 MiB arrays and 1.25–1.55× over 64 MiB while other tenants loaded the memory bus,
- * 1.02–1.08× and 1.00–1.03× on a quiet one (docs/benchmarks/cpu.md).
+ * Measured on the 2-core VM (a 2-thread in-place add, buffers on huge pages against buffers on small pages in
+ * alternating rounds of one process, each against a second small-page pair as control; C and Java, 9 runs at varying
+ * load): 1.02–1.35× over two 16 MiB arrays, 0.98–1.21× over two 64 MiB arrays, the larger gains while other tenants
+ * loaded the memory bus (docs/benchmarks/cpu.md).
  *
  * <p>Elsewhere (another OS, the symbols missing, {@code -Dcolossal4j.cpu.hugePages=false}) and below 2 MiB, blocks
  * come from {@link Arena#allocate} as before. Either way the block lives as long as the arena passed in: closing it
