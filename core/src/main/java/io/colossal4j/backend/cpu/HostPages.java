@@ -1,13 +1,8 @@
 package io.colossal4j.backend.cpu;
 
+import io.colossal4j.backend.cpu.ffi.Mman;
 import java.lang.foreign.Arena;
-import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.SymbolLookup;
-import java.lang.foreign.ValueLayout;
-import java.lang.invoke.MethodHandle;
-import java.util.Locale;
 
 /**
  * Large host blocks on transparent huge pages. A block of 2 MiB or more is mapped by the backend itself (anonymous
@@ -21,7 +16,7 @@ import java.util.Locale;
  * load): 1.02–1.35× over two 16 MiB arrays, 0.98–1.21× over two 64 MiB arrays, the larger gains while other tenants
  * loaded the memory bus (docs/benchmarks/cpu.md).
  *
- * <p>Elsewhere (another OS, the symbols missing, {@code -Dcolossal4j.cpu.hugePages=false}) and below 2 MiB, blocks
+ * <p>Elsewhere (another OS or a C library without the calls, see {@link Mman#load}; {@code -Dcolossal4j.cpu.hugePages=false}) and below 2 MiB, blocks
  * come from {@link Arena#allocate} as before. Either way the block lives as long as the arena passed in: closing it
  * unmaps the mapping. The advice is a hint: a kernel set to {@code never}, or one with no free 2 MiB frames, maps the
  * block with small pages and nothing else changes.
@@ -32,37 +27,12 @@ final class HostPages {
   /** The huge page size (x86-64 and arm64 with 4 KiB base pages), and the least block mapped this way. */
   static final long HUGE = 2L << 20;
 
-  private static final int PROT_READ_WRITE = 0x1 | 0x2;
-  private static final int MAP_PRIVATE_ANONYMOUS = 0x02 | 0x20;
-  private static final int MADV_HUGEPAGE = 14;
-
-  private static final MethodHandle MMAP, MUNMAP, MADVISE;
-
-  static {
-    MethodHandle mmap = null, munmap = null, madvise = null;
-    boolean wanted = System.getProperty("os.name", "").toLowerCase(Locale.ROOT).startsWith("linux")
-        && !"false".equalsIgnoreCase(System.getProperty("colossal4j.cpu.hugePages", "true"));
-    if (wanted) {
-      Linker linker = Linker.nativeLinker();
-      SymbolLookup libc = linker.defaultLookup();
-      var a = libc.find("mmap");
-      var b = libc.find("munmap");
-      var c = libc.find("madvise");
-      if (a.isPresent() && b.isPresent() && c.isPresent()) {
-        mmap = linker.downcallHandle(a.get(), FunctionDescriptor.of(ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG,
-            ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG));
-        munmap = linker.downcallHandle(b.get(), FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
-        madvise = linker.downcallHandle(c.get(), FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG,
-            ValueLayout.JAVA_INT));
-      }
-    }
-    MMAP = mmap;
-    MUNMAP = munmap;
-    MADVISE = madvise;
-  }
+  /** The calls, when huge pages are used here; null otherwise. */
+  private static final Mman MMAN = "false".equalsIgnoreCase(System.getProperty("colossal4j.cpu.hugePages", "true")) ? null
+      : Mman.load().orElse(null);
 
   /** Whether blocks of {@link #HUGE} bytes or more are mapped and advised here (Linux, not switched off). */
-  static boolean enabled() { return MMAP != null; }
+  static boolean enabled() { return MMAN != null; }
 
   /**
    * A zeroed block of {@code bytes} that lives until {@code arena} closes: mapped on huge pages when
@@ -74,33 +44,14 @@ final class HostPages {
     if (!enabled() || bytes < HUGE || align > HUGE) return arena.allocate(bytes, align);
     long advised = (bytes + HUGE - 1) & -HUGE;
     long length = advised + HUGE;   // room to move the start up to a 2 MiB boundary; the slack is never touched
-    MemorySegment raw;
+    long mapped = MMAN.mapAnonymous(length);
+    long start = (mapped + HUGE - 1) & -HUGE;
     try {
-      raw = (MemorySegment) MMAP.invokeExact(MemorySegment.NULL, length, PROT_READ_WRITE, MAP_PRIVATE_ANONYMOUS, -1, 0L);
-    } catch (Throwable t) {
-      throw new IllegalStateException("mmap of " + length + " bytes failed", t);
-    }
-    if (raw.address() == -1L) throw new OutOfMemoryError("mmap of " + length + " bytes of host memory failed");
-    long start = (raw.address() + HUGE - 1) & -HUGE;
-    MemorySegment block = MemorySegment.ofAddress(start).reinterpret(advised);
-    try {
-      int ignored = (int) MADVISE.invokeExact(block, advised, MADV_HUGEPAGE);   // a refused hint leaves small pages
-    } catch (Throwable t) {
-      unmap(raw.address(), length);
-      throw new IllegalStateException("madvise failed", t);
-    }
-    long mapped = raw.address();
-    return block.reinterpret(bytes, arena, s -> unmap(mapped, length));
-  }
-
-  private static void unmap(long address, long length) {
-    try {
-      int rc = (int) MUNMAP.invokeExact(MemorySegment.ofAddress(address), length);
-      if (rc != 0) throw new IllegalStateException("munmap(" + Long.toHexString(address) + ", " + length + ") returned " + rc);
-    } catch (RuntimeException | Error e) {
+      MMAN.advise(start, advised, Mman.MADV_HUGEPAGE);   // a refused hint leaves small pages
+    } catch (RuntimeException e) {
+      MMAN.unmap(mapped, length);
       throw e;
-    } catch (Throwable t) {
-      throw new IllegalStateException("munmap failed", t);
     }
+    return MemorySegment.ofAddress(start).reinterpret(bytes, arena, s -> MMAN.unmap(mapped, length));
   }
 }
