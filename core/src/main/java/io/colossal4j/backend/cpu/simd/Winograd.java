@@ -167,9 +167,10 @@ final class Winograd {
   }
 
   /**
-   * V_ξ[t, c] = (Bᵀ d B)_ξ for every tile t = ty·runs·NR + x (x < runs·NR), stored as the GEMM's packed B (slivers of
-   * NR channels, each [T][NR]): at vt[ξ·T·cinPad + (c / NR)·T·NR + t·NR + c % NR]. Vectorised over channels: per tile
-   * and block of L channels, the rows of the 4×4 patch (s = d B, into {@code s}), then its columns.
+   * V_ξ[t, c] = (Bᵀ d B)_ξ for every tile t = (ty − ty0)·runs·NR + x of a band of tile rows (ty0 ≤ ty < ty1,
+   * x < runs·NR), stored as the GEMM's packed B (slivers of NR channels, each [T][NR]): at
+   * vt[ξ·T·cinPad + (c / NR)·T·NR + t·NR + c % NR]. Vectorised over channels: per tile and block of L channels, the
+   * rows of the 4×4 patch (s = d B, into {@code s}), then its columns.
    */
   private static void inputTransformChannels(float[] hwc, Geo g, int cinPad, int ty0, int ty1, float[] vt, float[] s) {
     int wide = 2 * g.runs() * NR + 2, span = g.runs() * NR, tiles = (ty1 - ty0) * span, block = tiles * cinPad;
@@ -204,9 +205,10 @@ final class Winograd {
   }
 
   /**
-   * W_ξ[co, t] = (A dY Aᵀ)_ξ for every tile t = (ty, x) of every output channel, A = [[1, 0], [1, 1], [1, −1], [0, −1]]:
-   * for the tile's 2×2 gradient block (rows a and b below), A dY has rows (a), (a + b), (a − b), (−b), and each row
-   * (u, v) times Aᵀ is (u, u + v, u − v, −v). Lanes run over NR tiles of a run; rows and columns past the output are zero.
+   * W_ξ[co, t] = (A dY Aᵀ)_ξ for every tile t = (ty − ty0, x) of the band of tile rows [ty0, ty1) and every output
+   * channel, A = [[1, 0], [1, 1], [1, −1], [0, −1]]: for the tile's 2×2 gradient block (rows a and b below), A dY
+   * has rows (a), (a + b), (a − b), (−b), and each row (u, v) times Aᵀ is (u, u + v, u − v, −v). Lanes run over NR
+   * tiles of a run; rows and columns past the output are zero.
    */
   private static void gradientTransform(MemorySegment gy, long gyOff, Geo g, int ty0, int ty1, Scratch own) {
     int cout = g.cout(), span = g.runs() * NR, tiles = (ty1 - ty0) * span;
