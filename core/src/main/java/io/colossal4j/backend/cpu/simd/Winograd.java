@@ -43,12 +43,12 @@ final class Winograd {
   private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
 
   /**
-   * The weight gradient's transformed operands per band of tile rows, floats: 256 Ki (1 MiB, about a core's L2 on the
-   * 2-core Zen 5 VM). At 8 × 64 × 56², against a whole image per pass (28 tile rows, 7.3 MiB written and read back
-   * per image): bands of 2 tile rows 1.23× faster, of 4 (this size) 1.04× faster again, of 8 the same as 4 (old and
-   * new classes alternating in one JVM, both orders).
+   * The weight gradient's transformed operands per band of tile rows, floats: 512 Ki (2 MiB; 8 tile rows at 64
+   * channels and 56 × 56). Against a whole image per pass (28 tile rows, 7.3 MiB written, then read back), the band size
+   * switched between alternating rounds of one JVM: 256 Ki 1.05–1.16×, 512 Ki 1.09–1.18×, 1 Mi 1.08× (the weight
+   * gradient of 8 × 64 × 56², 2 threads); conv2d forward + backward 1.02–1.13×.
    */
-  private static final int BAND_FLOATS = 256 << 10;
+  private static final int BAND_FLOATS = 512 << 10;
 
   /** Whether this kernel takes the call: 3×3, stride 1, dilation 1, one group, and wide enough to pay off. */
   static boolean applies(CpuParallel par, Tensor x, Tensor w, Conv2dSpec s, Tensor out) {
