@@ -29,7 +29,7 @@ final class Measure {
     /** The lower and upper quartiles of the per-round ratios, formatted "q1–q3". */
     String spread(int ours, int peer) {
       double[] r = ratios(ours, peer);
-      return String.format("%.2f-%.2f", quantile(r, 0.25), quantile(r.clone(), 0.75));
+      return String.format("%.2f-%.2f", quantile(r, 0.25), quantile(r, 0.75));
     }
 
     private double[] ratios(int ours, int peer) {
@@ -38,7 +38,7 @@ final class Measure {
       return r;
     }
 
-    /** The value at fraction q of the sorted values (the nearest rank; the middle one for q = 0.5 and an odd count). */
+    /** The value at fraction q of the values, sorted in place (the nearest rank; the middle one for q = 0.5 and an odd count). */
     private static double quantile(double[] v, double q) {
       Arrays.sort(v);
       return v[(int) Math.round(q * (v.length - 1))];

@@ -73,10 +73,10 @@ public final class CpuParallel implements AutoCloseable {
    * of holding the call up, and otherwise every thread gets the same share of the range call after call, as OpenMP's
    * static schedule does, so the data a thread wrote stays in its core's caches for the next op over it. (An in-place
    * add over 4M floats in two chunks, this pool against the one that handed chunks out first come first served and
-   * read the clock on every idle spin, alternating in one JVM on the 2-core VM: 106–115 → 153–174 GB/s.) Chunks should be short (tens of
-   * microseconds): the caller waits, spinning, only for chunks that a worker has started. Calls from several threads
-   * at once are safe (each caller finishes its own chunks, and any chunk no worker takes; the workers serve the
-   * latest call).
+   * read the clock on every idle spin, alternating in one JVM on the 2-core VM: 106–115 → 153–174 GB/s.) Chunks should
+   * be short (tens of microseconds): the caller waits, spinning, only for chunks that a worker has started. Calls from
+   * several threads at once are safe (each caller finishes its own chunks, and any chunk no worker takes; the workers
+   * serve the latest call).
    */
   public void forEachChunk(long chunks, ChunkBody body) {
     if (chunks <= 0) return;

@@ -75,7 +75,11 @@ class HostPagesTest {
     for (int i = 0; i < n; i++) { a[i] = i % 1000; b[i] = 0.5f; }
     try (CpuBackend cpu = CpuBackend.create(2)) {
       Tensor x = Tensor.of(a, Shape.of(n), cpu), y = Tensor.of(b, Shape.of(n), cpu);
-      float[] sum = io.colossal4j.ops.Arith.add(x, y).toFloatArray();
+      Tensor z = io.colossal4j.ops.Arith.add(x, y);
+      if (HostPages.enabled())
+        for (Tensor t : new Tensor[] {x, y, z})
+          assertEquals(0, ((CpuStorage) t.storage()).segment().address() % HostPages.HUGE, "a 16 MiB tensor's block is not a mapped one");
+      float[] sum = z.toFloatArray();
       for (int i = 0; i < n; i += 997) assertEquals(a[i] + 0.5f, sum[i], 0f, "element " + i);
       assertEquals(a[n - 1] + 0.5f, sum[n - 1], 0f);
     }

@@ -132,8 +132,8 @@ final class Elementwise {
   /**
    * o = a op b over n elements of unit-stride rows, op ADD, SUB or MUL: the optimizers' and residuals' case. One
    * loop per op (the Vector API compiles a lanewise op well only when the op is a constant) with no per-vector
-   * operand or mask choice and an int induction variable (C2 unrolls int-counted loops; a long-counted one
-   * becomes a loop nest), the partial last vector through {@link #arithRow}.
+   * operand or mask choice, counted in byte offsets (C2 turns the long-counted loop into a nest whose inner loop it
+   * unrolls), the partial last vector through {@link #arithRow}.
    */
   private static void denseRow(BinaryOp op, MemorySegment a, long ia, MemorySegment b, long ib, MemorySegment o, long io, long n) {
     long full = n - n % LS;
